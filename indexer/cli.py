@@ -1,0 +1,318 @@
+"""`python -m indexer`: a thin shell over the core. Argument parsing, printing, exit codes.
+
+Exit codes: 0 success; 2 usage or input errors (one line on stderr, no traceback); 130 interrupted.
+Heavy modules are imported inside the commands so that `--help` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn, TextIO
+
+DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(f"{message} (see: python -m indexer {self.prog.split()[-1]} --help)"
+                         if " " in self.prog else f"{message} (see: python -m indexer --help)")
+
+
+def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    from .errors import IndexerError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args, out, err) or 0
+    except UsageError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    except IndexerError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m indexer",
+                     description="Semantic search over question-and-answer documents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, handler: Callable, help_text: str, index: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if index:
+            sub.add_argument("--source", action="append", type=Path, metavar="PATH",
+                             help=f"Q&A file or folder; repeat for several (default: {DEFAULT_SOURCE_HELP})")
+            sub.add_argument("--index-dir", type=Path, metavar="DIR", help="where the index lives (default: index/)")
+            sub.add_argument("--model", metavar="NAME_OR_PATH",
+                             help="sentence-transformers model (default: all-MiniLM-L6-v2, shipped offline)")
+        return sub
+
+    sub = command("build", cmd_build, "parse the source and (re)build its index")
+    sub.add_argument("--json", action="store_true", help="print the build summary as JSON")
+
+    sub = command("search", cmd_search, "find the entries closest to a question")
+    sub.add_argument("query", nargs="?", help="the question, in plain words")
+    sub.add_argument("--batch", metavar="FILE", help="one query per line ('-' for stdin); prints JSON Lines")
+    sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
+    sub.add_argument("--min-score", type=float, metavar="X", help="drop results scoring below X (cosine)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("related", cmd_related, "list the entries closest to one entry")
+    sub.add_argument("id", help="entry id (its number in the document)")
+    sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("parse", cmd_parse, "parse Q&A files and print the records, without building", index=False)
+    sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="file(s) or folder(s) to parse")
+    sub.add_argument("--json", action="store_true", help="print the records as JSON")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# ---- shared argument handling -------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace) -> tuple[list[Path], Path, str]:
+    from .embed import DEFAULT_MODEL
+    from .engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE
+
+    return args.source or [DEFAULT_SOURCE], args.index_dir or DEFAULT_INDEX_DIR, args.model or DEFAULT_MODEL
+
+
+def _progress_bar(err: TextIO):
+    def factory(total: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="embedding", unit="text", file=err, leave=False, dynamic_ncols=True)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return advance
+
+    return factory
+
+
+def _open(args: argparse.Namespace, err: TextIO):
+    from .engine import QAIndex
+
+    sources, index_dir, model = _settings(args)
+    return QAIndex.open(sources, index_dir, model, notify=lambda m: print(m, file=err),
+                        progress=_progress_bar(err))
+
+
+def _print_json(data: object, out: TextIO) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2), file=out)
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _status_label(status: str) -> str:
+    return {"missing": "MISSING", "link_only": "link-only"}.get(status, "")
+
+
+def _status_suffix(status: str) -> str:
+    return f"  [{_status_label(status)}]" if _status_label(status) else ""
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .build import build
+    from .engine import build_encoder
+    from .store import FaissStore
+
+    sources, index_dir, model = _settings(args)
+    summary = build(sources, FaissStore(index_dir), lambda: build_encoder(model), model, _progress_bar(err))
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=err)
+    if args.json:
+        _print_json(summary.to_dict(), out)
+    else:
+        print(f"built {index_dir}: {summary.records} records ({summary.missing} missing, "
+              f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
+              f"embedded {summary.embedded} texts, reused {summary.reused}", file=out)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if (args.query is None) == (args.batch is None):
+        raise UsageError("give either a QUERY or --batch FILE (see: python -m indexer search --help)")
+    qa = _open(args, err)
+    if args.batch is not None:
+        return _search_batch(qa, args, out)
+    result = qa.search(args.query, k=args.k, min_score=args.min_score)
+    for note in result.notes:
+        print(f"note: {note}", file=err)
+    if args.json:
+        _print_json(result.to_dict(), out)
+        return 0
+    if result.no_match:
+        print("No good match. Nearest entries:", file=out)
+    for rank, hit in enumerate(result.hits or result.nearest, start=1):
+        print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} ({hit.matched_on}) "
+              f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)
+    return 0
+
+
+def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
+    from .errors import QueryError
+    from .search import clean_query, search
+
+    queries = _read_batch(args.batch)
+    cleaned: list[tuple[str, list[str]] | QueryError] = []
+    for query in queries:
+        try:
+            cleaned.append(clean_query(query))
+        except QueryError as exc:
+            cleaned.append(exc)
+    valid = [c[0] for c in cleaned if not isinstance(c, QueryError)]
+    vectors = iter(qa.encode_queries(valid) if valid else [])
+    for query, item in zip(queries, cleaned):
+        if isinstance(item, QueryError):
+            row = {"query": query, "no_match": True, "results": [], "error": str(item)}
+        else:
+            row = search(qa.stored, next(vectors), item[0], args.k, args.min_score, item[1]).to_dict()
+        print(json.dumps(row, ensure_ascii=False), file=out)
+    return 0
+
+
+def _read_batch(name: str) -> list[str]:
+    from .errors import QueryError
+
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise QueryError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"{name}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .search import link_only_answers, missing_answers
+
+    qa = _open(args, err)
+    missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
+    if args.json:
+        entry = lambda r: {"id": r.id, "question": r.question, "status": r.status, "line": r.line,
+                           "section": r.section, "source": r.source}
+        _print_json({"total": len(qa.records), "missing_count": len(missing), "link_only_count": len(link_only),
+                     "missing": [entry(r) for r in missing], "link_only": [entry(r) for r in link_only]}, out)
+        return 0
+    print(f"{len(missing)} of {len(qa.records)} entries have no answer:", file=out)
+    for record in missing:
+        print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
+    if link_only:
+        print(f"{len(link_only)} entries answer only with links:", file=out)
+        for record in link_only:
+            print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
+    return 0
+
+
+def cmd_related(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .search import parse_record_id
+
+    qa = _open(args, err)
+    record_id = parse_record_id(args.id, qa.records)
+    hits = qa.related(record_id, k=args.k)
+    record = qa.record(record_id)
+    if args.json:
+        _print_json({"id": record.id, "question": record.question, "results": [h.to_dict() for h in hits]}, out)
+        return 0
+    print(f"Entries related to [{record.id}] {_short(record.question, 90)}:", file=out)
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} "
+              f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .build import source_fingerprint, stale_reason
+    from .errors import IndexCorruptError, IndexMissingError
+    from .parse import source_files
+    from .store import FaissStore
+
+    sources, index_dir, model = _settings(args)
+    store = FaissStore(index_dir)
+    manifest = store.read_manifest()
+    if manifest is None:
+        raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
+    try:
+        store_state = "stale: " + (stale_reason(manifest, source_fingerprint(source_files(sources)), model) or "")
+        if store_state == "stale: ":
+            store.load()  # verifies checksums
+            store_state = "fresh"
+    except IndexCorruptError as exc:
+        store_state = f"corrupt: {exc}"
+    if args.json:
+        _print_json({**manifest, "state": store_state, "index_dir": str(index_dir)}, out)
+        return 0
+    print(f"index:      {index_dir} ({store_state})", file=out)
+    for key in ("model", "dimension", "index_type", "record_count", "missing_count", "link_only_count",
+                "question_vectors", "answer_vectors", "built_at", "build_seconds", "format_version"):
+        print(f"{key + ':':<18}{manifest.get(key)}", file=out)
+    for source in manifest.get("sources", []):
+        print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .parse import parse_corpus, source_files
+
+    reports = parse_corpus(source_files(args.files))
+    if args.json:
+        _print_json([{"source": r.source, "style": r.style, "counts": r.counts(), "warnings": r.warnings,
+                      "skipped": [{"line": line, "why": why} for line, why in r.skipped],
+                      "records": [rec.to_dict() for rec in r.records]} for r in reports], out)
+        return 0
+    for report in reports:
+        counts = report.counts()
+        print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
+              f"{counts['missing']} missing, {counts['link_only']} link-only", file=out)
+        sections: dict[str, int] = {}
+        for record in report.records:
+            sections[record.section] = sections.get(record.section, 0) + 1
+        if any(sections):
+            for name, count in sections.items():
+                print(f"  section {name or '(none)'!r}: {count}", file=out)
+        for warning in report.warnings:
+            print(f"  warning: {warning}", file=out)
+        for line, why in report.skipped[:5]:
+            print(f"  not taken: line {line}: {why}", file=out)
+        for record in report.records:
+            print(f"  [{record.id}] {_status_label(record.status) or 'ok':<9} {_short(record.question, 90)}",
+                  file=out)
+    return 0

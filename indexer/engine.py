@@ -1,0 +1,83 @@
+"""`QAIndex`: the one object the CLI and the app talk to — an open index plus a lazily loaded encoder.
+
+    qa = QAIndex.open([Path("data/ml_interview_qa.md")])      # builds the index first if needed
+    result = qa.search("why does my model overfit", k=5)
+    qa.related(17), qa.missing()
+
+Opening verifies the index (freshness and checksums) and costs no model load; the query encoder is
+loaded on the first search, so `missing` and `related` never load a model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .build import Notify, ProgressFactory, ensure_index
+from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from .records import Hit, Record, RecordId
+from .search import DEFAULT_K, SearchResult, clean_query, missing_answers, related, search
+from .store import FaissStore, StoredIndex
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
+DEFAULT_INDEX_DIR = PROJECT_ROOT / "index"
+
+
+def build_encoder(model: str) -> Encoder:
+    """The encoder for builds: all cores."""
+    return SentenceTransformerEncoder(model)
+
+
+def query_encoder(model: str) -> Encoder:
+    """The encoder for single queries: one thread keeps latency flat when cores are busy."""
+    return SentenceTransformerEncoder(model, threads=1)
+
+
+class QAIndex:
+    def __init__(self, stored: StoredIndex, model: str,
+                 encoder_factory: Callable[[str], Encoder] = query_encoder) -> None:
+        self.stored = stored
+        self.model = model
+        self._encoder_factory = encoder_factory
+        self._encoder: Encoder | None = None
+
+    @classmethod
+    def open(cls, sources: list[Path] | None = None, index_dir: Path = DEFAULT_INDEX_DIR,
+             model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
+             progress: ProgressFactory | None = None) -> "QAIndex":
+        """Open the index for `sources`, building or rebuilding it first when it is missing, stale or corrupt."""
+        stored = ensure_index(sources or [DEFAULT_SOURCE], FaissStore(index_dir), lambda: build_encoder(model),
+                              model, notify, progress)
+        return cls(stored, model)
+
+    @property
+    def records(self) -> list[Record]:
+        return self.stored.records
+
+    @property
+    def manifest(self) -> dict:
+        return self.stored.manifest
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = self._encoder_factory(self.model)
+        return self._encoder
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        return self.encoder.encode(queries, batch_size=32)
+
+    def search(self, query: str, k: int = DEFAULT_K, min_score: float | None = None) -> SearchResult:
+        text, notes = clean_query(query)
+        return search(self.stored, self.encode_queries([text])[0], text, k, min_score, notes)
+
+    def related(self, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
+        return related(self.stored, record_id, k, answered_only)
+
+    def missing(self) -> list[Record]:
+        return missing_answers(self.records)
+
+    def record(self, record_id: RecordId) -> Record:
+        return self.records[self.stored.position_of[record_id]]

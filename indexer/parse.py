@@ -1,0 +1,275 @@
+"""Source files → records: reading safely, choosing the format, ids, statuses, multi-file corpora.
+
+Formats: Markdown (any extension not listed below; see `markdown.py`), CSV/TSV, JSON (an array of
+objects) and JSON Lines, all with `question` and `answer` columns. Sources are opened read-only and
+never written. Limits, with a clear error past them: 64 MiB per file, 1,000 files per corpus.
+
+Status rule: `missing` when the answer is empty or only a placeholder ("TODO", "TBD", "Answer here",
+"Coming soon", "...", any case); `link_only` when it has links or images but no prose of its own;
+otherwise `ok`.
+
+Id rule: an entry keeps the number written in the document when that number is unique; unnumbered
+entries and later repeats of a number get the next free numbers after the largest one, in document
+order (a warning names every repeat). Without any numbers, ids are 1..N in document order. When a
+corpus has several files, ids become "file.md#12".
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import SourceError
+from .markdown import parse_markdown
+from .records import Record, RecordId, Status
+from .text import clean_question, has_words, is_placeholder, plain_text, prose_text
+
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+MAX_SOURCE_FILES = 1000
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".txt", ".mdx", ".rst", ""}
+_QUESTION_COLUMNS = ("question", "questions", "q", "title", "prompt")
+_ANSWER_COLUMNS = ("answer", "answers", "a", "solution", "response", "body")
+
+
+@dataclass(frozen=True)
+class ParseReport:
+    """What a source file yielded: records, the entry style found, warnings, lines not taken."""
+
+    source: str
+    records: list[Record]
+    style: str
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        by_status = {"ok": 0, "missing": 0, "link_only": 0}
+        for record in self.records:
+            by_status[record.status] += 1
+        return by_status
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A parsed entry before ids: the format readers all produce this."""
+
+    line: int
+    question_raw: str
+    answer: str
+    number: int | None
+    section: str = ""
+
+
+def answer_status(answer: str) -> Status:
+    """Classify an answer as a person would: empty or placeholder → missing; only links → link_only."""
+    if not answer.strip():
+        return "missing"
+    prose = prose_text(answer)
+    if has_words(prose):
+        return "missing" if is_placeholder(prose) else "ok"
+    if plain_text(answer) != prose or "<img" in answer.lower() or "](" in answer:
+        return "link_only"
+    return "missing"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_files(sources: list[Path]) -> list[Path]:
+    """Expand folders to the supported files inside them (sorted); check every path exists."""
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            inside = sorted(p for p in source.rglob("*") if p.is_file() and _is_supported(p))
+            if not inside:
+                raise SourceError(f"{source}: folder has no .md, .txt, .csv, .json or .jsonl files")
+            files.extend(inside)
+        elif source.exists():
+            files.append(source)
+        else:
+            raise SourceError(f"{source}: no such file")
+    if len(files) > MAX_SOURCE_FILES:
+        raise SourceError(f"{len(files)} source files: more than the limit of {MAX_SOURCE_FILES}")
+    return files
+
+
+def _is_supported(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return not path.name.startswith(".") and (suffix in TABLE_SUFFIXES or suffix in MARKDOWN_SUFFIXES - {""})
+
+
+def parse_corpus(files: list[Path]) -> list[ParseReport]:
+    """Parse each file; with several files, prefix ids with the file's name so they stay unique."""
+    reports = [parse_file(path) for path in files]
+    if len(reports) <= 1:
+        return reports
+    names = _short_names(files)
+    return [
+        replace(report, records=[replace(r, id=f"{name}#{r.id}") for r in report.records])
+        for name, report in zip(names, reports)
+    ]
+
+
+def _short_names(files: list[Path]) -> list[str]:
+    """File names, or paths relative to the common folder when two files share a name."""
+    names = [p.name for p in files]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(p.resolve()) for p in files]))
+    return [str(p.resolve().relative_to(common)) for p in files]
+
+
+def parse_file(path: Path) -> ParseReport:
+    text = read_source_text(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_table(text)
+    if kind:
+        raws, warnings = _parse_table(text, kind, path)
+        style, skipped = kind, []
+    else:
+        parsed = parse_markdown(text)
+        raws = [RawRecord(e.line, e.question_raw, e.answer, e.number, e.section) for e in parsed.entries]
+        style, skipped, warnings = parsed.style, parsed.skipped, []
+    if not raws:
+        hint = "" if kind else " (expected bold questions like **1. What is X?**, question headings or Q:/A: pairs)"
+        raise SourceError(f"{path}: no question-and-answer entries found{hint}")
+    records, id_warnings = _assign_ids(raws, str(path))
+    return ParseReport(str(path), records, style, warnings + id_warnings, skipped)
+
+
+def read_source_text(path: Path) -> str:
+    """Read a source as text, refusing what is not text; CRLF and CR become LF."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SourceError(f"{path}: not a regular file")
+        if size > MAX_SOURCE_BYTES:
+            raise SourceError(f"{path}: {size / 2**20:.0f} MiB is more than the {MAX_SOURCE_BYTES // 2**20} MiB limit")
+        with open(path, "rb") as fh:  # read-only: the source is never written
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return decode_text(data, str(path)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_text(data: bytes, name: str) -> str:
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                raise SourceError(f"{name}: starts with a {encoding} byte-order mark but is not valid {encoding}") from None
+    if b"\x00" in data:
+        raise SourceError(f"{name}: looks like a binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{name}: is not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8") from None
+
+
+def _sniff_table(text: str) -> str | None:
+    head = text.lstrip()[:1]
+    if head not in ("[", "{"):
+        return None
+    try:
+        json.loads(text)
+        return "json"
+    except ValueError:
+        first = text.lstrip().split("\n", 1)[0]
+        try:
+            json.loads(first)
+            return "jsonl"
+        except ValueError:
+            return None
+
+
+def _parse_table(text: str, kind: str, path: Path) -> tuple[list[RawRecord], list[str]]:
+    import pandas as pd  # only table sources pay for pandas
+
+    try:
+        if kind in ("csv", "tsv"):
+            frame = pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
+                                keep_default_na=False)
+        else:
+            frame = pd.read_json(io.StringIO(text), lines=kind == "jsonl", orient="records", dtype=False)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        first = str(exc).strip().split("\n")[0] or type(exc).__name__
+        raise SourceError(f"{path}: cannot be read as {kind.upper()} ({first})") from None
+    if not isinstance(frame, pd.DataFrame) or frame.empty:
+        raise SourceError(f"{path}: no question-and-answer entries found (empty {kind.upper()})")
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    question_col = next((columns[c] for c in _QUESTION_COLUMNS if c in columns), None)
+    answer_col = next((columns[c] for c in _ANSWER_COLUMNS if c in columns), None)
+    if question_col is None or answer_col is None:
+        found = ", ".join(map(str, frame.columns[:8]))
+        raise SourceError(f"{path}: needs 'question' and 'answer' columns; found: {found}")
+    id_col, section_col = columns.get("id"), columns.get("section")
+    first_row_line = 2 if kind in ("csv", "tsv") else 1
+    raws, warnings = [], []
+    for row_number, row in enumerate(frame.to_dict("records"), start=1):
+        question = _cell(row.get(question_col))
+        if not question.strip():
+            warnings.append(f"row {row_number}: empty question, skipped")
+            continue
+        given = _cell(row.get(id_col)) if id_col is not None else ""
+        number = int(given) if given.strip().isdigit() else (None if id_col is not None else row_number)
+        raws.append(RawRecord(row_number + first_row_line - 1, question, _cell(row.get(answer_col)), number,
+                              _cell(row.get(section_col)) if section_col is not None else ""))
+    return raws, warnings
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _assign_ids(raws: list[RawRecord], source: str) -> tuple[list[Record], list[str]]:
+    """Unique ids by the module's id rule; warn about repeated numbers."""
+    seen: dict[int, list[int]] = {}
+    for raw in raws:
+        if raw.number is not None:
+            seen.setdefault(raw.number, []).append(raw.line)
+    if not seen:
+        ids: list[RecordId] = list(range(1, len(raws) + 1))
+    else:
+        next_free = max(max(seen), len(raws)) + 1
+        taken: set[int] = set()
+        ids = []
+        for raw in raws:
+            if raw.number is not None and raw.number not in taken:
+                taken.add(raw.number)
+                ids.append(raw.number)
+            else:
+                ids.append(next_free)
+                next_free += 1
+    warnings = [
+        f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
+        f"the first keeps id {number}, the others get new ids"
+        for number, lines in seen.items() if len(lines) > 1
+    ]
+    records = [
+        Record(id=record_id, question=clean_question(raw.question_raw) or raw.question_raw.strip(),
+               answer=raw.answer, status=answer_status(raw.answer), line=raw.line, section=raw.section,
+               source=source, question_raw=raw.question_raw)
+        for record_id, raw in zip(ids, raws)
+    ]
+    return records, warnings

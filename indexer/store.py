@@ -1,0 +1,266 @@
+"""The embedded index on disk: atomic writes, verified loads, generations, the build lock.
+
+Layout of an index folder (default `index/`):
+
+    index/
+      current -> build-20261125T154200-1234-ab12   (symlink, replaced atomically)
+      build-20261125T154200-1234-ab12/
+        manifest.json   format version, model, dimension, counts, source hashes, file checksums
+        records.jsonl   one Record per line, in row-table order
+        rows.json       row i of the FAISS index -> (record position, field, text key)
+        vectors.faiss   inner-product FAISS index over question and answer vectors
+      .lock             held by a build (a second build waits for it)
+
+A build writes `build-….tmp/`, renames it to `build-…/` and then swaps `current` with one rename, so
+readers always see a complete generation (old or new) and a killed build leaves the previous one
+untouched. The two newest generations are kept so a reader that resolved `current` just before a swap
+can finish; older ones and leftover `.tmp` folders are removed by the next build.
+
+faiss is imported lazily: reading the manifest costs no heavy import.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
+from .records import Record
+
+FORMAT_VERSION = 1
+FILES = ("records.jsonl", "rows.json", "vectors.faiss")
+CURRENT = "current"
+_KEEP_GENERATIONS = 2
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """Row i of the vector index is field `fields[i]` ("question"/"answer") of `records[positions[i]]`."""
+
+    positions: np.ndarray  # int32, record position per row
+    fields: list[str]
+    keys: list[str]  # embedding-cache key of the text behind each row
+
+    def to_json(self) -> dict:
+        return {"record": self.positions.tolist(), "field": self.fields, "key": self.keys}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RowTable":
+        return cls(np.asarray(data["record"], dtype=np.int32), list(data["field"]), list(data["key"]))
+
+
+@dataclass
+class StoredIndex:
+    """A loaded, verified generation: manifest, records, rows, vectors and the FAISS index."""
+
+    manifest: dict
+    records: list[Record]
+    rows: RowTable
+    vectors: np.ndarray  # (rows, dimension) float32, normalised
+    faiss_index: object
+    path: Path
+
+    def __post_init__(self) -> None:
+        n = len(self.records)
+        self.question_row = np.full(n, -1, dtype=np.int64)
+        self.answer_row = np.full(n, -1, dtype=np.int64)
+        for row, (position, field) in enumerate(zip(self.rows.positions, self.rows.fields)):
+            (self.question_row if field == "question" else self.answer_row)[position] = row
+        self.position_of = {record.id: i for i, record in enumerate(self.records)}
+
+    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
+        """text key → vector, for reuse by the next build with the same model."""
+        if self.manifest.get("model_fingerprint") != model_fp:
+            return {}
+        return {key: self.vectors[row] for row, key in enumerate(self.rows.keys)}
+
+
+def current_path(index_dir: Path) -> Path | None:
+    link = index_dir / CURRENT
+    if not link.is_symlink() and not link.exists():
+        return None
+    return index_dir / os.readlink(link) if link.is_symlink() else link
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    """The current generation's manifest, or None when there is no index yet (no heavy imports)."""
+    generation = current_path(index_dir)
+    if generation is None:
+        return None
+    try:
+        manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json is missing") from None
+    except (ValueError, UnicodeDecodeError):
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json is not valid JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json has no format_version")
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise IndexVersionError(
+            f"index at {index_dir} was written by a newer version of this tool (format "
+            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build")
+    return manifest
+
+
+def load_index(index_dir: Path) -> StoredIndex:
+    """Load the current generation, verifying every file against the manifest's checksums."""
+    for attempt in range(3):
+        generation = current_path(index_dir)
+        if generation is None:
+            raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
+        try:
+            return _load_generation(index_dir, generation)
+        except FileNotFoundError:
+            if current_path(index_dir) == generation or attempt == 2:
+                raise IndexCorruptError(f"index at {index_dir} is corrupt: a file is missing") from None
+            # a build swapped generations while we read; read the new one
+    raise AssertionError("unreachable")
+
+
+def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
+    manifest = read_manifest(index_dir)
+    assert manifest is not None
+    if manifest["format_version"] < FORMAT_VERSION:
+        raise IndexStaleError(f"index at {index_dir} has an old format ({manifest['format_version']})")
+    blobs = {name: _read_verified(generation, name, manifest) for name in FILES}
+    try:
+        records = [Record.from_dict(json.loads(line)) for line in blobs["records.jsonl"].decode().splitlines()]
+        rows = RowTable.from_json(json.loads(blobs["rows.json"]))
+        faiss_index = _deserialize_faiss(blobs["vectors.faiss"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
+    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal) if faiss_index.ntotal else np.zeros(
+        (0, manifest["dimension"]), dtype=np.float32)
+    if len(records) != manifest.get("record_count") or len(rows.fields) != faiss_index.ntotal:
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
+    return StoredIndex(manifest, records, rows, vectors, faiss_index, generation)
+
+
+def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
+    expected = manifest.get("files", {}).get(name)
+    data = (generation / name).read_bytes()
+    if not expected or hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+        raise IndexCorruptError(f"index at {generation.parent} is corrupt: {name} fails its checksum; rebuild it")
+    return data
+
+
+def _deserialize_faiss(data: bytes):
+    import faiss
+
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+
+
+def _serialize_faiss(vectors: np.ndarray, index_type: str, dimension: int) -> bytes:
+    import faiss
+
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return faiss.serialize_index(index).tobytes()
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder; a second build waits for the first to finish."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_index(index_dir: Path, records: list[Record], rows: RowTable, vectors: np.ndarray,
+                manifest: dict) -> Path:
+    """Write a new generation and make it current atomically. Call with `build_lock` held."""
+    _remove_leftovers(index_dir)
+    name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
+    tmp = index_dir / f"{name}.tmp"
+    tmp.mkdir(parents=True)
+    blobs = {
+        "records.jsonl": "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records).encode(),
+        "rows.json": json.dumps(rows.to_json()).encode(),
+        "vectors.faiss": _serialize_faiss(vectors, manifest["index_type"], manifest["dimension"]),
+    }
+    manifest = {**manifest, "format_version": FORMAT_VERSION,
+                "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()}}
+    for file_name, blob in {**blobs, "manifest.json": json.dumps(manifest, indent=2).encode()}.items():
+        _write_synced(tmp / file_name, blob)
+    final = index_dir / name
+    os.rename(tmp, final)
+    link_tmp = index_dir / f".{CURRENT}.{secrets.token_hex(4)}"
+    os.symlink(name, link_tmp)
+    os.replace(link_tmp, index_dir / CURRENT)  # the commit point
+    _fsync_dir(index_dir)
+    _remove_old_generations(index_dir)
+    return final
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Half-written generations and link temporaries from killed builds (we hold the lock)."""
+    for path in index_dir.iterdir():
+        if path.name.endswith(".tmp") and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(f".{CURRENT}.") and path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
+def _remove_old_generations(index_dir: Path) -> None:
+    current = os.readlink(index_dir / CURRENT)
+    generations = sorted((p for p in index_dir.iterdir() if p.name.startswith("build-") and p.is_dir()
+                          and not p.name.endswith(".tmp")), key=lambda p: p.stat().st_mtime, reverse=True)
+    keep = {current} | {p.name for p in generations[:_KEEP_GENERATIONS]}
+    for path in generations:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class FaissStore:
+    """The embedded store: one index folder on disk. The interface a second store must also offer."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.location = str(self.index_dir)
+
+    def read_manifest(self) -> dict | None:
+        return read_manifest(self.index_dir)
+
+    def load(self) -> StoredIndex:
+        return load_index(self.index_dir)
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        return build_lock(self.index_dir)
+
+    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict) -> None:
+        write_index(self.index_dir, records, rows, vectors, manifest)

@@ -1,0 +1,107 @@
+"""Markdown text helpers: plain text for embedding, prose detection, question cleaning.
+
+Display always uses the text as written; these functions only decide what is embedded and how an
+entry is classified. They never parse document structure (that is `parse.py`).
+"""
+from __future__ import annotations
+
+import html
+import re
+
+_FENCE_LINE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_REF_DEFINITION = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+_AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]+>")
+_URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$", re.MULTILINE)
+_HEADING_HASHES = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|`+|~~)")
+_SPACES = re.compile(r"\s+")
+
+# Placeholders people leave where an answer should be; compared against the whole prose of an answer.
+_PLACEHOLDER = re.compile(
+    r"^(?:todo|tbd|tba|tbc|wip|work in progress|coming soon|answer(?: goes)? here|your answer here|"
+    r"(?:to be|will be) (?:added|written|done|filled(?: in)?|updated)|add answer|fill (?:me|this) in|"
+    r"n/?a|none yet|pending|placeholder|\?+|[.…\-_]+)$",
+    re.IGNORECASE,
+)
+
+# Decorations people add after a question: difficulty stars, emoji, "[[src](...)]" suffixes, tags.
+_SOURCE_SUFFIX = re.compile(r"\s*\[\[[^\]]*\]\([^)]*\)\]\s*$")
+_DIFFICULTY = re.compile(r"\s*[\[(](?:easy|medium|hard|beginner|intermediate|advanced|basic)[\])]\s*$", re.I)
+_TRAILING_SYMBOLS = re.compile(r"[\s\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001FAFF\uFE0F\u200D*#]+$")
+_NUMBER_PREFIX = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?\d{1,5}\s*[.):\-]\s*", re.I)
+_QUESTION_LABEL = re.compile(r"^\s*(?:Q|Question)\s*[:.)]\s*", re.I)
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown/HTML to one line of plain words for embedding: links keep their text, URLs go.
+
+    >>> plain_text("**Bold** [docs](https://x.org) <b>now</b>")
+    'Bold docs now'
+    """
+    text = _FENCE_LINE.sub(" ", markdown)
+    text = _HTML_COMMENT.sub(" ", text)
+    text = _REF_DEFINITION.sub(" ", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _REF_LINK.sub(r"\1", text)
+    return _strip_inline(text)
+
+
+def prose_text(markdown: str) -> str:
+    """The words an answer says itself: like `plain_text` but links and images count for nothing."""
+    text = _FENCE_LINE.sub(" ", markdown)
+    text = _HTML_COMMENT.sub(" ", text)
+    text = _REF_DEFINITION.sub(" ", text)
+    text = _IMAGE.sub(" ", text)
+    text = _LINK.sub(" ", text)
+    text = _REF_LINK.sub(" ", text)
+    return _strip_inline(text)
+
+
+def _strip_inline(text: str) -> str:
+    text = _AUTOLINK.sub(" ", text)
+    text = _HTML_TAG.sub(" ", text)
+    text = html.unescape(text)
+    text = _URL.sub(" ", text)
+    text = _TABLE_RULE.sub(" ", text)
+    text = text.replace("|", " ")
+    text = _HEADING_HASHES.sub("", text)
+    text = _LIST_MARKER.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def has_words(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def is_placeholder(prose: str) -> bool:
+    """True for answers like "TODO", "Answer here", "Coming soon.", "..." (any case)."""
+    core = prose.strip().strip(":;!").strip()
+    core = core.rstrip(".") if not set(core) <= {"."} else core
+    return bool(_PLACEHOLDER.match(core.strip()))
+
+
+def clean_question(raw: str) -> str:
+    """A question line as written to clean text: no bold, heading marks, number, label or decorations.
+
+    >>> clean_question("**12. What is X? ⭐️** [[src](http://a.b)]")
+    'What is X?'
+    """
+    text = _HEADING_HASHES.sub("", raw.strip())
+    text = text.replace("**", "").replace("__", "")
+    text = _SOURCE_SUFFIX.sub("", text)
+    for _ in range(2):  # decorations can stack: "What? ⭐ (Hard)"
+        text = _TRAILING_SYMBOLS.sub("", text)
+        text = _DIFFICULTY.sub("", text)
+    text = _NUMBER_PREFIX.sub("", text)
+    text = _QUESTION_LABEL.sub("", text)
+    text = plain_text(text)
+    return _SPACES.sub(" ", text).strip()

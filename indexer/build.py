@@ -80,11 +80,16 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
 
 def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
           model: str = DEFAULT_MODEL, progress: ProgressFactory | None = None,
-          index_type: str = "auto") -> BuildSummary:
-    """Parse `sources`, embed what is not cached, and write a new generation to `store`."""
+          index_type: str = "auto", announce: Callable[[], None] | None = None) -> BuildSummary:
+    """Parse `sources`, embed what is not cached, and write a new generation to `store`.
+
+    `announce` is called once the sources parsed, so a notice never precedes a parse error.
+    """
     started = time.perf_counter()
     files = source_files(sources)
     reports = parse_corpus(files)
+    if announce:
+        announce()
     records = [record for report in reports for record in report.records]
     model_fp = model_fingerprint(model)
     positions, fields, texts = embedding_texts(records)
@@ -155,6 +160,6 @@ def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callab
         reason = "there is no index yet"
     except (IndexCorruptError, IndexStaleError) as exc:
         reason = str(exc)
-    notify(f"building the index at {store.location}: {reason}")
-    build(sources, store, encoder_factory, model, progress)
+    build(sources, store, encoder_factory, model, progress,
+          announce=lambda: notify(f"building the index at {store.location}: {reason}"))
     return store.load()

@@ -31,7 +31,25 @@ def build_encoder(model: str) -> Encoder:
 
 
 def query_encoder(model: str) -> Encoder:
-    """The encoder for single queries: one thread keeps latency flat when cores are busy."""
+    """The encoder for single queries: one thread keeps latency flat when cores are busy.
+
+    ONNX Runtime when it can serve the model (no torch import, several times faster per query), else
+    torch. INDEXER_QUERY_BACKEND=auto (default) | onnx (fail instead of falling back) | torch.
+    """
+    import os
+
+    from .errors import ModelError
+    from .onnx_encoder import OnnxUnavailable, load_onnx_encoder
+
+    backend = os.environ.get("INDEXER_QUERY_BACKEND", "").strip().lower() or "auto"
+    if backend not in ("auto", "onnx", "torch"):
+        raise ModelError(f"INDEXER_QUERY_BACKEND must be auto, onnx or torch, not {backend!r}")
+    if backend != "torch":
+        try:
+            return load_onnx_encoder(model, threads=1)
+        except OnnxUnavailable:
+            if backend == "onnx":
+                raise
     return SentenceTransformerEncoder(model, threads=1)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import clean_question, prose_text
+from .text import clean_question, prose_text, strip_decorations
 
 _FENCE_OPEN = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _ATX_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
@@ -119,7 +119,7 @@ def _classify(number: int, text: str) -> Line:
     if _A_LINE.match(text) and not _MARKER.match(text):
         return Line(number, text, "a")
     bold = _BOLD_LINE.match(text)
-    if bold and _BOLD_END.search(text.rstrip()) and _strip_bold_body(bold.group("body")):
+    if bold and _BOLD_END.search(strip_decorations(text)) and _strip_bold_body(bold.group("body")):
         return Line(number, text, "bold", title=text.strip())
     return Line(number, text, "text")
 
@@ -203,10 +203,12 @@ def _collect_entries(lines: list[Line], starts: list[int], style: str, title_lin
     entries: list[RawEntry] = []
     start_set = set(starts)
     section = ""
-    # Sections come from headings between entries; scan every non-entry heading in order.
+    # Sections come from non-entry headings; in heading style only from those above the entries' level
+    # (a deeper heading is a sub-heading inside an answer).
+    top_level = min(lines[i].level for i in starts) if style == "heading" else 7
     section_at: dict[int, str] = {}
     for i, line in enumerate(lines):
-        if line.kind == "heading" and i not in start_set and i != title_line:
+        if line.kind == "heading" and i not in start_set and i != title_line and line.level < top_level:
             section = "" if _BACK_MATTER.match(clean_question(line.title)) else clean_question(line.title)
         section_at[i] = section
     for n, start in enumerate(starts):

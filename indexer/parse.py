@@ -26,14 +26,14 @@ from pathlib import Path
 from .errors import SourceError
 from .markdown import parse_markdown
 from .records import Record, RecordId, Status
-from .text import clean_question, has_words, is_placeholder, plain_text, prose_text
+from .text import clean_question, has_links, has_words, is_placeholder, prose_text
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MAX_SOURCE_FILES = 1000
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".txt", ".mdx", ".rst", ""}
-_QUESTION_COLUMNS = ("question", "questions", "q", "title", "prompt")
-_ANSWER_COLUMNS = ("answer", "answers", "a", "solution", "response", "body")
+_QUESTION_COLUMNS = ("question", "q")
+_ANSWER_COLUMNS = ("answer", "a")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def answer_status(answer: str) -> Status:
     prose = prose_text(answer)
     if has_words(prose):
         return "missing" if is_placeholder(prose) else "ok"
-    if plain_text(answer) != prose or "<img" in answer.lower() or "](" in answer:
+    if has_links(answer):
         return "link_only"
     return "missing"
 
@@ -200,15 +200,15 @@ def _sniff_table(text: str) -> str | None:
 def _parse_table(text: str, kind: str, path: Path) -> tuple[list[RawRecord], list[str]]:
     import pandas as pd  # only table sources pay for pandas
 
-    try:
-        if kind in ("csv", "tsv"):
+    if kind in ("csv", "tsv"):
+        try:
             frame = pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
                                 keep_default_na=False)
-        else:
-            frame = pd.read_json(io.StringIO(text), lines=kind == "jsonl", orient="records", dtype=False)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        first = str(exc).strip().split("\n")[0] or type(exc).__name__
-        raise SourceError(f"{path}: cannot be read as {kind.upper()} ({first})") from None
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            first = str(exc).strip().split("\n")[0] or type(exc).__name__
+            raise SourceError(f"{path}: cannot be read as {kind.upper()} ({first})") from None
+    else:
+        frame = pd.DataFrame(_json_rows(text, kind, path))
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         raise SourceError(f"{path}: no question-and-answer entries found (empty {kind.upper()})")
     columns = {str(c).strip().lower(): c for c in frame.columns}
@@ -232,6 +232,27 @@ def _parse_table(text: str, kind: str, path: Path) -> tuple[list[RawRecord], lis
     return raws, warnings
 
 
+def _json_rows(text: str, kind: str, path: Path) -> list[dict]:
+    """JSON (an array of objects) or JSON Lines (one object per line) → rows; anything else is refused."""
+    if kind == "json":
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise SourceError(f"{path}: cannot be read as JSON ({exc})") from None
+    else:
+        rows = []
+        for number, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    raise SourceError(f"{path}: cannot be read as JSONL (line {number} is not JSON)") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise SourceError(f"{path}: needs 'question' and 'answer' columns; expected an array of objects "
+                          f"like {{\"question\": ..., \"answer\": ...}}")
+    return rows
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -251,7 +272,7 @@ def _assign_ids(raws: list[RawRecord], source: str) -> tuple[list[Record], list[
     if not seen:
         ids: list[RecordId] = list(range(1, len(raws) + 1))
     else:
-        next_free = max(max(seen), len(raws)) + 1
+        next_free = max(seen) + 1
         taken: set[int] = set()
         ids = []
         for raw in raws:

@@ -34,7 +34,7 @@ _PLACEHOLDER = re.compile(
 # Decorations people add after a question: difficulty stars, emoji, "[[src](...)]" suffixes, tags.
 _SOURCE_SUFFIX = re.compile(r"\s*\[\[[^\]]*\]\([^)]*\)\]\s*$")
 _DIFFICULTY = re.compile(r"\s*[\[(](?:easy|medium|hard|beginner|intermediate|advanced|basic)[\])]\s*$", re.I)
-_TRAILING_SYMBOLS = re.compile(r"[\s\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001FAFF\uFE0F\u200D*#]+$")
+_TRAILING_SYMBOLS = re.compile(r"[\s\u2600-\u27BF\u2B00-\u2BFF\U0001F000-\U0001FAFF\uFE0F\u200D]+$")
 _NUMBER_PREFIX = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?\d{1,5}\s*[.):\-]\s*", re.I)
 _QUESTION_LABEL = re.compile(r"^\s*(?:Q|Question)\s*[:.)]\s*", re.I)
 
@@ -82,11 +82,27 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+def has_links(markdown: str) -> bool:
+    """True when the text holds a link, an image or a URL of any kind."""
+    return bool(_LINK.search(markdown) or _IMAGE.search(markdown) or _URL.search(markdown)
+                or _AUTOLINK.search(markdown) or _REF_LINK.search(markdown) or "<img" in markdown.lower()
+                or "<a " in markdown.lower())
+
+
 def is_placeholder(prose: str) -> bool:
     """True for answers like "TODO", "Answer here", "Coming soon.", "..." (any case)."""
     core = prose.strip().strip(":;!").strip()
     core = core.rstrip(".") if not set(core) <= {"."} else core
     return bool(_PLACEHOLDER.match(core.strip()))
+
+
+def strip_decorations(text: str) -> str:
+    """Drop what people append to a question line: source links, difficulty tags, stars and emoji."""
+    text = _SOURCE_SUFFIX.sub("", text.rstrip())
+    for _ in range(2):  # decorations can stack: "What? ⭐ (Hard)"
+        text = _TRAILING_SYMBOLS.sub("", text)
+        text = _DIFFICULTY.sub("", text)
+    return text
 
 
 def clean_question(raw: str) -> str:
@@ -96,11 +112,7 @@ def clean_question(raw: str) -> str:
     'What is X?'
     """
     text = _HEADING_HASHES.sub("", raw.strip())
-    text = text.replace("**", "").replace("__", "")
-    text = _SOURCE_SUFFIX.sub("", text)
-    for _ in range(2):  # decorations can stack: "What? ⭐ (Hard)"
-        text = _TRAILING_SYMBOLS.sub("", text)
-        text = _DIFFICULTY.sub("", text)
+    text = strip_decorations(text.replace("**", "").replace("__", ""))
     text = _NUMBER_PREFIX.sub("", text)
     text = _QUESTION_LABEL.sub("", text)
     text = plain_text(text)

@@ -1,0 +1,262 @@
+"""Queries → vectors without torch: the model's transformer exported once to ONNX, run by onnxruntime.
+
+    export_onnx("all-MiniLM-L6-v2")                     # once, needs torch: ~4 s, ~90 MB on disk
+    load_onnx_encoder("all-MiniLM-L6-v2").encode(["why does my model overfit"])
+
+An export lives in `<cache>/<model fingerprint>/` (cache: $INDEXER_ONNX_CACHE, else
+~/.cache/qa-indexer/onnx): `model.onnx`, the model's `tokenizer.json` and `onnx_config.json`
+(format, pooling, max_seq_length, dimension). Vectors follow the contract in `embed.py`; the export
+checks its own output against sentence-transformers before it is published, so a cached export is
+one that matched.
+
+Importing this module and loading a cached export imports onnxruntime, tokenizers and numpy only:
+never torch, transformers, sentence-transformers or scikit-learn. It deliberately supports only
+local model folders made of Transformer → mean or CLS Pooling → (Normalize) with a `tokenizer.json`;
+anything else raises `OnnxUnavailable`, and the caller uses torch instead.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .embed import Progress, SentenceTransformerEncoder, model_fingerprint, normalize, resolve_model_path
+from .errors import ModelError
+
+EXPORT_FORMAT = 1
+ONNX_FILE, TOKENIZER_FILE, CONFIG_FILE = "model.onnx", "tokenizer.json", "onnx_config.json"
+OPSET = 17
+MIN_EXPORT_COSINE = 0.9999  # the export's self-check: below this the ONNX path would change results
+_MODULE_KINDS = ("Transformer", "Pooling", "Normalize")  # the only sentence-transformers modules reproduced here
+_POOLING_KEYS = {"mean_tokens": "mean", "cls_token": "cls"}  # the older boolean form of the pooling config
+
+
+class OnnxUnavailable(ModelError):
+    """The ONNX path cannot serve this model (no onnxruntime, unsupported model, failed export): use torch."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("INDEXER_ONNX_CACHE") or Path.home() / ".cache" / "qa-indexer" / "onnx")
+
+
+def export_dir(model: str, cache_dir: Path | None = None) -> Path:
+    return Path(cache_dir or default_cache_dir()) / model_fingerprint(model)
+
+
+def model_spec(model: str) -> dict:
+    """What the ONNX path must reproduce for `model` (pooling, lower-casing), read from its folder
+    without torch; raises `OnnxUnavailable` when the model is not one it can reproduce."""
+    path = Path(resolve_model_path(model))
+    if not path.is_dir():
+        raise OnnxUnavailable(f"ONNX export needs a local model folder; {model!r} is not one")
+    modules = _read_json(path / "modules.json", model)
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds or any(k not in _MODULE_KINDS for k in kinds):
+        raise OnnxUnavailable(f"model {model!r} has modules {kinds}; ONNX export supports Transformer, Pooling, Normalize")
+    pooling_dir = path / modules[kinds.index("Pooling")].get("path", "1_Pooling")
+    pooling = _pooling_mode(_read_json(pooling_dir / "config.json", model))
+    if pooling not in ("mean", "cls"):
+        raise OnnxUnavailable(f"model {model!r} uses {pooling!r} pooling; ONNX export supports mean and cls")
+    if not (path / TOKENIZER_FILE).is_file():
+        raise OnnxUnavailable(f"model {model!r} has no {TOKENIZER_FILE} (a fast tokenizer); ONNX export needs one")
+    st_config = _read_json(path / "config_sentence_transformers.json", model, required=False)
+    if st_config.get("default_prompt_name") or st_config.get("prompts", {}).get("query"):
+        raise OnnxUnavailable(f"model {model!r} adds a prompt to queries; the ONNX path does not")
+    bert_config = _read_json(path / "sentence_bert_config.json", model, required=False)
+    return {"path": path, "pooling": pooling, "do_lower_case": bool(bert_config.get("do_lower_case"))}
+
+
+def _pooling_mode(config: dict) -> str:
+    """"mean", "cls", ... or several joined by "+"; reads both the newer and the older boolean form."""
+    mode = config.get("pooling_mode")
+    if mode is not None:  # sentence-transformers ≥ 6: a name or a list of names
+        modes = [mode] if isinstance(mode, str) else [str(m) for m in mode]
+    else:
+        modes = [_POOLING_KEYS.get(k.removeprefix("pooling_mode_"), k.removeprefix("pooling_mode_"))
+                 for k, on in config.items() if k.startswith("pooling_mode_") and on]
+    return "+".join(modes) or "none"
+
+
+def _read_json(path: Path, model: str, required: bool = True) -> dict | list:
+    if not path.is_file():
+        if required:
+            raise OnnxUnavailable(f"model {model!r} has no {path.name}; ONNX export needs a sentence-transformers folder")
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OnnxUnavailable(f"cannot read {path}: {exc}") from None
+
+
+def export_onnx(model: str, cache_dir: Path | None = None) -> Path:
+    """Export `model` once into the cache and return its folder; an existing export is reused.
+
+    Needs torch and sentence-transformers (imported here only). Written into a temporary folder,
+    checked against sentence-transformers, then renamed into place, so readers never see half an export.
+    """
+    spec = model_spec(model)  # refuse unsupported models before paying for the torch import
+    target = export_dir(model, cache_dir)
+    if (target / CONFIG_FILE).is_file():
+        return target
+    _require_onnxruntime()  # an export nobody can run is wasted, and the self-check needs it
+    reference = SentenceTransformerEncoder(model)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            _write_export(reference, spec, staging)
+            _check_export(reference, staging)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        if (target / CONFIG_FILE).is_file():  # another process published the same export first: keep theirs
+            return target
+        raise OnnxUnavailable(f"cannot write the ONNX export to {target.parent}: {exc}") from None
+    return target
+
+
+def _write_export(reference: SentenceTransformerEncoder, spec: dict, folder: Path) -> None:
+    import torch
+
+    transformer = reference._model[0].auto_model.eval()  # the bare Hugging Face model; pooling is redone in numpy
+    accepted = inspect.signature(transformer.forward).parameters
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+
+    class KeywordForward(torch.nn.Module):
+        # transformers 5.x's forward() rejects these as positional arguments, and the tracer passes positionals.
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.transformer(**dict(zip(names, inputs))).last_hidden_state
+
+    shutil.copyfile(spec["path"] / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    config = {"format": EXPORT_FORMAT, "model": reference.model, "pooling": spec["pooling"],
+              "do_lower_case": spec["do_lower_case"], "max_seq_length": reference.max_tokens,
+              "dimension": reference.dimension, "inputs": names, "opset": OPSET}
+    # Two lengths, so the traced graph takes the padded-attention-mask branch that real batches need.
+    example = _tokenize(_tokenizer(folder, config), ["an example", "a slightly longer example sentence"])
+    try:
+        # The tracer warns about shape checks that are constant for this graph; the self-check vouches for it.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(KeywordForward(), tuple(torch.from_numpy(example[n]) for n in names),
+                              str(folder / ONNX_FILE), input_names=names, output_names=["last_hidden_state"],
+                              dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
+                              opset_version=OPSET, dynamo=False)
+    except Exception as exc:  # the exporter raises many types for an architecture it cannot trace
+        first = str(exc).strip().split("\n")[0][:200]
+        raise OnnxUnavailable(f"cannot export {reference.model!r} to ONNX: {first}") from None
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _check_export(reference: SentenceTransformerEncoder, folder: Path) -> None:
+    probes = ["why does my model overfit", "What is the difference between L1 and L2 regularization?",
+              " ".join(["Gradient descent updates every weight against its gradient."] * 60)]  # past max_seq_length
+    cosines = np.sum(reference.encode(probes) * OnnxEncoder(folder, reference.model).encode(probes), axis=1)
+    if cosines.min() < MIN_EXPORT_COSINE:
+        raise OnnxUnavailable(f"the ONNX export of {reference.model!r} differs from sentence-transformers "
+                              f"(cosine {cosines.min():.6f}); using torch")
+
+
+def _require_onnxruntime() -> None:
+    for name in ("onnxruntime", "tokenizers"):
+        if importlib.util.find_spec(name) is None:
+            raise OnnxUnavailable(f"the ONNX query path needs the package {name} (pip install {name})")
+
+
+def _tokenizer(folder: Path, config: dict):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    # tokenizer.json files often carry their own settings (all-MiniLM-L6-v2: truncate and pad to 128);
+    # sentence-transformers truncates at max_seq_length and pads to the longest text, so do the same.
+    tokenizer.enable_truncation(config["max_seq_length"])
+    padding = tokenizer.padding or {}
+    tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]"))
+    return tokenizer
+
+
+def _tokenize(tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
+    encodings = tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+class OnnxEncoder:
+    """An `Encoder` on an exported model: onnxruntime for the transformer, numpy for pooling."""
+
+    def __init__(self, folder: Path, model: str, threads: int | None = 1) -> None:
+        _require_onnxruntime()
+        import onnxruntime
+
+        config = _read_json(folder / CONFIG_FILE, model)
+        if config.get("format") != EXPORT_FORMAT:
+            raise OnnxUnavailable(f"the ONNX export in {folder} has format {config.get('format')!r}, "
+                                  f"not {EXPORT_FORMAT}; delete that folder to export again")
+        self.model, self.dimension, self.folder = model, int(config["dimension"]), folder
+        self._config, self._tokenizer = config, _tokenizer(folder, config)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks one per physical core
+        options.inter_op_num_threads = 1  # the graph is one chain of layers: nothing to run side by side
+        try:
+            self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
+                                                         providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a missing or damaged file
+            raise OnnxUnavailable(f"cannot load {folder / ONNX_FILE}: {str(exc).strip()[:200]}") from None
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # As in SentenceTransformerEncoder: batching texts of similar length keeps padding small.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            out[chunk] = self._encode_batch([texts[i] for i in chunk])
+            if progress:
+                progress(len(chunk))
+        return normalize(out)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        if self._config["do_lower_case"]:
+            texts = [text.lower() for text in texts]
+        feed = _tokenize(self._tokenizer, texts)
+        hidden = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+        if self._config["pooling"] == "cls":
+            return hidden[:, 0]
+        mask = feed["attention_mask"][:, :, None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+
+
+def load_onnx_encoder(model: str, threads: int | None = 1, export_if_missing: bool = True,
+                      cache_dir: Path | None = None) -> OnnxEncoder:
+    """The ONNX encoder for `model` from the cache, exporting it first when missing (that needs torch).
+
+    threads=1 suits single queries; None uses every core. Raises `OnnxUnavailable` when the ONNX path
+    cannot serve this model, so the caller can use `SentenceTransformerEncoder` instead.
+    """
+    _require_onnxruntime()
+    folder = export_dir(model, cache_dir)
+    if not (folder / CONFIG_FILE).is_file():
+        if not export_if_missing:
+            raise OnnxUnavailable(f"no ONNX export of {model!r} in {folder.parent}")
+        folder = export_onnx(model, cache_dir)
+    return OnnxEncoder(folder, model, threads)
+
+
+def ensure_onnx_export(model: str, cache_dir: Path | None = None) -> Path | None:
+    """Best effort, for after a build: export now so the first query needs no torch. None when unsupported."""
+    try:
+        return export_onnx(model, cache_dir)
+    except ModelError:  # OnnxUnavailable included: queries will simply use torch
+        return None

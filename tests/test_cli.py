@@ -1,0 +1,187 @@
+"""The CLI contract, with the real model and FAISS: JSON shapes, exit codes, one-line errors, speed of --help."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core_fixtures import CORPUS, ROOT
+from indexer.cli import main
+
+OVERFIT_QUERY = "why does my model do well on training data but badly on new data"
+
+
+def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        code = main(list(argv), out, err)
+    finally:
+        sys.stdin = old_stdin
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_process(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "indexer", *argv], cwd=ROOT, input=stdin, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("cli") / "index"
+    code, out, err = run("build", "--index-dir", str(path), "--source", str(CORPUS))
+    assert code == 0, err
+    assert "82 records (10 missing, 1 link-only)" in out
+    return str(path)
+
+
+def test_overfitting_paraphrase_puts_an_overfitting_entry_first(index_dir):
+    code, out, _ = run("search", OVERFIT_QUERY, "--json", "--index-dir", index_dir)
+    data = json.loads(out)
+    assert code == 0 and data["query"] == OVERFIT_QUERY and data["no_match"] is False
+    assert data["results"][0]["id"] in (17, 57)
+    first = data["results"][0]
+    assert set(first) >= {"id", "question", "answer", "score", "missing", "status", "matched_on"}
+    scores = [r["score"] for r in data["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_finds_a_missing_entry_by_its_question_and_flags_it(index_dir):
+    data = json.loads(run("search", "what does batch normalization do", "--json", "--index-dir", index_dir)[1])
+    hit = next(r for r in data["results"] if r["id"] == 31)
+    assert hit["missing"] is True and hit["status"] == "missing" and hit["matched_on"] == "question"
+
+
+def test_min_score_drops_results_and_reports_no_match(index_dir):
+    data = json.loads(run("search", "how to bake sourdough", "--json", "--min-score", "0.9",
+                          "--index-dir", index_dir)[1])
+    assert data == {"query": "how to bake sourdough", "no_match": True, "results": []}
+    code, out, _ = run("search", "how to bake sourdough", "--min-score", "0.9", "--index-dir", index_dir)
+    assert code == 0 and out.startswith("No good match")
+
+
+def test_k_limits_results(index_dir):
+    data = json.loads(run("search", "gradient descent", "-k", "2", "--json", "--min-score", "0",
+                          "--index-dir", index_dir)[1])
+    assert len(data["results"]) == 2
+
+
+def test_batch_answers_every_line_in_order_as_json_lines(index_dir, tmp_path):
+    queries = ["adam optimizer", "   ", "json data types", "ROC"]
+    batch = tmp_path / "queries.txt"
+    batch.write_text("\n".join(queries) + "\n")
+    code, out, _ = run("search", "--batch", str(batch), "--json", "--index-dir", index_dir)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["query"] for r in rows] == ["adam optimizer", "json data types", "ROC"]
+    assert [r["results"][0]["id"] for r in rows] == [79, 66, 39]
+    code, out, _ = run("search", "--batch", "-", "--json", "--index-dir", index_dir, stdin="cost function\n?!\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["results"][0]["id"] == 7
+    assert rows[1]["results"] == [] and "no letters" in rows[1]["error"]
+
+
+def test_missing_lists_the_ten_and_link_only_separately(index_dir):
+    code, out, _ = run("missing", "--json", "--index-dir", index_dir)
+    data = json.loads(out)
+    assert code == 0 and data["missing_count"] == 10 and data["total"] == 82
+    assert [r["id"] for r in data["missing"]] == [31, 32, 33, 34, 35, 45, 48, 52, 58, 80]
+    assert [r["id"] for r in data["link_only"]] == [72]
+    assert "10 of 82 entries have no answer" in run("missing", "--index-dir", index_dir)[1]
+
+
+def test_related_lists_other_entries_with_scores(index_dir):
+    data = json.loads(run("related", "31", "-k", "3", "--json", "--index-dir", index_dir)[1])
+    ids = [r["id"] for r in data["results"]]
+    assert data["id"] == 31 and 31 not in ids and len(ids) == 3 and ids[0] == 15
+    assert all(-1 <= r["score"] <= 1 for r in data["results"])
+
+
+def test_info_shows_the_manifest_and_freshness(index_dir):
+    data = json.loads(run("info", "--json", "--index-dir", index_dir)[1])
+    assert data["state"] == "fresh" and data["record_count"] == 82 and data["missing_count"] == 10
+    assert data["model"] == "all-MiniLM-L6-v2" and data["dimension"] == 384 and data["format_version"] == 1
+    assert len(data["source_sha256"]) == 64
+
+
+def test_info_reports_a_stale_index_without_rebuilding(index_dir, corpus_copy):
+    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8") + "\n**83. New?**\n\nYes.\n", encoding="utf-8")
+    data = json.loads(run("info", "--json", "--index-dir", index_dir, "--source", str(corpus_copy))[1])
+    assert data["state"].startswith("stale") and data["record_count"] == 82
+
+
+def test_search_rebuilds_a_stale_index_and_says_so(tmp_path, corpus_copy):
+    index_dir = str(tmp_path / "index")
+    assert run("build", "--index-dir", index_dir, "--source", str(corpus_copy))[0] == 0
+    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8") +
+                           "\n**83. What is a kubernetes pod?**\n\nThe smallest deployable unit.\n", encoding="utf-8")
+    code, out, err = run("search", "kubernetes pod", "--json", "--index-dir", index_dir, "--source", str(corpus_copy))
+    assert code == 0 and "source changed" in err
+    assert json.loads(out)["results"][0]["id"] == 83
+
+
+def test_parse_prints_records_without_building(tmp_path):
+    code, out, _ = run("parse", str(CORPUS), "--json")
+    report = json.loads(out)[0]
+    assert code == 0 and len(report["records"]) == 82 and report["counts"] == {"ok": 71, "missing": 10,
+                                                                               "link_only": 1}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search"], "give either a QUERY or --batch"),
+    (["search", "x", "-k", "0"], "must be at least 1"),
+    (["search", "   "], "empty"),
+    (["search", "x", "--source", "no/such/file.md"], "no such file"),
+    (["related", "999"], "no entry with id"),
+    (["frobnicate"], "invalid choice"),
+    (["search", "--batch", "no/such/queries.txt"], "no such file"),
+])
+def test_usage_and_input_errors_exit_2_with_one_line(index_dir, argv, message):
+    if argv[0] in ("search", "related") and "--source" not in argv:
+        argv = argv + ["--index-dir", index_dir]
+    code, out, err = run(*argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02binary", b"# Title only\n"])
+def test_bad_documents_exit_2_with_one_line_and_no_traceback_as_a_process(tmp_path, content):
+    doc = tmp_path / "doc.md"
+    doc.write_bytes(content)
+    proc = run_process("search", "anything", "--source", str(doc), "--index-dir", str(tmp_path / "index"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    probe = ("import sys, time; t = time.perf_counter(); from indexer.cli import main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "heavy = [m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers', 'pandas') if m in sys.modules]\n"
+             "print(heavy, time.perf_counter() - t, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    heavy, seconds = proc.stderr.strip().rsplit("] ", 1)
+    assert heavy == "[" and float(seconds) < 0.5
+    for command in ("build", "search", "missing", "related", "info", "parse"):
+        proc = run_process(command, "--help")
+        assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_importing_indexer_loads_no_torch_faiss_or_streamlit():
+    probe = "import sys, indexer; print([m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers') if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_search_and_missing_never_write_the_source(tmp_path, corpus_copy):
+    before = corpus_copy.read_bytes(), os.stat(corpus_copy).st_mtime_ns
+    index_dir = str(tmp_path / "index")
+    run("search", "dropout", "--source", str(corpus_copy), "--index-dir", index_dir)
+    run("missing", "--source", str(corpus_copy), "--index-dir", index_dir)
+    assert (corpus_copy.read_bytes(), os.stat(corpus_copy).st_mtime_ns) == before

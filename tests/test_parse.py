@@ -1,0 +1,185 @@
+"""Parsing: the bundled corpus's quirks, one fixture per entry style and format, and bad input."""
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from core_fixtures import CORPUS
+from indexer.errors import SourceError
+from indexer.parse import answer_status, parse_corpus, parse_file
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return {r.id: r for r in parse_file(CORPUS).records}
+
+
+def summary(path: Path) -> list[tuple]:
+    return [(r.id, r.question, r.status, r.section) for r in parse_file(path).records]
+
+
+def test_bundled_corpus_has_82_records_numbered_1_to_82(corpus):
+    assert sorted(corpus) == list(range(1, 83))
+
+
+def test_bundled_corpus_missing_answers_are_exactly_the_ten_empty_entries(corpus):
+    assert {i for i, r in corpus.items() if r.status == "missing"} == MISSING_IDS
+    assert all(corpus[i].answer == "" for i in MISSING_IDS)
+
+
+def test_link_only_answer_is_flagged_and_everything_else_is_ok(corpus):
+    assert corpus[72].status == "link_only"
+    assert {i for i, r in corpus.items() if r.status == "ok"} == set(range(1, 83)) - MISSING_IDS - {72}
+
+
+def test_answer_written_on_the_marker_line_is_kept(corpus):
+    assert corpus[77].answer == "No, it is recommended to try a logarithmic scale to optimize the learning rate."
+
+
+def test_broken_bold_questions_come_out_clean(corpus):
+    assert corpus[45].question == "What’s your favorite algorithm, and can you explain it to me in less than a minute?"
+    assert corpus[63].question.startswith("Given two strings, A and B, of the same length n, find whether it is possible")
+    assert all("**" not in r.question and r.question == r.question.strip() for r in corpus.values())
+    assert not any(r.question[:1].isdigit() for r in corpus.values())
+
+
+def test_reference_links_after_the_last_entry_are_not_part_of_its_answer(corpus):
+    assert corpus[82].answer.endswith("add Gaussian blur")
+    assert "click" not in corpus[82].answer
+
+
+def test_solution_marker_spellings_are_removed(corpus):
+    for record in corpus.values():
+        assert "solution" not in record.answer.lower().split("\n")[0][:12]
+
+
+def test_tables_code_and_html_stay_inside_their_answer(corpus):
+    assert corpus[16].answer.startswith("|Batch Gradient Descent")
+    assert corpus[26].answer.count("```") == 8 and "# Launch Session" in corpus[26].answer
+    assert "<table" in corpus[40].answer and corpus[41].answer.startswith("Stride is")
+
+
+def test_line_numbers_point_at_the_question(corpus):
+    lines = CORPUS.read_text(encoding="utf-8").split("\n")
+    assert all(lines[r.line - 1].startswith(f"**{r.id}.") for r in corpus.values())
+
+
+def test_bold_style_with_sections_decorations_placeholders_and_back_matter():
+    assert summary(FIXTURES / "bold_unnumbered.md") == [
+        (1, "How do I reset my password?", "ok", "Accounts"),
+        (2, "Can I change my email address?", "ok", "Accounts"),
+        (3, "What payment methods are accepted?", "ok", "Billing"),
+        (4, "Do you offer refunds?", "missing", "Billing"),
+        (5, "Where are the invoices?", "link_only", "Billing"),
+    ]
+    records = parse_file(FIXTURES / "bold_unnumbered.md").records
+    assert records[1].answer == "Yes, under Settings → Account."  # "Answer:" label dropped
+    assert records[2].answer.endswith("| card | 0 |")
+    assert "blog" not in records[4].answer  # the References section belongs to no entry
+
+
+def test_heading_style_with_subheadings_code_fences_and_q_headings():
+    report = parse_file(FIXTURES / "headings.md")
+    assert [(r.id, r.question, r.status, r.section) for r in report.records] == [
+        (1, "What is linear regression?", "ok", "Linear regression"),
+        (2, "What is R squared?", "missing", "Linear regression"),
+        (3, "How is a decision tree pruned?", "ok", "Trees"),
+        (4, "What is entropy?", "ok", "Trees"),
+    ]
+    assert "#### Example" in report.records[0].answer and "fake question" in report.records[0].answer
+    assert report.skipped == [(15, "inside a fenced code block")]
+
+
+def test_q_and_a_pairs():
+    records = parse_file(FIXTURES / "qa_pairs.txt").records
+    assert [(r.id, r.question, r.status) for r in records] == [
+        (4, "How long is the warranty?", "ok"),
+        (5, "Can I return an opened item?", "missing"),
+        (3, "Is shipping free?", "ok"),
+    ]
+    assert records[2].answer.startswith("Only above 50 euros.") and "flat fee" in records[2].answer
+
+
+def test_repeated_numbers_keep_every_entry_with_unique_ids_and_warn():
+    report = parse_file(FIXTURES / "repeated_numbers.md")
+    assert [r.id for r in report.records] == [1, 2, 5, 6, 4]
+    assert len(report.warnings) == 1 and "entry number 2 appears 2 times" in report.warnings[0]
+    assert report.records[4].status == "missing"  # "..." is a placeholder
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("table.csv", [(7, "What is CSV?", "ok", "Formats"), (9, "Empty one?", "missing", "Formats")]),
+    ("table.json", [(1, "What is JSON?", "ok", ""), (2, "Missing?", "missing", "")]),
+    ("table.jsonl", [(1, "What is JSONL?", "ok", ""), (2, "Second?", "ok", "")]),
+])
+def test_tables_give_ids_from_the_id_column_or_the_row_number(name, expected):
+    assert summary(FIXTURES / name) == expected
+
+
+def test_csv_answer_with_commas_is_kept_whole():
+    assert parse_file(FIXTURES / "table.csv").records[0].answer == "Comma separated values, quoted, with a, comma"
+
+
+def test_several_files_get_file_prefixed_ids():
+    reports = parse_corpus([FIXTURES / "table.csv", FIXTURES / "table.json"])
+    assert [r.id for rep in reports for r in rep.records] == ["table.csv#7", "table.csv#9", "table.json#1",
+                                                              "table.json#2"]
+
+
+@pytest.mark.parametrize("answer, status", [
+    ("", "missing"), ("   \n", "missing"), ("TODO", "missing"), ("tbd.", "missing"), ("Coming soon!", "missing"),
+    ("Answer here", "missing"), ("...", "missing"), ("…", "missing"),
+    ("[click](https://x.org)", "link_only"), ("https://x.org/a", "link_only"), ("![fig](a.png)", "link_only"),
+    ('<img src="a.png" />', "link_only"), ("See [the docs](https://x.org) for more.", "ok"),
+    ("```\nprint(1)\n```", "ok"), ("To do this, call fit().", "ok"),
+])
+def test_answer_status_rule(answer, status):
+    assert answer_status(answer) == status
+
+
+def test_crlf_and_utf16_documents_parse_like_utf8(tmp_path):
+    text = "**1. What is X?**\n\nAn x.\n\n**2. What is Y?**\n\nA y.\n"
+    (tmp_path / "crlf.md").write_bytes(text.replace("\n", "\r\n").encode())
+    (tmp_path / "utf16.md").write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    for name in ("crlf.md", "utf16.md"):
+        assert [(r.id, r.answer) for r in parse_file(tmp_path / name).records] == [(1, "An x."), (2, "A y.")]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no question-and-answer entries"),
+    (b"   \n\n", "no question-and-answer entries"),
+    (b"# Just a title\n\nSome prose without questions.\n", "no question-and-answer entries"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    (b"**1. Caf\xe9?**\n\nyes\n", "not UTF-8"),
+])
+def test_unusable_documents_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "doc.md"
+    path.write_bytes(content)
+    with pytest.raises(SourceError, match=message) as info:
+        parse_file(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("a.csv", "name,text\nx,y\n", "needs 'question' and 'answer' columns"),
+    ("a.json", '{"question": "x"}', "needs 'question' and 'answer' columns"),
+    ("a.json", "[1, 2, 3]", "needs 'question' and 'answer' columns"),
+    ("a.jsonl", '{"question": "x", "answer": "y"}\nnot json\n', "cannot be read as JSONL"),
+])
+def test_tables_of_the_wrong_shape_raise_one_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SourceError, match=message):
+        parse_file(path)
+
+
+def test_missing_file_and_folder_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        parse_file(tmp_path / "nope.md")
+    with pytest.raises(SourceError, match="folder"):
+        parse_file(tmp_path)

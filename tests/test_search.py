@@ -1,0 +1,113 @@
+"""Ranking logic with exact expectations: max fusion, matched_on, k, thresholds, related, FAISS vs brute force."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import indexer.search as search_module
+from indexer.embed import normalize
+from indexer.errors import QueryError
+from indexer.records import Record
+from indexer.search import clean_query, related, search
+from indexer.store import RowTable, StoredIndex, _deserialize_faiss, _serialize_faiss
+
+
+def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | None],
+               index_type: str = "flat") -> StoredIndex:
+    records = [Record(id=i + 1, question=f"q{i + 1}", answer="" if a is None else f"a{i + 1}",
+                      status="missing" if a is None else "ok", line=i + 1)
+               for i, a in enumerate(answer_vectors)]
+    positions = list(range(len(records))) + [i for i, a in enumerate(answer_vectors) if a is not None]
+    fields = ["question"] * len(records) + ["answer"] * (len(positions) - len(records))
+    vectors = normalize(np.vstack([question_vectors] + [a[None, :] for a in answer_vectors if a is not None]))
+    faiss_index = _deserialize_faiss(_serialize_faiss(vectors, index_type, vectors.shape[1]))
+    rows = RowTable(np.asarray(positions, dtype=np.int32), fields, [str(i) for i in range(len(fields))])
+    return StoredIndex({"record_count": len(records)}, records, rows, vectors, faiss_index, path=None)
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_score_is_the_best_field_and_matched_on_names_it():
+    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]),
+                       [unit(0, 0, 1), unit(1, 0.05, 0), unit(1, 1, 0)])
+    result = search(index, unit(1, 0, 0), "q", k=3, min_score=-1)
+    by_id = {h.record.id: h for h in result.hits}
+    assert by_id[1].matched_on == "question" and by_id[1].score == pytest.approx(1.0)
+    assert by_id[2].matched_on == "answer" and by_id[2].score == pytest.approx(float(unit(1, 0.05, 0)[0]))
+    assert by_id[3].matched_on == "both" and by_id[3].score == pytest.approx(float(unit(1, 1, 0)[0]))
+    assert [h.record.id for h in result.hits] == [1, 2, 3]
+
+
+def test_entries_with_missing_answers_are_found_by_their_question_and_flagged():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, unit(0.2, 1)])
+    hit = search(index, unit(1, 0), "q", k=1).hits[0]
+    assert hit.record.id == 1 and hit.record.missing and hit.answer_score is None
+    assert hit.to_dict()["missing"] is True and hit.to_dict()["status"] == "missing"
+
+
+def test_k_larger_than_the_index_returns_every_entry_once():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [unit(1, 1), None])
+    result = search(index, unit(1, 0), "q", k=50, min_score=-1)
+    assert sorted(h.record.id for h in result.hits) == [1, 2]
+
+
+def test_nothing_above_the_minimum_gives_no_match_but_keeps_the_nearest():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    result = search(index, unit(-1, -0.1), "q", k=2, min_score=0.3)
+    assert result.no_match and result.hits == [] and len(result.nearest) == 2
+    assert result.to_dict() == {"query": "q", "no_match": True, "results": []}
+
+
+def test_results_below_the_minimum_are_dropped():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    result = search(index, unit(1, 0.2), "q", k=2, min_score=0.5)
+    assert [h.record.id for h in result.hits] == [1] and not result.no_match
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_faiss_candidate_path_matches_brute_force(monkeypatch, index_type):
+    rng = np.random.default_rng(7)
+    n, d = 300, 24
+    questions = rng.normal(size=(n, d)).astype(np.float32)
+    answers = [rng.normal(size=d).astype(np.float32) if i % 4 else None for i in range(n)]
+    index = make_index(questions, answers, index_type)
+    monkeypatch.setattr(search_module, "_EXHAUSTIVE_ROWS", 0)  # force the FAISS path
+    for _ in range(20):
+        query = unit(*rng.normal(size=d))
+        oracle = []
+        for i in range(n):
+            scores = [float(index.vectors[index.question_row[i]] @ query)]
+            if index.answer_row[i] >= 0:
+                scores.append(float(index.vectors[index.answer_row[i]] @ query))
+            oracle.append((max(scores), i + 1))
+        expected = [i for _, i in sorted(oracle, key=lambda t: (-t[0], t[1]))[:10]]
+        got = [h.record.id for h in search(index, query, "q", k=10, min_score=-1).hits]
+        if index_type == "flat":
+            assert got == expected
+        else:
+            assert len(set(got) & set(expected)) >= 9  # HNSW is approximate
+
+
+def test_related_excludes_the_entry_itself_and_can_skip_unanswered():
+    index = make_index(np.vstack([unit(1, 0, 0), unit(1, 0.1, 0), unit(1, 0.3, 0), unit(0, 0, 1)]),
+                       [unit(1, 0, 0), None, unit(1, 0.2, 0), unit(0, 0, 1)])
+    assert [h.record.id for h in related(index, 1, k=2)] == [2, 3]
+    assert [h.record.id for h in related(index, 1, k=2, answered_only=True)] == [3, 4]
+    with pytest.raises(QueryError, match="no entry"):
+        related(index, 99)
+
+
+@pytest.mark.parametrize("query, message", [("", "empty"), ("   \t\n", "empty"), ("?!…", "no letters")])
+def test_unusable_queries_raise_a_clear_error(query, message):
+    with pytest.raises(QueryError, match=message):
+        clean_query(query)
+
+
+def test_queries_are_cleaned_and_very_long_ones_cut_with_a_note():
+    assert clean_query("  what\x00 is\x1b  x? ") == ("what is x?", [])
+    text, notes = clean_query("word " * 100_000)
+    assert len(text) == search_module.MAX_QUERY_CHARS and "cut" in notes[0]
+    assert clean_query("什么是过拟合")[0] == "什么是过拟合"

@@ -1,0 +1,154 @@
+"""The index on disk: round trip, atomic generations, corruption and version checks, staleness."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from core_fixtures import CORPUS
+from indexer.build import build, ensure_index
+from indexer.errors import IndexCorruptError, IndexVersionError
+from indexer.store import FILES, FaissStore, current_path
+
+MODEL = "fake-model"
+
+
+def make(store_dir: Path, source: Path, encoder) -> FaissStore:
+    store = FaissStore(store_dir)
+    build([source], store, lambda: encoder, MODEL)
+    return store
+
+
+def test_round_trip_keeps_records_vectors_and_manifest(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    loaded = store.load()
+    manifest = loaded.manifest
+    assert len(loaded.records) == manifest["record_count"] == 82
+    assert manifest["missing_count"] == 10 and manifest["link_only_count"] == 1
+    assert manifest["model"] == MODEL and manifest["dimension"] == 16 and manifest["index_type"] == "flat"
+    assert manifest["source_sha256"] == manifest["sources"][0]["sha256"]
+    assert set(manifest["files"]) == set(FILES)
+    assert loaded.faiss_index.ntotal == manifest["question_vectors"] + manifest["answer_vectors"] == 82 + 72
+    # row table: every record has its question row, answered ones an answer row, missing ones none
+    assert (loaded.question_row >= 0).all()
+    assert [r.id for r, row in zip(loaded.records, loaded.answer_row) if row < 0] == [31, 32, 33, 34, 35, 45, 48,
+                                                                                       52, 58, 80]
+
+
+def test_a_rebuild_swaps_generations_and_keeps_only_two(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    first = current_path(store.index_dir).resolve()
+    for _ in range(3):
+        build([CORPUS], store, lambda: fake_encoder, MODEL)
+    generations = [p for p in store.index_dir.iterdir() if p.name.startswith("build-")]
+    assert current_path(store.index_dir).resolve() != first
+    assert len(generations) == 2
+
+
+def test_leftover_temp_folders_are_removed_by_the_next_build(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    (store.index_dir / "build-killed.tmp").mkdir()
+    (store.index_dir / "build-killed.tmp" / "vectors.faiss").write_bytes(b"half")
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert not (store.index_dir / "build-killed.tmp").exists()
+
+
+def test_a_failed_build_leaves_the_previous_index_usable(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    before = store.load().manifest["built_at"], current_path(store.index_dir)
+    broken = tmp_path / "broken.md"
+    broken.write_text("no entries here")
+    with pytest.raises(Exception):
+        build([broken], store, lambda: fake_encoder, MODEL)
+
+    class Exploding:
+        dimension = 16
+
+        def encode(self, texts, batch_size=32, progress=None):
+            raise RuntimeError("killed mid-embedding")
+
+    edited = tmp_path / "edited.md"
+    edited.write_text(CORPUS.read_text(encoding="utf-8").replace("Deep Learning", "Deep Lerning"), encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        build([edited], store, lambda: Exploding(), MODEL)
+    assert (store.load().manifest["built_at"], current_path(store.index_dir)) == before
+    assert len(store.load().records) == 82
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_damaged_index_files_are_detected(tmp_path, fake_encoder, name, damage):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    path = current_path(store.index_dir) / name
+    data = path.read_bytes()
+    if damage == "flip":
+        path.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    elif damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.unlink()
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+def test_corrupt_index_is_rebuilt_with_a_notice(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    (current_path(store.index_dir) / "rows.json").write_text("{}")
+    notices: list[str] = []
+    loaded = ensure_index([CORPUS], store, lambda: fake_encoder, MODEL, notify=notices.append)
+    assert len(loaded.records) == 82
+    assert len(notices) == 1 and "corrupt" in notices[0]
+
+
+def test_edited_source_makes_the_index_stale_and_it_is_rebuilt(tmp_path, corpus_copy, fake_encoder):
+    store = make(tmp_path / "index", corpus_copy, fake_encoder)
+    notices: list[str] = []
+    assert ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
+    assert notices == []  # fresh: not rebuilt
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace("**80. What is saddle point?**\n\n*Solution*\n",
+                                        "**80. What is saddle point?**\n\n*Solution*\n\nA flat critical point.\n"),
+                           encoding="utf-8")
+    loaded = ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
+    assert len(notices) == 1 and "source changed" in notices[0]
+    assert loaded.manifest["missing_count"] == 9
+
+
+def test_another_model_makes_the_index_stale(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    notices: list[str] = []
+    ensure_index([CORPUS], store, lambda: fake_encoder, "other-model", notify=notices.append)
+    assert "model" in notices[0]
+    assert store.load().manifest["model"] == "other-model"
+
+
+def test_manifest_from_a_newer_format_is_refused_not_overwritten(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    manifest_path = current_path(store.index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexVersionError, match="newer version"):
+        ensure_index([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert json.loads(manifest_path.read_text())["format_version"] == 99
+
+
+def test_build_never_writes_the_source(tmp_path, corpus_copy, fake_encoder):
+    before = corpus_copy.read_bytes(), os.stat(corpus_copy).st_mtime_ns
+    make(tmp_path / "index", corpus_copy, fake_encoder)
+    assert (corpus_copy.read_bytes(), os.stat(corpus_copy).st_mtime_ns) == before
+
+
+def test_unchanged_texts_are_not_embedded_again(tmp_path, corpus_copy, fake_encoder):
+    store = make(tmp_path / "index", corpus_copy, fake_encoder)
+    assert len(fake_encoder.encoded) == 154
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace("Backpropagation is a technique", "Backpropagation is a method"),
+                           encoding="utf-8")
+    fake_encoder.encoded.clear()
+    summary = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert len(fake_encoder.encoded) == summary.embedded == 1
+    assert "Backpropagation is a method" in fake_encoder.encoded[0]
+    assert summary.reused == 153

@@ -16,8 +16,10 @@ import numpy as np
 
 from .embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
 from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
+from .nomatch import DEFAULT_NO_MATCH
 from .parse import ParseReport, file_sha256, parse_corpus, source_files
 from .records import Record
+from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
 from .store import FaissStore, RowTable, StoredIndex
 from .text import has_words, plain_text
 
@@ -143,6 +145,8 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 3),
         "embedded_texts": embedded,
+        "search": {"default_mode": DEFAULT_MODE, "lexical_weight": LEXICAL_WEIGHT, "min_score": DEFAULT_MIN_SCORE},
+        "no_match": DEFAULT_NO_MATCH.to_dict(),
     }
 
 

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch", metavar="FILE", help="one query per line ('-' for stdin); prints JSON Lines")
     sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
     sub.add_argument("--min-score", type=float, metavar="X", help="drop results scoring below X (cosine)")
+    _add_mode(sub)
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
@@ -81,10 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
+    sub = command("eval", cmd_eval, "measure retrieval quality on labelled queries (JSON lines)")
+    sub.add_argument("queries", nargs="+", type=Path, metavar="QUERIES.jsonl",
+                     help='files of {"query": ..., "relevant": [ids], "kind": ...} lines')
+    _add_mode(sub)
+    sub.add_argument("--calibrate", action="store_true",
+                     help="also fit the no-match model: cross-validated metrics and the fitted parameters")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
     sub = command("parse", cmd_parse, "parse Q&A files and print the records, without building", index=False)
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="file(s) or folder(s) to parse")
     sub.add_argument("--json", action="store_true", help="print the records as JSON")
     return parser
+
+
+def _add_mode(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "question", "answer", "bm25", "rrf"),
+                     help="ranking: hybrid (default: dense + lexical coverage), dense (best of question/answer "
+                          "cosine), question, answer, bm25, rrf (reciprocal rank fusion)")
 
 
 def _positive_int(text: str) -> int:
@@ -173,7 +188,7 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     qa = _open(args, err)
     if args.batch is not None:
         return _search_batch(qa, args, out)
-    result = qa.search(args.query, k=args.k, min_score=args.min_score)
+    result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode)
     for note in result.notes:
         print(f"note: {note}", file=err)
     if args.json:
@@ -189,22 +204,13 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
     from .errors import QueryError
-    from .search import clean_query, search
 
     queries = _read_batch(args.batch)
-    cleaned: list[tuple[str, list[str]] | QueryError] = []
-    for query in queries:
-        try:
-            cleaned.append(clean_query(query))
-        except QueryError as exc:
-            cleaned.append(exc)
-    valid = [c[0] for c in cleaned if not isinstance(c, QueryError)]
-    vectors = iter(qa.encode_queries(valid) if valid else [])
-    for query, item in zip(queries, cleaned):
-        if isinstance(item, QueryError):
-            row = {"query": query, "no_match": True, "results": [], "error": str(item)}
+    for query, encoded in zip(queries, qa.encode(queries)):
+        if isinstance(encoded, QueryError):
+            row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
         else:
-            row = search(qa.stored, next(vectors), item[0], args.k, args.min_score, item[1]).to_dict()
+            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode).to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
 
@@ -286,6 +292,36 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .evaluate import calibrate, cross_validate, load_queries, report, run_queries
+
+    queries = [q for path in args.queries for q in load_queries(path)]
+    qa = _open(args, err)
+    outcomes, evidence = run_queries(qa, queries, args.mode)
+    result = {"mode": args.mode, "queries": len(queries), "metrics": report(queries, outcomes)}
+    if args.calibrate:
+        result["cross_validated"] = cross_validate(queries, outcomes, evidence)
+        result["fitted_no_match"] = calibrate(queries, evidence).to_dict()
+    if args.json:
+        _print_json(result, out)
+        return 0
+    tables = [("as configured", result["metrics"])]
+    if args.calibrate:
+        tables.append(("no-match model cross-validated (5-fold x 5)", result["cross_validated"]))
+    columns = ["queries", "hit@1", "hit@3", "strict_hit@3", "mrr@10", "ndcg@10", "no_match_accuracy",
+               "false_rejection"]
+    for title, table in tables:
+        print(f"mode {args.mode}, {title}:", file=out)
+        print(f"{'kind':<15}" + "".join(f"{c.replace('_accuracy', '').replace('false_', 'false '):>13}"
+                                           for c in columns), file=out)
+        for group, values in table.items():
+            cells = "".join(f"{'-' if values[c] is None else values[c]:>13}" for c in columns)
+            print(f"{group:<16}{cells}", file=out)
+    if args.calibrate:
+        print("fitted no-match model: " + json.dumps(result["fitted_no_match"]), file=out)
     return 0
 
 

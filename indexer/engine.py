@@ -16,8 +16,12 @@ import numpy as np
 
 from .build import Notify, ProgressFactory, ensure_index
 from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from .errors import QueryError
+from .lexical import LexicalIndex, apply_corrections
+from .nomatch import NoMatchModel
 from .records import Hit, Record, RecordId
-from .search import DEFAULT_K, SearchResult, clean_query, missing_answers, related, search
+from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, missing_answers, related,
+                     search)
 from .store import FaissStore, StoredIndex
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +64,7 @@ class QAIndex:
         self.model = model
         self._encoder_factory = encoder_factory
         self._encoder: Encoder | None = None
+        self._lexical: LexicalIndex | None = None
 
     @classmethod
     def open(cls, sources: list[Path] | None = None, index_dir: Path = DEFAULT_INDEX_DIR,
@@ -84,12 +89,53 @@ class QAIndex:
             self._encoder = self._encoder_factory(self.model)
         return self._encoder
 
+    @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.records)
+        return self._lexical
+
+    @property
+    def no_match_model(self) -> NoMatchModel:
+        return NoMatchModel.from_dict(self.manifest.get("no_match", {}))
+
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         return self.encoder.encode(queries, batch_size=32)
 
-    def search(self, query: str, k: int = DEFAULT_K, min_score: float | None = None) -> SearchResult:
-        text, notes = clean_query(query)
-        return search(self.stored, self.encode_queries([text])[0], text, k, min_score, notes)
+    def encode(self, queries: list[str]) -> list[EncodedQuery | QueryError]:
+        """Clean, match lexically and embed many queries with one model call; bad ones become errors."""
+        prepared: list[tuple[str, list[str], object, list[str]] | QueryError] = []
+        texts: list[str] = []
+        for query in queries:
+            try:
+                text, notes = clean_query(query)
+            except QueryError as exc:
+                prepared.append(exc)
+                continue
+            lexical = self.lexical.match(text)
+            variants = [text] + ([apply_corrections(text, lexical.corrected)] if lexical.corrected else [])
+            prepared.append((text, notes, lexical, variants))
+            texts.extend(variants)
+        vectors = iter(self.encode_queries(texts)) if texts else iter(())
+        encoded: list[EncodedQuery | QueryError] = []
+        for item in prepared:
+            if isinstance(item, QueryError):
+                encoded.append(item)
+                continue
+            text, notes, lexical, variants = item
+            encoded.append(EncodedQuery(text, np.vstack([next(vectors) for _ in variants]), lexical, notes))
+        return encoded
+
+    def search_encoded(self, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
+                       mode: str = DEFAULT_MODE) -> SearchResult:
+        return search(self.stored, query, k, min_score, mode, self.no_match_model)
+
+    def search(self, query: str, k: int = DEFAULT_K, min_score: float | None = None,
+               mode: str = DEFAULT_MODE) -> SearchResult:
+        encoded = self.encode([query])[0]
+        if isinstance(encoded, QueryError):
+            raise encoded
+        return self.search_encoded(encoded, k, min_score, mode)
 
     def related(self, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
         return related(self.stored, record_id, k, answered_only)

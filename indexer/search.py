@@ -1,9 +1,14 @@
-"""Query vector → scored entries; entry → related entries; the list of missing answers.
+"""Encoded query → ranked, scored entries; entry → related entries; the list of missing answers.
 
-Scoring (dense): every entry has a question vector and, when its answer has words, an answer vector.
-An entry's `score` is the cosine of its best-matching field: max(question cosine, answer cosine).
-`matched_on` names that field, or `both` when the two are within `BOTH_MARGIN` of each other.
-Entries with missing answers compete on their question alone and are returned flagged.
+The score users see: every entry has a question vector and, when its answer has words, an answer
+vector; its `score` is the cosine of its best-matching field, max(question cosine, answer cosine), in
+[-1, 1] and comparable across queries. `matched_on` names that field, or `both` when the two are within
+`BOTH_MARGIN` of each other. Entries with missing answers compete on their question and come flagged.
+
+The order of results depends on the mode (`MODES`); the default, `hybrid`, ranks by
+`score + LEXICAL_WEIGHT × coverage`, where coverage is the IDF-weighted share of the query's words
+(typos corrected) that the entry contains (lexical.py). The fused value only orders results.
+Whether there is a good match at all is decided by `nomatch.py`, not by the order.
 
 Exactness: for the top k entries under max-fusion it is enough to look at the top 2k rows of the
 vector index (each entry owns at most two rows), so large indexes are searched through FAISS and only
@@ -18,11 +23,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import QueryError
+from .lexical import LexicalMatch
+from .nomatch import DEFAULT_NO_MATCH, NoMatchModel
 from .records import Hit, Record, RecordId
 from .store import StoredIndex
 
 DEFAULT_K = 5
-DEFAULT_MIN_SCORE = 0.35
+DEFAULT_MIN_SCORE = 0.25  # results below this cosine are dropped from a list (the no-match decision is separate)
+DEFAULT_MODE = "hybrid"
+MODES = ("hybrid", "dense", "question", "answer", "bm25", "rrf")
+LEXICAL_WEIGHT = 0.2
+_RRF_K = 60
 BOTH_MARGIN = 0.05
 MAX_QUERY_CHARS = 2000  # well past the model's 256 tokens; longer queries are cut with a note
 _EXHAUSTIVE_ROWS = 20_000
@@ -36,6 +47,7 @@ class SearchResult:
     nearest: list[Hit]  # the best k entries whatever their score (shown greyed when nothing passes)
     no_match: bool
     notes: list[str] = field(default_factory=list)
+    evidence: tuple[float, ...] = ()  # the no-match features of this result (nomatch.FEATURES)
 
     def to_dict(self) -> dict:
         """The stable JSON shape of `search --json` (CLI contract)."""
@@ -57,55 +69,124 @@ def clean_query(query: str) -> tuple[str, list[str]]:
     return text, notes
 
 
-def field_scores(index: StoredIndex, query_vector: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class EncodedQuery:
+    """A cleaned query with its vectors (the text as typed and, if typos were corrected, the corrected
+    text) and its lexical match against the corpus."""
+
+    text: str
+    vectors: np.ndarray  # (m, dimension): an entry's field score is its best cosine over these
+    lexical: LexicalMatch
+    notes: list[str] = field(default_factory=list)
+
+
+def field_scores(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Question and answer cosines of the given record positions (answer is NaN where there is none)."""
-    question = index.vectors[index.question_row[positions]] @ query_vector
+    query_vectors = np.atleast_2d(query_vectors)
+    question = (index.vectors[index.question_row[positions]] @ query_vectors.T).max(axis=1)
     answer_rows = index.answer_row[positions]
     answer = np.full(len(positions), np.nan, dtype=np.float32)
     has_answer = answer_rows >= 0
-    answer[has_answer] = index.vectors[answer_rows[has_answer]] @ query_vector
+    answer[has_answer] = (index.vectors[answer_rows[has_answer]] @ query_vectors.T).max(axis=1)
     return question, answer
 
 
-def candidate_positions(index: StoredIndex, query_vector: np.ndarray, k: int) -> np.ndarray:
+def candidate_positions(index: StoredIndex, query_vectors: np.ndarray, k: int,
+                        lexical_scores: np.ndarray | None = None) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
     total = len(index.rows.fields)
     if total <= _EXHAUSTIVE_ROWS:
         return np.arange(len(index.records))
-    _, rows = index.faiss_index.search(query_vector.reshape(1, -1).astype(np.float32), min(total, 2 * k + 10))
-    rows = rows[0][rows[0] >= 0]  # FAISS pads with -1 when it finds fewer
-    return np.unique(index.rows.positions[rows])
+    depth = min(total, 2 * k + 10)
+    _, rows = index.faiss_index.search(np.atleast_2d(query_vectors).astype(np.float32), depth)
+    rows = rows[rows >= 0]  # FAISS pads with -1 when it finds fewer
+    found = [index.rows.positions[rows]]
+    if lexical_scores is not None:
+        depth = min(len(lexical_scores), 2 * k + 10)
+        found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
+    return np.unique(np.concatenate(found))
 
 
-def score_entries(index: StoredIndex, query_vector: np.ndarray, positions: np.ndarray,
-                  exclude: RecordId | None = None) -> list[Hit]:
-    """Hits for the given positions, best first (ties by document order)."""
-    question, answer = field_scores(index, query_vector, positions)
-    hits = [_hit(index.records[p], float(q), None if np.isnan(a) else float(a))
-            for p, q, a in zip(positions.tolist(), question, answer)]
+def rank_scores(mode: str, question: np.ndarray, answer: np.ndarray, lexical: LexicalMatch | None,
+                positions: np.ndarray) -> np.ndarray:
+    """The value each mode orders entries by (higher first); see `MODES`."""
+    dense = np.fmax(question, np.nan_to_num(answer, nan=-1.0))
+    if mode == "dense":
+        return dense
+    if mode == "question":
+        return question
+    if mode == "answer":
+        return np.nan_to_num(answer, nan=-1.0)
+    if lexical is None:
+        raise QueryError(f"mode {mode!r} needs the lexical index")
+    if mode == "bm25":
+        return lexical.scores[positions]
+    if mode == "rrf":
+        return _reciprocal_rank(dense) + _reciprocal_rank(lexical.scores[positions])
+    if mode == "hybrid":
+        return dense + LEXICAL_WEIGHT * lexical.coverage[positions]
+    raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(scores))
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    return 1 / (_RRF_K + ranks)
+
+
+def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray,
+                  exclude: RecordId | None = None, mode: str = "dense",
+                  lexical: LexicalMatch | None = None) -> list[Hit]:
+    """Hits for the given positions, best first by the mode's order (ties by document order)."""
+    question, answer = field_scores(index, query_vectors, positions)
+    order = rank_scores(mode, question, answer, lexical, positions)
+    hits = [_hit(index.records[p], float(q), None if np.isnan(a) else float(a), float(r))
+            for p, q, a, r in zip(positions.tolist(), question, answer, order)]
     hits = [h for h in hits if h.record.id != exclude]
     return sorted(hits, key=lambda h: -h.rank_score)
 
 
-def _hit(record: Record, question_score: float, answer_score: float | None) -> Hit:
+def _hit(record: Record, question_score: float, answer_score: float | None, rank_score: float) -> Hit:
     if answer_score is None or question_score - answer_score > BOTH_MARGIN:
         matched_on, score = "question", question_score
     elif answer_score - question_score > BOTH_MARGIN:
         matched_on, score = "answer", answer_score
     else:
         matched_on, score = "both", max(question_score, answer_score)
-    return Hit(record, score, matched_on, question_score, answer_score, rank_score=score)
+    return Hit(record, score, matched_on, question_score, answer_score, rank_score=rank_score)
 
 
-def search(index: StoredIndex, query_vector: np.ndarray, query: str, k: int = DEFAULT_K,
-           min_score: float | None = None, notes: list[str] | None = None) -> SearchResult:
-    """The k best entries for an encoded query; `no_match` when none reaches `min_score`."""
+def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex) -> np.ndarray:
+    """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`)."""
+    if not hits:
+        return np.zeros(5)
+    by_cosine = sorted((h.score for h in hits), reverse=True)
+    top = hits[0]
+    margin = by_cosine[0] - (by_cosine[1] if len(by_cosine) > 1 else 0.0)
+    coverage_top = float(lexical.coverage[index.position_of[top.record.id]])
+    return np.array([top.score, margin, coverage_top, float(lexical.coverage.max(initial=0.0)),
+                     lexical.unknown_share])
+
+
+def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
+           mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH) -> SearchResult:
+    """The k best entries for an encoded query, and whether any of them is a good match."""
     if k < 1:
         raise QueryError("k must be at least 1")
+    if mode not in MODES:
+        raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
-    nearest = score_entries(index, query_vector, candidate_positions(index, query_vector, k))[:k]
-    hits = [h for h in nearest if h.score >= threshold]
-    return SearchResult(query, hits, nearest, no_match=not hits, notes=list(notes or []))
+    positions = candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
+    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical)
+    nearest = ranked[:k]
+    evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index)
+    no_match = no_match_model.decide(evidence)
+    hits = [] if no_match else [h for h in nearest if h.score >= threshold]
+    notes = list(query.notes)
+    if query.lexical.corrected:
+        notes.append("also searched for: " + ", ".join(f"{a} → {b}" for a, b in query.lexical.corrected.items()))
+    return SearchResult(query.text, hits, nearest, no_match=not hits, notes=notes,
+                        evidence=tuple(float(v) for v in evidence))
 
 
 def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
@@ -113,7 +194,7 @@ def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answere
     position = index.position_of.get(record_id)
     if position is None:
         raise QueryError(f"no entry with id {record_id!r}")
-    query_vector = index.vectors[index.question_row[position]]
+    query_vector = index.vectors[index.question_row[position]][None, :]
     hits = score_entries(index, query_vector, candidate_positions(index, query_vector, 2 * k + 2),
                          exclude=record_id)
     if answered_only:

@@ -8,7 +8,10 @@ import indexer.search as search_module
 from indexer.embed import normalize
 from indexer.errors import QueryError
 from indexer.records import Record
-from indexer.search import clean_query, related, search
+from indexer.lexical import LexicalMatch
+from indexer.nomatch import NoMatchModel
+from indexer.search import EncodedQuery, clean_query, related
+from indexer.search import search as search_index
 from indexer.store import RowTable, StoredIndex, _deserialize_faiss, _serialize_faiss
 
 
@@ -23,6 +26,18 @@ def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | N
     faiss_index = _deserialize_faiss(_serialize_faiss(vectors, index_type, vectors.shape[1]))
     rows = RowTable(np.asarray(positions, dtype=np.int32), fields, [str(i) for i in range(len(fields))])
     return StoredIndex({"record_count": len(records)}, records, rows, vectors, faiss_index, path=None)
+
+
+NEVER_NO_MATCH = NoMatchModel(weights=(0.0,) * 5, bias=-100.0)
+ALWAYS_NO_MATCH = NoMatchModel(weights=(0.0,) * 5, bias=100.0)
+
+
+def search(index: StoredIndex, vector: np.ndarray, text: str, k: int, min_score: float | None = None,
+           no_match_model: NoMatchModel = NEVER_NO_MATCH):
+    """Dense search with no lexical evidence, so expectations are exact cosines."""
+    n = len(index.records)
+    lexical = LexicalMatch(np.zeros(n, np.float32), [], {}, np.zeros(n, np.float32), 0.0)
+    return search_index(index, EncodedQuery(text, vector[None, :], lexical), k, min_score, "dense", no_match_model)
 
 
 def unit(*values: float) -> np.ndarray:
@@ -59,6 +74,12 @@ def test_nothing_above_the_minimum_gives_no_match_but_keeps_the_nearest():
     result = search(index, unit(-1, -0.1), "q", k=2, min_score=0.3)
     assert result.no_match and result.hits == [] and len(result.nearest) == 2
     assert result.to_dict() == {"query": "q", "no_match": True, "results": []}
+
+
+def test_the_no_match_model_empties_the_results_but_keeps_the_nearest():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    result = search(index, unit(1, 0), "q", k=2, min_score=-1, no_match_model=ALWAYS_NO_MATCH)
+    assert result.no_match and result.hits == [] and [h.record.id for h in result.nearest] == [1, 2]
 
 
 def test_results_below_the_minimum_are_dropped():

@@ -1,0 +1,148 @@
+"""Retrieval quality on labelled queries: hit@k, MRR, nDCG, and how well "no good match" is decided.
+
+A query file holds JSON lines `{"query": str, "relevant": [ids], "kind": str}`; `relevant: []` marks a
+query the document does not answer. Metrics over answerable queries: hit@1, hit@3, strict hit@3 (a
+correct result counts only when the query was not flagged no-match), MRR@10, nDCG@10 (binary gains);
+over unanswerable ones: no-match accuracy; and the false-rejection rate of answerable queries.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import QueryError
+from .nomatch import NoMatchModel, fit
+from .records import RecordId
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    query: str
+    relevant: list[RecordId]
+    kind: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the system answered for one labelled query: its ranked ids and its no-match decision."""
+
+    ranked: list[RecordId]
+    no_match: bool
+
+
+def load_queries(path: Path) -> list[LabelledQuery]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise QueryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    queries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            query, relevant, kind = row["query"], row["relevant"], row.get("kind", "")
+            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None
+        queries.append(LabelledQuery(query, relevant, kind))
+    if not queries:
+        raise QueryError(f"{path}: no queries")
+    return queries
+
+
+def _first_hit_rank(ranked: list[RecordId], relevant: set) -> int | None:
+    return next((i + 1 for i, record_id in enumerate(ranked) if record_id in relevant), None)
+
+
+def _ndcg(ranked: list[RecordId], relevant: set, k: int = 10) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, record_id in enumerate(ranked[:k]) if record_id in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def metrics(queries: list[LabelledQuery], outcomes: list[Outcome]) -> dict[str, float | int | None]:
+    """The metrics of one group of queries (see the module docstring)."""
+    answerable = [(q, o) for q, o in zip(queries, outcomes) if q.relevant]
+    unanswerable = [o for q, o in zip(queries, outcomes) if not q.relevant]
+    ranks = [_first_hit_rank(o.ranked, set(q.relevant)) for q, o in answerable]
+    n = len(answerable)
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {
+        "queries": len(queries),
+        "answerable": n,
+        "hit@1": mean([float(r == 1) for r in ranks]),
+        "hit@3": mean([float(r is not None and r <= 3) for r in ranks]),
+        "strict_hit@3": mean([float(r is not None and r <= 3 and not o.no_match)
+                              for r, (_, o) in zip(ranks, answerable)]),
+        "mrr@10": mean([1 / r if r is not None and r <= 10 else 0.0 for r in ranks]),
+        "ndcg@10": mean([_ndcg(o.ranked, set(q.relevant)) for q, o in answerable]),
+        "no_match_accuracy": mean([float(o.no_match) for o in unanswerable]),
+        "false_rejection": mean([float(o.no_match) for _, o in answerable]),
+    }
+
+
+def report(queries: list[LabelledQuery], outcomes: list[Outcome]) -> dict[str, dict]:
+    """Metrics overall and per query kind."""
+    result = {"overall": metrics(queries, outcomes)}
+    for kind in sorted({q.kind for q in queries}):
+        chosen = [(q, o) for q, o in zip(queries, outcomes) if q.kind == kind]
+        result[kind] = metrics([q for q, _ in chosen], [o for _, o in chosen])
+    return result
+
+
+def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outcome], np.ndarray]:
+    """Answer every labelled query with an open `QAIndex`; return outcomes and no-match evidence."""
+    outcomes, evidence = [], []
+    for encoded in qa.encode([q.query for q in queries]):
+        if isinstance(encoded, QueryError):
+            outcomes.append(Outcome([], True))
+            evidence.append(np.zeros(5))
+            continue
+        result = qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
+        outcomes.append(Outcome([h.record.id for h in result.nearest], result.no_match))
+        evidence.append(np.asarray(result.evidence))
+    return outcomes, np.vstack(evidence)
+
+
+def cross_validate(queries: list[LabelledQuery], outcomes: list[Outcome], evidence: np.ndarray,
+                   folds: int = 5, repeats: int = 5, seed: int = 0) -> dict[str, dict]:
+    """Metrics when each query's no-match decision comes from a model fitted without it (k-fold,
+    repeated with shuffles, averaged), so the no-match figures are not fitted to themselves."""
+    labels = np.array([not q.relevant for q in queries], dtype=float)
+    rng = np.random.default_rng(seed)
+    reports = []
+    for _ in range(repeats):
+        order = rng.permutation(len(queries))
+        decided = np.zeros(len(queries), dtype=bool)
+        for part in np.array_split(order, folds):
+            train = np.setdiff1d(order, part)
+            model = fit(evidence[train], labels[train])
+            decided[part] = model.probability(evidence[part]) >= model.threshold
+        reports.append(report(queries, [Outcome(o.ranked, bool(d)) for o, d in zip(outcomes, decided)]))
+    return {group: {key: _mean_of([r[group][key] for r in reports]) for key in reports[0][group]}
+            for group in reports[0]}
+
+
+def _mean_of(values: list) -> float | int | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if all(isinstance(v, int) for v in present):
+        return present[0]  # counts are the same in every repeat
+    return round(sum(present) / len(present), 4)
+
+
+def calibrate(queries: list[LabelledQuery], evidence: np.ndarray) -> NoMatchModel:
+    """The no-match model fitted on all labelled queries (what `cross_validate` estimates)."""
+    return fit(evidence, np.array([not q.relevant for q in queries], dtype=float))

@@ -82,25 +82,16 @@ class EncodedQuery:
 
 def field_scores(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Question and answer cosines of the given record positions (answer is NaN where there is none)."""
-    query_vectors = np.atleast_2d(query_vectors)
-    question = (index.vectors[index.question_row[positions]] @ query_vectors.T).max(axis=1)
-    answer_rows = index.answer_row[positions]
-    answer = np.full(len(positions), np.nan, dtype=np.float32)
-    has_answer = answer_rows >= 0
-    answer[has_answer] = (index.vectors[answer_rows[has_answer]] @ query_vectors.T).max(axis=1)
-    return question, answer
+    return index.field_cosines(np.atleast_2d(query_vectors), positions)
 
 
 def candidate_positions(index: StoredIndex, query_vectors: np.ndarray, k: int,
                         lexical_scores: np.ndarray | None = None) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
-    total = len(index.rows.fields)
+    total = index.row_count
     if total <= _EXHAUSTIVE_ROWS:
         return np.arange(len(index.records))
-    depth = min(total, 2 * k + 10)
-    _, rows = index.faiss_index.search(np.atleast_2d(query_vectors).astype(np.float32), depth)
-    rows = rows[rows >= 0]  # FAISS pads with -1 when it finds fewer
-    found = [index.rows.positions[rows]]
+    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, 2 * k + 10))]
     if lexical_scores is not None:
         depth = min(len(lexical_scores), 2 * k + 10)
         found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
@@ -194,7 +185,7 @@ def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answere
     position = index.position_of.get(record_id)
     if position is None:
         raise QueryError(f"no entry with id {record_id!r}")
-    query_vector = index.vectors[index.question_row[position]][None, :]
+    query_vector = index.question_vector(position)[None, :]
     hits = score_entries(index, query_vector, candidate_positions(index, query_vector, 2 * k + 2),
                          exclude=record_id)
     if answered_only:

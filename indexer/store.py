@@ -78,6 +78,39 @@ class StoredIndex:
             (self.question_row if field == "question" else self.answer_row)[position] = row
         self.position_of = {record.id: i for i, record in enumerate(self.records)}
 
+    # ---- what search needs from a store (a second store implements these three and `records`) ----
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows.fields)
+
+    def field_cosines(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best question and answer cosines over the query vectors for these record positions
+        (answer is NaN where there is none)."""
+        question = (self.vectors[self.question_row[positions]] @ query_vectors.T).max(axis=1)
+        answer_rows = self.answer_row[positions]
+        answer = np.full(len(positions), np.nan, dtype=np.float32)
+        has_answer = answer_rows >= 0
+        answer[has_answer] = (self.vectors[answer_rows[has_answer]] @ query_vectors.T).max(axis=1)
+        return question, answer
+
+    def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
+        """Record positions owning the `depth` nearest rows of any query vector (FAISS)."""
+        _, rows = self.faiss_index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
+        rows = rows[rows >= 0]  # FAISS pads with -1 when it finds fewer
+        return self.rows.positions[rows]
+
+    def question_vector(self, position: int) -> np.ndarray:
+        return self.vectors[self.question_row[position]]
+
+    def entry_vectors(self) -> np.ndarray:
+        """One normalised vector per record: the mean of its question and answer vectors (the question
+        alone when the answer is missing), for topics and near-duplicates."""
+        vectors = self.vectors[self.question_row].copy()
+        has_answer = self.answer_row >= 0
+        vectors[has_answer] += self.vectors[self.answer_row[has_answer]]
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
     def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
         """text key → vector, for reuse by the next build with the same model."""
         if self.manifest.get("model_fingerprint") != model_fp:

@@ -45,7 +45,18 @@ class BuildSummary:
     def to_dict(self) -> dict:
         return {"records": self.records, "missing": self.missing, "link_only": self.link_only,
                 "seconds": round(self.seconds, 3), "embedded": self.embedded, "reused": self.reused,
-                "index_type": self.index_type, "warnings": self.warnings}
+                "index_type": self.index_type, "warnings": self.warnings,
+                "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
+                             "by_section": _count_sections(r.records),
+                             "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
+                            for r in self.reports]}
+
+
+def _count_sections(records: list[Record]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.section] = counts.get(record.section, 0) + 1
+    return counts
 
 
 def embedding_texts(records: list[Record]) -> tuple[list[int], list[str], list[str]]:

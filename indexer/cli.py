@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
     sub.add_argument("--min-score", type=float, metavar="X", help="drop results scoring below X (cosine)")
     _add_mode(sub)
+    sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
@@ -171,11 +172,11 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     sources, index_dir, model = _settings(args)
     summary = build(sources, FaissStore(index_dir), lambda: build_encoder(model), model, _progress_bar(err))
-    for warning in summary.warnings:
-        print(f"warning: {warning}", file=err)
     if args.json:
         _print_json(summary.to_dict(), out)
     else:
+        for report in summary.reports:
+            _print_parse_summary(report, out)
         print(f"built {index_dir}: {summary.records} records ({summary.missing} missing, "
               f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
               f"embedded {summary.embedded} texts, reused {summary.reused}", file=out)
@@ -188,7 +189,7 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     qa = _open(args, err)
     if args.batch is not None:
         return _search_batch(qa, args, out)
-    result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode)
+    result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode, section=args.section)
     for note in result.notes:
         print(f"note: {note}", file=err)
     if args.json:
@@ -210,7 +211,7 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
         if isinstance(encoded, QueryError):
             row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
         else:
-            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode).to_dict()
+            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section).to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
 
@@ -335,20 +336,26 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                       "records": [rec.to_dict() for rec in r.records]} for r in reports], out)
         return 0
     for report in reports:
-        counts = report.counts()
-        print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
-              f"{counts['missing']} missing, {counts['link_only']} link-only", file=out)
-        sections: dict[str, int] = {}
+        _print_parse_summary(report, out)
         for record in report.records:
-            sections[record.section] = sections.get(record.section, 0) + 1
-        if any(sections):
-            for name, count in sections.items():
-                print(f"  section {name or '(none)'!r}: {count}", file=out)
-        for warning in report.warnings:
-            print(f"  warning: {warning}", file=out)
-        for line, why in report.skipped[:5]:
-            print(f"  not taken: line {line}: {why}", file=out)
-        for record in report.records:
-            print(f"  [{record.id}] {_status_label(record.status) or 'ok':<9} {_short(record.question, 90)}",
+            section = f"  ({record.section})" if record.section else ""
+            print(f"  [{record.id}] {_status_label(record.status) or 'ok':<9} {_short(record.question, 80)}{section}",
                   file=out)
     return 0
+
+
+def _print_parse_summary(report, out: TextIO) -> None:
+    """What a user needs to check that a document was read right: counts, sections, warnings, misses."""
+    counts = report.counts()
+    print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
+          f"{counts['missing']} missing, {counts['link_only']} link-only", file=out)
+    sections: dict[str, int] = {}
+    for record in report.records:
+        sections[record.section] = sections.get(record.section, 0) + 1
+    if any(sections):
+        print("  by section: " + ", ".join(f"{name or '(none)'} {count}" for name, count in sections.items()),
+              file=out)
+    for warning in report.warnings:
+        print(f"  warning: {warning}", file=out)
+    for line, why in report.skipped[:5]:
+        print(f"  not taken: line {line}: {why}", file=out)

@@ -127,15 +127,19 @@ class QAIndex:
         return encoded
 
     def search_encoded(self, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
-                       mode: str = DEFAULT_MODE) -> SearchResult:
-        return search(self.stored, query, k, min_score, mode, self.no_match_model)
+                       mode: str = DEFAULT_MODE, section: str | None = None) -> SearchResult:
+        return search(self.stored, query, k, min_score, mode, self.no_match_model, section)
 
     def search(self, query: str, k: int = DEFAULT_K, min_score: float | None = None,
-               mode: str = DEFAULT_MODE) -> SearchResult:
+               mode: str = DEFAULT_MODE, section: str | None = None) -> SearchResult:
         encoded = self.encode([query])[0]
         if isinstance(encoded, QueryError):
             raise encoded
-        return self.search_encoded(encoded, k, min_score, mode)
+        return self.search_encoded(encoded, k, min_score, mode, section)
+
+    def sections(self) -> list[str]:
+        """Section names in document order (entries outside any section are not listed)."""
+        return list(dict.fromkeys(r.section for r in self.records if r.section))
 
     def related(self, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
         return related(self.stored, record_id, k, answered_only)

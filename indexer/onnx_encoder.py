@@ -33,9 +33,11 @@ from .errors import ModelError
 EXPORT_FORMAT = 1
 ONNX_FILE, TOKENIZER_FILE, CONFIG_FILE = "model.onnx", "tokenizer.json", "onnx_config.json"
 OPSET = 17
+RUNTIME_PACKAGES = ("onnxruntime", "tokenizers")  # all a query needs; export also needs torch and onnx
 MIN_EXPORT_COSINE = 0.9999  # the export's self-check: below this the ONNX path would change results
 _MODULE_KINDS = ("Transformer", "Pooling", "Normalize")  # the only sentence-transformers modules reproduced here
-_POOLING_KEYS = {"mean_tokens": "mean", "cls_token": "cls"}  # the older boolean form of the pooling config
+# The older boolean form of the pooling config → the names sentence-transformers uses now.
+_POOLING_KEYS = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max", "weightedmean_tokens": "weightedmean"}
 
 
 class OnnxUnavailable(ModelError):
@@ -59,7 +61,8 @@ def model_spec(model: str) -> dict:
     modules = _read_json(path / "modules.json", model)
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     if not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds or any(k not in _MODULE_KINDS for k in kinds):
-        raise OnnxUnavailable(f"model {model!r} has modules {kinds}; ONNX export supports Transformer, Pooling, Normalize")
+        raise OnnxUnavailable(f"model {model!r} has modules {kinds}; "
+                              "ONNX export supports Transformer, Pooling, Normalize")
     pooling_dir = path / modules[kinds.index("Pooling")].get("path", "1_Pooling")
     pooling = _pooling_mode(_read_json(pooling_dir / "config.json", model))
     if pooling not in ("mean", "cls"):
@@ -87,7 +90,7 @@ def _pooling_mode(config: dict) -> str:
 def _read_json(path: Path, model: str, required: bool = True) -> dict | list:
     if not path.is_file():
         if required:
-            raise OnnxUnavailable(f"model {model!r} has no {path.name}; ONNX export needs a sentence-transformers folder")
+            raise OnnxUnavailable(f"{path} is missing; ONNX export needs a sentence-transformers model folder")
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -105,7 +108,7 @@ def export_onnx(model: str, cache_dir: Path | None = None) -> Path:
     target = export_dir(model, cache_dir)
     if (target / CONFIG_FILE).is_file():
         return target
-    _require_onnxruntime()  # an export nobody can run is wasted, and the self-check needs it
+    _require("onnx", "onnxruntime", "tokenizers")  # onnx: the exporter; onnxruntime: the self-check, and any use
     reference = SentenceTransformerEncoder(model)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -168,10 +171,10 @@ def _check_export(reference: SentenceTransformerEncoder, folder: Path) -> None:
                               f"(cosine {cosines.min():.6f}); using torch")
 
 
-def _require_onnxruntime() -> None:
-    for name in ("onnxruntime", "tokenizers"):
+def _require(*names: str) -> None:
+    for name in names:
         if importlib.util.find_spec(name) is None:
-            raise OnnxUnavailable(f"the ONNX query path needs the package {name} (pip install {name})")
+            raise OnnxUnavailable(f"the ONNX path needs the package {name} (pip install {name})")
 
 
 def _tokenizer(folder: Path, config: dict):
@@ -197,7 +200,7 @@ class OnnxEncoder:
     """An `Encoder` on an exported model: onnxruntime for the transformer, numpy for pooling."""
 
     def __init__(self, folder: Path, model: str, threads: int | None = 1) -> None:
-        _require_onnxruntime()
+        _require(*RUNTIME_PACKAGES)
         import onnxruntime
 
         config = _read_json(folder / CONFIG_FILE, model)
@@ -245,7 +248,7 @@ def load_onnx_encoder(model: str, threads: int | None = 1, export_if_missing: bo
     threads=1 suits single queries; None uses every core. Raises `OnnxUnavailable` when the ONNX path
     cannot serve this model, so the caller can use `SentenceTransformerEncoder` instead.
     """
-    _require_onnxruntime()
+    _require(*RUNTIME_PACKAGES)
     folder = export_dir(model, cache_dir)
     if not (folder / CONFIG_FILE).is_file():
         if not export_if_missing:

@@ -159,15 +159,30 @@ def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex
                      lexical.unknown_share])
 
 
+def section_positions(records: list[Record], section: str) -> np.ndarray:
+    """Positions of the records under a section heading (exact name, any case)."""
+    wanted = section.strip().casefold()
+    positions = np.array([i for i, r in enumerate(records) if r.section.casefold() == wanted], dtype=np.int64)
+    if not len(positions):
+        names = sorted({r.section for r in records if r.section})
+        listed = ", ".join(repr(n) for n in names[:8]) if names else "none: this document has no sections"
+        raise QueryError(f"no section {section!r}; sections: {listed}")
+    return positions
+
+
 def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
-           mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH) -> SearchResult:
-    """The k best entries for an encoded query, and whether any of them is a good match."""
+           mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
+           section: str | None = None) -> SearchResult:
+    """The k best entries for an encoded query, and whether any of them is a good match.
+
+    With `section`, only entries under that heading compete (scored exhaustively)."""
     if k < 1:
         raise QueryError("k must be at least 1")
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
-    positions = candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
+    positions = (section_positions(index.records, section) if section
+                 else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores))
     ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical)
     nearest = ranked[:k]
     evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index)

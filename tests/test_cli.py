@@ -186,3 +186,24 @@ def test_search_and_missing_never_write_the_source(tmp_path, corpus_copy):
     run("search", "dropout", "--source", str(corpus_copy), "--index-dir", index_dir)
     run("missing", "--source", str(corpus_copy), "--index-dir", index_dir)
     assert (corpus_copy.read_bytes(), os.stat(corpus_copy).st_mtime_ns) == before
+
+
+def test_section_filter_keeps_only_that_sections_entries(tmp_path):
+    source = str(ROOT / "tests" / "fixtures" / "bold_unnumbered.md")
+    index_dir = str(tmp_path / "index")
+    code, out, _ = run("search", "how do I pay", "--json", "--min-score", "-1", "--section", "billing",
+                       "--source", source, "--index-dir", index_dir)
+    assert code == 0 and {r["section"] for r in json.loads(out)["results"]} == {"Billing"}
+    code, _, err = run("search", "pay", "--section", "Shipping", "--source", source, "--index-dir", index_dir)
+    assert code == 2 and "sections: 'Accounts', 'Billing'" in err
+
+
+def test_build_summary_reports_styles_sections_and_lines_not_taken(tmp_path):
+    code, out, _ = run("build", "--json", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
+                       "--index-dir", str(tmp_path / "index"))
+    summary = json.loads(out)
+    source = summary["sources"][0]
+    assert code == 0 and source["style"] == "heading" and source["entries"] == 4
+    assert source["by_status"] == {"ok": 3, "missing": 1, "link_only": 0}
+    assert source["by_section"] == {"Linear regression": 2, "Trees": 2}
+    assert source["not_taken"] == [{"line": 15, "why": "inside a fenced code block"}]

@@ -152,3 +152,22 @@ def test_unchanged_texts_are_not_embedded_again(tmp_path, corpus_copy, fake_enco
     assert len(fake_encoder.encoded) == summary.embedded == 1
     assert "Backpropagation is a method" in fake_encoder.encoded[0]
     assert summary.reused == 153
+
+
+def test_a_folder_of_files_is_one_corpus_and_an_edit_re_embeds_only_that_file(tmp_path, fake_encoder):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    fixtures = Path(__file__).parent / "fixtures"
+    for name in ("bold_unnumbered.md", "headings.md", "table.csv"):
+        (folder / name).write_bytes((fixtures / name).read_bytes())
+    store = FaissStore(tmp_path / "index")
+    build([folder], store, lambda: fake_encoder, MODEL)
+    records = store.load().records
+    assert {r.id for r in records} >= {"bold_unnumbered.md#1", "headings.md#4", "table.csv#7"}
+    assert {Path(r.source).name for r in records} == {"bold_unnumbered.md", "headings.md", "table.csv"}
+    (folder / "table.csv").write_text("id,question,answer\n7,What is CSV?,Comma separated values\n")
+    fake_encoder.encoded.clear()
+    summary = build([folder], store, lambda: fake_encoder, MODEL)
+    assert fake_encoder.encoded == ["Comma separated values"]
+    assert summary.records == len(records) - 1  # the empty CSV row is gone
+    assert summary.embedded == 1 and summary.reused == store.load().row_count - 1

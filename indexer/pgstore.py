@@ -1,0 +1,345 @@
+"""The PostgreSQL + pgvector store: the same interface as `store.FaissStore`, with the index in a database.
+
+    store = PgStore("postgresql://user@host/db")          # the index named "default"
+    store = PgStore("postgresql://user@host/db#uploads")  # another index in the same database
+
+Tables (created by the first build, after `CREATE EXTENSION IF NOT EXISTS vector`):
+
+    indexer_generations   id, index_name, manifest (jsonb), is_current: one row per complete build
+    indexer_records_<id>  position → record (jsonb), in row-table order
+    indexer_rows_<id>     row → (record position, field, text key, embedding vector(dimension));
+                          an HNSW index (vector_ip_ops) when the build has at least `hnsw_min_rows` rows
+
+A build creates and fills a generation's tables and moves `is_current` in ONE transaction, so readers
+see the old generation or the new one, never part of one, and a killed build leaves nothing behind.
+A loaded index (`PgStoredIndex`) keeps one connection holding a shared advisory lock on its generation;
+a build drops an old generation only when it can take that lock exclusively, so an open reader keeps
+answering from the generation it loaded. One build at a time per index name (an advisory lock).
+
+Vector contract as in store.py: normalised float32 vectors, score = inner product = cosine. pgvector's
+`<#>` is the NEGATIVE inner product (so ascending order is best first).
+
+Records live in the client (search, lexical matching and display need them); vectors stay in the
+database: nearest rows and the cosines of candidate entries are SQL queries. This module does not
+choose between stores (stores.py) and imports psycopg only when a PgStore is used.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+import weakref
+from typing import Iterator
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from pgvector.psycopg import register_vector
+
+from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from .records import Record
+from .store import RowTable
+
+FORMAT_VERSION = 1
+DEFAULT_NAME = "default"
+HNSW_MIN_ROWS = 50_000  # below this exact search is as fast (bench/pgstore.py)
+HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit; a deeper query is answered exactly
+_GENERATIONS = "indexer_generations"
+_LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  # advisory lock namespaces
+
+
+class PgStore:
+    """One named index in a PostgreSQL database with pgvector. Same methods as `FaissStore`."""
+
+    def __init__(self, url: str, name: str | None = None, hnsw_min_rows: int = HNSW_MIN_ROWS) -> None:
+        base, _, fragment = url.partition("#")
+        self.url = base
+        self.name = name or fragment or DEFAULT_NAME
+        self.hnsw_min_rows = hnsw_min_rows
+        self.location = re.sub(r"//([^:/@]*):[^@/]+@", r"//\1:***@", base) + (
+            f"#{self.name}" if self.name != DEFAULT_NAME else "")
+
+    def connect(self, autocommit: bool = False) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise IndexerError(f"cannot connect to PostgreSQL at {self.location}: {reason}") from None
+
+    def read_manifest(self) -> dict | None:
+        """The current generation's manifest, or None when there is no index yet."""
+        with self.connect(autocommit=True) as conn:
+            row = _current(conn, self.name)
+        return None if row is None else _checked(row[1], self.location)
+
+    def load(self) -> "PgStoredIndex":
+        return PgStoredIndex(self)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One build at a time per index name; a second build waits for the first to finish."""
+        with self.connect(autocommit=True) as conn:
+            key = (_LOCK_BUILD, _int32(self.name))
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict) -> None:
+        """Write a new generation and make it current in one transaction. Call with `lock()` held."""
+        dimension = int(manifest["dimension"])
+        if vectors.shape != (len(rows.fields), dimension):
+            raise ValueError(f"vectors {vectors.shape} do not match {len(rows.fields)} rows of {dimension}")
+        index_type = "hnsw" if len(rows.fields) >= self.hnsw_min_rows else "flat"
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "index_type": index_type, "store": "postgresql"}
+        with self.connect(autocommit=True) as conn:
+            _ensure_schema(conn, self.location)
+            register_vector(conn)
+            with conn.transaction():
+                generation = conn.execute(
+                    sql.SQL("INSERT INTO {} (index_name, manifest) VALUES (%s, %s) RETURNING id").format(
+                        sql.Identifier(_GENERATIONS)), (self.name, psycopg.types.json.Jsonb(manifest))).fetchone()[0]
+                records_table, rows_table = _tables(generation)
+                conn.execute(sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(
+                    records_table))
+                conn.execute(sql.SQL(
+                    "CREATE TABLE {} (row_number int PRIMARY KEY, position int NOT NULL, field text NOT NULL, "
+                    "key text NOT NULL, embedding vector({}) NOT NULL)").format(rows_table, sql.Literal(dimension)))
+                with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(records_table)) as copy:
+                    for position, record in enumerate(records):
+                        copy.write_row((position, psycopg.types.json.Jsonb(record.to_dict())))
+                with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY)").format(rows_table)) as copy:
+                    copy.set_types(["int4", "int4", "text", "text", "vector"])
+                    for row, (position, field, key) in enumerate(zip(rows.positions.tolist(), rows.fields, rows.keys)):
+                        copy.write_row((row, position, field, key, vectors[row]))
+                conn.execute(sql.SQL("CREATE INDEX ON {} (position)").format(rows_table))
+                if index_type == "hnsw":
+                    # the graph builds several times faster when it fits in maintenance_work_mem
+                    conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                    conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))
+                conn.execute(sql.SQL("UPDATE {} SET is_current = (id = %s) WHERE index_name = %s "
+                                     "AND (is_current OR id = %s)").format(sql.Identifier(_GENERATIONS)),
+                             (generation, self.name, generation))  # the commit point
+            _drop_unused_generations(conn, self.name)
+
+
+def _int32(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
+
+
+def _tables(generation: int) -> tuple[sql.Identifier, sql.Identifier]:
+    return sql.Identifier(f"indexer_records_{generation}"), sql.Identifier(f"indexer_rows_{generation}")
+
+
+def _ensure_schema(conn: psycopg.Connection, location: str) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))  # concurrent CREATE … IF NOT EXISTS race
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.Error as exc:
+            raise IndexerError(
+                f"the pgvector extension is not available in the database at {location} "
+                f"({str(exc).strip().splitlines()[0]}); install pgvector on the server "
+                "(https://github.com/pgvector/pgvector) or have an administrator run: CREATE EXTENSION vector"
+            ) from None
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "index_name text NOT NULL, manifest jsonb NOT NULL, is_current boolean NOT NULL DEFAULT false, "
+            "created_at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(_GENERATIONS)))
+        conn.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS indexer_one_current ON {} (index_name) "
+                             "WHERE is_current").format(sql.Identifier(_GENERATIONS)))
+
+
+def _current(conn: psycopg.Connection, name: str) -> tuple[int, dict] | None:
+    """(generation id, manifest) of the current generation, or None when there is none."""
+    if conn.execute("SELECT to_regclass(%s)", (_GENERATIONS,)).fetchone()[0] is None:
+        return None
+    return conn.execute(sql.SQL("SELECT id, manifest FROM {} WHERE index_name = %s AND is_current").format(
+        sql.Identifier(_GENERATIONS)), (name,)).fetchone()
+
+
+def _checked(manifest: dict, location: str) -> dict:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
+        raise IndexCorruptError(f"index at {location} is corrupt: its manifest has no format_version")
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise IndexVersionError(
+            f"index at {location} was written by a newer version of this tool (format "
+            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build")
+    return manifest
+
+
+def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
+    """Drop the old generations no open reader holds (readers hold a shared lock on theirs)."""
+    old = conn.execute(sql.SQL("SELECT id FROM {} WHERE index_name = %s AND NOT is_current").format(
+        sql.Identifier(_GENERATIONS)), (name,)).fetchall()
+    for (generation,) in old:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_READ, generation)).fetchone()[0]:
+            continue  # still read by someone: a later build drops it
+        try:
+            with conn.transaction():
+                for table in _tables(generation):
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+                conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
+                             (generation,))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_READ, generation))
+
+
+class PgStoredIndex:
+    """A loaded generation: manifest and records in memory, vectors queried in the database.
+
+    Offers what search.py and build.py use of `store.StoredIndex`. Safe to share between threads (one
+    query at a time on its connection); reconnects once when the connection drops. `close()` releases
+    the generation for the next build to drop; so does garbage collection.
+    """
+
+    def __init__(self, store: PgStore) -> None:
+        self.location = store.location
+        self._store = store
+        self._lock = threading.Lock()
+        self._settings: tuple | None = None
+        self._conn = store.connect(autocommit=True)
+        self._closer = weakref.finalize(self, self._conn.close)
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        self.generation, self.manifest = self._hold_current()
+        if self.manifest["format_version"] < FORMAT_VERSION:
+            raise IndexStaleError(f"index at {self.location} has an old format ({self.manifest['format_version']})")
+        records_table, self._rows_table = _tables(self.generation)
+        try:
+            self.records = [Record.from_dict(r) for (r,) in self._conn.execute(
+                sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))]
+            questions, total = self._conn.execute(sql.SQL(
+                "SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(self._rows_table)
+            ).fetchone()
+        except (psycopg.errors.UndefinedTable, TypeError, KeyError) as exc:
+            raise IndexCorruptError(f"index at {self.location} is corrupt: {type(exc).__name__}; rebuild it") from None
+        expected = (self.manifest.get("record_count"), self.manifest.get("question_vectors"),
+                    self.manifest.get("question_vectors", 0) + self.manifest.get("answer_vectors", 0))
+        if (len(self.records), questions, total) != expected:
+            raise IndexCorruptError(f"index at {self.location} is corrupt: counts do not match the manifest; "
+                                    "rebuild it")
+        self.position_of = {record.id: i for i, record in enumerate(self.records)}
+        self.hnsw = self.manifest.get("index_type") == "hnsw"
+        self._row_count = int(total)
+
+    def _hold_current(self) -> tuple[int, dict]:
+        """Find the current generation and hold it (a shared lock) so no build drops it while we read."""
+        for _ in range(5):
+            current = _current(self._conn, self._store.name)
+            if current is None:
+                raise IndexMissingError(f"no index at {self.location}; run: python -m indexer build")
+            if self._hold(current[0]):
+                register_vector(self._conn)
+                return current[0], _checked(current[1], self.location)
+        raise IndexerError(f"index at {self.location} keeps changing while it is opened; try again")
+
+    def _hold(self, generation: int) -> bool:
+        self._conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_LOCK_READ, generation))
+        # a build may have dropped it just before we locked; now that we hold it, it stays
+        if self._conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
+                              (generation,)).fetchone():
+            return True
+        self._conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)", (_LOCK_READ, generation))
+        return False
+
+    def _reconnect(self) -> None:
+        self.close()
+        self._conn = self._store.connect(autocommit=True)
+        self._closer = weakref.finalize(self, self._conn.close)
+        self._settings = None
+        if not self._hold(self.generation):
+            raise IndexStaleError(f"index at {self.location} was rebuilt while the connection was lost; reopen it")
+        register_vector(self._conn)
+
+    def close(self) -> None:
+        self._closer()
+
+    def _query(self, query: sql.Composable, params: tuple = (), hnsw_depth: int | None = None) -> list[tuple]:
+        """Run one query on the held connection, reconnecting once if the server dropped it."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    self._apply_settings(hnsw_depth)
+                    return self._conn.execute(query, params).fetchall()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not self._conn.broken and not self._conn.closed:
+                        raise
+                    self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _apply_settings(self, hnsw_depth: int | None) -> None:
+        """An HNSW scan returns at most ef_search rows, so ef_search must cover the depth asked for;
+        past pgvector's limit the index is bypassed and the answer is exact."""
+        if not self.hnsw or hnsw_depth is None:
+            return
+        settings = (max(40, hnsw_depth), True) if hnsw_depth <= HNSW_MAX_EF_SEARCH else (40, False)
+        if settings != self._settings:
+            self._conn.execute(f"SET hnsw.ef_search = {settings[0]}; "
+                               f"SET enable_indexscan = {'on' if settings[1] else 'off'}")
+            self._settings = settings
+
+    # ---- what search needs from a store (see store.StoredIndex) ----
+
+    @property
+    def row_count(self) -> int:
+        return self._row_count
+
+    def field_cosines(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best question and answer cosines over the query vectors for these record positions
+        (answer is NaN where there is none), computed in the database."""
+        query_vectors = np.asarray(query_vectors, dtype=np.float32)
+        best = sql.SQL("-LEAST({})").format(sql.SQL(", ").join(
+            sql.SQL("embedding <#> %s") for _ in range(len(query_vectors))))
+        everything = len(positions) == len(self.records)  # the exhaustive path: no filter to evaluate
+        found = self._query(sql.SQL("SELECT position, field = 'question', {} FROM {}{}").format(
+            best, self._rows_table, sql.SQL("" if everything else " WHERE position = ANY(%s)")),
+            (*query_vectors, *(() if everything else (np.asarray(positions).tolist(),))))
+        cosines = np.full((2, len(self.records)), np.nan, dtype=np.float32)
+        if found:
+            position, is_question, cosine = (np.asarray(column) for column in zip(*found))
+            cosines[np.where(is_question.astype(bool), 0, 1), position.astype(np.int64)] = cosine
+        return cosines[0][positions], cosines[1][positions]
+
+    def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
+        """Record positions owning the `depth` nearest rows of any query vector (through the HNSW index
+        when the generation has one, else exact)."""
+        found = [self._query(nearest_query(self._rows_table), (vector, depth), hnsw_depth=depth)
+                 for vector in np.asarray(query_vectors, dtype=np.float32)]
+        return np.asarray([position for rows in found for (position,) in rows], dtype=np.int64)
+
+    def question_vector(self, position: int) -> np.ndarray:
+        (vector,), = self._query(sql.SQL("SELECT embedding FROM {} WHERE position = %s AND field = 'question'")
+                                 .format(self._rows_table), (int(position),))
+        return vector.to_numpy()
+
+    def _all_rows(self, columns: str) -> list[tuple]:
+        return self._query(sql.SQL("SELECT {} FROM {} ORDER BY row_number").format(sql.SQL(columns),
+                                                                                     self._rows_table))
+
+    def entry_vectors(self) -> np.ndarray:
+        """One normalised vector per record: the mean of its question and answer vectors (the question
+        alone when the answer is missing), for topics and near-duplicates."""
+        vectors = np.zeros((len(self.records), int(self.manifest["dimension"])), dtype=np.float32)
+        for position, vector in self._all_rows("position, embedding"):
+            vectors[position] += vector.to_numpy()
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
+        """text key → vector, for reuse by the next build with the same model."""
+        if self.manifest.get("model_fingerprint") != model_fp:
+            return {}
+        return {key: vector.to_numpy() for key, vector in self._all_rows("key, embedding")}
+
+
+def nearest_query(rows_table: sql.Composable) -> sql.Composed:
+    """Rows nearest one vector: `<#>` is the negative inner product, so ascending is best first."""
+    return sql.SQL("SELECT position FROM {} ORDER BY embedding <#> %s LIMIT %s").format(rows_table)

@@ -191,7 +191,7 @@ def test_search_and_missing_never_write_the_source(tmp_path, corpus_copy):
 def test_section_filter_keeps_only_that_sections_entries(tmp_path):
     source = str(ROOT / "tests" / "fixtures" / "bold_unnumbered.md")
     index_dir = str(tmp_path / "index")
-    code, out, _ = run("search", "how do I pay", "--json", "--min-score", "-1", "--section", "billing",
+    code, out, _ = run("search", "which payment methods are accepted", "--json", "--min-score", "-1", "--section", "billing",
                        "--source", source, "--index-dir", index_dir)
     assert code == 0 and {r["section"] for r in json.loads(out)["results"]} == {"Billing"}
     code, _, err = run("search", "pay", "--section", "Shipping", "--source", source, "--index-dir", index_dir)

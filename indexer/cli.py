@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
+    sub = command("topics", cmd_topics, "group the entries into topics, with readable labels")
+    sub.add_argument("--plot", type=Path, metavar="FILE", help="also save the topic map (.html, or .png)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("duplicates", cmd_duplicates, "list pairs of entries that ask the same thing")
+    sub.add_argument("--min-score", type=float, metavar="X", help="question cosine needed (default: 0.6)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
     sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
@@ -233,15 +241,25 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     qa = _open(args, err)
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
+    hints = {r.id: qa.hints(r.id) for r in missing}
     if args.json:
-        entry = lambda r: {"id": r.id, "question": r.question, "status": r.status, "line": r.line,
-                           "section": r.section, "source": r.source}
+        def entry(r, with_hints: bool) -> dict:
+            data = {"id": r.id, "question": r.question, "status": r.status, "line": r.line, "section": r.section,
+                    "source": r.source}
+            if with_hints:
+                data["hints"] = [{"id": h.record.id, "score": round(h.score, 4)} for h in hints[r.id]]
+            return data
+
         _print_json({"total": len(qa.records), "missing_count": len(missing), "link_only_count": len(link_only),
-                     "missing": [entry(r) for r in missing], "link_only": [entry(r) for r in link_only]}, out)
+                     "missing": [entry(r, True) for r in missing],
+                     "link_only": [entry(r, False) for r in link_only]}, out)
         return 0
     print(f"{len(missing)} of {len(qa.records)} entries have no answer:", file=out)
     for record in missing:
         print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
+        if hints[record.id]:
+            print("        closest answered: " + ", ".join(f"[{h.record.id}] {h.score:.2f}" for h in hints[record.id]),
+                  file=out)
     if link_only:
         print(f"{len(link_only)} entries answer only with links:", file=out)
         for record in link_only:
@@ -263,6 +281,39 @@ def cmd_related(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} "
               f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    qa = _open(args, err)
+    found = qa.topics()
+    if args.plot:
+        from .charts import save_chart, topic_map_chart
+        from .topics import topic_map
+
+        save_chart(topic_map_chart(topic_map(qa.stored, found), found), args.plot)
+        print(f"saved the topic map to {args.plot}", file=err)
+    if args.json:
+        _print_json([t.to_dict() for t in found], out)
+        return 0
+    for topic in found:
+        print(f"{topic.number:>2}. {topic.label}  ({len(topic.record_ids)} entries)", file=out)
+        for record_id in topic.record_ids:
+            record = qa.record(record_id)
+            print(f"      [{record_id}] {_short(record.question, 90)}{_status_suffix(record.status)}", file=out)
+    return 0
+
+
+def cmd_duplicates(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    qa = _open(args, err)
+    pairs = qa.duplicates(args.min_score)
+    if args.json:
+        _print_json([p.to_dict() for p in pairs], out)
+        return 0
+    print(f"{len(pairs)} pairs of entries ask much the same thing:", file=out)
+    for pair in pairs:
+        print(f"  {pair.score:.3f}  [{pair.first}] {_short(qa.record(pair.first).question, 60)}", file=out)
+        print(f"         [{pair.second}] {_short(qa.record(pair.second).question, 60)}", file=out)
     return 0
 
 

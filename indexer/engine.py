@@ -10,7 +10,7 @@ loaded on the first search, so `missing` and `related` never load a model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .records import Hit, Record, RecordId
 from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, missing_answers, related,
                      search)
 from .store import FaissStore, StoredIndex
+
+if TYPE_CHECKING:
+    from .topics import Duplicate, Topic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -65,6 +68,7 @@ class QAIndex:
         self._encoder_factory = encoder_factory
         self._encoder: Encoder | None = None
         self._lexical: LexicalIndex | None = None
+        self._topics: list | None = None
 
     @classmethod
     def open(cls, sources: list[Path] | None = None, index_dir: Path = DEFAULT_INDEX_DIR,
@@ -136,6 +140,22 @@ class QAIndex:
         if isinstance(encoded, QueryError):
             raise encoded
         return self.search_encoded(encoded, k, min_score, mode, section)
+
+    def topics(self) -> list["Topic"]:
+        from .topics import topics
+
+        if self._topics is None:
+            self._topics = topics(self.stored)
+        return self._topics
+
+    def duplicates(self, min_score: float | None = None) -> list["Duplicate"]:
+        from .topics import DUPLICATE_MIN_SCORE, near_duplicates
+
+        return near_duplicates(self.stored, DUPLICATE_MIN_SCORE if min_score is None else min_score)
+
+    def hints(self, record_id: RecordId, k: int = 3) -> list[Hit]:
+        """Answered entries that best cover an entry, e.g. for whoever writes its missing answer."""
+        return self.related(record_id, k=k, answered_only=True)
 
     def sections(self) -> list[str]:
         """Section names in document order (entries outside any section are not listed)."""

@@ -1,0 +1,183 @@
+"""Related topics from the stored vectors (never re-embedding): clusters, a 2-D map, near-duplicates,
+and hints for missing answers.
+
+- Clusters: spherical k-means (cosine) on each entry's vector (question and answer combined, see
+  `StoredIndex.entry_vectors`); the number of clusters is the k in 2..√(2n) with the best silhouette
+  (cosine distance, on at most 2,000 sampled entries). Deterministic: fixed seeds.
+- Labels: the three words most particular to a cluster (class-based TF-IDF of question and answer
+  words: frequent in the cluster, rare in the other clusters), shown as written in the document.
+- Map: the first two principal components of the entry vectors (PCA by SVD): deterministic, instant
+  at 10k entries, no extra dependency; a nonlinear map (UMAP) would separate groups better but is
+  not installed here and changes with every seed.
+- Near-duplicates: pairs whose questions are each other's nearest neighbour, at cosine ≥
+  `DUPLICATE_MIN_SCORE`, and that share at least one uncommon word — the last rule drops pairs that
+  are merely both short "What is X?" questions.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lexical import stem, words
+from .records import Record, RecordId
+from .store import StoredIndex
+from .text import plain_text
+
+DUPLICATE_MIN_SCORE = 0.6
+_SILHOUETTE_SAMPLE = 2000
+_UNCOMMON_SHARE = 0.1  # a word in at most this share of questions counts as uncommon
+
+
+@dataclass(frozen=True)
+class Topic:
+    number: int
+    label: str
+    record_ids: list[RecordId]
+
+    def to_dict(self) -> dict:
+        return {"topic": self.number, "label": self.label, "size": len(self.record_ids), "ids": self.record_ids}
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    first: RecordId
+    second: RecordId
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"ids": [self.first, self.second], "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    id: RecordId
+    x: float
+    y: float
+    topic: int
+    status: str
+    question: str
+
+
+def spherical_kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 30) -> np.ndarray:
+    """Cluster assignment of unit vectors into k groups by cosine (k-means++ start)."""
+    rng = np.random.default_rng(seed)
+    centres = [vectors[rng.integers(len(vectors))]]
+    for _ in range(1, k):
+        distance = 1 - np.max(vectors @ np.array(centres).T, axis=1)
+        weights = np.clip(distance, 0, None) ** 2
+        total = weights.sum()
+        centres.append(vectors[rng.choice(len(vectors), p=weights / total) if total > 0 else rng.integers(len(vectors))])
+    centre_matrix = np.array(centres)
+    labels = np.zeros(len(vectors), dtype=np.int64)
+    for step in range(iterations):
+        new_labels = np.argmax(vectors @ centre_matrix.T, axis=1)
+        if step and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for c in range(k):
+            members = vectors[labels == c]
+            if len(members):
+                mean = members.sum(axis=0)
+                centre_matrix[c] = mean / max(np.linalg.norm(mean), 1e-12)
+    return labels
+
+
+def silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette with cosine distance (0 when there is a single cluster)."""
+    distance = 1 - vectors @ vectors.T
+    scores = []
+    for i in range(len(vectors)):
+        same = labels == labels[i]
+        same[i] = False
+        if not same.any():
+            scores.append(0.0)
+            continue
+        inside = distance[i, same].mean()
+        outside = min(distance[i, labels == other].mean() for other in set(labels.tolist()) - {labels[i]})
+        scores.append((outside - inside) / max(inside, outside, 1e-12))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def cluster(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Assignments with the number of clusters chosen by the best silhouette (see module docstring)."""
+    n = len(vectors)
+    if n < 4:
+        return np.zeros(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(n, size=min(n, _SILHOUETTE_SAMPLE), replace=False)
+    best_labels, best_score = np.zeros(n, dtype=np.int64), -1.0
+    low, high = max(2, round(np.sqrt(n / 2))), max(2, round(np.sqrt(2 * n)))
+    for k in sorted({int(k) for k in np.geomspace(low, high, 8).round()}):
+        labels = spherical_kmeans(vectors, k, seed)
+        score = silhouette(vectors[sample], labels[sample])
+        if score > best_score:
+            best_labels, best_score = labels, score
+    return best_labels
+
+
+def topic_labels(records: list[Record], assignment: np.ndarray, size: int = 3) -> dict[int, str]:
+    """Each cluster's most particular words, joined by " / " (class-based TF-IDF)."""
+    counts: dict[int, Counter[str]] = {}
+    surface: dict[str, Counter[str]] = {}
+    for record, group in zip(records, assignment.tolist()):
+        text = record.question + " " + (plain_text(record.answer) if record.has_answer else "")
+        for word in words(text):
+            if len(word) < 3 or not word.isalpha():
+                continue
+            term = stem(word)
+            counts.setdefault(group, Counter())[term] += 1
+            surface.setdefault(term, Counter())[word] += 1
+    groups = sorted(counts)
+    clusters_with = Counter(term for group in groups for term in counts[group])
+    labels = {}
+    for group in groups:
+        total = sum(counts[group].values())
+        scored = sorted(counts[group], key=lambda t: (-(counts[group][t] / total)
+                                                       * np.log(1 + len(groups) / clusters_with[t]), t))
+        labels[group] = " / ".join(surface[t].most_common(1)[0][0] for t in scored[:size])
+    return labels
+
+
+def topics(index: StoredIndex) -> list[Topic]:
+    """Clusters of the index's entries, largest first, each with a readable label."""
+    assignment = cluster(index.entry_vectors())
+    labels = topic_labels(index.records, assignment)
+    groups = sorted(set(assignment.tolist()), key=lambda g: -int((assignment == g).sum()))
+    return [Topic(number, labels.get(group, ""), [r.id for r, a in zip(index.records, assignment) if a == group])
+            for number, group in enumerate(groups, start=1)]
+
+
+def topic_map(index: StoredIndex, found: list[Topic]) -> list[MapPoint]:
+    """Every entry placed in 2-D by PCA of its vector, with its topic number and status."""
+    vectors = index.entry_vectors()
+    centred = vectors - vectors.mean(axis=0)
+    if len(vectors) >= 2:
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
+        xy = centred @ components[:2].T
+    else:
+        xy = np.zeros((len(vectors), 2))
+    topic_of = {record_id: t.number for t in found for record_id in t.record_ids}
+    return [MapPoint(r.id, float(x), float(y), topic_of.get(r.id, 0), r.status, r.question)
+            for r, (x, y) in zip(index.records, xy)]
+
+
+def near_duplicates(index: StoredIndex, min_score: float = DUPLICATE_MIN_SCORE) -> list[Duplicate]:
+    """Pairs of entries asking the same thing, best first (see module docstring for the rule)."""
+    n = len(index.records)
+    if n < 2:
+        return []
+    questions = np.vstack([index.question_vector(p) for p in range(n)])
+    similarity = questions @ questions.T
+    np.fill_diagonal(similarity, -1.0)
+    nearest = similarity.argmax(axis=1)
+    term_sets = [set(stem(w) for w in words(r.question) if len(w) > 2) for r in index.records]
+    document_frequency = Counter(t for terms in term_sets for t in terms)
+    uncommon = {t for t, df in document_frequency.items() if df <= max(2, _UNCOMMON_SHARE * n)}
+    pairs = []
+    for i in range(n):
+        j = int(nearest[i])
+        if i < j and nearest[j] == i and similarity[i, j] >= min_score and term_sets[i] & term_sets[j] & uncommon:
+            pairs.append(Duplicate(index.records[i].id, index.records[j].id, float(similarity[i, j])))
+    return sorted(pairs, key=lambda d: -d.score)

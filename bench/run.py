@@ -1,0 +1,241 @@
+"""Speed benchmark: build throughput, warm and cold query latency, memory and disk, against raw floors.
+
+    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (takes ~20 min)
+    .venv/bin/python bench/run.py --sizes 82,2000      # quicker
+
+Every timing is reported next to a floor measured in the same run on the same texts, and as a
+ratio to it, because this machine is noisy:
+- build floor: sentence-transformers `encode` of exactly the texts the build embeds (all cores);
+- query floor: torch encode of one query (1 thread) + exact FAISS flat search, per query.
+Corpora are synthetic, deterministic, in the bundled document's format (bold numbered questions,
+`*solution*` markers, answers of realistic lengths, ~10 % empty). Sizes above --embed-limit are not
+embedded in full (an hour at 100k): their first --embed-limit entries are, and the rest reuse those
+vectors with small noise; build time there is extrapolated from the measured throughput, and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+TOPICS = ("gradient descent", "dropout", "batch normalization", "decision trees", "random forests", "k-means",
+          "overfitting", "cross-validation", "precision and recall", "word embeddings", "convolutions",
+          "recurrent networks", "attention", "regularization", "feature scaling", "PCA", "SVMs", "boosting",
+          "learning rate schedules", "data augmentation", "transfer learning", "autoencoders", "GANs", "ROC curves")
+TEMPLATES = ("What is {t}?", "How does {t} work in practice?", "Why would you use {t} for a {d} problem?",
+             "Explain the main idea behind {t}.", "What are the pitfalls of {t} with {d} data?",
+             "Compare {t} and {u}.", "When does {t} fail, and what do you do then?")
+DOMAINS = ("tabular", "image", "text", "time series", "audio", "graph", "small", "imbalanced", "noisy")
+SENTENCES = ("It changes how the model learns from the training data.",
+             "In practice you tune it on a validation set and watch the loss curve.",
+             "A common mistake is to apply it before splitting the data, which leaks information.",
+             "The idea is to trade a little bias for a large reduction in variance.",
+             "With small batches the estimate is noisy, which can help escape sharp minima.",
+             "It is cheap to compute and scales linearly with the number of samples.",
+             "For images it is usually combined with convolutional layers and pooling.",
+             "The result depends strongly on how the features are scaled beforehand.",
+             "You can see its effect by plotting training and validation error against epochs.")
+
+
+def synthetic_corpus(size: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    parts = ["Synthetic interview questions\n=============================\n"]
+    for n in range(1, size + 1):
+        topic, other = rng.sample(TOPICS, 2)
+        question = rng.choice(TEMPLATES).format(t=topic, u=other, d=rng.choice(DOMAINS))
+        marker = rng.choice(["*solution*", "*Solution:*", "*Solution*"])
+        if rng.random() < 0.1:
+            answer = ""
+        else:  # 1–12 sentences: ~60 to ~900 characters, like the bundled document
+            answer = " ".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 12)))
+            answer = f"{topic.capitalize()} ({n}): {answer}"
+        parts.append(f"**{n}. {question}**\n\n{marker}\n\n{answer}\n\n")
+    return "".join(parts)
+
+
+# Runs `python -m indexer ARGS` and reports the process's own peak RSS (KiB) on its last stderr line.
+# VmHWM, not ru_maxrss: the latter counts the pages a forked child shared with this (big) process.
+_RSS_WRAPPER = ("import re, runpy, sys\nsys.argv = ['indexer'] + sys.argv[1:]\ntry:\n"
+                "    runpy.run_module('indexer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), "
+                "file=sys.stderr)")
+
+
+def run_cli(*args: str) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB, stdout of one CLI run."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *args], cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    rss = int(proc.stderr.strip().rsplit("RSS ", 1)[1]) / 1024
+    return seconds, rss, proc.stdout
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def queries() -> list[str]:
+    dev = ROOT.parent / "shared" / "eval" / "dev_queries.jsonl"
+    extra = ROOT / "eval" / "extra_queries.jsonl"
+    texts = [json.loads(line)["query"] for path in (dev, extra) if path.exists()
+             for line in path.read_text().splitlines() if line.strip()]
+    return (texts * 2)[:200]
+
+
+def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
+    import faiss
+    import numpy as np
+
+    from indexer.build import build, embedding_texts
+    from indexer.embed import SentenceTransformerEncoder, normalize
+    from indexer.engine import QAIndex, query_encoder
+    from indexer.parse import parse_file
+    from indexer.store import FaissStore, RowTable
+
+    folder = OUT / f"n{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "corpus.md"
+    source.write_text(synthetic_corpus(size), encoding="utf-8")
+    index_dir = folder / "index"
+    build_encoder = SentenceTransformerEncoder(threads=os.cpu_count())
+    row = {"entries": size}
+    if size <= embed_limit:
+        store = FaissStore(index_dir)
+        if index_dir.exists():
+            import shutil
+
+            shutil.rmtree(index_dir)
+        row["cli_build_s"], row["build_rss_mb"], _ = run_cli("build", "--json", "--source", str(source),
+                                                             "--index-dir", str(index_dir / "cli"))
+        started = time.perf_counter()
+        summary = build([source], store, lambda: build_encoder)
+        row["build_s"] = time.perf_counter() - started
+        texts = embedding_texts(store.load().records)[2]
+        row["texts"] = len(texts)
+        started = time.perf_counter()
+        build_encoder._model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        row["floor_build_s"] = time.perf_counter() - started
+        row["note"] = (f"build embedded {summary.embedded} texts in-process; the CLI build took "
+                       f"{row['cli_build_s']:.1f} s wall with imports and model load")
+    else:
+        records = parse_file(source).records
+        positions, fields, texts = embedding_texts(records)
+        sample = min(len(texts), 2000)
+        started = time.perf_counter()
+        sample_vectors = build_encoder.encode(texts[:sample])
+        measured = time.perf_counter() - started
+        started = time.perf_counter()
+        build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        floor = time.perf_counter() - started
+        scale = len(texts) / sample
+        row.update(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
+                   note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
+        rng = np.random.default_rng(0)
+        vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
+        from indexer.build import HNSW_MIN_ROWS, _manifest
+        from indexer.embed import model_fingerprint, text_key
+
+        fp = model_fingerprint("all-MiniLM-L6-v2")
+        index_type = "hnsw" if len(texts) >= HNSW_MIN_ROWS else "flat"
+        manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts))
+        store = FaissStore(index_dir)
+        with store.lock():
+            store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
+                                          [text_key(fp, t) for t in texts]), normalize(vectors), manifest)
+    row["texts_per_s"] = row["texts"] / row["build_s"]
+    row["build_ratio"] = row["build_s"] / row["floor_build_s"]
+    row["disk_mb"] = sum(p.stat().st_size for p in (index_dir / "current").resolve().iterdir()) / 2**20
+
+    # warm single queries through the core API (the query encoder the CLI and app use)
+    qa = QAIndex.open([source], index_dir)
+    faiss.omp_set_num_threads(1)
+    qs = queries()
+    qa.search(qs[0])
+    api = []
+    for q in qs:
+        started = time.perf_counter()
+        qa.search(q)
+        api.append(time.perf_counter() - started)
+    # the floor: torch encode of one query on one thread + exact flat search
+    torch_encoder = SentenceTransformerEncoder(threads=1)
+    flat = faiss.IndexFlatIP(384)
+    flat.add(qa.stored.vectors)
+    floor = []
+    for q in qs:
+        started = time.perf_counter()
+        vector = torch_encoder.encode([q])
+        flat.search(vector, 10)
+        floor.append(time.perf_counter() - started)
+    row.update(api_p50_ms=1000 * percentile(api, 0.5), api_p95_ms=1000 * percentile(api, 0.95),
+               floor_p50_ms=1000 * percentile(floor, 0.5), floor_p95_ms=1000 * percentile(floor, 0.95),
+               query_encoder=type(qa.encoder).__name__)
+    row["api_ratio"] = row["api_p50_ms"] / row["floor_p50_ms"]
+    row["index_type"] = qa.manifest["index_type"]
+
+    # the CLI batch path and a cold CLI search, as subprocesses (their peak RSS is the children's)
+    batch = folder / "queries.txt"
+    batch.write_text("\n".join(qs) + "\n")
+    cli = ["search", "--source", str(source), "--index-dir", str(index_dir)]
+    batch_total, row["batch_rss_mb"], _ = run_cli(*cli, "--batch", str(batch), "--json")
+    cold = [run_cli(*cli, "overfitting on the training set") for _ in range(3)]
+    row.update(batch_total_s=batch_total, cold_search_s=statistics.median(c[0] for c in cold),
+               search_rss_mb=max(c[1] for c in cold))
+    rows.append(row)
+    print(json.dumps(row), file=sys.stderr)
+
+
+def cold_commands() -> dict[str, float]:
+    timings = {}
+    for name, args in (("--help", ["--help"]), ("info", ["info"])):
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "indexer", *args], cwd=ROOT, capture_output=True)
+            runs.append(time.perf_counter() - started)
+        timings[name] = statistics.median(runs)
+    return timings
+
+
+def print_table(rows: list[dict], cold: dict[str, float]) -> None:
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+          f"cold `--help` {cold['--help']:.2f} s, cold `info` {cold['info']:.2f} s (median of 3)\n")
+    print("| entries | texts | build s | texts/s | torch floor s | build/floor | query p50 / p95 ms | floor p50 / p95 ms "
+          "| p50/floor | batch: 200 queries s | cold CLI search s | index | disk MB | peak RSS MB build / search |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['entries']:,} | {r['texts']:,} | {r['build_s']:.1f} | {r['texts_per_s']:.0f} | "
+              f"{r['floor_build_s']:.1f} | {r['build_ratio']:.2f} | {r['api_p50_ms']:.1f} / {r['api_p95_ms']:.1f} | "
+              f"{r['floor_p50_ms']:.1f} / {r['floor_p95_ms']:.1f} | {r['api_ratio']:.2f} | "
+              f"{r['batch_total_s']:.2f} | {r['cold_search_s']:.2f} | {r['index_type']} | "
+              f"{r['disk_mb']:.1f} | {r['build_rss_mb']:.0f} / {r['search_rss_mb']:.0f} |")
+    for r in rows:
+        print(f"- {r['entries']:,}: {r['note']}; query encoder {r['query_encoder']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="82,10000,100000")
+    parser.add_argument("--embed-limit", type=int, default=10000)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    rows: list[dict] = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        measure_size(size, args.embed_limit, rows)
+    print_table(rows, cold_commands())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

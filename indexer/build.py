@@ -163,7 +163,8 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
 
 def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
                  model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
-                 progress: ProgressFactory | None = None) -> StoredIndex:
+                 progress: ProgressFactory | None = None,
+                 on_built: Callable[[BuildSummary], None] | None = None) -> StoredIndex:
     """A verified index for these sources and model, built or rebuilt first when needed."""
     fingerprint = source_fingerprint(source_files(sources))
     try:
@@ -175,6 +176,8 @@ def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callab
         reason = "there is no index yet"
     except (IndexCorruptError, IndexStaleError) as exc:
         reason = str(exc)
-    build(sources, store, encoder_factory, model, progress,
-          announce=lambda: notify(f"building the index at {store.location}: {reason}"))
+    summary = build(sources, store, encoder_factory, model, progress,
+                    announce=lambda: notify(f"building the index at {store.location}: {reason}"))
+    if on_built:
+        on_built(summary)
     return store.load()

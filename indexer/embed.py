@@ -79,8 +79,7 @@ class SentenceTransformerEncoder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         try:
             self._model = SentenceTransformer(path, device="cpu")
         except Exception as exc:  # the library raises many types for a bad name or path
@@ -94,6 +93,10 @@ class SentenceTransformerEncoder:
         self.path = path
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)  # process-wide in torch: set it for each call's own needs
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Sorting by length keeps padding small inside each batch: long answers cost far less this way.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

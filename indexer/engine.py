@@ -9,19 +9,20 @@ loaded on the first search, so `missing` and `related` never load a model.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .build import Notify, ProgressFactory, ensure_index
+from .build import BuildSummary, Notify, ProgressFactory, ensure_index
 from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from .errors import QueryError
 from .lexical import LexicalIndex, apply_corrections
 from .nomatch import NoMatchModel
 from .records import Hit, Record, RecordId
-from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, missing_answers, related,
-                     search)
+from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
+                     missing_answers, related, search)
 from .store import FaissStore, StoredIndex
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ DEFAULT_INDEX_DIR = PROJECT_ROOT / "index"
 
 def build_encoder(model: str) -> Encoder:
     """The encoder for builds: all cores."""
-    return SentenceTransformerEncoder(model)
+    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1)
 
 
 def query_encoder(model: str) -> Encoder:
@@ -69,15 +70,24 @@ class QAIndex:
         self._encoder: Encoder | None = None
         self._lexical: LexicalIndex | None = None
         self._topics: list | None = None
+        self.build_summary: BuildSummary | None = None
 
     @classmethod
     def open(cls, sources: list[Path] | None = None, index_dir: Path = DEFAULT_INDEX_DIR,
              model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
-             progress: ProgressFactory | None = None) -> "QAIndex":
-        """Open the index for `sources`, building or rebuilding it first when it is missing, stale or corrupt."""
+             progress: ProgressFactory | None = None,
+             encoder_factory: Callable[[str], Encoder] = query_encoder) -> "QAIndex":
+        """Open the index for `sources`, building or rebuilding it first when it is missing, stale or corrupt.
+
+        `build_summary` tells what a build found (warnings, lines not taken), or is None when the index
+        was fresh. `encoder_factory` lets several indexes share one query encoder.
+        """
+        summaries: list[BuildSummary] = []
         stored = ensure_index(sources or [DEFAULT_SOURCE], FaissStore(index_dir), lambda: build_encoder(model),
-                              model, notify, progress)
-        return cls(stored, model)
+                              model, notify, progress, on_built=summaries.append)
+        qa = cls(stored, model, encoder_factory)
+        qa.build_summary = summaries[-1] if summaries else None
+        return qa
 
     @property
     def records(self) -> list[Record]:
@@ -166,6 +176,9 @@ class QAIndex:
 
     def missing(self) -> list[Record]:
         return missing_answers(self.records)
+
+    def link_only(self) -> list[Record]:
+        return link_only_answers(self.records)
 
     def record(self, record_id: RecordId) -> Record:
         return self.records[self.stored.position_of[record_id]]

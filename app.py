@@ -1,0 +1,476 @@
+"""Streamlit front end: search a Q&A document, list its missing answers, browse its entries.
+
+    streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
+    http://localhost:8501/?q=batch+norm       # opens with that query already run
+    http://localhost:8501/?view=missing       # opens the Missing answers view
+
+A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
+documents and touches no vectors. `main()` calls one function per region of the page; the model and
+each index are loaded once per process through `st.cache_resource`, so a rerun never re-embeds.
+
+Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
+data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled sources (default
+<system temp>/qa-indexer-app), so neither data/ nor the bundled index/ is ever overwritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
+from indexer.embed import Encoder
+from indexer.engine import PROJECT_ROOT, query_encoder
+from indexer.errors import QueryError
+from indexer.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+
+SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
+VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
+         "browse": ":material/table_rows: Browse"}
+STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
+EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
+            "precision vs recall")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the page is about: the source file(s), where their index lives, and a name for people."""
+
+    paths: tuple[str, ...]
+    index_dir: str
+    name: str
+    bundled: bool
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int
+    min_score: float
+    include_missing: bool
+
+
+# ---- sources and their index folders ------------------------------------------------------------
+
+def data_dir() -> Path:
+    return Path(os.environ.get("INDEXER_DATA_DIR") or PROJECT_ROOT / "data")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("INDEXER_CACHE_DIR") or Path(tempfile.gettempdir()) / "qa-indexer-app")
+
+
+def source_for(path: Path, name: str) -> Source:
+    """The bundled corpus keeps `index/`; any other file gets an index folder of its own, keyed by its path."""
+    path = path.resolve()
+    if path == DEFAULT_SOURCE.resolve():
+        return Source((str(path),), str(DEFAULT_INDEX_DIR), name, bundled=True)
+    key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return Source((str(path),), str(cache_dir() / "indexes" / key), name, bundled=False)
+
+
+def data_files() -> list[Path]:
+    """The bundled corpus first, then every supported file under the data folder."""
+    folder = data_dir()
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in SOURCE_TYPES
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    return [DEFAULT_SOURCE] + [p for p in found if p.resolve() != DEFAULT_SOURCE.resolve()]
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep an upload under the cache folder (never data/), named by its content so a rerun reuses it."""
+    safe_name = re.sub(r"[^\w.\-]+", "_", Path(name).name) or "upload.md"
+    path = cache_dir() / "uploads" / hashlib.sha256(data).hexdigest()[:16] / safe_name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+def source_stamp(paths: tuple[str, ...]) -> tuple:
+    """Sizes and modification times: an edited source becomes a new cache key, so the app re-opens it."""
+    try:
+        return tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    except OSError:
+        return ()  # QAIndex.open reports the missing file
+
+
+# ---- cached resources ---------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def shared_query_encoder(model: str) -> Encoder:
+    """One query encoder per process, shared by every open index, warmed up so the first search is fast."""
+    encoder = query_encoder(model)
+    encoder.encode(["warm up"])
+    return encoder
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
+    """Open (building first when missing or stale) the index of `paths`; one per process and source version.
+
+    The progress bar is drawn inside this function on purpose: Streamlit replays what a cached
+    function drew on every cache hit, and everything drawn here ends as one empty slot.
+    """
+    slot = st.empty()
+    try:
+        qa = QAIndex.open([Path(p) for p in paths], Path(index_dir),
+                          notify=lambda message: slot.progress(0.0, text=build_message(message)),
+                          progress=progress_bar(slot), encoder_factory=shared_query_encoder)
+    finally:
+        slot.empty()
+    qa.search("warm up", k=1)  # loads the encoder and any lazy search state now, not on the first query
+    return qa
+
+
+def build_message(notice: str) -> str:
+    reason = notice.split(": ", 1)[-1]
+    return f"Building the search index ({reason}). This happens once per document version…"
+
+
+def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]:
+    """The `progress` factory QAIndex.open expects, drawing into `slot` at most once per 5%."""
+    def start(total: int) -> Callable[[int], None]:
+        done, shown = 0, -1
+
+        def advance(n: int) -> None:
+            nonlocal done, shown
+            done += n
+            step = int(20 * done / max(total, 1))
+            if step != shown:
+                shown = step
+                slot.progress(min(done / max(total, 1), 1.0),
+                              text=f"Embedding questions and answers: {done} of {total}")
+        return advance
+    return start
+
+
+def load_or_stop(source: Source) -> QAIndex:
+    """The open index, or a readable error on the page (never a traceback) and the end of this run."""
+    try:
+        return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+    except IndexerError as exc:
+        message = str(exc)
+        for path in source.paths:  # uploads live in a temp folder; say the name the user knows
+            message = message.replace(path, source.name)
+        st.error(f"**Cannot open {literal(source.name)}.** {literal(message)}", icon=":material/error:")
+        st.stop()
+
+
+# ---- Markdown for display -----------------------------------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
+
+
+def literal(text: str) -> str:
+    """Plain text (a question, a name) as Markdown that shows exactly these characters: Markdown
+    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, `<` becomes `&lt;`."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text).replace("<", "&lt;")
+
+
+def answer_markdown(answer: str) -> str:
+    """An answer as Markdown that renders as written: tables, lists and code intact, HTML shown as text.
+
+    Outside code, `<` becomes `&lt;` (no tag can be injected, whatever the renderer does with raw
+    HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code blocks and
+    code spans are left alone because they already render literally.
+    """
+    out: list[str] = []
+    prose: list[str] = []
+    fence = ""
+    for line in answer.split("\n"):
+        if fence:
+            out.append(line)
+            if re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", line):
+                fence = ""
+            continue
+        opening = _FENCE.match(line)
+        if opening:
+            out.append(_escape_prose("\n".join(prose)))
+            prose, fence = [], opening.group(1)
+            out.append(line)
+        else:
+            prose.append(line)
+    if prose:
+        out.append(_escape_prose("\n".join(prose)))
+    return "\n".join(out)
+
+
+def _escape_prose(text: str) -> str:
+    parts, last = [], 0
+    for span in _CODE_SPAN.finditer(text):
+        parts += [_escape_text(text[last:span.start()]), span.group(0)]
+        last = span.end()
+    return "".join(parts + [_escape_text(text[last:])])
+
+
+def _escape_text(text: str) -> str:
+    return re.sub(r"(?<!\\)\$", r"\\$", text.replace("<", "&lt;"))
+
+
+def entry_title(number: int | str, question: str) -> str:
+    """A card's bold title: "**12.&nbsp; What is X?**" (a rank in results, the entry's id elsewhere)."""
+    return f"**{literal(str(number))}.&nbsp; {literal(question)}**"
+
+
+def status_badges(record: Record) -> str:
+    return {"missing": ":orange-badge[:material/help: Missing answer]",
+            "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
+
+
+def entries_phrase(count: int, total: int, what: str) -> str:
+    """"10 of 82 entries have no answer" (or "1 of 82 entries has ...")."""
+    verb = "has" if count == 1 else "have"
+    return f"{count} of {total} entries {verb} {what}"
+
+
+# ---- page regions -------------------------------------------------------------------------------
+
+def sidebar_source() -> Source:
+    """Pick the document: a file from the data folder, or an upload (which wins while it is there)."""
+    with st.sidebar:
+        st.header("Document", divider="gray")
+        files = data_files()
+        uploaded = st.session_state.get("upload") is not None  # known before the uploader is drawn below
+        chosen = st.selectbox("Document", files, key="source", label_visibility="collapsed", disabled=uploaded,
+                              format_func=lambda p: p.name if p == DEFAULT_SOURCE else str(p.relative_to(data_dir())),
+                              help="Remove the uploaded file to pick a document here." if uploaded else None)
+        upload = st.file_uploader("Or upload your own", type=list(SOURCE_TYPES), key="upload",
+                                  help="Markdown with bold or heading questions, Q:/A: pairs, or a CSV/JSON/JSONL "
+                                       "file with question and answer columns.")
+    if upload is not None:
+        return source_for(save_upload(upload.name, upload.getvalue()), upload.name)
+    return source_for(chosen, chosen.name)
+
+
+def sidebar_summary(qa: QAIndex, source: Source) -> None:
+    missing, link_only = len(qa.missing()), len(qa.link_only())
+    counts = (f"{len(qa.records)} entries, {missing} missing answer{'s' * (missing != 1)}, "
+              f"{link_only} link-only")
+    with st.sidebar:
+        if source.bundled:
+            st.caption(f"Bundled corpus: {counts}.")
+        else:
+            st.success(f"Indexed **{literal(source.name)}**: {counts}.", icon=":material/check_circle:")
+
+
+def search_options() -> SearchOptions:
+    with st.sidebar:
+        st.header("Search options", divider="gray")
+        k = st.slider("Number of results", 1, 20, DEFAULT_K, key="k", persist_state="session")
+        min_score = st.slider("Minimum score", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.05, key="min_score",
+                              persist_state="session",
+                              help="Cosine similarity of an entry's best-matching field (question or answer); "
+                                   "results scoring below it are left out.")
+        include_missing = st.toggle("Show entries without an answer", True, key="include_missing",
+                                    persist_state="session")
+    return SearchOptions(k, min_score, include_missing)
+
+
+def page_header(qa: QAIndex, source: Source) -> str:
+    """Title and the view switch; returns the chosen view ("search", "missing" or "browse")."""
+    st.title("Q&A search")
+    st.caption(f"Semantic search over **{literal(source.name)}**: {len(qa.records)} questions and their "
+               f"answers. Ask in your own words.")
+    # Like the query, the view is seeded from the URL once per session and written back on every run.
+    if st.session_state.get("view") not in VIEWS:
+        st.session_state["view"] = st.query_params.get("view") if st.query_params.get("view") in VIEWS else "search"
+    view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
+                                label_visibility="collapsed") or "search"
+    if view == "search":
+        st.query_params.pop("view", None)
+    else:
+        st.query_params["view"] = view
+    return view
+
+
+def search_view(qa: QAIndex, options: SearchOptions) -> None:
+    # Deep link: seed the box from ?q= when this session has no query yet (first run, or back from a view).
+    if "query" not in st.session_state:
+        st.session_state["query"] = st.query_params.get("q", "")
+    query = st.text_input("Ask a question", key="query", icon=":material/search:",
+                          placeholder="Type a question in your own words and press Enter")
+    if not query.strip():
+        st.query_params.pop("q", None)
+        st.pills("Or try an example", EXAMPLES, key="example", on_change=use_example)
+        return
+    st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
+    try:
+        result = run_search(qa, query, options)
+    except QueryError as exc:
+        st.info(literal(str(exc)).capitalize(), icon=":material/info:")
+        return
+    for note in result.notes:
+        st.info(literal(note), icon=":material/info:")
+    if result.no_match:
+        st.warning("**No good match.** No entry answers this well; the nearest ones are shown below, greyed.",
+                   icon=":material/search_off:")
+    for rank, hit in enumerate(result.hits or result.nearest, start=1):
+        result_card(qa, rank, hit, greyed=result.no_match)
+
+
+def run_search(qa: QAIndex, query: str, options: SearchOptions) -> SearchResult:
+    """`qa.search`, optionally without entries that have no answer (asking for more so k still come back)."""
+    if options.include_missing:
+        return qa.search(query, k=options.k, min_score=options.min_score)
+    result = qa.search(query, k=options.k + len(qa.missing()), min_score=options.min_score)
+    hits = [h for h in result.hits if not h.record.missing][:options.k]
+    nearest = [h for h in result.nearest if not h.record.missing][:options.k]
+    return replace(result, hits=hits, nearest=nearest, no_match=not hits)
+
+
+def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
+    record = hit.record
+    with st.container(border=True):
+        question_col, score_col = st.columns([5, 1], vertical_alignment="top")
+        title = entry_title(rank, record.question)
+        question_col.markdown(f":gray[{title}]" if greyed else title)
+        details = [f":gray-badge[#{literal(str(record.id))}]", status_badges(record),
+                   f":small[:gray[matched on {hit.matched_on}]]"]
+        if record.section:
+            details.append(f":small[:gray[:material/folder: {literal(record.section)}]]")
+        question_col.markdown(" &nbsp; ".join(d for d in details if d))
+        if greyed:  # no bar: a bar reads as "relevant", and these are not
+            score_col.markdown(f":gray[score {hit.score:.2f}]", text_alignment="right")
+            with st.expander("Answer"):
+                answer(record)
+        else:
+            score_col.markdown(f":small[score] **{hit.score:.2f}**", text_alignment="right")
+            score_col.progress(min(max(hit.score, 0.0), 1.0))  # cosine can be negative; the bar shows [0, 1]
+            answer(record)
+        related_panel(qa, record)
+
+
+def answer(record: Record) -> None:
+    if record.missing:
+        st.caption("No answer yet.")
+    else:
+        st.markdown(answer_markdown(record.answer))
+
+
+def related_panel(qa: QAIndex, record: Record) -> None:
+    """The nearest other entries; clicking one searches for it.
+
+    Filled only while open: five always-filled panels doubled the time from Enter to results.
+    """
+    panel = st.expander("Related topics", icon=":material/hub:", key=f"related-open-{record.id}", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
+        for hit in qa.related(record.id, k=5):
+            score_col, question_col = st.columns([1, 9], vertical_alignment="center")
+            score_col.markdown(f"`{hit.score:.2f}`")
+            label = hit.record.question + (" (no answer yet)" if hit.record.missing else "")
+            question_col.button(label, key=f"related-{record.id}-{hit.record.id}", type="tertiary",
+                                on_click=ask, args=(hit.record.question,))
+
+
+def use_example() -> None:
+    """Pills callback: search the chosen example and clear the pill, so it can be chosen again."""
+    ask(st.session_state["example"])
+    st.session_state["example"] = None
+
+
+def ask(question: str) -> None:
+    """Button callback: show the Search view with this question in the box."""
+    st.session_state["query"] = question
+    st.session_state["view"] = "search"
+
+
+def missing_view(qa: QAIndex) -> None:
+    missing, total = qa.missing(), len(qa.records)
+    header, downloads = st.columns([3, 2], vertical_alignment="bottom")
+    header.subheader(entries_phrase(len(missing), total, "no answer"))
+    if missing:
+        csv_col, md_col = downloads.columns(2)
+        csv_col.download_button("CSV", missing_csv(missing), "missing_answers.csv", "text/csv",
+                                icon=":material/download:", on_click="ignore", width="stretch")
+        md_col.download_button("Markdown", missing_markdown(missing, total), "missing_answers.md",
+                               "text/markdown", icon=":material/download:", on_click="ignore", width="stretch")
+    for record in missing:
+        with st.container(border=True):
+            question_col, action_col = st.columns([5, 1], vertical_alignment="top")
+            question_col.markdown(entry_title(record.id, record.question))
+            where = [f"line {record.line}"] + ([literal(record.section)] if record.section else [])
+            question_col.caption(" · ".join(where))
+            action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
+                              args=(record.question,), width="stretch")
+            hints = qa.hints(record.id, k=3)
+            if hints:
+                st.markdown("Closest answered entries:\n" + "\n".join(
+                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[#{literal(str(h.record.id))}]"
+                    for h in hints))
+    link_only = qa.link_only()
+    if link_only:
+        st.subheader(entries_phrase(len(link_only), total, "only links for an answer"))
+        for record in link_only:
+            with st.container(border=True):
+                st.markdown(f"{entry_title(record.id, record.question)} &nbsp; {status_badges(record)}")
+                st.markdown(answer_markdown(record.answer))
+
+
+def missing_csv(missing: list[Record]) -> bytes:
+    frame = pd.DataFrame([{"id": r.id, "question": r.question, "section": r.section, "line": r.line,
+                           "source": Path(r.source).name} for r in missing])
+    return frame.to_csv(index=False).encode()
+
+
+def missing_markdown(missing: list[Record], total: int) -> str:
+    lines = ["# Missing answers", "", entries_phrase(len(missing), total, "no answer") + ".", ""]
+    lines += [f"- [ ] **{r.id}.** {r.question} (line {r.line})" for r in missing]
+    return "\n".join(lines) + "\n"
+
+
+def browse_view(qa: QAIndex) -> None:
+    text_col, status_col = st.columns([3, 2], vertical_alignment="bottom")
+    words = text_col.text_input("Filter", key="browse_filter", icon=":material/filter_list:",
+                                placeholder="words in the question, answer or section")
+    statuses = status_col.pills("Status", list(STATUS_LABELS), selection_mode="multi", default=list(STATUS_LABELS),
+                                format_func=STATUS_LABELS.get, key="browse_status")
+    frame = entries_frame(qa.records)
+    shown = frame[frame["status"].isin([STATUS_LABELS[s] for s in statuses])]
+    if words.strip():
+        needle = words.strip().lower()
+        shown = shown[shown["_text"].str.contains(needle, regex=False)]
+    st.caption(f"Showing {len(shown)} of {len(frame)} entries. Click a column header to sort.")
+    st.dataframe(shown, hide_index=True, column_order=["id", "question", "status", "section", "answer length"],
+                 column_config={"question": st.column_config.TextColumn("question", width="large"),
+                                "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})
+
+
+def entries_frame(records: list[Record]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [r.id for r in records],  # ints sort as numbers; multi-file ids are "file.md#12" strings
+        "question": [r.question for r in records],
+        "status": [STATUS_LABELS[r.status] for r in records],
+        "section": [r.section for r in records],
+        "answer length": [len(r.answer.strip()) for r in records],
+        "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
+    })
+
+
+def main() -> None:
+    st.set_page_config(page_title="Q&A search", page_icon="🔎", layout="centered")
+    source = sidebar_source()
+    qa = load_or_stop(source)
+    sidebar_summary(qa, source)
+    view = page_header(qa, source)
+    if view == "missing":
+        missing_view(qa)
+    elif view == "browse":
+        browse_view(qa)
+    else:
+        search_view(qa, search_options())
+
+
+if __name__ == "__main__":  # Streamlit runs the script as __main__; tests may import the helpers
+    main()

@@ -1,0 +1,320 @@
+"""app.py through Streamlit's AppTest (no server, no browser), with the real model and the bundled corpus.
+
+The bundled corpus uses the repository's index/ (built once if missing); every other source, upload
+and index lives under tmp_path through INDEXER_DATA_DIR and INDEXER_CACHE_DIR.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from indexer import DEFAULT_INDEX_DIR, QAIndex
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
+OVERFITTING_QUERY = "why does my model do well on training data but badly on new data"
+XSS_DOCUMENT = """\
+**1. How do I embed a script in an answer?**
+
+Like this: <script>alert(1)</script> or <img src=x onerror="alert(2)">, and it costs $5 and x$.
+
+| tag | use |
+|-----|-----|
+| `<b>` | bold |
+
+```html
+<b>code stays as written</b>
+```
+
+**2. What is the capital of France?**
+
+Paris.
+"""
+FAQ_CSV = """\
+question,answer
+How do I reset my password?,Use the Forgot password link on the login page.
+Which payment methods do you accept?,"Visa, Mastercard and PayPal."
+Can I export my data?,
+"""
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Data folder, uploads and non-bundled indexes in tmp_path (app.py reads these variables on every run)."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("INDEXER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INDEXER_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    """app.py imported as a module (its main() only runs under Streamlit), for its pure helpers."""
+    spec = importlib.util.spec_from_file_location("qa_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it is being executed
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def run_app(query_params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query_params or {})
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def search(at: AppTest, query: str) -> AppTest:
+    at.text_input(key="query").input(query).run()  # like typing and pressing Enter
+    assert not at.exception, at.exception
+    return at
+
+
+def cards(at: AppTest) -> list[dict]:
+    """Result cards in page order: rank, id, question, details line and score, read from the Markdown source."""
+    found: list[dict] = []
+    for value in (m.value for m in at.main.markdown):
+        title = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", value, re.S)
+        if title:
+            found.append({"rank": int(title[1]), "question": title[2], "greyed": value.startswith(":gray[")})
+        elif found and value.startswith(":gray-badge[#") and "details" not in found[-1]:
+            found[-1]["details"] = value
+            found[-1]["id"] = int(re.match(r":gray-badge\[#(\d+)\]", value)[1])
+        elif found and "score" in value and "score" not in found[-1]:
+            found[-1]["score"] = float(re.search(r"(\d\.\d\d)", value)[1])
+    return found
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.main.markdown)
+
+
+# ---- search ---------------------------------------------------------------------------------------
+
+def test_query_shows_cards_with_scores_and_keeps_it_in_the_url(app_env):
+    at = search(run_app(), OVERFITTING_QUERY)
+    results = cards(at)
+    assert [c["rank"] for c in results] == [1, 2, 3, 4, 5]
+    assert all(0 < c["score"] <= 1 for c in results)
+    assert {17, 57} & {c["id"] for c in results[:3]}, results
+    assert all(re.search(r"matched on (question|answer|both)", c["details"]) for c in results)
+    assert at.query_params["q"] == OVERFITTING_QUERY
+
+
+def test_batch_normalization_finds_15_or_31_and_flags_31_missing(app_env):
+    at = search(run_app(), "what does batch normalization do")
+    results = cards(at)
+    assert results[0]["id"] in (15, 31)
+    by_id = {c["id"]: c for c in results}
+    assert "Missing answer" in by_id[31]["details"]
+    assert "Missing answer" not in by_id[15]["details"]
+    assert "No answer yet." in [c.value for c in at.main.caption]
+
+
+def test_deep_link_runs_the_query(app_env):
+    at = run_app({"q": "batch normalization"})
+    assert at.text_input(key="query").value == "batch normalization"
+    assert cards(at)[0]["id"] in (15, 31)
+
+
+def test_empty_query_offers_examples_that_run_when_chosen(app_env, app_module):
+    at = run_app()
+    assert cards(at) == [] and "q" not in at.query_params
+    example = app_module.EXAMPLES[1]
+    at.button_group(key="example").set_value(example).run()
+    assert at.text_input(key="query").value == example
+    assert at.query_params["q"] == example and cards(at)
+
+
+def test_options_set_k_and_hide_entries_without_answers(app_env):
+    at = run_app()
+    at.slider(key="k").set_value(3).run()
+    assert len(cards(search(at, "what is batch normalization"))) == 3
+    assert 31 in {c["id"] for c in cards(at)}
+    at.toggle(key="include_missing").set_value(False).run()
+    results = cards(at)
+    assert len(results) == 3 and 31 not in {c["id"] for c in results}
+    assert all("Missing answer" not in c["details"] for c in results)
+
+
+def test_no_good_match_is_said_plainly_and_nearest_are_greyed(app_env):
+    at = run_app()
+    at.slider(key="min_score").set_value(1.0).run()
+    results = cards(search(at, "how do I bake banana bread"))
+    assert any("No good match" in w.value for w in at.warning)
+    assert results and all(c["greyed"] for c in results)
+
+
+def test_query_without_words_gets_a_readable_message(app_env):
+    at = search(run_app(), "???")
+    assert "letters or digits" in at.info[0].value
+    assert cards(at) == []
+
+
+def test_notes_about_the_query_are_shown(app_env):
+    at = search(run_app(), "overfitting " * 200)
+    assert any("cut to its first 2000 characters" in i.value for i in at.info)
+    assert cards(at)
+
+
+def test_related_topics_lists_neighbours_when_opened_and_searches_one(app_env):
+    at = search(run_app(), "what is batch normalization")
+    first = cards(at)[0]
+    related_buttons = lambda: [b for b in at.button if b.key and b.key.startswith(f"related-{first['id']}-")]
+    assert related_buttons() == []  # closed panels are not filled
+    at.session_state[f"related-open-{first['id']}"] = True  # what opening the expander does
+    at.run()
+    related = related_buttons()
+    assert len(related) == 5
+    assert len([m for m in at.main.markdown if re.fullmatch(r"`-?\d\.\d\d`", m.value)]) == 5  # their scores
+    question = related[0].label.removesuffix(" (no answer yet)")
+    related[0].click().run()
+    assert at.text_input(key="query").value == question
+    assert cards(at)[0]["question"].replace("\\", "") == question
+
+
+# ---- missing answers and browse --------------------------------------------------------------------
+
+def test_missing_view_lists_exactly_the_missing_entries_with_hints(app_env):
+    at = run_app({"view": "missing"})
+    assert at.subheader[0].value == "10 of 82 entries have no answer"
+    listed = {int(b.key.removeprefix("ask-")) for b in at.button if b.key and b.key.startswith("ask-")}
+    assert listed == MISSING_IDS
+    text = markdown_text(at)
+    assert "**31.&nbsp; What is batch normalization?**" in text
+    assert text.count("Closest answered entries:") == 10
+    assert "1 of 82 entries has only links for an answer" in [s.value for s in at.subheader]
+    assert "**72.&nbsp;" in text  # the link-only entry, listed separately
+
+
+def test_missing_view_search_button_opens_search_with_that_question(app_env):
+    at = run_app({"view": "missing"})
+    at.button(key="ask-31").click().run()
+    assert at.query_params.get("view") is None
+    assert at.text_input(key="query").value == "What is batch normalization?"
+    assert cards(at)[0]["id"] == 31
+
+
+def test_missing_exports_hold_the_ten_entries(app_module):
+    qa = QAIndex.open()
+    missing = qa.missing()
+    csv_rows = app_module.missing_csv(missing).decode().strip().split("\n")
+    assert csv_rows[0] == "id,question,section,line,source"
+    assert {int(row.split(",")[0]) for row in csv_rows[1:]} == MISSING_IDS
+    markdown = app_module.missing_markdown(missing, len(qa.records))
+    assert "10 of 82 entries have no answer." in markdown
+    assert markdown.count("- [ ] **") == 10
+
+
+def test_browse_view_filters_by_status_and_text(app_env):
+    at = run_app({"view": "browse"})
+    table = at.dataframe[0].value
+    assert len(table) == 82
+    assert list(table.columns[:5]) == ["id", "question", "status", "section", "answer length"]
+    at.button_group(key="browse_status").set_value(["missing"]).run()
+    assert set(at.dataframe[0].value["id"]) == MISSING_IDS
+    at.button_group(key="browse_status").set_value(["ok", "missing", "link_only"]).run()
+    at.text_input(key="browse_filter").input("dropout").run()
+    questions = list(at.dataframe[0].value["question"])
+    assert "What Is Dropout and Batch Normalization?" in questions and len(questions) < 82
+
+
+# ---- other sources --------------------------------------------------------------------------------
+
+def test_uploaded_csv_is_indexed_apart_and_searchable(app_env):
+    default_generation = os.readlink(DEFAULT_INDEX_DIR / "current")
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("faq.csv", FAQ_CSV.encode(), "text/csv")).run()
+    assert not at.exception
+    assert "Indexed **faq.csv**: 3 entries, 1 missing answer, 0 link-only." in [s.value for s in at.sidebar.success]
+    results = cards(search(at, "I forgot my login"))
+    assert results[0]["question"] == "How do I reset my password?"
+    assert list((app_env / "cache" / "uploads").rglob("faq.csv"))
+    assert list((app_env / "cache" / "indexes").glob("*/current"))
+    assert os.readlink(DEFAULT_INDEX_DIR / "current") == default_generation
+    assert list((app_env / "data").iterdir()) == []
+
+
+def test_markdown_answers_render_html_as_text_and_keep_code(app_env):
+    (app_env / "data" / "xss.md").write_text(XSS_DOCUMENT, encoding="utf-8")
+    at = run_app()
+    at.selectbox(key="source").select_index(1).run()
+    assert "Indexed **xss.md**: 2 entries" in at.sidebar.success[0].value
+    search(at, "how to embed a script")
+    answer = next(m.value for m in at.main.markdown if m.value.startswith("Like this:"))
+    assert "&lt;script>alert(1)&lt;/script>" in answer and "&lt;img src=x onerror=" in answer
+    assert "<script" not in answer and "<img" not in answer
+    assert "costs \\$5 and x\\$" in answer  # not LaTeX
+    assert "| `<b>` | bold |" in answer  # code spans and tables as written
+    assert "```html\n<b>code stays as written</b>\n```" in answer
+
+
+def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("broken.csv", b"\x00\x01\x02binary", "text/csv")).run()
+    assert not at.exception
+    message = at.main.error[0].value
+    assert "Cannot open broken.csv" in message and "binary" in message
+    assert str(app_env) not in message  # the temp copy's path means nothing to the user
+    assert cards(at) == [] and len(at.text_input) == 0  # the page stops there
+
+
+def test_upload_without_entries_says_so(app_env):
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("notes.md", b"Just some notes.\n\nNo questions.\n", "text/markdown"))
+    at.run()
+    assert not at.exception
+    assert "no question-and-answer entries found" in at.main.error[0].value
+
+
+def test_index_from_a_newer_version_is_refused_with_a_message(app_env, app_module):
+    source = app_env / "data" / "faq.csv"
+    source.write_text(FAQ_CSV, encoding="utf-8")
+    index_dir = Path(app_module.source_for(source, source.name).index_dir)
+    (index_dir / "build-future").mkdir(parents=True)
+    (index_dir / "build-future" / "manifest.json").write_text(json.dumps({"format_version": 999}))
+    os.symlink("build-future", index_dir / "current")
+    at = run_app()
+    at.selectbox(key="source").select_index(1).run()
+    assert not at.exception
+    assert "newer version" in at.main.error[0].value
+
+
+def test_reruns_neither_reopen_nor_reembed_and_a_warm_query_is_fast(app_env, monkeypatch):
+    (app_env / "data" / "faq.csv").write_text(FAQ_CSV, encoding="utf-8")  # a source no other test has opened
+    opened = []
+    original = QAIndex.open.__func__
+    monkeypatch.setattr(QAIndex, "open", classmethod(lambda cls, *a, **kw: opened.append(a) or original(cls, *a, **kw)))
+    at = run_app()
+    at.selectbox(key="source").select_index(1).run()
+    search(at, "payment")
+    started = time.perf_counter()
+    search(at, "reset my password")
+    warm = time.perf_counter() - started
+    at.run()
+    assert len(opened) == 1
+    assert warm < 1.0, f"a warm query took {warm:.2f} s"
+
+
+# ---- Markdown helpers -----------------------------------------------------------------------------
+
+def test_literal_escapes_markdown_and_html(app_module):
+    assert app_module.literal("Why <b>x</b> * 2 = $4?") == "Why &lt;b>x&lt;/b> \\* 2 = \\$4?"
+    assert app_module.literal(":red[a]") == "\\:red\\[a\\]"
+
+
+def test_answer_markdown_escapes_prose_only(app_module):
+    answer = "a <i>b</i> `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
+    assert app_module.answer_markdown(answer) == "a &lt;i>b&lt;/i> `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
+    unclosed = "before <b>\n```\n<b> inside"
+    assert app_module.answer_markdown(unclosed) == "before &lt;b>\n```\n<b> inside"

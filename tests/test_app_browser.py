@@ -1,0 +1,92 @@
+"""End to end in a real browser: `streamlit run app.py` driven by headless system chromium.
+
+One test walks what a first-time user does (search, a shared ?q= link, the Missing answers view,
+an upload) so the server, the browser and the model load are paid for once.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+OVERFITTING = ("What is Overfitting and Underfitting, and How to Combat Them?",
+               "How do you ensure you’re not overfitting with a model?")
+XSS_DOCUMENT = """\
+**1. How do I embed a script in an answer?**
+
+Like this: <script>window.__xss = "script"</script> and <img src=x onerror="window.__xss = 'img'">.
+
+**2. What is the capital of France?**
+
+Paris.
+"""
+
+
+def wait_idle(page: Page) -> None:
+    """Right after Enter the old results are still in the DOM; wait for the rerun to finish."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+
+
+def card(page: Page, question: str | re.Pattern):
+    """The result card whose title is `question`: the innermost block holding that title and a score bar."""
+    title = page.locator("strong").filter(has_text=question)
+    return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stProgress")).last
+
+
+def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page: Page, artifacts_dir: Path,
+                                                         tmp_path: Path) -> None:
+    page.goto(streamlit_url)
+    box = page.get_by_label("Ask a question")
+    expect(box).to_be_visible(timeout=120_000)  # a fresh clone builds index/ on this first load
+
+    # Search: a paraphrase with no word in common with the entry's title still finds it, with a score.
+    box.fill("why does my model do well on training data but badly on new data")
+    started = time.perf_counter()
+    box.press("Enter")
+    # Checked on every animation frame (expect() polls at 100-1000 ms steps, too coarse to time with).
+    page.wait_for_function("titles => [...document.querySelectorAll('strong')].some("
+                           "e => titles.some(t => e.textContent.includes(t)))", arg=list(OVERFITTING), polling="raf")
+    print(f"\n[timing] warm query, Enter -> overfitting card shown: {time.perf_counter() - started:.2f} s")
+    overfitting = card(page, re.compile("|".join(re.escape(q) for q in OVERFITTING)))
+    expect(overfitting).to_be_visible()
+    expect(overfitting).to_contain_text(re.compile(r"score\s*0\.\d\d"))
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query)["q"] == [box.input_value()]
+    page.screenshot(path=str(artifacts_dir / "search.png"))
+
+    # A shared link runs its query on load; the missing entry carries its badge.
+    page.goto(f"{streamlit_url}/?q=batch+normalization")
+    expect(page.get_by_label("Ask a question")).to_have_value("batch normalization")
+    expect(card(page, "What is batch normalization?")).to_contain_text("Missing answer")
+    wait_idle(page)
+
+    # The Missing answers view, reached the way a user does, and kept in the URL.
+    page.get_by_role("radio", name="Missing answers").click()
+    expect(page.get_by_text("10 of 82 entries have no answer")).to_be_visible()
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query)["view"] == ["missing"]
+    page.screenshot(path=str(artifacts_dir / "missing.png"), full_page=True)
+
+    # An uploaded document with a script tag and an onerror image: shown as text, nothing runs.
+    upload = tmp_path / "xss.md"
+    upload.write_text(XSS_DOCUMENT, encoding="utf-8")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+    expect(page.get_by_text(re.compile(r"Indexed xss\.md: 2 entries"))).to_be_visible(timeout=90_000)
+    page.get_by_role("radio", name="Search").click()
+    box = page.get_by_label("Ask a question")
+    box.fill("embed a script")
+    box.press("Enter")
+    answer = page.get_by_test_id("stMarkdownContainer").filter(has_text="Like this:")
+    expect(answer).to_contain_text('<script>window.__xss = "script"</script>')
+    expect(answer).to_contain_text("<img src=x onerror=")
+    wait_idle(page)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator('[data-testid="stMain"] script, [data-testid="stMain"] img[src="x"]').count() == 0
+    page.screenshot(path=str(artifacts_dir / "upload.png"), full_page=True)
+    assert page.console_errors == []

@@ -63,6 +63,7 @@ def test_builds_killed_at_random_points_leave_a_complete_index(tmp_path, two_sou
         if proc.returncode == -signal.SIGKILL:
             assert after in (before, expected[after["sha"]])
     assert killed >= KILLS // 2
+    print(f"\n[robustness] {KILLS} builds started, {killed} SIGKILLed mid-build, index intact after every one")
     # the next successful build removes what the killed ones left behind
     assert subprocess.run([sys.executable, DRIVER, "build", str(source_a), str(index_dir)]).returncode == 0
     assert not [p for p in index_dir.iterdir() if p.name.endswith(".tmp")]
@@ -89,6 +90,7 @@ def test_readers_during_repeated_rebuilds_never_fail_or_see_a_mix(tmp_path, two_
     assert len(answers) >= REBUILDS
     assert all(a == expected[a["sha"]] for a in answers)
     assert {a["sha"] for a in answers} == set(expected)  # both generations were actually read
+    print(f"\n[robustness] {REBUILDS} rebuilds, {len(answers)} queries answered meanwhile, 0 errors, 0 mixed")
 
 
 def test_two_builds_at_once_both_finish_and_leave_a_valid_index(tmp_path, two_sources):

@@ -171,3 +171,22 @@ def test_a_folder_of_files_is_one_corpus_and_an_edit_re_embeds_only_that_file(tm
     assert fake_encoder.encoded == ["Comma separated values"]
     assert summary.records == len(records) - 1  # the empty CSV row is gone
     assert summary.embedded == 1 and summary.reused == store.load().row_count - 1
+
+
+def test_editing_one_entry_of_ten_thousand_re_embeds_only_that_entry(tmp_path, fake_encoder):
+    from docgen import generate
+
+    doc = generate(5, style="bold_numbered", entries=10_000)
+    source = tmp_path / "big.md"
+    source.write_bytes(doc.data)
+    store = FaissStore(tmp_path / "index")
+    first = build([source], store, lambda: fake_encoder, MODEL)
+    assert first.records == 10_000 and first.reused == 0
+    text = source.read_text(encoding="utf-8")
+    edited = store.load().records[5000]
+    assert edited.status == "ok"
+    source.write_text(text.replace(edited.answer, edited.answer + " One more sentence.", 1), encoding="utf-8")
+    fake_encoder.encoded.clear()
+    second = build([source], store, lambda: fake_encoder, MODEL)
+    assert second.embedded == 1 and fake_encoder.encoded[0].endswith("One more sentence.")
+    assert second.reused == first.embedded - 1

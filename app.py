@@ -1,12 +1,14 @@
-"""Streamlit front end: search a Q&A document, list its missing answers, browse its entries.
+"""Streamlit front end: search a Q&A document, list its missing answers, map its topics, find entries
+that ask the same thing, browse its entries.
 
     streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
     http://localhost:8501/?q=batch+norm       # opens with that query already run
-    http://localhost:8501/?view=missing       # opens the Missing answers view
+    http://localhost:8501/?view=topics        # opens a view: missing, topics, duplicates or browse
 
 A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
 documents and touches no vectors. `main()` calls one function per region of the page; the model and
-each index are loaded once per process through `st.cache_resource`, so a rerun never re-embeds.
+each index are loaded once per process through `st.cache_resource`, and so are the topics, the map
+and the near-duplicates of each index generation, so a rerun neither re-embeds nor re-clusters.
 
 Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
 data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled sources (default
@@ -22,20 +24,31 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.typing import VegaLiteState
 
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
+from indexer.build import BuildSummary
+from indexer.charts import topic_map_chart
 from indexer.embed import Encoder
 from indexer.engine import PROJECT_ROOT, query_encoder
 from indexer.errors import QueryError
+from indexer.records import RecordId
 from indexer.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
+         "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
          "browse": ":material/table_rows: Browse"}
 STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
+BROWSE_COLUMNS = ["id", "question", "status", "section", "answer length"]
+STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
+ALL_SECTIONS = ""  # the first option of a section filter
+MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")
 
@@ -55,6 +68,7 @@ class SearchOptions:
     k: int
     min_score: float
     include_missing: bool
+    section: str | None = None
 
 
 # ---- sources and their index folders ------------------------------------------------------------
@@ -127,7 +141,34 @@ def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
     finally:
         slot.empty()
     qa.search("warm up", k=1)  # loads the encoder and any lazy search state now, not on the first query
+    duplicate_partners(qa, index_key(qa))  # the cards' near-duplicate badges (an n x n product) likewise
     return qa
+
+
+def index_key(qa: QAIndex) -> str:
+    """The loaded generation's folder: every build gets a new one, so it keys what is computed from vectors."""
+    return str(qa.stored.path)
+
+
+@st.cache_resource(show_spinner="Grouping the entries into topics…", max_entries=4)
+def topic_overview(_qa: QAIndex, generation: str) -> tuple[list[Topic], list[MapPoint]]:
+    """Topics and map points of one index generation (`generation` is the cache key; `_qa` is not hashed)."""
+    found = _qa.topics()
+    return found, topic_map(_qa.stored, found)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def duplicate_pairs(_qa: QAIndex, generation: str, min_score: float) -> list[Duplicate]:
+    return _qa.duplicates(min_score)
+
+
+@st.cache_resource(show_spinner="Looking for questions asked twice…", max_entries=4)
+def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId]:
+    """Each entry's near-duplicate at the default threshold (pairs are mutual nearest neighbours: one each)."""
+    partners: dict[RecordId, RecordId] = {}
+    for pair in duplicate_pairs(_qa, generation, DUPLICATE_MIN_SCORE):
+        partners[pair.first], partners[pair.second] = pair.second, pair.first
+    return partners
 
 
 def build_message(notice: str) -> str:
@@ -263,9 +304,47 @@ def sidebar_summary(qa: QAIndex, source: Source) -> None:
             st.success(f"Indexed **{literal(source.name)}**: {counts}.", icon=":material/check_circle:")
 
 
-def search_options() -> SearchOptions:
+def parse_report(summary: BuildSummary) -> None:
+    """What a build just read, so a user can check the parse: how, its warnings, the lines not taken.
+
+    Shown only after a build (an upload, a new document, an edited one); open when there are warnings.
+    """
+    skipped = [(line, why) for report in summary.reports for line, why in report.skipped]
+    count = len(summary.warnings)
+    label = f"Parse report: {count} warning{'s' * (count != 1)}" if count else "Parse report"
+    with st.sidebar.expander(label, icon=":material/fact_check:", expanded=bool(count)):
+        for report in summary.reports:
+            style = STYLE_NAMES.get(report.style, report.style)
+            st.markdown(f"**{literal(Path(report.source).name)}**: {len(report.records)} entries, "
+                        f"read as {literal(style)}.")
+        for warning in summary.warnings:
+            st.warning(literal(warning[:1].upper() + warning[1:]), icon=":material/warning:")
+        if skipped:
+            lines = [f"- line {line}: {literal(why)}" for line, why in skipped[:10]]
+            more = [f"- and {len(skipped) - 10} more"] if len(skipped) > 10 else []
+            st.markdown("Lines that looked like questions but were not taken:\n" + "\n".join(lines + more))
+        elif not summary.warnings:
+            st.markdown("No warnings, and no question-like line was left out.")
+        st.caption(f"Indexed in {summary.seconds:.1f} s: {summary.embedded} texts embedded, "
+                   f"{summary.reused} reused from the previous build.")
+
+
+def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
+    """A "Section" select box when the document has sections; the chosen name, or None for all of them."""
+    options = [ALL_SECTIONS, *qa.sections()]
+    if len(options) == 1:
+        return None
+    if st.session_state.get(key) not in options:  # nothing chosen yet, or a section of another document
+        st.session_state[key] = ALL_SECTIONS
+    chosen = st.selectbox("Section", options, key=key, format_func=lambda name: name or "All sections",
+                          persist_state="session" if persist else None)
+    return chosen or None
+
+
+def search_options(qa: QAIndex) -> SearchOptions:
     with st.sidebar:
         st.header("Search options", divider="gray")
+        section = section_filter(qa, "section", persist=True)
         k = st.slider("Number of results", 1, 20, DEFAULT_K, key="k", persist_state="session")
         min_score = st.slider("Minimum score", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.05, key="min_score",
                               persist_state="session",
@@ -273,11 +352,11 @@ def search_options() -> SearchOptions:
                                    "results scoring below it are left out.")
         include_missing = st.toggle("Show entries without an answer", True, key="include_missing",
                                     persist_state="session")
-    return SearchOptions(k, min_score, include_missing)
+    return SearchOptions(k, min_score, include_missing, section)
 
 
 def page_header(qa: QAIndex, source: Source) -> str:
-    """Title and the view switch; returns the chosen view ("search", "missing" or "browse")."""
+    """Title and the view switch; returns the chosen view (a key of VIEWS)."""
     st.title("Q&A search")
     st.caption(f"Semantic search over **{literal(source.name)}**: {len(qa.records)} questions and their "
                f"answers. Ask in your own words.")
@@ -321,8 +400,9 @@ def search_view(qa: QAIndex, options: SearchOptions) -> None:
 def run_search(qa: QAIndex, query: str, options: SearchOptions) -> SearchResult:
     """`qa.search`, optionally without entries that have no answer (asking for more so k still come back)."""
     if options.include_missing:
-        return qa.search(query, k=options.k, min_score=options.min_score)
-    result = qa.search(query, k=options.k + len(qa.missing()), min_score=options.min_score)
+        return qa.search(query, k=options.k, min_score=options.min_score, section=options.section)
+    result = qa.search(query, k=options.k + len(qa.missing()), min_score=options.min_score,
+                       section=options.section)
     hits = [h for h in result.hits if not h.record.missing][:options.k]
     nearest = [h for h in result.nearest if not h.record.missing][:options.k]
     return replace(result, hits=hits, nearest=nearest, no_match=not hits)
@@ -334,11 +414,7 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
         question_col, score_col = st.columns([5, 1], vertical_alignment="top")
         title = entry_title(rank, record.question)
         question_col.markdown(f":gray[{title}]" if greyed else title)
-        details = [f":gray-badge[#{literal(str(record.id))}]", status_badges(record),
-                   f":small[:gray[matched on {hit.matched_on}]]"]
-        if record.section:
-            details.append(f":small[:gray[:material/folder: {literal(record.section)}]]")
-        question_col.markdown(" &nbsp; ".join(d for d in details if d))
+        question_col.markdown(details_line(qa, record, f"matched on {hit.matched_on}"))
         if greyed:  # no bar: a bar reads as "relevant", and these are not
             score_col.markdown(f":gray[score {hit.score:.2f}]", text_alignment="right")
             with st.expander("Answer"):
@@ -348,6 +424,28 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
             score_col.progress(min(max(hit.score, 0.0), 1.0))  # cosine can be negative; the bar shows [0, 1]
             answer(record)
         related_panel(qa, record)
+
+
+def entry_card(qa: QAIndex, record: Record) -> None:
+    """One entry on its own (opened from the topic map): title, details, answer, related entries."""
+    with st.container(border=True):
+        st.markdown(entry_title(record.id, record.question))
+        st.markdown(details_line(qa, record, f"line {record.line}", with_id=False))
+        answer(record)
+        related_panel(qa, record)
+
+
+def details_line(qa: QAIndex, record: Record, note: str, with_id: bool = True) -> str:
+    """The line under a card's title: id, status, near-duplicate, a grey note and the section."""
+    details = [f":gray-badge[#{literal(str(record.id))}]"] if with_id else []
+    details.append(status_badges(record))
+    twin = duplicate_partners(qa, index_key(qa)).get(record.id)
+    if twin is not None:
+        details.append(f":blue-badge[:material/content_copy: Near-duplicate of #{literal(str(twin))}]")
+    details.append(f":small[:gray[{literal(note)}]]")
+    if record.section:
+        details.append(f":small[:gray[:material/folder: {literal(record.section)}]]")
+    return " &nbsp; ".join(d for d in details if d)
 
 
 def answer(record: Record) -> None:
@@ -369,9 +467,14 @@ def related_panel(qa: QAIndex, record: Record) -> None:
         for hit in qa.related(record.id, k=5):
             score_col, question_col = st.columns([1, 9], vertical_alignment="center")
             score_col.markdown(f"`{hit.score:.2f}`")
-            label = hit.record.question + (" (no answer yet)" if hit.record.missing else "")
-            question_col.button(label, key=f"related-{record.id}-{hit.record.id}", type="tertiary",
-                                on_click=ask, args=(hit.record.question,))
+            with question_col:
+                question_button(hit.record, key=f"related-{record.id}-{hit.record.id}")
+
+
+def question_button(record: Record, key: str) -> None:
+    """An entry's question as a link-like button that searches for it (one line; hover shows a long one whole)."""
+    label = record.question + (" (no answer yet)" if record.missing else "")
+    st.button(label, key=key, type="tertiary", on_click=ask, args=(record.question,))
 
 
 def use_example() -> None:
@@ -430,19 +533,104 @@ def missing_markdown(missing: list[Record], total: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---- topics and near-duplicates -----------------------------------------------------------------
+
+def topics_view(qa: QAIndex) -> None:
+    found, points = topic_overview(qa, index_key(qa))
+    st.subheader(f"{len(found)} topic{'s' * (len(found) != 1)} in {len(qa.records)} entries")
+    st.caption("Each point is an entry: nearby points are about similar things, colour is the topic and a "
+               "cross marks a missing answer. Hover a point to read its question; click it to open the entry.")
+    state = st.altair_chart(clickable_map(points, found), key="topic_map", on_select="rerun",
+                            selection_mode=MAP_SELECTION, width="stretch",
+                            alt=f"Topic map of {len(points)} entries in {len(found)} topics")
+    for record in picked_records(qa, state):
+        entry_card(qa, record)
+    for topic in found:
+        topic_panel(qa, topic)
+
+
+def clickable_map(points: list[MapPoint], found: list[Topic]) -> alt.Chart:
+    """The core's topic map plus a click selection by id: the picked point grows, the others fade."""
+    picked = alt.selection_point(name=MAP_SELECTION, fields=["id"], on="click")
+    return (topic_map_chart(points, found).add_params(picked)
+            .encode(opacity=alt.when(picked).then(alt.value(0.85)).otherwise(alt.value(0.35)),
+                    size=alt.when(picked, empty=False).then(alt.value(240)).otherwise(alt.value(80)))
+            .configure_range(category={"scheme": "tableau10"})  # ten distinct hues; the default pairs shades
+            .configure_legend(labelLimit=0))  # whole topic labels
+
+
+def picked_records(qa: QAIndex, state: VegaLiteState) -> list[Record]:
+    """The entries selected on the map (the chart holds ids as text, so "file.md#12" ids work too)."""
+    by_key = {str(record.id): record for record in qa.records}
+    picked = state.get("selection", {}).get(MAP_SELECTION) or []
+    return [by_key[point["id"]] for point in picked if point.get("id") in by_key]
+
+
+def topic_panel(qa: QAIndex, topic: Topic) -> None:
+    """A topic's label and size; opened, its entries, each a button that searches for it."""
+    size = f"{len(topic.record_ids)} entr{'y' if len(topic.record_ids) == 1 else 'ies'}"
+    with st.expander(f"**{topic.number}. {literal(topic.label)}** &nbsp; :gray[{size}]"), st.container(gap=None):
+        for record_id in topic.record_ids:
+            record = qa.record(record_id)
+            id_col, question_col = st.columns([1, 12], vertical_alignment="center")
+            id_col.markdown(f":small[:gray[#{literal(str(record.id))}]]")
+            with question_col:
+                question_button(record, key=f"topic-{record.id}")
+
+
+def duplicates_view(qa: QAIndex) -> None:
+    header, threshold = st.columns([3, 2], vertical_alignment="bottom")
+    min_score = threshold.slider("Minimum similarity", 0.3, 1.0, DUPLICATE_MIN_SCORE, 0.05,
+                                 key="duplicate_min_score", persist_state="session",
+                                 help="Cosine similarity of the two questions.")
+    pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
+    header.subheader(f"{len(pairs)} near-duplicate pair{'s' * (len(pairs) != 1)}")
+    st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
+               "or answer the missing one from its twin. Click a question to search for it.")
+    for pair in pairs:
+        duplicate_card(qa, pair)
+
+
+def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
+    first, second = qa.record(pair.first), qa.record(pair.second)
+    with st.container(border=True):
+        for row, record in enumerate((first, second)):
+            id_col, question_col, score_col = st.columns([1, 9, 2], vertical_alignment="center")
+            id_col.markdown(f":gray-badge[#{literal(str(record.id))}]")
+            with question_col:
+                question_button(record, key=f"pair-{pair.first}-{pair.second}-{record.id}")
+            if row == 0:  # the score beside the first question, its bar beside the second
+                score_col.markdown(f":small[similarity] **{pair.score:.2f}**", text_alignment="right")
+            else:
+                score_col.progress(min(max(pair.score, 0.0), 1.0))
+        if first.missing != second.missing:
+            unanswered, answered = (first, second) if first.missing else (second, first)
+            st.caption(f"#{literal(str(unanswered.id))} has no answer yet; the answer of "
+                       f"#{literal(str(answered.id))} may cover it.")
+
+
+# ---- browse -------------------------------------------------------------------------------------
+
 def browse_view(qa: QAIndex) -> None:
-    text_col, status_col = st.columns([3, 2], vertical_alignment="bottom")
-    words = text_col.text_input("Filter", key="browse_filter", icon=":material/filter_list:",
-                                placeholder="words in the question, answer or section")
-    statuses = status_col.pills("Status", list(STATUS_LABELS), selection_mode="multi", default=list(STATUS_LABELS),
-                                format_func=STATUS_LABELS.get, key="browse_status")
+    sectioned = bool(qa.sections())
+    columns = st.columns([3, 2, 3] if sectioned else [3, 2], vertical_alignment="bottom")
+    words = columns[0].text_input("Filter", key="browse_filter", icon=":material/filter_list:",
+                                  placeholder="words in any column")
+    statuses = columns[-1].pills("Status", list(STATUS_LABELS), selection_mode="multi", default=list(STATUS_LABELS),
+                                 format_func=STATUS_LABELS.get, key="browse_status")
+    section = None
+    if sectioned:
+        with columns[1]:
+            section = section_filter(qa, "browse_section")
     frame = entries_frame(qa.records)
     shown = frame[frame["status"].isin([STATUS_LABELS[s] for s in statuses])]
+    if section:
+        shown = shown[shown["section"] == section]
     if words.strip():
         needle = words.strip().lower()
         shown = shown[shown["_text"].str.contains(needle, regex=False)]
     st.caption(f"Showing {len(shown)} of {len(frame)} entries. Click a column header to sort.")
-    st.dataframe(shown, hide_index=True, column_order=["id", "question", "status", "section", "answer length"],
+    st.dataframe(shown, hide_index=True, column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
                  column_config={"question": st.column_config.TextColumn("question", width="large"),
                                 "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})
 
@@ -463,13 +651,14 @@ def main() -> None:
     source = sidebar_source()
     qa = load_or_stop(source)
     sidebar_summary(qa, source)
+    if qa.build_summary is not None:
+        parse_report(qa.build_summary)
     view = page_header(qa, source)
-    if view == "missing":
-        missing_view(qa)
-    elif view == "browse":
-        browse_view(qa)
+    if view == "search":
+        search_view(qa, search_options(qa))
     else:
-        search_view(qa, search_options())
+        {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
+         "browse": browse_view}[view](qa)
 
 
 if __name__ == "__main__":  # Streamlit runs the script as __main__; tests may import the helpers

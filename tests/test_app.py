@@ -13,13 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from indexer import DEFAULT_INDEX_DIR, QAIndex
+import indexer.topics
+from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
+KNOWN_DUPLICATES = {(15, 31), (16, 81), (17, 57), (22, 74)}
 OVERFITTING_QUERY = "why does my model do well on training data but badly on new data"
 XSS_DOCUMENT = """\
 **1. How do I embed a script in an answer?**
@@ -43,6 +46,56 @@ question,answer
 How do I reset my password?,Use the Forgot password link on the login page.
 Which payment methods do you accept?,"Visa, Mastercard and PayPal."
 Can I export my data?,
+"""
+SECTIONED_DOCUMENT = """\
+# Shop FAQ
+
+## Accounts
+
+**1. How do I reset my password?**
+
+Use the Forgot password link on the sign-in page.
+
+**2. Can I change my email address?**
+
+Yes, under Settings, Account.
+
+## Billing
+
+**3. Which payment methods do you accept?**
+
+Visa, Mastercard and PayPal.
+
+**4. How do I get a refund?**
+
+Write to support within 30 days of your order.
+
+## Shipping
+
+**5. How long does delivery take?**
+
+Three to five working days.
+
+**6. Do you ship abroad?**
+
+Yes, to every country in the EU.
+"""
+REPEATED_NUMBER_DOCUMENT = """\
+**1. What is a tensor?**
+
+An array with any number of axes.
+
+**2. What is a gradient?**
+
+The vector of partial derivatives.
+
+```text
+**3. Not an entry: this line is inside a code block?**
+```
+
+**2. What is a learning rate?**
+
+The step size of gradient descent.
 """
 
 
@@ -97,6 +150,25 @@ def cards(at: AppTest) -> list[dict]:
 
 def markdown_text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.main.markdown)
+
+
+def keyed_ids(at: AppTest, prefix: str) -> list[str]:
+    """What follows `prefix` in the keys of the buttons that have it, in page order."""
+    return [b.key.removeprefix(prefix) for b in at.button if b.key and b.key.startswith(prefix)]
+
+
+def listed_pairs(at: AppTest) -> list[tuple[int, int]]:
+    """The Duplicates view's pairs in page order, read from its buttons' keys ("pair-15-31-15")."""
+    pairs = [tuple(int(n) for n in key.split("-")[:2]) for key in keyed_ids(at, "pair-")]
+    return list(dict.fromkeys(pairs))
+
+
+def select_document(at: AppTest, name: str) -> AppTest:
+    """Choose a file of the data folder in the sidebar (the bundled corpus is always first)."""
+    selectbox = at.selectbox(key="source")
+    selectbox.select_index([Path(str(option)).name for option in selectbox.options].index(name)).run()
+    assert not at.exception, at.exception
+    return at
 
 
 # ---- search ---------------------------------------------------------------------------------------
@@ -229,6 +301,151 @@ def test_browse_view_filters_by_status_and_text(app_env):
     assert "What Is Dropout and Batch Normalization?" in questions and len(questions) < 82
 
 
+# ---- topics and near-duplicates -------------------------------------------------------------------
+
+def test_topics_view_maps_every_entry_and_lists_topics_that_cover_them_all(app_env):
+    at = run_app({"view": "topics"})
+    all_ids = {str(r.id) for r in QAIndex.open().records}
+    (chart,) = at.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    assert {"name": "entry", "select": {"type": "point", "fields": ["id"], "on": "click"}} in spec["params"]
+    assert list(chart.proto.selection_mode) == ["entry"]  # a click on a point reruns the app
+    points = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
+    assert len(points) == 82 and set(points["id"]) == all_ids
+    assert {"question", "topic", "status"} <= set(points.columns)  # what the hover shows and colours by
+    listed = keyed_ids(at, "topic-")
+    assert sorted(listed) == sorted(all_ids)  # every entry in exactly one topic
+    panels = [e.label for e in at.main.expander]
+    sizes = [int(re.search(r":gray\[(\d+) entr", label)[1]) for label in panels]
+    assert len(panels) >= 3 and sum(sizes) == 82 and sizes == sorted(sizes, reverse=True)
+    assert panels[0].startswith("**1. ") and "/" in panels[0]  # "**1. wine / image / cnn**"
+    assert at.subheader[0].value == f"{len(panels)} topics in 82 entries"
+
+
+def test_a_point_picked_on_the_map_opens_its_entry_below(app_env):
+    at = run_app({"view": "topics"})
+    assert "**31.&nbsp; What is batch normalization?**" not in markdown_text(at)
+    at.session_state["topic_map"] = {"selection": {"entry": [{"id": "31"}]}}  # what a click on point 31 sends
+    at.run()
+    assert not at.exception
+    text = markdown_text(at)
+    assert "**31.&nbsp; What is batch normalization?**" in text
+    assert "Near-duplicate of #15" in text and "Missing answer" in text
+    assert "No answer yet." in [c.value for c in at.main.caption]
+
+
+def test_an_entry_listed_under_its_topic_searches_for_it(app_env):
+    at = run_app({"view": "topics"})
+    at.button(key="topic-17").click().run()
+    assert at.query_params.get("view") is None
+    assert cards(at)[0]["id"] == 17
+
+
+def test_topics_and_map_are_computed_once_per_index(app_env, monkeypatch):
+    (app_env / "data" / "faq.csv").write_text(FAQ_CSV, encoding="utf-8")  # a source no other test has mapped
+    calls = {"topics": 0, "topic_map": 0}
+
+    def counted(name: str):
+        original = getattr(indexer.topics, name)
+
+        def call(*args):
+            calls[name] += 1
+            return original(*args)
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(indexer.topics, name, counted(name))
+    at = select_document(run_app(), "faq.csv")
+    at.button_group(key="view").set_value("topics").run()
+    assert len(keyed_ids(at, "topic-")) == 3
+    at.run()
+    at.button_group(key="view").set_value("browse").run()
+    at.button_group(key="view").set_value("topics").run()
+    assert not at.exception and len(keyed_ids(at, "topic-")) == 3
+    assert calls == {"topics": 1, "topic_map": 1}
+
+
+def test_duplicates_view_lists_the_known_pairs_with_scores(app_env):
+    at = run_app({"view": "duplicates"})
+    pairs = listed_pairs(at)
+    assert KNOWN_DUPLICATES <= set(pairs)
+    assert at.subheader[0].value == f"{len(pairs)} near-duplicate pairs"
+    scores = [float(re.search(r"\*\*(\d\.\d\d)\*\*", m.value)[1]) for m in at.main.markdown
+              if m.value.startswith(":small[similarity]")]
+    assert len(scores) == len(pairs) and all(s >= 0.6 for s in scores) and scores == sorted(scores, reverse=True)
+    labels = {b.key: b.label for b in at.button if b.key and b.key.startswith("pair-")}
+    assert labels["pair-15-31-31"] == "What is batch normalization? (no answer yet)"
+    assert labels["pair-15-31-15"] == "What Is Dropout and Batch Normalization?"
+    assert "#31 has no answer yet; the answer of #15 may cover it." in [c.value for c in at.main.caption]
+
+
+def test_duplicates_slider_raises_the_bar_and_a_question_opens_its_search(app_env):
+    at = run_app({"view": "duplicates"})
+    everything = listed_pairs(at)
+    at.slider(key="duplicate_min_score").set_value(0.75).run()
+    strict = listed_pairs(at)
+    assert (16, 81) in strict and (22, 74) not in strict and set(strict) < set(everything)
+    at.button(key="pair-16-81-81").click().run()
+    assert at.query_params.get("view") is None
+    assert at.text_input(key="query").value == "Compare batch, mini-batch and stochastic gradient descent."
+    assert cards(at)[0]["id"] == 81
+
+
+def test_a_card_mentions_its_near_duplicate(app_env):
+    at = search(run_app(), "what does batch normalization do")
+    by_id = {c["id"]: c for c in cards(at)}
+    assert "Near-duplicate of #15" in by_id[31]["details"]
+    assert "Near-duplicate of #31" in by_id[15]["details"]
+    paired = {record_id for pair in QAIndex.open().duplicates() for record_id in (pair.first, pair.second)}
+    assert all(("Near-duplicate" in c["details"]) == (c["id"] in paired) for c in by_id.values())
+
+
+# ---- sections and the parse report -----------------------------------------------------------------
+
+def test_section_filter_restricts_search_and_browse(app_env):
+    (app_env / "data" / "shop.md").write_text(SECTIONED_DOCUMENT, encoding="utf-8")
+    at = select_document(run_app(), "shop.md")
+    assert at.sidebar.selectbox(key="section").options == ["All sections", "Accounts", "Billing", "Shipping"]
+    everywhere = cards(search(at, "I forgot my password"))
+    assert everywhere[0]["id"] == 1 and "Accounts" in everywhere[0]["details"]
+    assert {c["id"] for c in everywhere} & {1, 2} and {c["id"] for c in everywhere} - {1, 2}
+    at.selectbox(key="section").select("Billing").run()
+    billing = cards(at)
+    assert billing and {c["id"] for c in billing} <= {3, 4}
+    assert all("Billing" in c["details"] for c in billing)
+    at.button_group(key="view").set_value("browse").run()
+    assert list(at.dataframe[0].value["section"].unique()) == ["Accounts", "Billing", "Shipping"]
+    at.selectbox(key="browse_section").select("Shipping").run()
+    assert list(at.dataframe[0].value["id"]) == [5, 6]
+
+
+def test_browse_hides_the_section_filter_when_there_are_no_sections(app_env):
+    at = run_app({"view": "browse"})
+    assert [s.key for s in at.selectbox] == ["source"]
+    at.button_group(key="view").set_value("search").run()
+    assert [s.key for s in at.selectbox] == ["source"]
+
+
+def test_parse_report_shows_a_repeated_number_and_the_lines_not_taken(app_env):
+    (app_env / "data" / "repeated.md").write_text(REPEATED_NUMBER_DOCUMENT, encoding="utf-8")
+    at = select_document(run_app(), "repeated.md")
+    (report,) = [e for e in at.sidebar.expander if e.label.startswith("Parse report")]
+    assert report.label == "Parse report: 1 warning"
+    assert [w.value for w in report.warning] == [
+        "Entry number 2 appears 2 times (lines 5, 13); the first keeps id 2, the others get new ids"]
+    text = "\n".join(m.value for m in report.markdown)
+    assert "**repeated.md**: 3 entries, read as bold question lines." in text
+    assert "- line 10: inside a fenced code block" in text
+
+
+def test_an_upload_read_without_problems_gets_a_clean_parse_report(app_env):
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("faq.csv", FAQ_CSV.encode(), "text/csv")).run()
+    (report,) = [e for e in at.sidebar.expander if e.label.startswith("Parse report")]
+    assert report.label == "Parse report" and not report.warning
+    assert "No warnings, and no question-like line was left out." in [m.value for m in report.markdown]
+
+
 # ---- other sources --------------------------------------------------------------------------------
 
 def test_uploaded_csv_is_indexed_apart_and_searchable(app_env):
@@ -304,6 +521,20 @@ def test_reruns_neither_reopen_nor_reembed_and_a_warm_query_is_fast(app_env, mon
     at.run()
     assert len(opened) == 1
     assert warm < 1.0, f"a warm query took {warm:.2f} s"
+
+
+def test_the_bundled_corpus_is_read_only(app_env, app_module):
+    before = (DEFAULT_SOURCE.read_bytes(), DEFAULT_SOURCE.stat().st_mtime_ns)
+    at = search(run_app(), "what does batch normalization do")
+    at.session_state["related-open-31"] = True
+    for view in app_module.VIEWS:
+        at.button_group(key="view").set_value(view)
+        if view == "topics":
+            at.session_state["topic_map"] = {"selection": {"entry": [{"id": "15"}]}}  # and open an entry
+        at.run()
+        assert not at.exception, (view, at.exception)
+        assert at.query_params.get("view", "search") == view
+    assert (DEFAULT_SOURCE.read_bytes(), DEFAULT_SOURCE.stat().st_mtime_ns) == before
 
 
 # ---- Markdown helpers -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """End to end in a real browser: `streamlit run app.py` driven by headless system chromium.
 
-One test walks what a first-time user does (search, a shared ?q= link, the Missing answers view,
-an upload) so the server, the browser and the model load are paid for once.
+One test walks what a first-time user does (search, a shared ?q= link, the Missing answers view, the
+topic map, an upload) so the server, the browser and the model load are paid for once.
 """
 from __future__ import annotations
 
@@ -72,6 +72,21 @@ def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page
     wait_idle(page)
     assert parse_qs(urlparse(page.url).query)["view"] == ["missing"]
     page.screenshot(path=str(artifacts_dir / "missing.png"), full_page=True)
+
+    # The topic map: Vega draws one mark per entry; clicking entry 31's point opens its card below the map.
+    page.goto(f"{streamlit_url}/?view=topics")
+    chart = page.get_by_test_id("stVegaLiteChart")
+    expect(chart.locator("svg, canvas").first).to_be_visible()
+    points = chart.locator('[aria-roledescription="point"]')
+    expect(points).to_have_count(82)
+    chart.locator('[aria-roledescription="point"][aria-label*="id: 31;"]').click(force=True)  # ids are unique
+    opened = page.get_by_test_id("stVerticalBlock").filter(has=page.locator("strong").filter(
+        has_text="What is batch normalization?")).filter(has_text="Near-duplicate of #15").last
+    expect(opened).to_be_visible()
+    expect(opened).to_contain_text("No answer yet.")
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query)["view"] == ["topics"]
+    page.screenshot(path=str(artifacts_dir / "topics.png"), full_page=True)
 
     # An uploaded document with a script tag and an onerror image: shown as text, nothing runs.
     upload = tmp_path / "xss.md"

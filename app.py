@@ -554,9 +554,7 @@ def clickable_map(points: list[MapPoint], found: list[Topic]) -> alt.Chart:
     picked = alt.selection_point(name=MAP_SELECTION, fields=["id"], on="click")
     return (topic_map_chart(points, found).add_params(picked)
             .encode(opacity=alt.when(picked).then(alt.value(0.85)).otherwise(alt.value(0.35)),
-                    size=alt.when(picked, empty=False).then(alt.value(240)).otherwise(alt.value(80)))
-            .configure_range(category={"scheme": "tableau10"})  # ten distinct hues; the default pairs shades
-            .configure_legend(labelLimit=0))  # whole topic labels
+                    size=alt.when(picked, empty=False).then(alt.value(240)).otherwise(alt.value(80))))
 
 
 def picked_records(qa: QAIndex, state: VegaLiteState) -> list[Record]:

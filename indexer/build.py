@@ -122,6 +122,9 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         chosen_type = index_type if index_type != "auto" else ("hnsw" if len(texts) >= HNSW_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
         manifest = _manifest(records, files, model, model_fp, dimension, fields, chosen_type, seconds, len(todo))
+        manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
+                              "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
+                             for r in reports]
         store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields, keys), vectors, manifest)
     warnings = [w for report in reports for w in report.warnings]
     return BuildSummary(len(records), manifest["missing_count"], manifest["link_only_count"],

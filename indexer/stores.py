@@ -32,6 +32,8 @@ def store_spec(explicit: str | Path | None, default: Path) -> str | Path:
 
 
 def open_store(spec: str | Path) -> "FaissStore | PgStore":
+    if isinstance(spec, Path) and str(spec).startswith(tuple(s[:-1] for s in _URL_SCHEMES)):
+        raise TypeError(f"{spec}: pass a database URL as a str; Path() has already merged its '//'")
     if is_database_url(spec):
         from .pgstore import PgStore
 

@@ -163,21 +163,32 @@ def topic_map(index: StoredIndex, found: list[Topic]) -> list[MapPoint]:
             for r, (x, y) in zip(index.records, xy)]
 
 
+def _nearest_other(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's nearest other vector and their cosine, in blocks so memory stays O(block × n)."""
+    nearest = np.zeros(len(vectors), dtype=np.int64)
+    best = np.zeros(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), block):
+        similarity = vectors[start:start + block] @ vectors.T
+        rows = np.arange(len(similarity))
+        similarity[rows, start + rows] = -np.inf  # not itself
+        nearest[start:start + block] = similarity.argmax(axis=1)
+        best[start:start + block] = similarity[rows, nearest[start:start + block]]
+    return nearest, best
+
+
 def near_duplicates(index: StoredIndex, min_score: float = DUPLICATE_MIN_SCORE) -> list[Duplicate]:
     """Pairs of entries asking the same thing, best first (see module docstring for the rule)."""
     n = len(index.records)
     if n < 2:
         return []
     questions = np.vstack([index.question_vector(p) for p in range(n)])
-    similarity = questions @ questions.T
-    np.fill_diagonal(similarity, -1.0)
-    nearest = similarity.argmax(axis=1)
+    nearest, best = _nearest_other(questions)
     term_sets = [set(stem(w) for w in words(r.question) if len(w) > 2) for r in index.records]
     document_frequency = Counter(t for terms in term_sets for t in terms)
     uncommon = {t for t, df in document_frequency.items() if df <= max(2, _UNCOMMON_SHARE * n)}
     pairs = []
     for i in range(n):
         j = int(nearest[i])
-        if i < j and nearest[j] == i and similarity[i, j] >= min_score and term_sets[i] & term_sets[j] & uncommon:
-            pairs.append(Duplicate(index.records[i].id, index.records[j].id, float(similarity[i, j])))
+        if i < j and nearest[j] == i and best[i] >= min_score and term_sets[i] & term_sets[j] & uncommon:
+            pairs.append(Duplicate(index.records[i].id, index.records[j].id, float(best[i])))
     return sorted(pairs, key=lambda d: -d.score)

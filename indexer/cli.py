@@ -180,6 +180,9 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     sources, index_dir, model = _settings(args)
     summary = build(sources, FaissStore(index_dir), lambda: build_encoder(model), model, _progress_bar(err))
+    from .onnx_encoder import ensure_onnx_export
+
+    ensure_onnx_export(model)  # while torch is loaded anyway: the first query then needs no torch
     if args.json:
         _print_json(summary.to_dict(), out)
     else:

@@ -1,0 +1,181 @@
+"""The ONNX query path gives the same vectors as sentence-transformers, imports no torch, and refuses
+models it cannot reproduce with `OnnxUnavailable` (which `query_encoder` turns into a torch fallback)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
+from indexer.engine import query_encoder
+from indexer.errors import ModelError
+from indexer.onnx_encoder import (CONFIG_FILE, OnnxEncoder, OnnxUnavailable, ensure_onnx_export, export_onnx,
+                                  load_onnx_encoder)
+
+REPO = Path(__file__).parents[1]
+DEV_QUERIES = REPO.parent / "shared/eval/dev_queries.jsonl"
+HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "sklearn")
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export per test session (~4 s once torch is loaded), in a cache of its own."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    export_onnx(DEFAULT_MODEL, cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def torch_encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(DEFAULT_MODEL)
+
+
+@pytest.fixture
+def isolated_cache(onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("INDEXER_ONNX_CACHE", str(onnx_cache))
+    monkeypatch.delenv("INDEXER_QUERY_BACKEND", raising=False)
+    return onnx_cache
+
+
+def long_answer_texts() -> list[str]:
+    """Answer paragraphs of the bundled corpus joined into texts well past the model's 256 tokens."""
+    markdown = (REPO / "data/ml_interview_qa.md").read_text(encoding="utf-8")
+    paragraphs = [p.strip() for p in markdown.split("\n\n") if p.strip() and not p.startswith(("**", "*solution"))]
+    texts, current = [], ""
+    for paragraph in paragraphs:
+        current = f"{current}\n\n{paragraph}".strip()
+        if len(current) > 2500:
+            texts.append(current)
+            current = ""
+    return texts[:6]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1)  # both sides are L2-normalised
+
+
+def test_dev_queries_match_sentence_transformers(onnx_cache: Path, torch_encoder: SentenceTransformerEncoder) -> None:
+    if not DEV_QUERIES.is_file():
+        pytest.skip(f"{DEV_QUERIES} is absent (it lives in the shared folder beside the repository)")
+    lines = DEV_QUERIES.read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["query"] for line in lines if line.strip()]
+    assert len(queries) == 42
+    onnx = load_onnx_encoder(DEFAULT_MODEL, export_if_missing=False, cache_dir=onnx_cache)
+    one_at_a_time = np.vstack([onnx.encode([q]) for q in queries])
+    batched = onnx.encode(queries)
+    reference = torch_encoder.encode(queries)
+    assert cosines(one_at_a_time, reference).min() >= 0.9999
+    assert cosines(batched, reference).min() >= 0.9999
+
+
+def test_long_texts_are_truncated_like_sentence_transformers(onnx_cache: Path,
+                                                              torch_encoder: SentenceTransformerEncoder) -> None:
+    from tokenizers import Tokenizer
+
+    texts = long_answer_texts()
+    untruncated = Tokenizer.from_file(str(Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json"))
+    untruncated.no_truncation()
+    assert len(texts) >= 3 and all(len(untruncated.encode(t).ids) > 256 for t in texts)
+    onnx = load_onnx_encoder(DEFAULT_MODEL, threads=None, export_if_missing=False, cache_dir=onnx_cache)
+    mixed = texts + ["short one", "why does my model overfit"]  # long and short in one padded batch
+    assert cosines(onnx.encode(mixed), torch_encoder.encode(mixed)).min() >= 0.9999
+
+
+def test_vectors_follow_the_contract(onnx_cache: Path) -> None:
+    onnx = load_onnx_encoder(DEFAULT_MODEL, export_if_missing=False, cache_dir=onnx_cache)
+    done: list[int] = []
+    vectors = onnx.encode(["a", "bb", "ccc"], batch_size=2, progress=done.append)
+    assert (onnx.model, onnx.dimension) == (DEFAULT_MODEL, 384)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384) and sum(done) == 3
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert onnx.encode([]).shape == (0, 384)
+
+
+@pytest.mark.parametrize("code", [
+    "from indexer.onnx_encoder import load_onnx_encoder\n"
+    "load_onnx_encoder('all-MiniLM-L6-v2', export_if_missing=False).encode(['why does my model overfit'])",
+    "from indexer.engine import query_encoder\nfrom indexer.onnx_encoder import OnnxEncoder\n"
+    "encoder = query_encoder('all-MiniLM-L6-v2')\nassert isinstance(encoder, OnnxEncoder)\n"
+    "encoder.encode(['why does my model overfit'])",
+])
+def test_cached_onnx_query_imports_no_torch(onnx_cache: Path, code: str) -> None:
+    env = {**os.environ, "INDEXER_ONNX_CACHE": str(onnx_cache), "INDEXER_QUERY_BACKEND": "auto"}
+    report = f"\nimport sys\nprint(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code + report], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def unsupported_model(tmp_path: Path, change: str) -> Path:
+    """A copy of the real model folder (weights linked, not copied) with one thing ONNX cannot reproduce."""
+    source, folder = Path(resolve_model_path(DEFAULT_MODEL)), tmp_path / f"model-{change}"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "model.safetensors").symlink_to(source / "model.safetensors")
+    if change == "no-tokenizer-json":
+        (folder / "tokenizer.json").unlink()
+    elif change == "max-pooling":
+        config = json.loads((folder / "1_Pooling/config.json").read_text())
+        config.update(pooling_mode_mean_tokens=False, pooling_mode_max_tokens=True)
+        (folder / "1_Pooling/config.json").write_text(json.dumps(config))
+    elif change == "dense-layer":
+        modules = json.loads((folder / "modules.json").read_text())
+        modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
+        (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
+@pytest.mark.parametrize("change, says", [("no-tokenizer-json", "tokenizer.json"), ("max-pooling", "'max' pooling"),
+                                          ("dense-layer", "Dense")])
+def test_unsupported_model_raises_onnx_unavailable(tmp_path: Path, change: str, says: str) -> None:
+    model = str(unsupported_model(tmp_path, change))
+    with pytest.raises(OnnxUnavailable, match=says):
+        load_onnx_encoder(model, cache_dir=tmp_path / "cache")
+    assert isinstance(OnnxUnavailable("x"), ModelError)  # so a forced ONNX backend fails as a one-line CLI error
+    assert ensure_onnx_export(model, tmp_path / "cache") is None
+    assert not (tmp_path / "cache").exists()  # refused before anything was written
+
+
+def test_query_encoder_falls_back_to_torch_for_an_unsupported_model(tmp_path: Path, isolated_cache: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    model = str(unsupported_model(tmp_path, "max-pooling"))
+    assert isinstance(query_encoder(model), SentenceTransformerEncoder)
+    monkeypatch.setenv("INDEXER_QUERY_BACKEND", "onnx")
+    with pytest.raises(OnnxUnavailable):
+        query_encoder(model)
+
+
+def test_query_encoder_falls_back_to_torch_without_onnxruntime(isolated_cache: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without onnxruntime looks like
+    with pytest.raises(OnnxUnavailable, match="pip install onnxruntime"):
+        load_onnx_encoder(DEFAULT_MODEL)
+    assert isinstance(query_encoder(DEFAULT_MODEL), SentenceTransformerEncoder)
+
+
+def test_query_backend_setting_is_obeyed(isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(query_encoder(DEFAULT_MODEL), OnnxEncoder)
+    monkeypatch.setenv("INDEXER_QUERY_BACKEND", "torch")
+    assert isinstance(query_encoder(DEFAULT_MODEL), SentenceTransformerEncoder)
+    monkeypatch.setenv("INDEXER_QUERY_BACKEND", "tensorflow")
+    with pytest.raises(ModelError, match="INDEXER_QUERY_BACKEND"):
+        query_encoder(DEFAULT_MODEL)
+
+
+def test_export_is_reused_and_a_foreign_format_is_refused(onnx_cache: Path, tmp_path: Path) -> None:
+    folder = ensure_onnx_export(DEFAULT_MODEL, onnx_cache)
+    assert folder is not None and folder.parent == onnx_cache  # already there: no second export
+    assert [p.name for p in onnx_cache.iterdir()] == [folder.name]  # no staging folder left behind
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("model.onnx"))
+    (copy / "model.onnx").symlink_to(folder / "model.onnx")
+    config = json.loads((copy / CONFIG_FILE).read_text())
+    (copy / CONFIG_FILE).write_text(json.dumps({**config, "format": 99}))
+    with pytest.raises(OnnxUnavailable, match="format 99"):
+        load_onnx_encoder(DEFAULT_MODEL, cache_dir=tmp_path)

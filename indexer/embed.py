@@ -66,6 +66,22 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def encode_by_length(texts: list[str], dimension: int, encode_batch: Callable[[list[str]], np.ndarray],
+                     batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+    """Encode in batches of texts of similar length, returned in input order and normalised.
+
+    Sorting by length keeps padding small inside each batch: long answers cost far less this way.
+    """
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        out[chunk] = encode_batch([texts[i] for i in chunk])
+        if progress:
+            progress(len(chunk))
+    return normalize(out)
+
+
 class SentenceTransformerEncoder:
     """sentence-transformers on torch: used for builds, and for queries when ONNX is unavailable."""
 
@@ -97,15 +113,9 @@ class SentenceTransformerEncoder:
             import torch
 
             torch.set_num_threads(self.threads)  # process-wide in torch: set it for each call's own needs
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # Sorting by length keeps padding small inside each batch: long answers cost far less this way.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            vectors = self._model.encode([texts[i] for i in chunk], batch_size=batch_size,
-                                         normalize_embeddings=True, convert_to_numpy=True,
-                                         show_progress_bar=False)
-            out[chunk] = vectors
-            if progress:
-                progress(len(chunk))
-        return normalize(out)
+
+        def encode_batch(batch: list[str]) -> np.ndarray:
+            return self._model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
+
+        return encode_by_length(texts, self.dimension, encode_batch, batch_size, progress)

@@ -44,8 +44,6 @@ def query_encoder(model: str) -> Encoder:
     ONNX Runtime when it can serve the model (no torch import, several times faster per query), else
     torch. INDEXER_QUERY_BACKEND=auto (default) | onnx (fail instead of falling back) | torch.
     """
-    import os
-
     from .errors import ModelError
     from .onnx_encoder import OnnxUnavailable, load_onnx_encoder
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import Progress, SentenceTransformerEncoder, model_fingerprint, normalize, resolve_model_path
+from .embed import Progress, SentenceTransformerEncoder, encode_by_length, model_fingerprint, resolve_model_path
 from .errors import ModelError
 
 EXPORT_FORMAT = 1
@@ -220,15 +220,7 @@ class OnnxEncoder:
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # As in SentenceTransformerEncoder: batching texts of similar length keeps padding small.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            out[chunk] = self._encode_batch([texts[i] for i in chunk])
-            if progress:
-                progress(len(chunk))
-        return normalize(out)
+        return encode_by_length(texts, self.dimension, self._encode_batch, batch_size, progress)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._config["do_lower_case"]:

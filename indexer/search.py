@@ -125,16 +125,19 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     return 1 / (_RRF_K + ranks)
 
 
-def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray,
-                  exclude: RecordId | None = None, mode: str = "dense",
-                  lexical: LexicalMatch | None = None) -> list[Hit]:
-    """Hits for the given positions, best first by the mode's order (ties by document order)."""
+def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
+                  lexical: LexicalMatch | None = None, limit: int | None = None) -> list[Hit]:
+    """The best `limit` hits among the given positions (all when None), best first by the mode's order;
+    ties go to the entry earlier in the document. Only the chosen few become `Hit` objects."""
     question, answer = field_scores(index, query_vectors, positions)
     order = rank_scores(mode, question, answer, lexical, positions)
-    hits = [_hit(index.records[p], float(q), None if np.isnan(a) else float(a), float(r))
-            for p, q, a, r in zip(positions.tolist(), question, answer, order)]
-    hits = [h for h in hits if h.record.id != exclude]
-    return sorted(hits, key=lambda h: -h.rank_score)
+    if limit is not None and limit < len(order):
+        chosen = np.argpartition(-order, limit - 1)[:limit]
+    else:
+        chosen = np.arange(len(order))
+    chosen = chosen[np.lexsort((positions[chosen], -order[chosen]))]
+    return [_hit(index.records[positions[i]], float(question[i]), None if np.isnan(answer[i]) else float(answer[i]),
+                 float(order[i])) for i in chosen.tolist()]
 
 
 def _hit(record: Record, question_score: float, answer_score: float | None, rank_score: float) -> Hit:
@@ -183,7 +186,7 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     positions = (section_positions(index.records, section) if section
                  else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores))
-    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical)
+    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=max(k, 2))
     nearest = ranked[:k]
     evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index)
     no_match = no_match_model.decide(evidence)
@@ -201,11 +204,11 @@ def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answere
     if position is None:
         raise QueryError(f"no entry with id {record_id!r}")
     query_vector = index.question_vector(position)[None, :]
-    hits = score_entries(index, query_vector, candidate_positions(index, query_vector, 2 * k + 2),
-                         exclude=record_id)
+    positions = candidate_positions(index, query_vector, 4 * k + 10)
+    keep = positions != position
     if answered_only:
-        hits = [h for h in hits if h.record.has_answer]
-    return hits[:k]
+        keep &= np.fromiter((index.records[p].has_answer for p in positions.tolist()), bool, len(positions))
+    return score_entries(index, query_vector, positions[keep], limit=k)
 
 
 def missing_answers(records: list[Record]) -> list[Record]:

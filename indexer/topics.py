@@ -64,11 +64,12 @@ def spherical_kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int
     """Cluster assignment of unit vectors into k groups by cosine (k-means++ start)."""
     rng = np.random.default_rng(seed)
     centres = [vectors[rng.integers(len(vectors))]]
+    distance = 1 - vectors @ centres[0]  # to the nearest centre so far
     for _ in range(1, k):
-        distance = 1 - np.max(vectors @ np.array(centres).T, axis=1)
         weights = np.clip(distance, 0, None) ** 2
         total = weights.sum()
         centres.append(vectors[rng.choice(len(vectors), p=weights / total) if total > 0 else rng.integers(len(vectors))])
+        distance = np.minimum(distance, 1 - vectors @ centres[-1])
     centre_matrix = np.array(centres)
     labels = np.zeros(len(vectors), dtype=np.int64)
     for step in range(iterations):
@@ -76,28 +77,35 @@ def spherical_kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int
         if step and np.array_equal(new_labels, labels):
             break
         labels = new_labels
-        for c in range(k):
-            members = vectors[labels == c]
-            if len(members):
-                mean = members.sum(axis=0)
-                centre_matrix[c] = mean / max(np.linalg.norm(mean), 1e-12)
+        sums = _one_hot(labels, k).T @ vectors
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centre_matrix = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centre_matrix)  # empty: keep
     return labels
 
 
+def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
+    matrix = np.zeros((len(labels), k), dtype=np.float32)
+    matrix[np.arange(len(labels)), labels] = 1.0
+    return matrix
+
+
 def silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette with cosine distance (0 when there is a single cluster)."""
+    """Mean silhouette with cosine distance (0 when there is a single cluster); vectorised by cluster."""
+    groups, labels = np.unique(labels, return_inverse=True)
+    if len(groups) < 2:
+        return 0.0
     distance = 1 - vectors @ vectors.T
-    scores = []
-    for i in range(len(vectors)):
-        same = labels == labels[i]
-        same[i] = False
-        if not same.any():
-            scores.append(0.0)
-            continue
-        inside = distance[i, same].mean()
-        outside = min(distance[i, labels == other].mean() for other in set(labels.tolist()) - {labels[i]})
-        scores.append((outside - inside) / max(inside, outside, 1e-12))
-    return float(np.mean(scores)) if scores else 0.0
+    one_hot = _one_hot(labels, len(groups))
+    sizes = one_hot.sum(axis=0)
+    totals = distance @ one_hot  # (n, clusters): summed distance to each cluster
+    rows = np.arange(len(vectors))
+    own_size = sizes[labels]
+    inside = np.where(own_size > 1, totals[rows, labels] / np.maximum(own_size - 1, 1), 0.0)  # minus itself (0)
+    means = totals / sizes
+    means[rows, labels] = np.inf
+    outside = means.min(axis=1)
+    scores = np.where(own_size > 1, (outside - inside) / np.maximum(np.maximum(inside, outside), 1e-12), 0.0)
+    return float(scores.mean())
 
 
 def cluster(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -106,15 +114,15 @@ def cluster(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     if n < 4:
         return np.zeros(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    sample = rng.choice(n, size=min(n, _SILHOUETTE_SAMPLE), replace=False)
-    best_labels, best_score = np.zeros(n, dtype=np.int64), -1.0
+    # k is chosen on a sample (all entries up to 2,000), then the whole set is clustered once with it
+    sample = vectors[np.sort(rng.choice(n, size=min(n, _SILHOUETTE_SAMPLE), replace=False))]
+    best_k, best_score = 2, -1.0
     low, high = max(2, round(np.sqrt(n / 2))), max(2, round(np.sqrt(2 * n)))
     for k in sorted({int(k) for k in np.geomspace(low, high, 8).round()}):
-        labels = spherical_kmeans(vectors, k, seed)
-        score = silhouette(vectors[sample], labels[sample])
+        score = silhouette(sample, spherical_kmeans(sample, min(k, len(sample)), seed))
         if score > best_score:
-            best_labels, best_score = labels, score
-    return best_labels
+            best_k, best_score = k, score
+    return spherical_kmeans(vectors, best_k, seed)
 
 
 def topic_labels(records: list[Record], assignment: np.ndarray, size: int = 3) -> dict[int, str]:

@@ -13,6 +13,7 @@ and the near-duplicates of each index generation, so a rerun neither re-embeds n
 Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
 data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled sources (default
 <system temp>/qa-indexer-app), so neither data/ nor the bundled index/ is ever overwritten.
+INDEXER_STORE=postgresql://user@host/db keeps every index in that database instead (pgvector).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from indexer.engine import PROJECT_ROOT, query_encoder
 from indexer.errors import QueryError
 from indexer.records import RecordId
 from indexer.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.stores import is_database_url, store_spec
 from indexer.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
@@ -82,12 +84,15 @@ def cache_dir() -> Path:
 
 
 def source_for(path: Path, name: str) -> Source:
-    """The bundled corpus keeps `index/`; any other file gets an index folder of its own, keyed by its path."""
+    """The bundled corpus keeps the default store (`index/`, or $INDEXER_STORE); any other file gets an
+    index of its own, keyed by its path: a folder under the cache, or a named index in the same database."""
     path = path.resolve()
+    spec = store_spec(None, DEFAULT_INDEX_DIR)
     if path == DEFAULT_SOURCE.resolve():
-        return Source((str(path),), str(DEFAULT_INDEX_DIR), name, bundled=True)
+        return Source((str(path),), str(spec), name, bundled=True)
     key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    return Source((str(path),), str(cache_dir() / "indexes" / key), name, bundled=False)
+    where = f"{str(spec).partition('#')[0]}#{key}" if is_database_url(spec) else str(cache_dir() / "indexes" / key)
+    return Source((str(path),), where, name, bundled=False)
 
 
 def data_files() -> list[Path]:
@@ -135,7 +140,7 @@ def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
     """
     slot = st.empty()
     try:
-        qa = QAIndex.open([Path(p) for p in paths], Path(index_dir),
+        qa = QAIndex.open([Path(p) for p in paths], index_dir,  # a folder or a database URL: not Path()
                           notify=lambda message: slot.progress(0.0, text=build_message(message)),
                           progress=progress_bar(slot), encoder_factory=shared_query_encoder)
     finally:

@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         if index:
             sub.add_argument("--source", action="append", type=Path, metavar="PATH",
                              help=f"Q&A file or folder; repeat for several (default: {DEFAULT_SOURCE_HELP})")
-            sub.add_argument("--index-dir", type=Path, metavar="DIR", help="where the index lives (default: index/)")
+            sub.add_argument("--store", metavar="DIR_OR_URL",
+                             help="where the index lives: a folder, or postgresql://user@host/db[#name] "
+                                  "(default: $INDEXER_STORE, else index/)")
+            sub.add_argument("--index-dir", dest="store", metavar="DIR",
+                             help="the index folder (default: index/); same as --store DIR")
             sub.add_argument("--model", metavar="NAME_OR_PATH",
                              help="sentence-transformers model (default: all-MiniLM-L6-v2, shipped offline)")
         return sub
@@ -123,11 +127,13 @@ def _positive_int(text: str) -> int:
 
 # ---- shared argument handling -------------------------------------------------------------------
 
-def _settings(args: argparse.Namespace) -> tuple[list[Path], Path, str]:
+def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
+    """Sources, store spec (a folder or a PostgreSQL URL: never wrap it in Path) and model."""
     from .embed import DEFAULT_MODEL
     from .engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE
+    from .stores import store_spec
 
-    return args.source or [DEFAULT_SOURCE], args.index_dir or DEFAULT_INDEX_DIR, args.model or DEFAULT_MODEL
+    return args.source or [DEFAULT_SOURCE], store_spec(args.store, DEFAULT_INDEX_DIR), args.model or DEFAULT_MODEL
 
 
 def _progress_bar(err: TextIO):
@@ -149,8 +155,8 @@ def _progress_bar(err: TextIO):
 def _open(args: argparse.Namespace, err: TextIO):
     from .engine import QAIndex
 
-    sources, index_dir, model = _settings(args)
-    return QAIndex.open(sources, index_dir, model, notify=lambda m: print(m, file=err),
+    sources, spec, model = _settings(args)
+    return QAIndex.open(sources, spec, model, notify=lambda m: print(m, file=err),
                         progress=_progress_bar(err))
 
 
@@ -176,10 +182,11 @@ def _status_suffix(status: str) -> str:
 def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .build import build
     from .engine import build_encoder
-    from .store import FaissStore
+    from .stores import open_store
 
-    sources, index_dir, model = _settings(args)
-    summary = build(sources, FaissStore(index_dir), lambda: build_encoder(model), model, _progress_bar(err))
+    sources, spec, model = _settings(args)
+    store = open_store(spec)
+    summary = build(sources, store, lambda: build_encoder(model), model, _progress_bar(err))
     from .onnx_encoder import ensure_onnx_export
 
     ensure_onnx_export(model)  # while torch is loaded anyway: the first query then needs no torch
@@ -188,7 +195,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for report in summary.reports:
             _print_parse_summary(report, out)
-        print(f"built {index_dir}: {summary.records} records ({summary.missing} missing, "
+        print(f"built {store.location}: {summary.records} records ({summary.missing} missing, "
               f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
               f"embedded {summary.embedded} texts, reused {summary.reused}", file=out)
     return 0
@@ -324,13 +331,13 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .build import source_fingerprint, stale_reason
     from .errors import IndexCorruptError, IndexMissingError
     from .parse import source_files
-    from .store import FaissStore
+    from .stores import open_store
 
-    sources, index_dir, model = _settings(args)
-    store = FaissStore(index_dir)
+    sources, spec, model = _settings(args)
+    store = open_store(spec)
     manifest = store.read_manifest()
     if manifest is None:
-        raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
+        raise IndexMissingError(f"no index at {store.location}; run: python -m indexer build")
     try:
         store_state = "stale: " + (stale_reason(manifest, source_fingerprint(source_files(sources)), model) or "")
         if store_state == "stale: ":
@@ -339,9 +346,9 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except IndexCorruptError as exc:
         store_state = f"corrupt: {exc}"
     if args.json:
-        _print_json({**manifest, "state": store_state, "index_dir": str(index_dir)}, out)
+        _print_json({**manifest, "state": store_state, "index_dir": store.location}, out)
         return 0
-    print(f"index:      {index_dir} ({store_state})", file=out)
+    print(f"index:      {store.location} ({store_state})", file=out)
     for key in ("model", "dimension", "index_type", "record_count", "missing_count", "link_only_count",
                 "question_vectors", "answer_vectors", "built_at", "build_seconds", "format_version"):
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)

@@ -23,7 +23,8 @@ from .nomatch import NoMatchModel
 from .records import Hit, Record, RecordId
 from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
                      missing_answers, related, search)
-from .store import FaissStore, StoredIndex
+from .store import StoredIndex
+from .stores import open_store, store_spec
 
 if TYPE_CHECKING:
     from .topics import Duplicate, Topic
@@ -72,7 +73,7 @@ class QAIndex:
         self.build_summary: BuildSummary | None = None
 
     @classmethod
-    def open(cls, sources: list[Path] | None = None, index_dir: Path = DEFAULT_INDEX_DIR,
+    def open(cls, sources: list[Path] | None = None, index_dir: str | Path | None = None,
              model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
              progress: ProgressFactory | None = None,
              encoder_factory: Callable[[str], Encoder] = query_encoder) -> "QAIndex":
@@ -82,7 +83,8 @@ class QAIndex:
         was fresh. `encoder_factory` lets several indexes share one query encoder.
         """
         summaries: list[BuildSummary] = []
-        stored = ensure_index(sources or [DEFAULT_SOURCE], FaissStore(index_dir), lambda: build_encoder(model),
+        store = open_store(store_spec(index_dir, DEFAULT_INDEX_DIR))  # index_dir: a folder or a PostgreSQL URL
+        stored = ensure_index(sources or [DEFAULT_SOURCE], store, lambda: build_encoder(model),
                               model, notify, progress, on_built=summaries.append)
         qa = cls(stored, model, encoder_factory)
         qa.build_summary = summaries[-1] if summaries else None

@@ -1,0 +1,486 @@
+"""The PostgreSQL store: the store-level behaviour of the FAISS store (both stores run the same tests),
+dense results equal to FAISS on the dev queries, HNSW above its threshold, readers that keep their
+generation, and rebuilds under concurrent readers with zero errors.
+
+A real PostgreSQL 16 with pgvector (the `pgserver` package) starts once per session in a temp folder
+and is stopped at the end. This file is also the worker script of the concurrency test
+(`python tests/test_pgstore.py rebuild|query ...`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import psycopg
+import pytest
+
+from core_fixtures import CORPUS, FakeEncoder
+from indexer import search as search_module
+from indexer.build import build, embedding_texts, ensure_index
+from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from indexer.parse import parse_corpus, source_files
+from indexer.pgstore import PgStore, nearest_query
+from indexer.records import Record
+from indexer.store import FaissStore, RowTable, current_path
+from indexer.stores import open_store
+
+MODEL = "fake-model"
+ROOT = Path(__file__).resolve().parents[1]
+DEV_QUERIES = ROOT.parent / "shared/eval/dev_queries.jsonl"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A throwaway PostgreSQL server. Its folder is not under pytest's tmp folder: as root, pgserver
+    runs postgres as another user and opens the folder's parents to it, and every new pytest session
+    closes pytest-of-root again (0700), which would lock a running server out of its data."""
+    folder = Path(tempfile.mkdtemp(prefix="indexer-pgdata-"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's lock folder falls back to /tmp
+        import pgserver
+
+        server = pgserver.get_server(folder, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_pg_store(url: str, **options) -> PgStore:
+    return PgStore(url, name=f"test-{uuid.uuid4().hex[:12]}", **options)
+
+
+@pytest.fixture(params=["faiss", "postgresql"])
+def new_store(request, tmp_path):
+    """A factory of empty stores of one kind (each call a new index)."""
+    def make():
+        if request.param == "faiss":
+            return FaissStore(tmp_path / f"index-{uuid.uuid4().hex[:8]}")
+        return fresh_pg_store(request.getfixturevalue("pg_url"))
+    return make
+
+
+def edit_manifest(store, **changes) -> None:
+    if isinstance(store, FaissStore):
+        path = current_path(store.index_dir) / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+        return
+    with store.connect(autocommit=True) as conn:
+        conn.execute("UPDATE indexer_generations SET manifest = manifest || %s::jsonb "
+                     "WHERE index_name = %s AND is_current", (json.dumps(changes), store.name))
+
+
+def damage(store) -> None:
+    """Lose one vector row behind the store's back."""
+    if isinstance(store, FaissStore):
+        (current_path(store.index_dir) / "rows.json").write_text("{}")
+        return
+    with store.connect(autocommit=True) as conn:
+        generation = conn.execute("SELECT id FROM indexer_generations WHERE index_name = %s AND is_current",
+                                  (store.name,)).fetchone()[0]
+        conn.execute(f"DELETE FROM indexer_rows_{generation} WHERE row_number = 7")
+
+
+def current_generation(store: PgStore) -> int:
+    loaded = store.load()
+    loaded.close()
+    return loaded.generation
+
+
+def generations_left(store: PgStore, since: int) -> dict[int, int]:
+    """generation id → number of its tables still in the database, for ids from `since` on, with the
+    ids the catalog still lists for this store (so orphaned tables would show up too)."""
+    with store.connect(autocommit=True) as conn:
+        listed = {g: 0 for (g,) in conn.execute(
+            "SELECT id FROM indexer_generations WHERE index_name = %s AND id >= %s", (store.name, since))}
+        for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE tablename ~ '^indexer_(rows|records)_'"):
+            generation = int(table.rsplit("_", 1)[1])
+            if generation >= since:
+                listed[generation] = listed.get(generation, 0) + 1
+    return listed
+
+
+# ---- the same store-level behaviour from both stores --------------------------------------------
+
+def test_round_trip_answers_like_a_brute_force_oracle(new_store, fake_encoder):
+    store = new_store()
+    assert store.read_manifest() is None
+    with pytest.raises(IndexMissingError):
+        store.load()
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    loaded = store.load()
+    records = [r for report in parse_corpus(source_files([CORPUS])) for r in report.records]
+    assert loaded.records == records and loaded.position_of[records[5].id] == 5
+    manifest = loaded.manifest
+    assert (manifest["record_count"], manifest["missing_count"], manifest["dimension"]) == (82, 10, 16)
+    assert loaded.row_count == 154 and store.read_manifest()["built_at"] == manifest["built_at"]
+
+    positions, fields, texts = embedding_texts(records)
+    vectors = FakeEncoder().encode(texts)
+    queries = FakeEncoder().encode(["what is overfitting", "gradient descent learning rate"])
+    cosines = vectors @ queries.T
+    expected_question = np.full(82, np.nan)
+    expected_answer = np.full(82, np.nan)
+    for row, (position, field) in enumerate(zip(positions, fields)):
+        (expected_question if field == "question" else expected_answer)[position] = cosines[row].max()
+    for chosen in (np.arange(82), np.array([40, 3, 31, 81])):
+        question, answer = loaded.field_cosines(queries, chosen)
+        np.testing.assert_allclose(question, expected_question[chosen], atol=1e-6)
+        np.testing.assert_allclose(answer, expected_answer[chosen], atol=1e-6)  # NaN where missing, both
+    nearest_rows = np.argsort(-cosines, axis=0, kind="stable")[:20].T.ravel()
+    expected_nearest = sorted(np.asarray(positions)[nearest_rows].tolist())
+    assert sorted(loaded.nearest_positions(queries, 20).tolist()) == expected_nearest
+    np.testing.assert_allclose(loaded.question_vector(40), vectors[40], atol=1e-7)
+    entries = loaded.entry_vectors()
+    assert entries.shape == (82, 16)
+    np.testing.assert_allclose(np.linalg.norm(entries, axis=1), 1, atol=1e-6)
+
+
+def test_cached_vectors_mean_unchanged_texts_are_not_embedded_again(new_store, corpus_copy, fake_encoder):
+    store = new_store()
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert len(fake_encoder.encoded) == 154
+    assert len(store.load().cached_vectors(store.read_manifest()["model_fingerprint"])) == 154
+    assert store.load().cached_vectors("another model") == {}
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace("Backpropagation is a technique", "Backpropagation is a method"),
+                           encoding="utf-8")
+    fake_encoder.encoded.clear()
+    summary = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert len(fake_encoder.encoded) == summary.embedded == 1 and summary.reused == 153
+
+
+def test_edited_source_or_other_model_makes_the_index_stale(new_store, corpus_copy, fake_encoder):
+    store = new_store()
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    notices: list[str] = []
+    ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
+    assert notices == []
+    entry = "**80. What is saddle point?**\n\n*Solution*\n"
+    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8").replace(entry, entry + "\nA flat point.\n"),
+                           encoding="utf-8")
+    loaded = ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
+    assert len(notices) == 1 and "source changed" in notices[0] and store.location in notices[0]
+    assert loaded.manifest["missing_count"] == 9
+    ensure_index([corpus_copy], store, lambda: fake_encoder, "other-model", notify=notices.append)
+    assert "model" in notices[1] and store.read_manifest()["model"] == "other-model"
+
+
+def test_manifest_from_a_newer_format_is_refused_not_overwritten(new_store, fake_encoder):
+    store = new_store()
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    edit_manifest(store, format_version=99)
+    with pytest.raises(IndexVersionError, match="newer version"):
+        ensure_index([CORPUS], store, lambda: fake_encoder, MODEL)
+    with pytest.raises(IndexVersionError):
+        store.load()
+
+
+def test_damaged_index_is_detected_and_rebuilt_with_a_notice(new_store, fake_encoder):
+    store = new_store()
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    damage(store)
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+    notices: list[str] = []
+    assert len(ensure_index([CORPUS], store, lambda: fake_encoder, MODEL, notify=notices.append).records) == 82
+    assert len(notices) == 1 and "corrupt" in notices[0]
+
+
+def test_a_failed_build_leaves_the_previous_index_usable(new_store, tmp_path, fake_encoder):
+    store = new_store()
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    before = store.read_manifest()["built_at"]
+
+    class Exploding:
+        dimension = 16
+
+        def encode(self, texts, batch_size=32, progress=None):
+            raise RuntimeError("killed mid-embedding")
+
+    edited = tmp_path / "edited.md"
+    edited.write_text(CORPUS.read_text(encoding="utf-8").replace("Deep Learning", "Deep Lerning"), encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        build([edited], store, lambda: Exploding(), MODEL)
+    assert store.read_manifest()["built_at"] == before and len(store.load().records) == 82
+
+
+# ---- PostgreSQL only -----------------------------------------------------------------------------
+
+def test_open_store_picks_the_store_from_the_spec(tmp_path, pg_url):
+    assert isinstance(open_store(tmp_path / "index"), FaissStore)
+    store = open_store(pg_url + "#uploads-1")
+    assert isinstance(store, PgStore) and store.name == "uploads-1" and store.location.endswith("#uploads-1")
+    assert PgStore("postgresql://me:secret@db.example/qa").location == "postgresql://me:***@db.example/qa"
+
+
+def test_faiss_store_never_imports_psycopg():
+    code = ("import sys; from indexer.stores import open_store; open_store('index'); "
+            "print('psycopg' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=ROOT)
+    assert result.stdout.strip() == "False"
+
+
+def test_unreachable_server_is_a_one_line_error():
+    with pytest.raises(IndexerError, match="cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:9/qa"):
+        PgStore("postgresql://nobody@127.0.0.1:9/qa").read_manifest()
+
+
+def test_a_database_without_pgvector_rights_says_what_to_do(pg_url, fake_encoder):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE plain LOGIN")
+        conn.execute("CREATE DATABASE plain_db OWNER plain")
+    url = pg_url.replace("postgres:@/postgres", "plain:@/plain_db")
+    with pytest.raises(IndexerError, match="pgvector extension is not available .*CREATE EXTENSION vector"):
+        build([CORPUS], PgStore(url), lambda: fake_encoder, MODEL)
+
+
+def test_an_open_reader_keeps_its_generation_until_it_closes(pg_url, corpus_copy, fake_encoder):
+    store = fresh_pg_store(pg_url)
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    reader = store.load()
+    query = fake_encoder.encode(["what is overfitting"])
+    before = reader.field_cosines(query, np.arange(82))
+    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8").replace("overfitting", "over-fitting"),
+                           encoding="utf-8")
+    for _ in range(3):
+        build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    current = current_generation(store)
+    assert current != reader.generation
+    np.testing.assert_array_equal(reader.field_cosines(query, np.arange(82))[0], before[0])
+    assert not np.array_equal(store.load().field_cosines(query, np.arange(82))[0], before[0])  # the edit shows
+    assert generations_left(store, reader.generation) == {reader.generation: 2, current: 2}
+    reader.close()
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert generations_left(store, reader.generation) == {current_generation(store): 2}
+
+
+def test_a_reader_reconnects_when_its_connection_drops_and_says_when_its_generation_is_gone(pg_url, fake_encoder):
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    reader = store.load()
+    query = fake_encoder.encode(["what is overfitting"])
+    before = reader.field_cosines(query, np.arange(82))
+
+    def drop_reader_connection() -> None:
+        with store.connect(autocommit=True) as conn:
+            (pid,), = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
+                                   "AND objid = %s AND objsubid = 2", (reader.generation,)).fetchall()
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    drop_reader_connection()
+    np.testing.assert_array_equal(reader.field_cosines(query, np.arange(82))[0], before[0])
+    drop_reader_connection()  # then a build drops its generation, no longer held
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    with pytest.raises(IndexStaleError, match="rebuilt while the connection was lost; reopen it"):
+        reader.field_cosines(query, np.arange(82))
+
+
+def synthetic(entries: int, dimension: int = 16) -> tuple[list[Record], RowTable, np.ndarray, dict]:
+    vectors = np.random.default_rng(0).standard_normal((2 * entries, dimension), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    records = [Record(i, f"question {i}", f"answer {i}", "ok", i) for i in range(entries)]
+    positions = np.tile(np.arange(entries, dtype=np.int32), 2)
+    rows = RowTable(positions, ["question"] * entries + ["answer"] * entries, [f"k{i}" for i in range(2 * entries)])
+    return records, rows, vectors, {"dimension": dimension, "record_count": entries, "question_vectors": entries,
+                                    "answer_vectors": entries}
+
+
+@pytest.mark.parametrize("hnsw_min_rows", [0, 10**6])
+def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows):
+    records, rows, vectors, manifest = synthetic(2500)
+    store = fresh_pg_store(pg_url, hnsw_min_rows=hnsw_min_rows)
+    with store.lock():
+        store.write(records, rows, vectors, manifest)
+    loaded = store.load()
+    hnsw = hnsw_min_rows == 0
+    assert loaded.manifest["index_type"] == ("hnsw" if hnsw else "flat") and loaded.hnsw == hnsw
+    table = f"indexer_rows_{loaded.generation}"
+    query = np.random.default_rng(1).standard_normal((20, 16), dtype=np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    with store.connect(autocommit=True) as conn:
+        indexes = [d for (d,) in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (table,))]
+        assert any("USING hnsw (embedding vector_ip_ops)" in d for d in indexes) == hnsw
+        plan = "\n".join(line for (line,) in conn.execute(
+            psycopg.sql.SQL("EXPLAIN ") + nearest_query(psycopg.sql.Identifier(table)),
+            (str(query[0].tolist()), 20)))
+        assert ("Index Scan using" in plan) == hnsw, plan
+    oracle = rows.positions[np.argsort(-(vectors @ query.T), axis=0)[:20].T]
+    found = [loaded.nearest_positions(q[None, :], 20) for q in query]
+    recall = np.mean([len(set(f.tolist()) & set(o.tolist())) / len(set(o.tolist())) for f, o in zip(found, oracle)])
+    assert recall >= (0.95 if hnsw else 1.0)
+    # deeper than pgvector's ef_search limit: answered exactly, never cut short
+    deep = loaded.nearest_positions(query[:1], 1200)
+    assert sorted(deep.tolist()) == sorted(rows.positions[np.argsort(-(vectors @ query[0]))[:1200]].tolist())
+
+
+# ---- dense results equal FAISS on the dev queries (real model) ----------------------------------
+
+@pytest.fixture(scope="module")
+def real_pair(real_index, pg_url):
+    """The real-model FAISS index and a PostgreSQL copy of the same records and vectors, as QAIndex objects."""
+    from indexer.engine import QAIndex
+
+    stored = real_index.stored
+    pair = {}
+    # at 154 rows the planner rightly prefers a sort to the HNSW index; the hnsw copy forbids that
+    forced = pg_url + "&options=" + quote("-c enable_seqscan=off")
+    for kind, url, threshold in (("exact", pg_url, 10**6), ("hnsw", forced, 0)):
+        store = fresh_pg_store(url, hnsw_min_rows=threshold)
+        with store.lock():
+            store.write(stored.records, stored.rows, stored.vectors, stored.manifest)
+        loaded = store.load()
+        with store.connect(autocommit=True) as conn:
+            plan = " ".join(line for (line,) in conn.execute(psycopg.sql.SQL("EXPLAIN ") + nearest_query(
+                psycopg.sql.Identifier(f"indexer_rows_{loaded.generation}")), (str(stored.vectors[0].tolist()), 20)))
+        assert ("Index Scan using" in plan) == (kind == "hnsw"), plan
+        pair[kind] = QAIndex(loaded, real_index.model, encoder_factory=lambda model: real_index.encoder)
+    return real_index, pair
+
+
+@pytest.mark.parametrize("store_kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("path", ["exhaustive", "candidates"])
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_search_results_equal_faiss_on_the_dev_queries(real_pair, monkeypatch, store_kind, path, mode):
+    faiss_qa, pg = real_pair
+    pg_qa = pg[store_kind]
+    if path == "candidates":
+        monkeypatch.setattr(search_module, "_EXHAUSTIVE_ROWS", 0)  # nearest rows come from the store
+    queries = [json.loads(line)["query"] for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
+    assert len(queries) == 42
+    for encoded in faiss_qa.encode(queries):
+        expected = faiss_qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
+        got = pg_qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
+        assert [h.record.id for h in got.nearest] == [h.record.id for h in expected.nearest], encoded.text
+        np.testing.assert_allclose([h.score for h in got.nearest], [h.score for h in expected.nearest], atol=1e-4)
+        assert got.no_match == expected.no_match
+    # related() goes through question_vector and the same candidate search
+    assert [h.record.id for h in pg_qa.related(17)] == [h.record.id for h in faiss_qa.related(17)]
+
+
+# ---- rebuilds under concurrent readers -----------------------------------------------------------
+
+QUERIES = ["what is overfitting", "how does gradient descent work", "batch normalization", "precision recall"]
+
+
+def edited_corpus(folder: Path) -> Path:
+    """The corpus with one more entry, so readers can tell the two versions apart by their counts."""
+    path = folder / "edited.md"
+    path.write_text(CORPUS.read_text(encoding="utf-8") + "\n**83. What is a concurrency test?**\n\n*Solution*\n\n"
+                    "One process rebuilds while another reads.\n", encoding="utf-8")
+    return path
+
+
+def top_hits(loaded, vectors: np.ndarray) -> list[list]:
+    answers = []
+    for vector in vectors:
+        query = vector[None, :]
+        hits = search_module.score_entries(loaded, query, search_module.candidate_positions(loaded, query, 5))
+        answers.append([[h.record.id, round(h.score, 4)] for h in hits[:5]])
+    return answers
+
+
+def test_readers_see_only_complete_indexes_while_another_process_rebuilds(pg_url, tmp_path, fake_encoder):
+    versions = {82: CORPUS, 83: edited_corpus(tmp_path)}
+    vectors = FakeEncoder().encode(QUERIES)
+    expected = {}
+    for count, source in versions.items():  # what a complete index of each version answers (FAISS)
+        faiss_store = FaissStore(tmp_path / f"faiss-{count}")
+        build([source], faiss_store, lambda: FakeEncoder(), MODEL)
+        expected[count] = top_hits(faiss_store.load(), vectors)
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    first = current_generation(store)
+    (tmp_path / "expected.json").write_text(json.dumps(expected))
+    done = tmp_path / "rebuilds-done"
+    worker = [sys.executable, __file__, pg_url, store.name]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    reader = subprocess.Popen(worker + ["query", str(tmp_path / "expected.json"), str(done)],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.5)  # let the reader start querying first
+    rebuilder = subprocess.run(worker + ["rebuild", str(CORPUS), str(versions[83]), str(done)],
+                               capture_output=True, text=True, timeout=120, env=env)
+    report = json.loads(reader.communicate(timeout=60)[0])
+    print(report)
+    assert rebuilder.returncode == 0, rebuilder.stderr
+    assert json.loads(rebuilder.stdout)["builds"] >= 10
+    assert report["errors"] == [] and reader.returncode == 0
+    assert report["loads"] >= 10 and report["queries"] >= 100
+    assert set(report["versions"]) == {"82", "83"} and report["generations"] >= 5
+    assert len(generations_left(store, first)) > 1  # generations held by the reader during the last build stay
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert generations_left(store, first) == {current_generation(store): 2}  # the next build drops them
+
+
+def _rebuild(url: str, name: str, source_a: str, source_b: str, done: str) -> None:
+    builds = 0
+    try:
+        for i in range(12):
+            store = PgStore(url, name, hnsw_min_rows=0 if i % 3 == 0 else 10**6)  # HNSW in some generations
+            build([Path(source_b if i % 2 == 0 else source_a)], store, lambda: FakeEncoder(), MODEL)
+            builds += 1
+            time.sleep(0.1)
+    finally:
+        Path(done).touch()
+    print(json.dumps({"builds": builds}))
+
+
+def _query(url: str, name: str, expected_path: str, done: str) -> None:
+    """Open the current index over and over and search it, and keep searching one index opened at the
+    start; every answer must be exactly what a complete index of its version answers."""
+    expected = json.loads(Path(expected_path).read_text())
+    vectors = FakeEncoder().encode(QUERIES)
+    store = PgStore(url, name)
+    errors: list[str] = []
+    loads = queries = 0
+    versions, generations = set(), set()
+    pinned = store.load()
+    search_module._EXHAUSTIVE_ROWS = 100  # half the searches go through the store's nearest rows
+
+    def check(loaded) -> None:
+        nonlocal queries
+        version = str(len(loaded.records))
+        if version not in expected or loaded.manifest["record_count"] != len(loaded.records):
+            errors.append(f"generation {loaded.generation}: {len(loaded.records)} records")
+            return
+        versions.add(version)
+        for exhaustive in (10**6, 100):
+            search_module._EXHAUSTIVE_ROWS = exhaustive
+            if top_hits(loaded, vectors) != expected[version]:
+                errors.append(f"generation {loaded.generation} (version {version}) answered differently")
+            queries += len(QUERIES)
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        finished = Path(done).exists()
+        try:
+            loaded = store.load()
+            loads += 1
+            generations.add(loaded.generation)
+            check(loaded)
+            loaded.close()
+            check(pinned)
+        except Exception as exc:  # any error counts; the test expects none
+            errors.append(f"{type(exc).__name__}: {exc}")
+        if finished:
+            break
+    pinned.close()
+    print(json.dumps({"errors": errors[:20], "loads": loads, "queries": queries, "versions": sorted(versions),
+                      "generations": len(generations)}))
+
+
+if __name__ == "__main__":
+    url, name, role, *rest = sys.argv[1:]
+    (_rebuild if role == "rebuild" else _query)(url, name, *rest)

@@ -38,11 +38,10 @@ from psycopg import sql
 from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 
-from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from .records import Record
-from .store import RowTable
+from .store import FORMAT_VERSION, RowTable, check_format
 
-FORMAT_VERSION = 1
 DEFAULT_NAME = "default"
 # Exact nearest rows cost ~0.6 ms per 1k rows (29 ms at 50k, 56 ms at 100k) and HNSW ~2 ms, but HNSW
 # adds ~0.5 s per 1k rows to every build and loses a few % recall; search.py scans everything below
@@ -75,7 +74,7 @@ class PgStore:
         """The current generation's manifest, or None when there is no index yet."""
         with self.connect(autocommit=True) as conn:
             row = _current(conn, self.name)
-        return None if row is None else _checked(row[1], self.location)
+        return None if row is None else check_format(row[1], self.location)
 
     def load(self) -> "PgStoredIndex":
         return PgStoredIndex(self)
@@ -165,16 +164,6 @@ def _current(conn: psycopg.Connection, name: str) -> tuple[int, dict] | None:
         sql.Identifier(_GENERATIONS)), (name,)).fetchone()
 
 
-def _checked(manifest: dict, location: str) -> dict:
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
-        raise IndexCorruptError(f"index at {location} is corrupt: its manifest has no format_version")
-    if manifest["format_version"] > FORMAT_VERSION:
-        raise IndexVersionError(
-            f"index at {location} was written by a newer version of this tool (format "
-            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build")
-    return manifest
-
-
 def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
     """Drop the old generations no open reader holds (readers hold a shared lock on theirs)."""
     old = conn.execute(sql.SQL("SELECT id FROM {} WHERE index_name = %s AND NOT is_current").format(
@@ -244,7 +233,7 @@ class PgStoredIndex:
                 raise IndexMissingError(f"no index at {self.location}; run: python -m indexer build")
             if self._hold(current[0]):
                 register_vector(self._conn)
-                return current[0], _checked(current[1], self.location)
+                return current[0], check_format(current[1], self.location)
         raise IndexerError(f"index at {self.location} keeps changing while it is opened; try again")
 
     def _hold(self, generation: int) -> bool:

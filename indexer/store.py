@@ -136,11 +136,16 @@ def read_manifest(index_dir: Path) -> dict | None:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json is missing") from None
     except (ValueError, UnicodeDecodeError):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json is not valid JSON") from None
+    return check_format(manifest, str(index_dir))
+
+
+def check_format(manifest: object, location: str) -> dict:
+    """The manifest if this version can read it; a newer format is refused (never overwritten silently)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
-        raise IndexCorruptError(f"index at {index_dir} is corrupt: manifest.json has no format_version")
+        raise IndexCorruptError(f"index at {location} is corrupt: its manifest has no format_version")
     if manifest["format_version"] > FORMAT_VERSION:
         raise IndexVersionError(
-            f"index at {index_dir} was written by a newer version of this tool (format "
+            f"index at {location} was written by a newer version of this tool (format "
             f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build")
     return manifest
 

@@ -40,7 +40,7 @@ def save_chart(chart, path: Path) -> None:
         chart.save(str(path))
     except (ValueError, ImportError) as exc:
         if suffix == ".png":
-            raise IndexerError("saving PNG needs the vl-convert-python package; save as .html instead") from None
+            raise IndexerError("saving PNG needs the vl-convert-python package (in requirements.txt); save as .html instead") from None
         raise IndexerError(f"{path}: cannot save the map ({exc})") from None
     except OSError as exc:
         raise IndexerError(f"{path}: cannot be written ({exc.strerror or exc})") from None

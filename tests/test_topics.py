@@ -54,6 +54,10 @@ def test_topics_duplicates_and_missing_hints_on_the_cli(real_index, tmp_path, ca
     plot = tmp_path / "map.html"
     assert main(["topics", "--json", "--plot", str(plot), "--index-dir", index_dir]) == 0
     assert len(json.loads(capsys.readouterr().out)) >= 3 and "vega" in plot.read_text()
+    png = tmp_path / "map.png"
+    assert main(["topics", "--plot", str(png), "--index-dir", index_dir]) == 0
+    capsys.readouterr()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert main(["missing", "--json", "--index-dir", index_dir]) == 0
     missing = json.loads(capsys.readouterr().out)["missing"]
     assert 15 in [h["id"] for h in next(m for m in missing if m["id"] == 31)["hints"]]

@@ -39,6 +39,15 @@ class FakeEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+class ExplodingEncoder:
+    """An encoder that fails mid-build, as a killed or crashing model would."""
+
+    dimension = 16
+
+    def encode(self, texts, batch_size=32, progress=None):
+        raise RuntimeError("killed mid-embedding")
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()

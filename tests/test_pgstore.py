@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from core_fixtures import CORPUS, FakeEncoder
+from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
 from indexer import search as search_module
 from indexer.build import build, embedding_texts, ensure_index
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
@@ -203,16 +203,10 @@ def test_a_failed_build_leaves_the_previous_index_usable(new_store, tmp_path, fa
     build([CORPUS], store, lambda: fake_encoder, MODEL)
     before = store.read_manifest()["built_at"]
 
-    class Exploding:
-        dimension = 16
-
-        def encode(self, texts, batch_size=32, progress=None):
-            raise RuntimeError("killed mid-embedding")
-
     edited = tmp_path / "edited.md"
     edited.write_text(CORPUS.read_text(encoding="utf-8").replace("Deep Learning", "Deep Lerning"), encoding="utf-8")
     with pytest.raises(RuntimeError):
-        build([edited], store, lambda: Exploding(), MODEL)
+        build([edited], store, ExplodingEncoder, MODEL)
     assert store.read_manifest()["built_at"] == before and len(store.load().records) == 82
 
 

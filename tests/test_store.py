@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core_fixtures import CORPUS
+from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.store import FILES, FaissStore, current_path
@@ -63,16 +63,10 @@ def test_a_failed_build_leaves_the_previous_index_usable(tmp_path, fake_encoder)
     with pytest.raises(Exception):
         build([broken], store, lambda: fake_encoder, MODEL)
 
-    class Exploding:
-        dimension = 16
-
-        def encode(self, texts, batch_size=32, progress=None):
-            raise RuntimeError("killed mid-embedding")
-
     edited = tmp_path / "edited.md"
     edited.write_text(CORPUS.read_text(encoding="utf-8").replace("Deep Learning", "Deep Lerning"), encoding="utf-8")
     with pytest.raises(RuntimeError):
-        build([edited], store, lambda: Exploding(), MODEL)
+        build([edited], store, ExplodingEncoder, MODEL)
     assert (store.load().manifest["built_at"], current_path(store.index_dir)) == before
     assert len(store.load().records) == 82
 

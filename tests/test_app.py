@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -507,7 +506,7 @@ def test_index_from_a_newer_version_is_refused_with_a_message(app_env, app_modul
     assert "newer version" in at.main.error[0].value
 
 
-def test_reruns_neither_reopen_nor_reembed_and_a_warm_query_is_fast(app_env, monkeypatch):
+def test_reruns_and_new_queries_never_reopen_the_index(app_env, monkeypatch):
     (app_env / "data" / "faq.csv").write_text(FAQ_CSV, encoding="utf-8")  # a source no other test has opened
     opened = []
     original = QAIndex.open.__func__
@@ -515,12 +514,10 @@ def test_reruns_neither_reopen_nor_reembed_and_a_warm_query_is_fast(app_env, mon
     at = run_app()
     at.selectbox(key="source").select_index(1).run()
     search(at, "payment")
-    started = time.perf_counter()
     search(at, "reset my password")
-    warm = time.perf_counter() - started
     at.run()
-    assert len(opened) == 1
-    assert warm < 1.0, f"a warm query took {warm:.2f} s"
+    faq_opens = [args for args in opened if any(Path(p).name == "faq.csv" for p in args[0])]
+    assert len(faq_opens) == 1  # warm-query speed is measured by bench/run.py, not asserted here
 
 
 def test_the_bundled_corpus_is_read_only(app_env, app_module):

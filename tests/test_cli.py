@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -161,14 +160,14 @@ def test_bad_documents_exit_2_with_one_line_and_no_traceback_as_a_process(tmp_pa
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
-    probe = ("import sys, time; t = time.perf_counter(); from indexer.cli import main\n"
+def test_help_imports_nothing_heavy():
+    # its speed is measured by bench/run.py (cold --help); here, what keeps it fast
+    probe = ("import sys; from indexer.cli import main\n"
              "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-             "heavy = [m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers', 'pandas') if m in sys.modules]\n"
-             "print(heavy, time.perf_counter() - t, file=sys.stderr)")
+             "print([m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers', 'pandas') "
+             "if m in sys.modules], file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    heavy, seconds = proc.stderr.strip().rsplit("] ", 1)
-    assert heavy == "[" and float(seconds) < 0.5
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
     for command in ("build", "search", "missing", "related", "info", "parse"):
         proc = run_process(command, "--help")
         assert proc.returncode == 0 and "usage:" in proc.stdout

@@ -27,7 +27,7 @@ def main() -> int:
     import faiss
 
     from indexer.embed import SentenceTransformerEncoder
-    from indexer.store import _deserialize_faiss, _serialize_faiss
+    from indexer.store import vector_index
 
     encoder = SentenceTransformerEncoder(threads=os.cpu_count())
     cache = ROOT / "bench" / "out" / "hnsw_vectors.npy"
@@ -51,7 +51,7 @@ def main() -> int:
         vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
         flat = faiss.IndexFlatIP(vectors.shape[1])
         flat.add(vectors)
-        hnsw = _deserialize_faiss(_serialize_faiss(vectors, "hnsw", vectors.shape[1]))
+        hnsw = vector_index(vectors, "hnsw", vectors.shape[1])
         timings = {}
         results = {}
         for name, index in (("flat", flat), ("hnsw", hnsw)):

@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from indexer import search  # noqa: E402
+from indexer.lexical import LexicalIndex  # noqa: E402
 from indexer.pgstore import PgStore  # noqa: E402
 from indexer.records import Record  # noqa: E402
 from indexer.store import FaissStore, RowTable  # noqa: E402
@@ -84,7 +85,7 @@ def measure(store, data, query_vectors: np.ndarray, reference: list[list] | None
     records, rows, vectors, manifest = data
     started = time.perf_counter()
     with store.lock():
-        store.write(records, rows, vectors, manifest)
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
     build = time.perf_counter() - started
     started = time.perf_counter()
     index = store.load()
@@ -149,7 +150,7 @@ def sweep(url: str, row_counts: list[int], query_count: int) -> str:
             store = PgStore(url, f"sweep-{name}-{rows}", hnsw_min_rows=threshold)
             started = time.perf_counter()
             with store.lock():
-                store.write(*data)
+                store.write(*data, LexicalIndex.from_records(data[0]))
             builds[name] = time.perf_counter() - started
             index = store.load()
             for q in query_vectors[:5]:

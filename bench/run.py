@@ -146,6 +146,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
         from indexer.build import HNSW_MIN_ROWS, _manifest
         from indexer.embed import model_fingerprint, text_key
+        from indexer.lexical import LexicalIndex
 
         fp = model_fingerprint("all-MiniLM-L6-v2")
         index_type = "hnsw" if len(texts) >= HNSW_MIN_ROWS else "flat"
@@ -153,7 +154,8 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         store = FaissStore(index_dir)
         with store.lock():
             store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
-                                          [text_key(fp, t) for t in texts]), normalize(vectors), manifest)
+                                          [text_key(fp, t) for t in texts]), normalize(vectors), manifest,
+                        LexicalIndex.from_records(records))
     row["texts_per_s"] = row["texts"] / row["build_s"]
     row["build_ratio"] = row["build_s"] / row["floor_build_s"]
     row["disk_mb"] = sum(p.stat().st_size for p in (index_dir / "current").resolve().iterdir()) / 2**20

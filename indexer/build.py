@@ -16,11 +16,12 @@ import numpy as np
 
 from .embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
 from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
+from .lexical import LEXICAL_VERSION, LexicalIndex
 from .nomatch import DEFAULT_NO_MATCH
 from .parse import ParseReport, file_sha256, parse_corpus, source_files
 from .records import Record
 from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
-from .store import FaissStore, RowTable, StoredIndex
+from .store import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
 from .text import has_words, plain_text
 
 PARSER_VERSION = 1
@@ -59,15 +60,20 @@ def _count_sections(records: list[Record]) -> dict[str, int]:
     return counts
 
 
-def embedding_texts(records: list[Record]) -> tuple[list[int], list[str], list[str]]:
+def answer_texts(records: list[Record]) -> list[str]:
+    """Each record's answer as plain text, "" when it has none."""
+    return [plain_text(r.answer) if r.has_answer else "" for r in records]
+
+
+def embedding_texts(records: list[Record], answers: list[str] | None = None) -> tuple[list[int], list[str], list[str]]:
     """(record position, field, plain text) for every question and every answer with words in it."""
+    answers = answer_texts(records) if answers is None else answers
     positions, fields, texts = [], [], []
     for i, record in enumerate(records):
         positions.append(i)
         fields.append("question")
         texts.append(plain_text(record.question) or record.question)
-    for i, record in enumerate(records):
-        answer = plain_text(record.answer) if record.has_answer else ""
+    for i, answer in enumerate(answers):
         if has_words(answer):
             positions.append(i)
             fields.append("answer")
@@ -85,6 +91,10 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
         return f"it was built with model {manifest.get('model')!r}, not {model!r}"
     if manifest.get("parser_version") != PARSER_VERSION:
         return "it was built by another version of the parser"
+    if manifest.get("format_version", FORMAT_VERSION) < FORMAT_VERSION:
+        return "it was built by an older version of this tool"
+    if manifest.get("lexical_version") != LEXICAL_VERSION:
+        return "its lexical index was built by another version of this tool"
     built = [(s.get("name"), s.get("sha256")) for s in manifest.get("sources", [])]
     if built != [(s["name"], s["sha256"]) for s in sources]:
         return "the source changed since it was built"
@@ -105,8 +115,10 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         announce()
     records = [record for report in reports for record in report.records]
     model_fp = model_fingerprint(model)
-    positions, fields, texts = embedding_texts(records)
+    answers = answer_texts(records)
+    positions, fields, texts = embedding_texts(records, answers)
     keys = [text_key(model_fp, text) for text in texts]
+    lexical = LexicalIndex.from_records(records, answers)
     with store.lock():
         cache = _previous_vectors(store, model_fp)
         todo = [i for i, key in enumerate(keys) if key not in cache]
@@ -125,7 +137,8 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
                               "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
                              for r in reports]
-        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields, keys), vectors, manifest)
+        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields, keys), vectors, manifest,
+                    lexical)
     warnings = [w for report in reports for w in report.warnings]
     return BuildSummary(len(records), manifest["missing_count"], manifest["link_only_count"],
                         time.perf_counter() - started, len(todo), len(texts) - len(todo), chosen_type,
@@ -144,6 +157,7 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
     sources = source_fingerprint(files)
     return {
         "parser_version": PARSER_VERSION,
+        "lexical_version": LEXICAL_VERSION,
         "model": model,
         "model_fingerprint": model_fp,
         "dimension": dimension,

@@ -106,8 +106,9 @@ class QAIndex:
 
     @property
     def lexical(self) -> LexicalIndex:
-        if self._lexical is None:
-            self._lexical = LexicalIndex(self.records)
+        if self._lexical is None:  # stored with the index since format 2; built here for older ones
+            stored = self.stored.lexical
+            self._lexical = stored if stored is not None else LexicalIndex.from_records(self.records)
         return self._lexical
 
     @property

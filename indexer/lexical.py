@@ -13,6 +13,8 @@ Deliberately not here: dense vectors (search.py) and how lexical and dense evide
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -33,6 +35,7 @@ such between explain describe define tell give name what's whats
 _K1, _B = 1.2, 0.75
 _FUZZY_ONE_EDIT_LENGTH = 6  # shorter words are left alone: "bake" is not a typo of "take"
 _FUZZY_TWO_EDITS_LENGTH = 10
+LEXICAL_VERSION = 1  # bump when tokens change: saved indexes of another version are rebuilt
 
 
 def stem(word: str) -> str:
@@ -87,7 +90,7 @@ def acronyms(text: str) -> list[str]:
     return found
 
 
-def _spelled_out(query_words: list[str], known: dict) -> list[str]:
+def _spelled_out(query_words: list[str], known: dict[str, int]) -> list[str]:
     """Terms the document uses that are the initials of 2–5 consecutive query words."""
     found = []
     for size in range(2, 6):
@@ -105,16 +108,23 @@ def apply_corrections(text: str, corrected: dict[str, str]) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased words without stop words, before stemming."""
-    return [w for w in (w.lower() for w in _WORD.findall(text)) if w not in STOPWORDS]
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def tokens(text: str) -> list[str]:
-    return [stem(w) for w in words(text)]
+    return [_stem_cached(w) for w in words(text)]
+
+
+_stem_cached = functools.lru_cache(maxsize=1 << 18)(stem)  # a corpus repeats few distinct words many times
 
 
 def _trigrams(word: str) -> set[str]:
     padded = f"  {word} "
     return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+class LexicalVersionError(ValueError):
+    """Saved arrays come from another tokenizer version: build the index from the records instead."""
 
 
 @dataclass
@@ -126,61 +136,135 @@ class LexicalMatch:
     unknown_share: float  # IDF-weighted share of the query terms no entry contains
 
 
+@dataclass(frozen=True)
+class Postings:
+    """Term id → (record positions, counts) as compressed rows: term t owns `ids[starts[t]:starts[t + 1]]`."""
+
+    starts: np.ndarray  # int64, one more than there are terms
+    ids: np.ndarray  # int32 record positions, ascending within a term
+    counts: np.ndarray  # float32 occurrences of the term in that record's field
+
+    def of(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.starts[term], self.starts[term + 1]
+        return self.ids[start:end], self.counts[start:end]
+
+    @classmethod
+    def collect(cls, per_record: list[list[int]], term_count: int) -> "Postings":
+        """From each record's term ids (repeats count) to postings."""
+        sizes = np.fromiter((len(terms) for terms in per_record), np.int64, len(per_record))
+        terms = np.fromiter(itertools.chain.from_iterable(per_record), np.int64, int(sizes.sum()))
+        records = np.repeat(np.arange(len(per_record), dtype=np.int64), sizes)
+        width = max(len(per_record), 1)
+        pairs, counts = np.unique(terms * width + records, return_counts=True)  # by term, then record
+        term_of, record_of = np.divmod(pairs, width)
+        starts = np.zeros(term_count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=term_count), out=starts[1:])
+        return cls(starts, record_of.astype(np.int32), counts.astype(np.float32))
+
+
+def _strings(blob: np.ndarray) -> list[str]:
+    text = blob.tobytes().decode("utf-8")
+    return text.split("\n") if text else []
+
+
+def _blob(strings: list[str]) -> np.ndarray:
+    return np.frombuffer("\n".join(strings).encode("utf-8"), dtype=np.uint8)
+
+
 class LexicalIndex:
     """BM25 over each record's question and answer as two fields; a record scores its better field.
 
-    Postings (term → record positions and term frequencies, per field) keep a query's cost
-    proportional to how often its terms occur, not to the size of the corpus.
+    Postings keep a query's cost proportional to how often its terms occur, not to the size of the
+    corpus. The whole index is a handful of flat arrays (`to_arrays`), so a build stores it beside the
+    vectors and a query process loads it instead of re-reading every text.
     """
 
-    def __init__(self, records: list[Record]) -> None:
-        self.size = len(records)
-        answers = [plain_text(r.answer) if r.has_answer else "" for r in records]
-        fields = [[tokens(r.question) + acronyms(r.question) for r in records],
-                  [tokens(text) + acronyms(text) for text in answers]]
-        self.postings: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [self._postings(f) for f in fields]
-        self.lengths = [np.array([len(toks) for toks in field], dtype=np.float32) for field in fields]
-        self.mean_lengths = [max(float(lengths.mean()), 1.0) if self.size else 1.0 for lengths in self.lengths]
-        containing: dict[str, set[int]] = {}
-        for field in fields:
-            for i, toks in enumerate(field):
-                for term in set(toks):
-                    containing.setdefault(term, set()).add(i)
-        self.records_with = {t: np.fromiter(ids, dtype=np.int64) for t, ids in containing.items()}
-        self.idf = {t: math.log(1 + (self.size - len(ids) + 0.5) / (len(ids) + 0.5)) for t, ids in containing.items()}
-        self._by_trigram: dict[str, set[str]] = {}  # over the words as written, for typo correction
-        for record in records:
-            for word in set(words(record.question + " " + (plain_text(record.answer) if record.has_answer else ""))):
-                for gram in _trigrams(word):
-                    self._by_trigram.setdefault(gram, set()).add(word)
+    def __init__(self, size: int, terms: list[str], fields: list[Postings], lengths: list[np.ndarray],
+                 spellings: list[str], by_trigram: dict[str, np.ndarray], containing: np.ndarray) -> None:
+        self.size = size
+        self.terms = terms
+        self.term_id = {term: i for i, term in enumerate(terms)}
+        self.fields = fields
+        self.lengths = lengths
+        self.mean_lengths = [max(float(lengths.mean()), 1.0) if size else 1.0 for lengths in lengths]
+        self.spellings = spellings  # the corpus's words as written, for typo correction
+        self._by_trigram = by_trigram  # trigram → ids into `spellings`
+        self.containing = containing
+        self.idf = np.log(1 + (size - containing + 0.5) / (containing + 0.5))  # per term id
 
-    @staticmethod
-    def _postings(field: list[list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        collected: dict[str, tuple[list[int], list[int]]] = {}
-        for i, toks in enumerate(field):
-            for term, count in Counter(toks).items():
-                ids, counts = collected.setdefault(term, ([], []))
-                ids.append(i)
-                counts.append(count)
-        return {t: (np.array(ids, dtype=np.int64), np.array(counts, dtype=np.float32))
-                for t, (ids, counts) in collected.items()}
+    @classmethod
+    def from_records(cls, records: list[Record], answers: list[str] | None = None) -> "LexicalIndex":
+        """`answers`: each record's answer as plain text ("" when missing), when the caller has them already."""
+        if answers is None:
+            answers = [plain_text(r.answer) if r.has_answer else "" for r in records]
+        written = [[words(r.question) for r in records], [words(a) for a in answers]]
+        texts = [[[_stem_cached(w) for w in ws] + acronyms(text) for ws, text in zip(field, originals)]
+                 for field, originals in zip(written, ([r.question for r in records], answers))]
+        terms = sorted({term for field in texts for toks in field for term in toks})
+        term_id = {term: i for i, term in enumerate(terms)}
+        fields = [Postings.collect([[term_id[t] for t in toks] for toks in field], len(terms)) for field in texts]
+        lengths = [np.array([len(toks) for toks in field], dtype=np.float32) for field in texts]
+        containing = np.bincount([term_id[t] for q, a in zip(*texts) for t in set(q) | set(a)],
+                                 minlength=len(terms)).astype(np.int32)  # records holding the term anywhere
+        spellings = sorted({w for field in written for ws in field for w in ws})
+        grams: dict[str, list[int]] = {}
+        for i, word in enumerate(spellings):
+            for gram in _trigrams(word):
+                grams.setdefault(gram, []).append(i)
+        by_trigram = {gram: np.array(ids, dtype=np.int32) for gram, ids in grams.items()}
+        return cls(len(records), terms, fields, lengths, spellings, by_trigram, containing)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        grams = sorted(self._by_trigram)
+        arrays = {"version": np.array([LEXICAL_VERSION]), "size": np.array([self.size]),
+                  "terms": _blob(self.terms), "spellings": _blob(self.spellings), "grams": _blob(grams),
+                  "gram_words": np.concatenate([self._by_trigram[g] for g in grams] or [np.zeros(0, np.int32)]),
+                  "gram_counts": np.array([len(self._by_trigram[g]) for g in grams], dtype=np.int64),
+                  "containing": self.containing}
+        for n, (postings, lengths) in enumerate(zip(self.fields, self.lengths)):
+            arrays.update({f"starts{n}": postings.starts, f"ids{n}": postings.ids, f"counts{n}": postings.counts,
+                           f"lengths{n}": lengths})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LexicalIndex":
+        """The index `to_arrays` saved; LexicalVersionError when another tokenizer version saved it."""
+        if int(arrays["version"][0]) != LEXICAL_VERSION:
+            raise LexicalVersionError(f"lexical index version {int(arrays['version'][0])}, not {LEXICAL_VERSION}")
+        grams = _strings(arrays["grams"])
+        ends = np.cumsum(arrays["gram_counts"])
+        by_trigram = {gram: arrays["gram_words"][end - count:end]
+                      for gram, end, count in zip(grams, ends.tolist(), arrays["gram_counts"].tolist())}
+        fields = [Postings(arrays[f"starts{n}"], arrays[f"ids{n}"], arrays[f"counts{n}"]) for n in range(2)]
+        return cls(int(arrays["size"][0]), _strings(arrays["terms"]), fields,
+                   [arrays[f"lengths{n}"] for n in range(2)], _strings(arrays["spellings"]), by_trigram,
+                   arrays["containing"])
+
+    def records_with(self, term: int) -> np.ndarray:
+        """Positions of the records holding term id `term` in either field."""
+        return np.union1d(self.fields[0].of(term)[0], self.fields[1].of(term)[0])
+
+    def _idf(self, term: str, unknown: float) -> float:
+        i = self.term_id.get(term)
+        return unknown if i is None else float(self.idf[i])
 
     def correct(self, word: str) -> str | None:
         """The document word closest to a query word the document never uses, if one is close enough."""
-        if stem(word) in self.idf:
+        if _stem_cached(word) in self.term_id:
             return word
         if len(word) < _FUZZY_ONE_EDIT_LENGTH or not word.isalpha():
             return None
         limit = 2 if len(word) >= _FUZZY_TWO_EDITS_LENGTH else 1
-        candidates: Counter[str] = Counter()
+        candidates: Counter[int] = Counter()
         for gram in _trigrams(word):
-            candidates.update(self._by_trigram.get(gram, ()))
+            candidates.update(self._by_trigram.get(gram, np.zeros(0, np.int32)).tolist())
         best, best_key = None, (limit + 1, 0.0)
-        for candidate, shared in candidates.items():
+        for candidate_id, shared in candidates.items():
+            candidate = self.spellings[candidate_id]
             if shared < 2 or candidate[0] != word[0]:  # typos rarely hit the first letter
                 continue
             # closest first; among equals the more common word, since typos of frequent words are likelier
-            key = (damerau_distance(word, candidate, limit), self.idf.get(stem(candidate), 99.0))
+            key = (damerau_distance(word, candidate, limit), self._idf(_stem_cached(candidate), 99.0))
             if key < best_key:
                 best, best_key = candidate, key
         return best if best_key[0] <= limit else None
@@ -192,21 +276,20 @@ class LexicalIndex:
             known = self.correct(word)
             if known is not None and known != word:
                 corrected[word] = known
-            terms.append(stem(known or word))  # an unknown word stays: it counts against coverage
+            terms.append(_stem_cached(known or word))  # an unknown word stays: it counts against coverage
         all_words = [w.lower() for w in _WORD.findall(query)]
-        terms.extend(t for t in _spelled_out(all_words, self.idf) if t not in terms)
+        terms.extend(t for t in _spelled_out(all_words, self.term_id) if t not in terms)
         coverage, unknown_share = self._coverage(terms)
         return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share)
 
     def _bm25(self, terms: list[str]) -> np.ndarray:
         best = np.zeros(self.size, dtype=np.float32)
-        for field, postings in enumerate(self.postings):
+        known = [self.term_id[t] for t in set(terms) if t in self.term_id]
+        for postings, lengths, mean_length in zip(self.fields, self.lengths, self.mean_lengths):
             scores = np.zeros(self.size, dtype=np.float32)
-            for term in set(terms):
-                if term not in postings:
-                    continue
-                ids, tf = postings[term]
-                norm = _K1 * (1 - _B + _B * self.lengths[field][ids] / self.mean_lengths[field])
+            for term in known:
+                ids, tf = postings.of(term)
+                norm = _K1 * (1 - _B + _B * lengths[ids] / mean_length)
                 scores[ids] += self.idf[term] * tf * (_K1 + 1) / (tf + norm)
             best = np.maximum(best, scores)
         return best
@@ -214,15 +297,14 @@ class LexicalIndex:
     def _coverage(self, terms: list[str]) -> tuple[np.ndarray, float]:
         """Per record, the IDF-weighted share of query terms it contains (unknown terms weigh the most),
         and the share of the weight that no record contains."""
-        unique = set(terms)
         unknown_weight = math.log(1 + (self.size + 0.5) / 0.5)
-        weights = {t: self.idf.get(t, unknown_weight) for t in unique}
+        weights = {t: self._idf(t, unknown_weight) for t in set(terms)}
         total = sum(weights.values())
         coverage = np.zeros(self.size, dtype=np.float32)
         if not total:
             return coverage, 1.0
         for term, weight in weights.items():
-            if term in self.records_with:
-                coverage[self.records_with[term]] += weight
-        unknown = sum(w for t, w in weights.items() if t not in self.records_with)
+            if term in self.term_id:
+                coverage[self.records_with(self.term_id[term])] += weight
+        unknown = sum(w for t, w in weights.items() if t not in self.term_id)
         return coverage / total, unknown / total

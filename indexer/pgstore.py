@@ -5,7 +5,8 @@
 
 Tables (created by the first build, after `CREATE EXTENSION IF NOT EXISTS vector`):
 
-    indexer_generations   id, index_name, manifest (jsonb), is_current: one row per complete build
+    indexer_generations   id, index_name, manifest (jsonb), is_current, lexical (the lexical index's
+                          arrays, as store.py writes them to lexical.npz): one row per complete build
     indexer_records_<id>  position → record (jsonb), in row-table order
     indexer_rows_<id>     row → (record position, field, text key, embedding vector(dimension));
                           an HNSW index (vector_ip_ops) when the build has at least `hnsw_min_rows` rows
@@ -39,8 +40,9 @@ from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 
 from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
+from .lexical import LexicalIndex
 from .records import Record
-from .store import FORMAT_VERSION, RowTable, check_format
+from .store import FORMAT_VERSION, READABLE_FORMATS, RowTable, check_format, lexical_blob, lexical_from_blob
 
 DEFAULT_NAME = "default"
 # Exact nearest rows cost ~0.6 ms per 1k rows (29 ms at 50k, 56 ms at 100k) and HNSW ~2 ms, but HNSW
@@ -90,7 +92,8 @@ class PgStore:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
-    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict) -> None:
+    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
+              lexical: LexicalIndex) -> None:
         """Write a new generation and make it current in one transaction. Call with `lock()` held."""
         dimension = int(manifest["dimension"])
         if vectors.shape != (len(rows.fields), dimension):
@@ -102,8 +105,8 @@ class PgStore:
             register_vector(conn)
             with conn.transaction():
                 generation = conn.execute(
-                    sql.SQL("INSERT INTO {} (index_name, manifest) VALUES (%s, %s) RETURNING id").format(
-                        sql.Identifier(_GENERATIONS)), (self.name, Jsonb(manifest))).fetchone()[0]
+                    sql.SQL("INSERT INTO {} (index_name, manifest, lexical) VALUES (%s, %s, %s) RETURNING id").format(
+                        sql.Identifier(_GENERATIONS)), (self.name, Jsonb(manifest), lexical_blob(lexical))).fetchone()[0]
                 records_table, rows_table = _tables(generation)
                 conn.execute(sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(
                     records_table))
@@ -122,9 +125,12 @@ class PgStore:
                     # the graph builds ~2x faster in memory (50k rows: 49 s vs 112 s with the default 64MB)
                     conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
                     conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))
-                conn.execute(sql.SQL("UPDATE {} SET is_current = (id = %s) WHERE index_name = %s "
-                                     "AND (is_current OR id = %s)").format(sql.Identifier(_GENERATIONS)),
-                             (generation, self.name, generation))  # visible to readers at this transaction's commit
+                # two statements: the one-current unique index is checked row by row, so a single UPDATE
+                # that happens to set the new row before clearing the old one would violate it
+                conn.execute(sql.SQL("UPDATE {} SET is_current = false WHERE index_name = %s AND is_current").format(
+                    sql.Identifier(_GENERATIONS)), (self.name,))
+                conn.execute(sql.SQL("UPDATE {} SET is_current = true WHERE id = %s").format(
+                    sql.Identifier(_GENERATIONS)), (generation,))  # visible to readers at this transaction's commit
             _drop_unused_generations(conn, self.name)
 
 
@@ -154,6 +160,8 @@ def _ensure_schema(conn: psycopg.Connection, location: str) -> None:
             "created_at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(_GENERATIONS)))
         conn.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS indexer_one_current ON {} (index_name) "
                              "WHERE is_current").format(sql.Identifier(_GENERATIONS)))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS lexical bytea").format(  # format 1 had none
+            sql.Identifier(_GENERATIONS)))
 
 
 def _current(conn: psycopg.Connection, name: str) -> tuple[int, dict] | None:
@@ -204,16 +212,17 @@ class PgStoredIndex:
 
     def _open(self) -> None:
         self.generation, self.manifest = self._hold_current()
-        if self.manifest["format_version"] < FORMAT_VERSION:
+        if self.manifest["format_version"] not in READABLE_FORMATS:
             raise IndexStaleError(f"index at {self.location} has an old format ({self.manifest['format_version']})")
         records_table, self._rows_table = _tables(self.generation)
         try:
             self.records = [Record.from_dict(r) for (r,) in self._conn.execute(
                 sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))]
+            self.lexical = self._stored_lexical()
             questions, total = self._conn.execute(sql.SQL(
                 "SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(self._rows_table)
             ).fetchone()
-        except (psycopg.errors.UndefinedTable, TypeError, KeyError) as exc:
+        except (psycopg.errors.UndefinedTable, TypeError, KeyError, ValueError) as exc:
             raise IndexCorruptError(f"index at {self.location} is corrupt: {type(exc).__name__}; rebuild it") from None
         expected = (self.manifest.get("record_count"), self.manifest.get("question_vectors"),
                     self.manifest.get("question_vectors", 0) + self.manifest.get("answer_vectors", 0))
@@ -224,6 +233,15 @@ class PgStoredIndex:
         self.path = f"{self.location}@{self.generation}"  # names the loaded generation, like StoredIndex.path
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
+
+    def _stored_lexical(self) -> LexicalIndex | None:
+        """The generation's saved lexical index; None for one written before they were saved (format 1)."""
+        try:
+            (blob,) = self._conn.execute(sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(
+                sql.Identifier(_GENERATIONS)), (self.generation,)).fetchone()
+        except psycopg.errors.UndefinedColumn:
+            return None
+        return None if blob is None else lexical_from_blob(bytes(blob))
 
     def _hold_current(self) -> tuple[int, dict]:
         """Find the current generation and hold it (a shared lock) so no build drops it while we read."""

@@ -7,8 +7,10 @@ Layout of an index folder (default `index/`):
       build-20261125T154200-1234-ab12/
         manifest.json   format version, model, dimension, counts, source hashes, file checksums
         records.jsonl   one Record per line, in row-table order
-        rows.json       row i of the FAISS index -> (record position, field, text key)
-        vectors.faiss   inner-product FAISS index over question and answer vectors
+        rows.json       row i of the vector index -> (record position, field, text key)
+        vectors.npy     the question and answer vectors (float32), for exact search (index_type flat)
+        vectors.faiss   or: a serialized FAISS HNSW index holding them (index_type hnsw)
+        lexical.npz     the lexical index's arrays (lexical.py), so no query process re-reads every text
       .lock             held by a build (a second build waits for it)
 
 A build writes `build-….tmp/`, renames it to `build-…/` and then swaps `current` with one rename, so
@@ -16,13 +18,15 @@ readers always see a complete generation (old or new) and a killed build leaves 
 untouched. The two newest generations are kept so a reader that resolved `current` just before a swap
 can finish; older ones and leftover `.tmp` folders are removed by the next build.
 
-faiss is imported lazily: reading the manifest costs no heavy import.
+faiss is imported lazily: reading the manifest costs no heavy import. Loading keeps one copy of the
+vectors in memory: `StoredIndex.vectors` is a view of the FAISS index's own storage.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -35,10 +39,13 @@ from typing import Iterator
 import numpy as np
 
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
+from .lexical import LexicalIndex, LexicalVersionError
 from .records import Record
 
-FORMAT_VERSION = 1
-FILES = ("records.jsonl", "rows.json", "vectors.faiss")
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # format 1 (vectors only in vectors.faiss, no lexical.npz) still seeds a rebuild
+REQUIRED_FILES = ("records.jsonl", "rows.json")
+VECTOR_FILES = ("vectors.npy", "vectors.faiss")
 CURRENT = "current"
 _KEEP_GENERATIONS = 2
 
@@ -69,6 +76,7 @@ class StoredIndex:
     vectors: np.ndarray  # (rows, dimension) float32, normalised
     faiss_index: object
     path: Path
+    lexical: LexicalIndex | None = None  # None when the generation did not store one (format 1)
 
     def __post_init__(self) -> None:
         n = len(self.records)
@@ -173,20 +181,25 @@ def load_index(index_dir: Path) -> StoredIndex:
 def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     manifest = read_manifest(index_dir)
     assert manifest is not None
-    if manifest["format_version"] < FORMAT_VERSION:
+    if manifest["format_version"] not in READABLE_FORMATS:
         raise IndexStaleError(f"index at {index_dir} has an old format ({manifest['format_version']})")
-    blobs = {name: _read_verified(generation, name, manifest) for name in FILES}
+    listed = manifest.get("files", {})
+    vector_file = next((name for name in VECTOR_FILES if name in listed), None)
+    if vector_file is None or not all(name in listed for name in REQUIRED_FILES):
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest does not list its files")
+    blobs = {name: _read_verified(generation, name, manifest) for name in listed}
     try:
         records = [Record.from_dict(json.loads(line)) for line in blobs["records.jsonl"].decode().splitlines()]
         rows = RowTable.from_json(json.loads(blobs["rows.json"]))
-        faiss_index = _deserialize_faiss(blobs["vectors.faiss"])
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        faiss_index = _load_vectors(blobs.pop(vector_file), vector_file, manifest["dimension"])
+        lexical = lexical_from_blob(blobs["lexical.npz"]) if "lexical.npz" in blobs else None
+    except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
-    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal) if faiss_index.ntotal else np.zeros(
-        (0, manifest["dimension"]), dtype=np.float32)
-    if len(records) != manifest.get("record_count") or len(rows.fields) != faiss_index.ntotal:
+    vectors = stored_vectors(faiss_index, manifest["dimension"])
+    if len(records) != manifest.get("record_count") or len(rows.fields) != faiss_index.ntotal or (
+            lexical is not None and lexical.size != len(records)):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
-    return StoredIndex(manifest, records, rows, vectors, faiss_index, generation)
+    return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical)
 
 
 def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
@@ -197,13 +210,54 @@ def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
     return data
 
 
-def _deserialize_faiss(data: bytes):
+def _load_vectors(data: bytes, name: str, dimension: int):
+    """The FAISS index for a vector file: built from `vectors.npy` (flat), or deserialized."""
     import faiss
 
-    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    if name == "vectors.faiss":
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    stream = io.BytesIO(data)
+    np.lib.format.read_magic(stream)
+    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+    if dtype != np.float32 or fortran_order or len(shape) != 2 or shape[1] != dimension:
+        raise ValueError("vectors.npy does not hold float32 rows of the index's dimension")
+    index = faiss.IndexFlatIP(dimension)
+    if shape[0]:  # straight from the file's bytes into FAISS: no intermediate copy
+        index.add(np.frombuffer(data, dtype=np.float32, offset=stream.tell()).reshape(shape))
+    return index
 
 
-def _serialize_faiss(vectors: np.ndarray, index_type: str, dimension: int) -> bytes:
+class _VectorsOf:
+    """Exposes a FAISS index's vector storage to numpy and keeps the index alive as the array's base:
+    a bare `faiss.rev_swig_ptr` view would point into freed memory once the index is collected."""
+
+    def __init__(self, faiss_index, dimension: int) -> None:
+        import faiss
+
+        storage = faiss.downcast_index(faiss_index.storage) if hasattr(faiss_index, "hnsw") else faiss_index
+        address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
+        self.index = faiss_index
+        self.__array_interface__ = {"data": (address, True), "shape": (faiss_index.ntotal, dimension),
+                                    "typestr": "<f4", "version": 3}
+
+
+def stored_vectors(faiss_index, dimension: int) -> np.ndarray:
+    """A read-only view of the vectors inside a flat or HNSW-flat FAISS index (no copy)."""
+    if not faiss_index.ntotal:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.asarray(_VectorsOf(faiss_index, dimension))
+
+
+def lexical_from_blob(data: bytes) -> LexicalIndex | None:
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        try:
+            return LexicalIndex.from_arrays({name: arrays[name] for name in arrays.files})
+        except LexicalVersionError:
+            return None  # written by another tokenizer: the engine rebuilds it from the records
+
+
+def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
+    """An inner-product FAISS index over `vectors`: exact (`flat`) or HNSW (`hnsw`)."""
     import faiss
 
     if index_type == "hnsw":
@@ -213,8 +267,25 @@ def _serialize_faiss(vectors: np.ndarray, index_type: str, dimension: int) -> by
     else:
         index = faiss.IndexFlatIP(dimension)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return faiss.serialize_index(index).tobytes()
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension))
+    return index
+
+
+def _vector_blob(vectors: np.ndarray, index_type: str, dimension: int) -> tuple[str, bytes]:
+    """(file name, bytes) of the vectors: plain `.npy` for exact search, a FAISS HNSW index otherwise."""
+    import faiss
+
+    if index_type != "hnsw":
+        stream = io.BytesIO()
+        np.save(stream, np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension), allow_pickle=False)
+        return "vectors.npy", stream.getvalue()
+    return "vectors.faiss", faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()
+
+
+def lexical_blob(lexical: LexicalIndex) -> bytes:
+    stream = io.BytesIO()
+    np.savez(stream, **lexical.to_arrays())
+    return stream.getvalue()
 
 
 @contextlib.contextmanager
@@ -230,16 +301,18 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 def write_index(index_dir: Path, records: list[Record], rows: RowTable, vectors: np.ndarray,
-                manifest: dict) -> Path:
+                manifest: dict, lexical: LexicalIndex) -> Path:
     """Write a new generation and make it current atomically. Call with `build_lock` held."""
     _remove_leftovers(index_dir)
     name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
     tmp = index_dir / f"{name}.tmp"
     tmp.mkdir(parents=True)
+    vector_file, vector_blob = _vector_blob(vectors, manifest["index_type"], manifest["dimension"])
     blobs = {
         "records.jsonl": "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records).encode(),
         "rows.json": json.dumps(rows.to_json()).encode(),
-        "vectors.faiss": _serialize_faiss(vectors, manifest["index_type"], manifest["dimension"]),
+        vector_file: vector_blob,
+        "lexical.npz": lexical_blob(lexical),
     }
     manifest = {**manifest, "format_version": FORMAT_VERSION,
                 "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()}}
@@ -305,5 +378,6 @@ class FaissStore:
     def lock(self) -> contextlib.AbstractContextManager:
         return build_lock(self.index_dir)
 
-    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict) -> None:
-        write_index(self.index_dir, records, rows, vectors, manifest)
+    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
+              lexical: LexicalIndex) -> None:
+        write_index(self.index_dir, records, rows, vectors, manifest, lexical)

@@ -28,7 +28,7 @@ def answer(index_dir: Path) -> dict:
     from indexer.search import EncodedQuery, search
 
     stored = load_index(index_dir)
-    query = EncodedQuery(PROBE, FakeEncoder().encode([PROBE]), LexicalIndex(stored.records).match(PROBE))
+    query = EncodedQuery(PROBE, FakeEncoder().encode([PROBE]), LexicalIndex.from_records(stored.records).match(PROBE))
     result = search(stored, query, k=5, min_score=-1.0, mode="dense")
     return {"sha": stored.manifest["sources"][0]["sha256"], "records": len(stored.records),
             "top": [h.record.id for h in result.nearest]}

@@ -14,7 +14,7 @@ def record(i: int, question: str, answer: str = "") -> Record:
 
 @pytest.fixture
 def lexical() -> LexicalIndex:
-    return LexicalIndex([
+    return LexicalIndex.from_records([
         record(1, "What are vanishing gradients?", "Gradients shrink through many layers."),
         record(2, "Explain Generative Adversarial Network.", "Two networks compete."),
         record(3, "How does YOLO work?"),

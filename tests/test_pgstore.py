@@ -28,6 +28,7 @@ from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
 from indexer import search as search_module
 from indexer.build import build, embedding_texts, ensure_index
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from indexer.lexical import LexicalIndex
 from indexer.parse import parse_corpus, source_files
 from indexer.pgstore import PgStore, nearest_query
 from indexer.records import Record
@@ -297,7 +298,7 @@ def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows)
     records, rows, vectors, manifest = synthetic(2500)
     store = fresh_pg_store(pg_url, hnsw_min_rows=hnsw_min_rows)
     with store.lock():
-        store.write(records, rows, vectors, manifest)
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
     loaded = store.load()
     hnsw = hnsw_min_rows == 0
     assert loaded.manifest["index_type"] == ("hnsw" if hnsw else "flat") and loaded.hnsw == hnsw
@@ -334,7 +335,7 @@ def real_pair(real_index, pg_url):
     for kind, url, threshold in (("exact", pg_url, 10**6), ("hnsw", forced, 0)):
         store = fresh_pg_store(url, hnsw_min_rows=threshold)
         with store.lock():
-            store.write(stored.records, stored.rows, stored.vectors, stored.manifest)
+            store.write(stored.records, stored.rows, stored.vectors, stored.manifest, stored.lexical)
         loaded = store.load()
         with store.connect(autocommit=True) as conn:
             plan = " ".join(line for (line,) in conn.execute(psycopg.sql.SQL("EXPLAIN ") + nearest_query(

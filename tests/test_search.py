@@ -12,7 +12,7 @@ from indexer.lexical import LexicalMatch
 from indexer.nomatch import NoMatchModel
 from indexer.search import EncodedQuery, clean_query, related
 from indexer.search import search as search_index
-from indexer.store import RowTable, StoredIndex, _deserialize_faiss, _serialize_faiss
+from indexer.store import RowTable, StoredIndex, vector_index
 
 
 def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | None],
@@ -23,7 +23,7 @@ def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | N
     positions = list(range(len(records))) + [i for i, a in enumerate(answer_vectors) if a is not None]
     fields = ["question"] * len(records) + ["answer"] * (len(positions) - len(records))
     vectors = normalize(np.vstack([question_vectors] + [a[None, :] for a in answer_vectors if a is not None]))
-    faiss_index = _deserialize_faiss(_serialize_faiss(vectors, index_type, vectors.shape[1]))
+    faiss_index = vector_index(vectors, index_type, vectors.shape[1])
     rows = RowTable(np.asarray(positions, dtype=np.int32), fields, [str(i) for i in range(len(fields))])
     return StoredIndex({"record_count": len(records)}, records, rows, vectors, faiss_index, path=None)
 

@@ -1,18 +1,22 @@
 """The index on disk: round trip, atomic generations, corruption and version checks, staleness."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
-from indexer.store import FILES, FaissStore, current_path
+from indexer.lexical import LexicalIndex
+from indexer.store import FaissStore, current_path, vector_index
 
 MODEL = "fake-model"
+FLAT_FILES = ("records.jsonl", "rows.json", "vectors.npy", "lexical.npz")
 
 
 def make(store_dir: Path, source: Path, encoder) -> FaissStore:
@@ -29,7 +33,7 @@ def test_round_trip_keeps_records_vectors_and_manifest(tmp_path, fake_encoder):
     assert manifest["missing_count"] == 10 and manifest["link_only_count"] == 1
     assert manifest["model"] == MODEL and manifest["dimension"] == 16 and manifest["index_type"] == "flat"
     assert manifest["source_sha256"] == manifest["sources"][0]["sha256"]
-    assert set(manifest["files"]) == set(FILES)
+    assert set(manifest["files"]) == set(FLAT_FILES)
     assert loaded.faiss_index.ntotal == manifest["question_vectors"] + manifest["answer_vectors"] == 82 + 72
     # row table: every record has its question row, answered ones an answer row, missing ones none
     assert (loaded.question_row >= 0).all()
@@ -71,7 +75,7 @@ def test_a_failed_build_leaves_the_previous_index_usable(tmp_path, fake_encoder)
     assert len(store.load().records) == 82
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", FLAT_FILES)
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_damaged_index_files_are_detected(tmp_path, fake_encoder, name, damage):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
@@ -184,3 +188,53 @@ def test_editing_one_entry_of_ten_thousand_re_embeds_only_that_entry(tmp_path, f
     second = build([source], store, lambda: fake_encoder, MODEL)
     assert second.embedded == 1 and fake_encoder.encoded[0].endswith("One more sentence.")
     assert second.reused == first.embedded - 1
+
+
+def test_the_stored_lexical_index_answers_like_one_built_from_the_records(tmp_path, fake_encoder):
+    loaded = make(tmp_path / "index", CORPUS, fake_encoder).load()
+    fresh = LexicalIndex.from_records(loaded.records)
+    assert loaded.lexical is not None and loaded.lexical.terms == fresh.terms
+    for query in ("vanishng gradents", "what is a GAN", "you only look once", "kubernetes"):
+        stored, built = loaded.lexical.match(query), fresh.match(query)
+        assert stored.terms == built.terms and stored.corrected == built.corrected
+        assert np.array_equal(stored.scores, built.scores) and np.array_equal(stored.coverage, built.coverage)
+
+
+def test_an_hnsw_generation_round_trips_its_vectors(tmp_path, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([CORPUS], store, lambda: fake_encoder, MODEL, index_type="hnsw")
+    loaded = store.load()
+    assert "vectors.faiss" in loaded.manifest["files"] and "vectors.npy" not in loaded.manifest["files"]
+    assert loaded.faiss_index.hnsw.efSearch == 256
+    expected = fake_encoder.encode([loaded.records[0].question])[0]
+    assert np.allclose(loaded.vectors[loaded.question_row[0]], expected, atol=1e-6)
+
+
+def _downgrade_to_format_1(generation: Path) -> None:
+    """Rewrite a generation the way format 1 stored it: vectors in a FAISS file, no lexical index."""
+    import faiss
+
+    manifest = json.loads((generation / "manifest.json").read_text())
+    vectors = np.load(generation / "vectors.npy")
+    blob = faiss.serialize_index(vector_index(vectors, "flat", vectors.shape[1])).tobytes()
+    (generation / "vectors.faiss").write_bytes(blob)
+    for name in ("vectors.npy", "lexical.npz"):
+        (generation / name).unlink()
+        del manifest["files"][name]
+    manifest["files"]["vectors.faiss"] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    manifest["format_version"] = 1
+    del manifest["lexical_version"]
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_format_1_index_is_readable_and_upgraded_without_embedding_again(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    before = store.load()
+    _downgrade_to_format_1(current_path(store.index_dir))
+    old = store.load()
+    assert old.lexical is None and np.array_equal(old.vectors, before.vectors)
+    notices: list[str] = []
+    upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
+    assert len(notices) == 1 and "older version" in notices[0]
+    assert upgraded.manifest["format_version"] == 2 and upgraded.lexical is not None
+    assert np.array_equal(upgraded.vectors, before.vectors)

@@ -241,8 +241,11 @@ class LexicalIndex:
                    arrays["containing"])
 
     def records_with(self, term: int) -> np.ndarray:
-        """Positions of the records holding term id `term` in either field."""
-        return np.union1d(self.fields[0].of(term)[0], self.fields[1].of(term)[0])
+        """Which records hold term id `term` in either field (a mask: cheaper than a union of ids)."""
+        mask = np.zeros(self.size, dtype=bool)
+        for postings in self.fields:
+            mask[postings.of(term)[0]] = True
+        return mask
 
     def _idf(self, term: str, unknown: float) -> float:
         i = self.term_id.get(term)

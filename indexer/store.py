@@ -6,7 +6,7 @@ Layout of an index folder (default `index/`):
       current -> build-20261125T154200-1234-ab12   (symlink, replaced atomically)
       build-20261125T154200-1234-ab12/
         manifest.json   format version, model, dimension, counts, source hashes, file checksums
-        records.jsonl   one Record per line, in row-table order
+        records.json    the Records in row-table order: {"fields": [...], "rows": [[value per field], ...]}
         rows.json       row i of the vector index -> (record position, field, text key)
         vectors.npy     the question and answer vectors (float32), for exact search (index_type flat)
         vectors.faiss   or: a serialized FAISS HNSW index holding them (index_type hnsw)
@@ -18,8 +18,8 @@ readers always see a complete generation (old or new) and a killed build leaves 
 untouched. The two newest generations are kept so a reader that resolved `current` just before a swap
 can finish; older ones and leftover `.tmp` folders are removed by the next build.
 
-faiss is imported lazily: reading the manifest costs no heavy import. Loading keeps one copy of the
-vectors in memory: `StoredIndex.vectors` is a view of the FAISS index's own storage.
+faiss is imported lazily: reading the manifest costs no heavy import. Loading keeps one full-precision
+copy of the vectors in memory: a view of the `.npy` file's bytes, or of an HNSW index's own storage.
 """
 from __future__ import annotations
 
@@ -44,10 +44,13 @@ from .records import Record
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # format 1 (vectors only in vectors.faiss, no lexical.npz) still seeds a rebuild
-REQUIRED_FILES = ("records.jsonl", "rows.json")
+RECORD_FILES = ("records.json", "records.jsonl")  # format 1 wrote a dict per line: 4x slower to read
 VECTOR_FILES = ("vectors.npy", "vectors.faiss")
 CURRENT = "current"
 _KEEP_GENERATIONS = 2
+# From here a flat generation's nearest rows come from a half-precision scan: 2x faster (190k rows:
+# 11 vs 20 ms), recall@30 0.999 against exact, and search.py re-scores the candidates in full precision.
+FP16_SCAN_MIN_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,18 @@ class RowTable:
 
 @dataclass
 class StoredIndex:
-    """A loaded, verified generation: manifest, records, rows, vectors and the FAISS index."""
+    """A loaded, verified generation: manifest, records, rows, vectors and the FAISS index.
+
+    `faiss_index` finds nearest rows. For a flat generation it is made on first use (small indexes are
+    scored exhaustively and never need it): an exact scan below `FP16_SCAN_MIN_ROWS` rows, above that a
+    scan of half-precision copies, twice as fast, whose candidates search.py then scores exactly.
+    """
 
     manifest: dict
     records: list[Record]
     rows: RowTable
     vectors: np.ndarray  # (rows, dimension) float32, normalised
-    faiss_index: object
+    faiss_index: object | None
     path: Path
     lexical: LexicalIndex | None = None  # None when the generation did not store one (format 1)
 
@@ -109,6 +117,9 @@ class StoredIndex:
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (FAISS)."""
+        if self.faiss_index is None:  # two threads may both build it: harmless, the same index
+            scan = "fp16" if self.row_count >= FP16_SCAN_MIN_ROWS else "flat"
+            self.faiss_index = vector_index(self.vectors, scan, self.vectors.shape[1])
         _, rows = self.faiss_index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
         rows = rows[rows >= 0]  # FAISS pads with -1 when it finds fewer
         return self.rows.positions[rows]
@@ -185,21 +196,36 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
         raise IndexStaleError(f"index at {index_dir} has an old format ({manifest['format_version']})")
     listed = manifest.get("files", {})
     vector_file = next((name for name in VECTOR_FILES if name in listed), None)
-    if vector_file is None or not all(name in listed for name in REQUIRED_FILES):
+    record_file = next((name for name in RECORD_FILES if name in listed), None)
+    if vector_file is None or record_file is None or "rows.json" not in listed:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest does not list its files")
     blobs = {name: _read_verified(generation, name, manifest) for name in listed}
     try:
-        records = [Record.from_dict(json.loads(line)) for line in blobs["records.jsonl"].decode().splitlines()]
+        records = _records_from_blob(blobs[record_file], record_file)
         rows = RowTable.from_json(json.loads(blobs["rows.json"]))
-        faiss_index = _load_vectors(blobs.pop(vector_file), vector_file, manifest["dimension"])
+        vectors, faiss_index = _load_vectors(blobs.pop(vector_file), vector_file, manifest["dimension"])
         lexical = lexical_from_blob(blobs["lexical.npz"]) if "lexical.npz" in blobs else None
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
-    vectors = stored_vectors(faiss_index, manifest["dimension"])
-    if len(records) != manifest.get("record_count") or len(rows.fields) != faiss_index.ntotal or (
+    if len(records) != manifest.get("record_count") or len(rows.fields) != len(vectors) or (
             lexical is not None and lexical.size != len(records)):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
     return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical)
+
+
+def _records_blob(records: list[Record]) -> bytes:
+    fields = list(Record.__dataclass_fields__)
+    return json.dumps({"fields": fields, "rows": [[getattr(r, f) for f in fields] for r in records]},
+                      ensure_ascii=False).encode()
+
+
+def _records_from_blob(data: bytes, name: str) -> list[Record]:
+    if name == "records.jsonl":
+        return [Record.from_dict(json.loads(line)) for line in data.decode().splitlines()]
+    table = json.loads(data)
+    if table["fields"] == list(Record.__dataclass_fields__):
+        return [Record(*row) for row in table["rows"]]
+    return [Record.from_dict(dict(zip(table["fields"], row))) for row in table["rows"]]
 
 
 def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
@@ -210,21 +236,20 @@ def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
     return data
 
 
-def _load_vectors(data: bytes, name: str, dimension: int):
-    """The FAISS index for a vector file: built from `vectors.npy` (flat), or deserialized."""
-    import faiss
-
+def _load_vectors(data: bytes, name: str, dimension: int) -> tuple[np.ndarray, object | None]:
+    """(vectors, FAISS index or None) from a vector file. `.npy` vectors are a read-only view of the
+    file's bytes (no copy); a serialized FAISS index brings its own storage, viewed the same way."""
     if name == "vectors.faiss":
-        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        import faiss
+
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        return stored_vectors(index, dimension), index
     stream = io.BytesIO(data)
     np.lib.format.read_magic(stream)
     shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
     if dtype != np.float32 or fortran_order or len(shape) != 2 or shape[1] != dimension:
         raise ValueError("vectors.npy does not hold float32 rows of the index's dimension")
-    index = faiss.IndexFlatIP(dimension)
-    if shape[0]:  # straight from the file's bytes into FAISS: no intermediate copy
-        index.add(np.frombuffer(data, dtype=np.float32, offset=stream.tell()).reshape(shape))
-    return index
+    return np.frombuffer(data, dtype=np.float32, offset=stream.tell()).reshape(shape), None
 
 
 class _VectorsOf:
@@ -257,13 +282,15 @@ def lexical_from_blob(data: bytes) -> LexicalIndex | None:
 
 
 def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
-    """An inner-product FAISS index over `vectors`: exact (`flat`) or HNSW (`hnsw`)."""
+    """An inner-product FAISS index over `vectors`: exact (`flat`), half-precision scan (`fp16`) or HNSW."""
     import faiss
 
     if index_type == "hnsw":
         index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 200
         index.hnsw.efSearch = 256  # recall@10 0.991 vs exact on 20k real embeddings (bench/hnsw.py)
+    elif index_type == "fp16":
+        index = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     else:
         index = faiss.IndexFlatIP(dimension)
     if len(vectors):
@@ -309,7 +336,7 @@ def write_index(index_dir: Path, records: list[Record], rows: RowTable, vectors:
     tmp.mkdir(parents=True)
     vector_file, vector_blob = _vector_blob(vectors, manifest["index_type"], manifest["dimension"])
     blobs = {
-        "records.jsonl": "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records).encode(),
+        "records.json": _records_blob(records),
         "rows.json": json.dumps(rows.to_json()).encode(),
         vector_file: vector_blob,
         "lexical.npz": lexical_blob(lexical),

@@ -13,10 +13,11 @@ from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.lexical import LexicalIndex
-from indexer.store import FaissStore, current_path, vector_index
+from indexer.records import Record
+from indexer.store import FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path, vector_index
 
 MODEL = "fake-model"
-FLAT_FILES = ("records.jsonl", "rows.json", "vectors.npy", "lexical.npz")
+FLAT_FILES = ("records.json", "rows.json", "vectors.npy", "lexical.npz")
 
 
 def make(store_dir: Path, source: Path, encoder) -> FaissStore:
@@ -34,7 +35,7 @@ def test_round_trip_keeps_records_vectors_and_manifest(tmp_path, fake_encoder):
     assert manifest["model"] == MODEL and manifest["dimension"] == 16 and manifest["index_type"] == "flat"
     assert manifest["source_sha256"] == manifest["sources"][0]["sha256"]
     assert set(manifest["files"]) == set(FLAT_FILES)
-    assert loaded.faiss_index.ntotal == manifest["question_vectors"] + manifest["answer_vectors"] == 82 + 72
+    assert len(loaded.vectors) == manifest["question_vectors"] + manifest["answer_vectors"] == 82 + 72
     # row table: every record has its question row, answered ones an answer row, missing ones none
     assert (loaded.question_row >= 0).all()
     assert [r.id for r, row in zip(loaded.records, loaded.answer_row) if row < 0] == [31, 32, 33, 34, 35, 45, 48,
@@ -211,17 +212,22 @@ def test_an_hnsw_generation_round_trips_its_vectors(tmp_path, fake_encoder):
 
 
 def _downgrade_to_format_1(generation: Path) -> None:
-    """Rewrite a generation the way format 1 stored it: vectors in a FAISS file, no lexical index."""
+    """Rewrite a generation the way format 1 stored it: a record dict per line, vectors in a FAISS file,
+    no lexical index."""
     import faiss
 
     manifest = json.loads((generation / "manifest.json").read_text())
     vectors = np.load(generation / "vectors.npy")
-    blob = faiss.serialize_index(vector_index(vectors, "flat", vectors.shape[1])).tobytes()
-    (generation / "vectors.faiss").write_bytes(blob)
-    for name in ("vectors.npy", "lexical.npz"):
+    table = json.loads((generation / "records.json").read_text())
+    blobs = {"vectors.faiss": faiss.serialize_index(vector_index(vectors, "flat", vectors.shape[1])).tobytes(),
+             "records.jsonl": "".join(json.dumps(dict(zip(table["fields"], row))) + "\n"
+                                      for row in table["rows"]).encode()}
+    for name in ("vectors.npy", "lexical.npz", "records.json"):
         (generation / name).unlink()
         del manifest["files"][name]
-    manifest["files"]["vectors.faiss"] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    for name, blob in blobs.items():
+        (generation / name).write_bytes(blob)
+        manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
     manifest["format_version"] = 1
     del manifest["lexical_version"]
     (generation / "manifest.json").write_text(json.dumps(manifest))
@@ -232,9 +238,25 @@ def test_a_format_1_index_is_readable_and_upgraded_without_embedding_again(tmp_p
     before = store.load()
     _downgrade_to_format_1(current_path(store.index_dir))
     old = store.load()
-    assert old.lexical is None and np.array_equal(old.vectors, before.vectors)
+    assert old.lexical is None and np.array_equal(old.vectors, before.vectors) and old.records == before.records
     notices: list[str] = []
     upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
     assert len(notices) == 1 and "older version" in notices[0]
     assert upgraded.manifest["format_version"] == 2 and upgraded.lexical is not None
     assert np.array_equal(upgraded.vectors, before.vectors)
+
+
+def test_large_flat_indexes_scan_half_precision_copies_and_find_the_exact_neighbours(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = FP16_SCAN_MIN_ROWS
+    vectors = rng.standard_normal((rows, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    records = [Record(i, f"q{i}", "", "missing", i) for i in range(rows)]
+    table = RowTable(np.arange(rows, dtype=np.int32), ["question"] * rows, [""] * rows)
+    stored = StoredIndex({"record_count": rows}, records, table, vectors, None, tmp_path)
+    queries = vectors[:20] + 0.1 * rng.standard_normal((20, 16)).astype(np.float32)
+    # search asks for 2k + 10 candidates to score the top k exactly: they must hold the exact top k
+    found = [set(stored.nearest_positions(q[None, :], 2 * 10 + 10).tolist()) for q in queries]
+    assert type(stored.faiss_index).__name__ == "IndexScalarQuantizer"
+    exact = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
+    assert all(e <= f for f, e in zip(found, exact))

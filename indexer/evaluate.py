@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import QueryError
-from .nomatch import NoMatchModel, fit
+from .nomatch import FEATURES, NoMatchModel, fit
 from .records import RecordId
 
 
@@ -107,7 +107,7 @@ def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outco
     for encoded in qa.encode([q.query for q in queries]):
         if isinstance(encoded, QueryError):
             outcomes.append(Outcome([], True))
-            evidence.append(np.zeros(5))
+            evidence.append(np.zeros(len(FEATURES)))
             continue
         result = qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
         outcomes.append(Outcome([h.record.id for h in result.nearest], result.no_match))

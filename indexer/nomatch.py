@@ -2,10 +2,13 @@
 
 Features of a query's top-ranked entry (all corpus-independent, so one fitted model serves any
 document): its dense cosine, the dense margin over the runner-up, the share of the query's
-(IDF-weighted) words it contains, the best such share of any entry, and the share of query words the
-document never uses at all. Fitted by `fit()` on labelled queries (see `python -m indexer eval
---calibrate`); the default parameters below were chosen with cross-validation on the labelled sets in
-`eval/` and the dev set, and every index records the parameters it answers with in its manifest.
+(IDF-weighted) words it contains, the best such share of any entry, the share of query words the
+document never uses at all, and the spread (standard deviation) of the dense score over the
+entries: a query on the document's subject is close to some entries and far from others, while an
+off-topic one is about equally far from all of them. Fitted by `fit()` on labelled queries (see
+`python -m indexer eval --calibrate`); the default parameters below were chosen with cross-validation
+on the labelled sets in `eval/` and the dev set, and every index records the parameters it answers
+with in its manifest.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-FEATURES = ("top_cosine", "margin", "coverage_top", "coverage_max", "unknown_share")
+FEATURES = ("top_cosine", "margin", "coverage_top", "coverage_max", "unknown_share", "spread")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class NoMatchModel:
 
 # Fitted on eval/extra_queries.jsonl + the dev set (158 queries, 36 unanswerable) with
 # `python -m indexer eval ... --calibrate`; its cross-validated figures are in the README.
-DEFAULT_NO_MATCH = NoMatchModel(weights=(-11.8004, -1.6359, -1.3816, -2.1685, 4.1473), bias=4.8895)
+DEFAULT_NO_MATCH = NoMatchModel(weights=(-7.0036, -4.7454, -1.2655, -2.4328, 4.2134, -49.1613), bias=7.5331)
 
 
 def fit(features: np.ndarray, is_no_match: np.ndarray, l2: float = 1.0, balance: float = 1.0) -> NoMatchModel:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import QueryError
 from .lexical import LexicalMatch
-from .nomatch import DEFAULT_NO_MATCH, NoMatchModel
+from .nomatch import DEFAULT_NO_MATCH, FEATURES, NoMatchModel
 from .records import Hit, Record, RecordId
 from .store import StoredIndex
 
@@ -37,6 +37,7 @@ _RRF_K = 60
 BOTH_MARGIN = 0.05
 MAX_QUERY_CHARS = 2000  # well past the model's 256 tokens; longer queries are cut with a note
 _EXHAUSTIVE_ROWS = 20_000
+SPREAD_SAMPLE = 2_000  # entries the score spread is measured on: enough for a stable deviation, bounded cost
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -98,10 +99,15 @@ def candidate_positions(index: StoredIndex, query_vectors: np.ndarray, k: int,
     return np.unique(np.concatenate(found))
 
 
+def dense_scores(question: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    """Each entry's best field cosine (an entry without an answer has only its question)."""
+    return np.fmax(question, np.nan_to_num(answer, nan=-1.0))
+
+
 def rank_scores(mode: str, question: np.ndarray, answer: np.ndarray, lexical: LexicalMatch | None,
                 positions: np.ndarray) -> np.ndarray:
     """The value each mode orders entries by (higher first); see `MODES`."""
-    dense = np.fmax(question, np.nan_to_num(answer, nan=-1.0))
+    dense = dense_scores(question, answer)
     if mode == "dense":
         return dense
     if mode == "question":
@@ -150,16 +156,30 @@ def _hit(record: Record, question_score: float, answer_score: float | None, rank
     return Hit(record, score, matched_on, question_score, answer_score, rank_score=rank_score)
 
 
-def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex) -> np.ndarray:
+def spread_positions(record_count: int) -> np.ndarray:
+    """An even sample of at most `SPREAD_SAMPLE` record positions, the same for every query."""
+    return np.unique(np.linspace(0, record_count - 1, min(record_count, SPREAD_SAMPLE)).astype(np.int64))
+
+
+def score_spread(index: StoredIndex, query_vectors: np.ndarray) -> float:
+    """Standard deviation of the dense score (max of question and answer cosine) over the entries,
+    measured on `spread_positions`, so a large index costs no more than 2,000 entries' worth."""
+    if not index.records:
+        return 0.0
+    question, answer = field_scores(index, query_vectors, spread_positions(len(index.records)))
+    return float(dense_scores(question, answer).std())
+
+
+def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex, spread: float) -> np.ndarray:
     """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`)."""
     if not hits:
-        return np.zeros(5)
+        return np.zeros(len(FEATURES))
     by_cosine = sorted((h.score for h in hits), reverse=True)
     top = hits[0]
     margin = by_cosine[0] - (by_cosine[1] if len(by_cosine) > 1 else 0.0)
     coverage_top = float(lexical.coverage[index.position_of[top.record.id]])
     return np.array([top.score, margin, coverage_top, float(lexical.coverage.max(initial=0.0)),
-                     lexical.unknown_share])
+                     lexical.unknown_share, spread])
 
 
 def section_positions(records: list[Record], section: str) -> np.ndarray:
@@ -188,7 +208,7 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
                  else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores))
     ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=max(k, 2))
     nearest = ranked[:k]
-    evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index)
+    evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index, score_spread(index, query.vectors))
     no_match = no_match_model.decide(evidence)
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]
     notes = list(query.notes)

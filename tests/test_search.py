@@ -9,8 +9,8 @@ from indexer.embed import normalize
 from indexer.errors import QueryError
 from indexer.records import Record
 from indexer.lexical import LexicalMatch
-from indexer.nomatch import NoMatchModel
-from indexer.search import EncodedQuery, clean_query, related
+from indexer.nomatch import FEATURES, NoMatchModel
+from indexer.search import EncodedQuery, clean_query, related, score_spread, spread_positions
 from indexer.search import search as search_index
 from indexer.store import RowTable, StoredIndex, vector_index
 
@@ -28,8 +28,8 @@ def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | N
     return StoredIndex({"record_count": len(records)}, records, rows, vectors, faiss_index, path=None)
 
 
-NEVER_NO_MATCH = NoMatchModel(weights=(0.0,) * 5, bias=-100.0)
-ALWAYS_NO_MATCH = NoMatchModel(weights=(0.0,) * 5, bias=100.0)
+NEVER_NO_MATCH = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=-100.0)
+ALWAYS_NO_MATCH = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=100.0)
 
 
 def search(index: StoredIndex, vector: np.ndarray, text: str, k: int, min_score: float | None = None,
@@ -88,6 +88,40 @@ def test_results_below_the_minimum_are_dropped():
     assert [h.record.id for h in result.hits] == [1] and not result.no_match
 
 
+def dense_oracle(index: StoredIndex, query: np.ndarray, position: int) -> float:
+    """An entry's dense score by brute force: the best of its question and answer cosines."""
+    rows = [index.question_row[position]] + ([index.answer_row[position]] if index.answer_row[position] >= 0 else [])
+    return max(float(index.vectors[row] @ query) for row in rows)
+
+
+def test_spread_is_the_deviation_of_the_dense_score_over_the_entries():
+    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]),
+                       [unit(1, 1, 0), None, unit(0, 1, 1)])
+    query = unit(1, 0.5, 0.2)
+    expected = np.std([dense_oracle(index, query, i) for i in range(3)])
+    assert score_spread(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
+    evidence = search(index, query, "q", k=2).evidence
+    assert len(evidence) == len(FEATURES) and evidence[FEATURES.index("spread")] == pytest.approx(expected, abs=1e-6)
+
+
+def test_spread_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeypatch):
+    monkeypatch.setattr(search_module, "SPREAD_SAMPLE", 10)
+    assert spread_positions(7).tolist() == list(range(7))
+    positions = spread_positions(1000)
+    assert len(positions) == 10 and positions[0] == 0 and positions[-1] == 999
+    assert set(np.diff(positions).tolist()) <= {110, 111, 112}  # evenly spread over the document
+    rng = np.random.default_rng(3)
+    index = make_index(rng.normal(size=(300, 8)).astype(np.float32),
+                       [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(300)])
+    scored = []
+    monkeypatch.setattr(StoredIndex, "field_cosines", lambda self, q, p, real=StoredIndex.field_cosines:
+                        scored.append(len(p)) or real(self, q, p))
+    query = unit(*rng.normal(size=8))
+    expected = np.std([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])
+    assert score_spread(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
+    assert scored == [10]  # the cost follows the sample, not the index
+
+
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
 def test_faiss_candidate_path_matches_brute_force(monkeypatch, index_type):
     rng = np.random.default_rng(7)
@@ -98,12 +132,7 @@ def test_faiss_candidate_path_matches_brute_force(monkeypatch, index_type):
     monkeypatch.setattr(search_module, "_EXHAUSTIVE_ROWS", 0)  # force the FAISS path
     for _ in range(20):
         query = unit(*rng.normal(size=d))
-        oracle = []
-        for i in range(n):
-            scores = [float(index.vectors[index.question_row[i]] @ query)]
-            if index.answer_row[i] >= 0:
-                scores.append(float(index.vectors[index.answer_row[i]] @ query))
-            oracle.append((max(scores), i + 1))
+        oracle = [(dense_oracle(index, query, i), i + 1) for i in range(n)]
         expected = [i for _, i in sorted(oracle, key=lambda t: (-t[0], t[1]))[:10]]
         got = [h.record.id for h in search(index, query, "q", k=10, min_score=-1).hits]
         if index_type == "flat":

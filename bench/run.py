@@ -144,12 +144,12 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
                    note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
         rng = np.random.default_rng(0)
         vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
-        from indexer.build import HNSW_MIN_ROWS, _manifest
+        from indexer.build import IVF_MIN_ROWS, _manifest
         from indexer.embed import model_fingerprint, text_key
         from indexer.lexical import LexicalIndex
 
         fp = model_fingerprint("all-MiniLM-L6-v2")
-        index_type = "hnsw" if len(texts) >= HNSW_MIN_ROWS else "flat"
+        index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
         manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts))
         store = FaissStore(index_dir)
         with store.lock():

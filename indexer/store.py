@@ -8,8 +8,10 @@ Layout of an index folder (default `index/`):
         manifest.json   format version, model, dimension, counts, source hashes, file checksums
         records.json    the Records in row-table order: {"fields": [...], "rows": [[value per field], ...]}
         rows.json       row i of the vector index -> (record position, field, text key)
-        vectors.npy     the question and answer vectors (float32), for exact search (index_type flat)
-        vectors.faiss   or: a serialized FAISS HNSW index holding them (index_type hnsw)
+        vectors.npy     the question and answer vectors (float32): exact scores, and exact search when flat
+        ivf.faiss       index_type ivf only: an inverted-file index over half-precision copies, for
+                        nearest rows in indexes too big to scan on every query
+        vectors.faiss   index_type hnsw only, instead of vectors.npy: a FAISS HNSW index holding them
         lexical.npz     the lexical index's arrays (lexical.py), so no query process re-reads every text
       .lock             held by a build (a second build waits for it)
 
@@ -28,6 +30,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import secrets
 import shutil
@@ -46,6 +49,7 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # format 1 (vectors only in vectors.faiss, no lexical.npz) still seeds a rebuild
 RECORD_FILES = ("records.json", "records.jsonl")  # format 1 wrote a dict per line: 4x slower to read
 VECTOR_FILES = ("vectors.npy", "vectors.faiss")
+IVF_FILE = "ivf.faiss"
 CURRENT = "current"
 _KEEP_GENERATIONS = 2
 # From here a flat generation's nearest rows come from a half-precision scan: 2x faster (190k rows:
@@ -199,11 +203,13 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     record_file = next((name for name in RECORD_FILES if name in listed), None)
     if vector_file is None or record_file is None or "rows.json" not in listed:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest does not list its files")
-    blobs = {name: _read_verified(generation, name, manifest) for name in listed}
+    blobs = {name: _read_verified(generation, name, manifest) for name in listed if name != IVF_FILE}
     try:
         records = _records_from_blob(blobs[record_file], record_file)
         rows = RowTable.from_json(json.loads(blobs["rows.json"]))
         vectors, faiss_index = _load_vectors(blobs.pop(vector_file), vector_file, manifest["dimension"])
+        if IVF_FILE in listed:
+            faiss_index = _load_ivf(generation, manifest)
         lexical = lexical_from_blob(blobs["lexical.npz"]) if "lexical.npz" in blobs else None
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
@@ -229,11 +235,14 @@ def _records_from_blob(data: bytes, name: str) -> list[Record]:
 
 
 def _read_verified(generation: Path, name: str, manifest: dict) -> bytes:
-    expected = manifest.get("files", {}).get(name)
     data = (generation / name).read_bytes()
-    if not expected or hashlib.sha256(data).hexdigest() != expected.get("sha256"):
-        raise IndexCorruptError(f"index at {generation.parent} is corrupt: {name} fails its checksum; rebuild it")
+    _check_digest(generation, name, manifest, hashlib.sha256(data).hexdigest())
     return data
+
+
+def _check_digest(generation: Path, name: str, manifest: dict, digest: str) -> None:
+    if digest != manifest.get("files", {}).get(name, {}).get("sha256"):
+        raise IndexCorruptError(f"index at {generation.parent} is corrupt: {name} fails its checksum; rebuild it")
 
 
 def _load_vectors(data: bytes, name: str, dimension: int) -> tuple[np.ndarray, object | None]:
@@ -282,9 +291,12 @@ def lexical_from_blob(data: bytes) -> LexicalIndex | None:
 
 
 def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
-    """An inner-product FAISS index over `vectors`: exact (`flat`), half-precision scan (`fp16`) or HNSW."""
+    """An inner-product FAISS index over `vectors`: exact (`flat`), half-precision scan (`fp16`),
+    inverted file over half-precision copies (`ivf`) or HNSW."""
     import faiss
 
+    if index_type == "ivf":
+        return _ivf_index(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension))
     if index_type == "hnsw":
         index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 200
@@ -298,15 +310,47 @@ def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
     return index
 
 
-def _vector_blob(vectors: np.ndarray, index_type: str, dimension: int) -> tuple[str, bytes]:
-    """(file name, bytes) of the vectors: plain `.npy` for exact search, a FAISS HNSW index otherwise."""
+def _ivf_index(vectors: np.ndarray):
+    """Inverted file: √rows lists (a power of two), an eighth of them probed per query; trained on a
+    fixed sample, so a rebuild of the same vectors gives the same index."""
     import faiss
 
-    if index_type != "hnsw":
-        stream = io.BytesIO()
-        np.save(stream, np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension), allow_pickle=False)
-        return "vectors.npy", stream.getvalue()
-    return "vectors.faiss", faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()
+    lists = 2 ** max(0, round(math.log2(math.sqrt(max(len(vectors), 1)))))
+    index = faiss.index_factory(vectors.shape[1], f"IVF{lists},SQfp16", faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(0).choice(len(vectors), min(len(vectors), 64 * lists), replace=False))
+    index.train(vectors[sample])
+    index.add(vectors)
+    return _set_probes(index)
+
+
+def _set_probes(index):
+    # 1/8 of the lists: recall@10 0.994 against exact at 190k rows, 2.2 ms instead of 19 (bench/hnsw.py)
+    index.nprobe = max(1, index.nlist // 8)
+    return index
+
+
+def _load_ivf(generation: Path, manifest: dict):
+    """Verified, then read by FAISS from the file itself: 10x faster than deserializing bytes we hold."""
+    import faiss
+
+    path = generation / IVF_FILE
+    with open(path, "rb") as fh:
+        _check_digest(generation, IVF_FILE, manifest, hashlib.file_digest(fh, "sha256").hexdigest())
+    return _set_probes(faiss.read_index(str(path)))
+
+
+def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, bytes]:
+    """File name → bytes of the vectors: plain `.npy` (and an IVF index for `ivf`), or a FAISS HNSW index."""
+    import faiss
+
+    if index_type == "hnsw":
+        return {"vectors.faiss": faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()}
+    stream = io.BytesIO()
+    np.save(stream, np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension), allow_pickle=False)
+    blobs = {"vectors.npy": stream.getvalue()}
+    if index_type == "ivf":
+        blobs[IVF_FILE] = faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()
+    return blobs
 
 
 def lexical_blob(lexical: LexicalIndex) -> bytes:
@@ -334,11 +378,10 @@ def write_index(index_dir: Path, records: list[Record], rows: RowTable, vectors:
     name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
     tmp = index_dir / f"{name}.tmp"
     tmp.mkdir(parents=True)
-    vector_file, vector_blob = _vector_blob(vectors, manifest["index_type"], manifest["dimension"])
     blobs = {
         "records.json": _records_blob(records),
         "rows.json": json.dumps(rows.to_json()).encode(),
-        vector_file: vector_blob,
+        **_vector_blobs(vectors, manifest["index_type"], manifest["dimension"]),
         "lexical.npz": lexical_blob(lexical),
     }
     manifest = {**manifest, "format_version": FORMAT_VERSION,

@@ -260,3 +260,30 @@ def test_large_flat_indexes_scan_half_precision_copies_and_find_the_exact_neighb
     assert type(stored.faiss_index).__name__ == "IndexScalarQuantizer"
     exact = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
     assert all(e <= f for f, e in zip(found, exact))
+
+
+def test_an_ivf_generation_stores_exact_vectors_and_an_inverted_file(tmp_path, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([CORPUS], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    loaded = store.load()
+    assert {"vectors.npy", "ivf.faiss"} <= set(loaded.manifest["files"])
+    assert type(loaded.faiss_index).__name__ == "IndexIVFScalarQuantizer" and loaded.faiss_index.nprobe >= 1
+    expected = fake_encoder.encode([loaded.records[0].question])[0]
+    assert np.array_equal(loaded.vectors[loaded.question_row[0]], expected)  # full precision kept for scores
+    path = current_path(store.index_dir) / "ivf.faiss"
+    data = path.read_bytes()
+    path.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
+    with pytest.raises(IndexCorruptError, match="ivf.faiss fails its checksum"):
+        store.load()
+
+
+def test_an_inverted_file_over_clustered_vectors_finds_the_exact_neighbours(tmp_path):
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((200, 32)).astype(np.float32)
+    vectors = centers[rng.integers(0, 200, 40_000)] + 0.5 * rng.standard_normal((40_000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = vector_index(vectors, "ivf", 32)
+    queries = vectors[:50] + 0.2 * rng.standard_normal((50, 32)).astype(np.float32)
+    _, found = index.search(queries, 2 * 10 + 10)  # the depth search.py asks for, for the top 10
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98

@@ -37,7 +37,7 @@ _RRF_K = 60
 BOTH_MARGIN = 0.05
 MAX_QUERY_CHARS = 2000  # well past the model's 256 tokens; longer queries are cut with a note
 _EXHAUSTIVE_ROWS = 20_000
-SPREAD_SAMPLE = 2_000  # entries the score spread is measured on: enough for a stable deviation, bounded cost
+SPREAD_SAMPLE = 500  # entries the score spread is measured on: a stable deviation (±3 %) at a fixed, small cost
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -163,7 +163,7 @@ def spread_positions(record_count: int) -> np.ndarray:
 
 def score_spread(index: StoredIndex, query_vectors: np.ndarray) -> float:
     """Standard deviation of the dense score (max of question and answer cosine) over the entries,
-    measured on `spread_positions`, so a large index costs no more than 2,000 entries' worth."""
+    measured on `spread_positions`, so a large index costs no more than 500 entries' worth."""
     if not index.records:
         return 0.0
     question, answer = field_scores(index, query_vectors, spread_positions(len(index.records)))

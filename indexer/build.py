@@ -22,11 +22,11 @@ from .parse import ParseReport, file_sha256, parse_corpus, source_files
 from .records import Record
 from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
 from .store import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
-from .text import has_words, plain_text
+from .text import answer_texts, has_words, plain_text
 
 PARSER_VERSION = 1
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
-# 2.2 ms instead of 19 ms per query at 190k rows, recall@10 0.994 against exact (bench/hnsw.py), and
+# 1.6 ms instead of 17.7 ms per query at 200k rows, recall@10 0.995 against exact (bench/hnsw.py), and
 # search.py re-scores its candidates exactly. Below it a scan is cheap enough (≤ ~6 ms). HNSW, faster
 # still, lost recall on near-duplicate-heavy vectors (0.86 at 200k rows) and is only built on request.
 IVF_MIN_ROWS = 100_000
@@ -62,11 +62,6 @@ def _count_sections(records: list[Record]) -> dict[str, int]:
     for record in records:
         counts[record.section] = counts.get(record.section, 0) + 1
     return counts
-
-
-def answer_texts(records: list[Record]) -> list[str]:
-    """Each record's answer as plain text, "" when it has none."""
-    return [plain_text(r.answer) if r.has_answer else "" for r in records]
 
 
 def embedding_texts(records: list[Record], answers: list[str] | None = None) -> tuple[list[int], list[str], list[str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .records import Record
-from .text import plain_text
+from .text import answer_texts
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 STOPWORDS = frozenset("""
@@ -35,7 +35,7 @@ such between explain describe define tell give name what's whats
 _K1, _B = 1.2, 0.75
 _FUZZY_ONE_EDIT_LENGTH = 6  # shorter words are left alone: "bake" is not a typo of "take"
 _FUZZY_TWO_EDITS_LENGTH = 10
-LEXICAL_VERSION = 1  # bump when tokens change: saved indexes of another version are rebuilt
+LEXICAL_VERSION = 1  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
 
 
 def stem(word: str) -> str:
@@ -196,7 +196,7 @@ class LexicalIndex:
     def from_records(cls, records: list[Record], answers: list[str] | None = None) -> "LexicalIndex":
         """`answers`: each record's answer as plain text ("" when missing), when the caller has them already."""
         if answers is None:
-            answers = [plain_text(r.answer) if r.has_answer else "" for r in records]
+            answers = answer_texts(records)
         written = [[words(r.question) for r in records], [words(a) for a in answers]]
         texts = [[[_stem_cached(w) for w in ws] + acronyms(text) for ws, text in zip(field, originals)]
                  for field, originals in zip(written, ([r.question for r in records], answers))]

@@ -34,8 +34,10 @@ import math
 import os
 import secrets
 import shutil
+import threading
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -89,13 +91,14 @@ class StoredIndex:
     faiss_index: object | None
     path: Path
     lexical: LexicalIndex | None = None  # None when the generation did not store one (format 1)
+    _building: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.records)
         self.question_row = np.full(n, -1, dtype=np.int64)
         self.answer_row = np.full(n, -1, dtype=np.int64)
-        for row, (position, field) in enumerate(zip(self.rows.positions, self.rows.fields)):
-            (self.question_row if field == "question" else self.answer_row)[position] = row
+        for row, (position, kind) in enumerate(zip(self.rows.positions, self.rows.fields)):
+            (self.question_row if kind == "question" else self.answer_row)[position] = row
         self.position_of = {record.id: i for i, record in enumerate(self.records)}
 
     # ---- what search needs from a store (a second store implements these three and `records`) ----
@@ -121,9 +124,11 @@ class StoredIndex:
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (FAISS)."""
-        if self.faiss_index is None:  # two threads may both build it: harmless, the same index
-            scan = "fp16" if self.row_count >= FP16_SCAN_MIN_ROWS else "flat"
-            self.faiss_index = vector_index(self.vectors, scan, self.vectors.shape[1])
+        if self.faiss_index is None:
+            with self._building:  # app sessions share one loaded index: build the scan copy once
+                if self.faiss_index is None:
+                    scan = "fp16" if self.row_count >= FP16_SCAN_MIN_ROWS else "flat"
+                    self.faiss_index = vector_index(self.vectors, scan, self.vectors.shape[1])
         _, rows = self.faiss_index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
         rows = rows[rows >= 0]  # FAISS pads with -1 when it finds fewer
         return self.rows.positions[rows]
@@ -199,6 +204,8 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     if manifest["format_version"] not in READABLE_FORMATS:
         raise IndexStaleError(f"index at {index_dir} has an old format ({manifest['format_version']})")
     listed = manifest.get("files", {})
+    if not isinstance(listed, dict) or not all(isinstance(entry, dict) for entry in listed.values()):
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest's file table is malformed")
     vector_file = next((name for name in VECTOR_FILES if name in listed), None)
     record_file = next((name for name in RECORD_FILES if name in listed), None)
     if vector_file is None or record_file is None or "rows.json" not in listed:
@@ -214,9 +221,14 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
     if len(records) != manifest.get("record_count") or len(rows.fields) != len(vectors) or (
-            lexical is not None and lexical.size != len(records)):
+            lexical is not None and lexical.size != len(records)) or not _rows_fit(rows, len(records)):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
     return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical)
+
+
+def _rows_fit(rows: RowTable, record_count: int) -> bool:
+    return len(rows.positions) == len(rows.fields) == len(rows.keys) and bool(
+        ((rows.positions >= 0) & (rows.positions < record_count)).all())
 
 
 def _records_blob(records: list[Record]) -> bytes:
@@ -269,6 +281,8 @@ class _VectorsOf:
         import faiss
 
         storage = faiss.downcast_index(faiss_index.storage) if hasattr(faiss_index, "hnsw") else faiss_index
+        if not isinstance(storage, faiss.IndexFlat) or storage.d != dimension:  # else the view over-reads
+            raise ValueError("the FAISS file does not hold flat vectors of the index's dimension")
         address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
         self.index = faiss_index
         self.__array_interface__ = {"data": (address, True), "shape": (faiss_index.ntotal, dimension),
@@ -283,11 +297,14 @@ def stored_vectors(faiss_index, dimension: int) -> np.ndarray:
 
 
 def lexical_from_blob(data: bytes) -> LexicalIndex | None:
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        try:
+    """The saved lexical index; None when another tokenizer version wrote it; ValueError when damaged."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             return LexicalIndex.from_arrays({name: arrays[name] for name in arrays.files})
-        except LexicalVersionError:
-            return None  # written by another tokenizer: the engine rebuilds it from the records
+    except LexicalVersionError:
+        return None  # the engine rebuilds it from the records
+    except (zipfile.BadZipFile, IndexError, KeyError, EOFError, OSError) as exc:
+        raise ValueError(f"lexical index unreadable: {type(exc).__name__}") from None
 
 
 def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
@@ -316,6 +333,8 @@ def _ivf_index(vectors: np.ndarray):
     import faiss
 
     lists = 2 ** max(0, round(math.log2(math.sqrt(max(len(vectors), 1)))))
+    while lists > 1 and len(vectors) < 39 * lists:  # FAISS wants 39+ training points per list
+        lists //= 2
     index = faiss.index_factory(vectors.shape[1], f"IVF{lists},SQfp16", faiss.METRIC_INNER_PRODUCT)
     sample = np.sort(np.random.default_rng(0).choice(len(vectors), min(len(vectors), 64 * lists), replace=False))
     index.train(vectors[sample])
@@ -324,7 +343,7 @@ def _ivf_index(vectors: np.ndarray):
 
 
 def _set_probes(index):
-    # 1/8 of the lists: recall@10 0.994 against exact at 190k rows, 2.2 ms instead of 19 (bench/hnsw.py)
+    # 1/8 of the lists: recall@10 0.995 against exact at 200k rows, 1.6 ms instead of 17.7 (bench/hnsw.py)
     index.nprobe = max(1, index.nlist // 8)
     return index
 
@@ -336,7 +355,12 @@ def _load_ivf(generation: Path, manifest: dict):
     path = generation / IVF_FILE
     with open(path, "rb") as fh:
         _check_digest(generation, IVF_FILE, manifest, hashlib.file_digest(fh, "sha256").hexdigest())
-    return _set_probes(faiss.read_index(str(path)))
+    try:
+        return _set_probes(faiss.read_index(str(path)))
+    except RuntimeError:
+        if not path.exists():
+            raise FileNotFoundError(path) from None
+        raise
 
 
 def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, bytes]:

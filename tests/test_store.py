@@ -287,3 +287,51 @@ def test_an_inverted_file_over_clustered_vectors_finds_the_exact_neighbours(tmp_
     _, found = index.search(queries, 2 * 10 + 10)  # the depth search.py asks for, for the top 10
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98
+
+
+def _rewrite(generation: Path, name: str, data: bytes, **manifest_changes) -> None:
+    """Replace a generation's file and make the manifest vouch for it, as a deliberate edit would."""
+    manifest = json.loads((generation / "manifest.json").read_text())
+    (generation / name).write_bytes(data)
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest.update(manifest_changes)
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip"])
+def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_corrupt(tmp_path, fake_encoder, damage):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    data = (generation / "lexical.npz").read_bytes()
+    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300]}[damage])
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+def test_a_manifest_whose_dimension_disagrees_with_the_faiss_file_is_refused_not_over_read(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    _downgrade_to_format_1(generation)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    (generation / "manifest.json").write_text(json.dumps({**manifest, "dimension": 4096}))
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+@pytest.mark.parametrize("files", [["records.json"], {"records.json": "sha"}])
+def test_a_malformed_file_table_in_the_manifest_is_reported_corrupt(tmp_path, fake_encoder, files):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    path = current_path(store.index_dir) / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "files": files}))
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+def test_row_positions_beyond_the_records_are_reported_corrupt(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    rows = json.loads((generation / "rows.json").read_text())
+    rows["record"][0] = 10_000
+    _rewrite(generation, "rows.json", json.dumps(rows).encode())
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()

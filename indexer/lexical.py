@@ -38,6 +38,7 @@ _FUZZY_TWO_EDITS_LENGTH = 10
 LEXICAL_VERSION = 1  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
 
 
+@functools.lru_cache(maxsize=1 << 18)  # a corpus repeats few distinct words many times
 def stem(word: str) -> str:
     """A light stemmer: enough to match plurals and simple verb forms, never clever.
 
@@ -109,13 +110,6 @@ def apply_corrections(text: str, corrected: dict[str, str]) -> str:
 def words(text: str) -> list[str]:
     """Lower-cased words without stop words, before stemming."""
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
-def tokens(text: str) -> list[str]:
-    return [_stem_cached(w) for w in words(text)]
-
-
-_stem_cached = functools.lru_cache(maxsize=1 << 18)(stem)  # a corpus repeats few distinct words many times
 
 
 def _trigrams(word: str) -> set[str]:
@@ -198,7 +192,7 @@ class LexicalIndex:
         if answers is None:
             answers = answer_texts(records)
         written = [[words(r.question) for r in records], [words(a) for a in answers]]
-        texts = [[[_stem_cached(w) for w in ws] + acronyms(text) for ws, text in zip(field, originals)]
+        texts = [[[stem(w) for w in ws] + acronyms(text) for ws, text in zip(field, originals)]
                  for field, originals in zip(written, ([r.question for r in records], answers))]
         terms = sorted({term for field in texts for toks in field for term in toks})
         term_id = {term: i for i, term in enumerate(terms)}
@@ -253,7 +247,7 @@ class LexicalIndex:
 
     def correct(self, word: str) -> str | None:
         """The document word closest to a query word the document never uses, if one is close enough."""
-        if _stem_cached(word) in self.term_id:
+        if stem(word) in self.term_id:
             return word
         if len(word) < _FUZZY_ONE_EDIT_LENGTH or not word.isalpha():
             return None
@@ -267,7 +261,7 @@ class LexicalIndex:
             if shared < 2 or candidate[0] != word[0]:  # typos rarely hit the first letter
                 continue
             # closest first; among equals the more common word, since typos of frequent words are likelier
-            key = (damerau_distance(word, candidate, limit), self._idf(_stem_cached(candidate), 99.0))
+            key = (damerau_distance(word, candidate, limit), self._idf(stem(candidate), 99.0))
             if key < best_key:
                 best, best_key = candidate, key
         return best if best_key[0] <= limit else None
@@ -279,7 +273,7 @@ class LexicalIndex:
             known = self.correct(word)
             if known is not None and known != word:
                 corrected[word] = known
-            terms.append(_stem_cached(known or word))  # an unknown word stays: it counts against coverage
+            terms.append(stem(known or word))  # an unknown word stays: it counts against coverage
         all_words = [w.lower() for w in _WORD.findall(query)]
         terms.extend(t for t in _spelled_out(all_words, self.term_id) if t not in terms)
         coverage, unknown_share = self._coverage(terms)

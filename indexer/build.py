@@ -1,4 +1,7 @@
-"""Source files → a fresh index: parse, embed (reusing cached vectors), write; and the freshness check.
+"""Source files → a fresh index (parse, embed, write), and the freshness check.
+
+A build takes over what the previous generation already derived for unchanged entries (reuse.py), so
+editing one entry costs about one entry.
 
 `build()` always writes a new generation. `ensure_index()` is what query commands use: it returns a
 verified index, building it first when there is none, when it is stale (another source, model or
@@ -6,6 +9,7 @@ format) or when it is corrupt, and says why through `notify`.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,14 +19,15 @@ from typing import Callable
 import numpy as np
 
 from .embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
-from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
-from .lexical import LEXICAL_VERSION, LexicalIndex
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from .lexical import LEXICAL_VERSION
 from .nomatch import DEFAULT_NO_MATCH
 from .parse import ParseReport, file_sha256, parse_corpus, source_files
 from .records import Record
 from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
 from .store import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
-from .text import answer_texts, has_words, plain_text
+from .reuse import EntryKeys, PreviousBuild
+from .text import answer_text, answer_texts, has_words, plain_text
 
 PARSER_VERSION = 1
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
@@ -43,6 +48,7 @@ class BuildSummary:
     seconds: float
     embedded: int  # texts encoded by the model in this build
     reused: int  # vectors taken from the previous generation's cache
+    changed: int  # entries not found unchanged in the previous generation: parsed, tokenised anew
     index_type: str
     warnings: list[str] = field(default_factory=list)
     reports: list[ParseReport] = field(default_factory=list)
@@ -50,6 +56,7 @@ class BuildSummary:
     def to_dict(self) -> dict:
         return {"records": self.records, "missing": self.missing, "link_only": self.link_only,
                 "seconds": round(self.seconds, 3), "embedded": self.embedded, "reused": self.reused,
+                "changed_entries": self.changed,
                 "index_type": self.index_type, "warnings": self.warnings,
                 "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
                              "by_section": _count_sections(r.records),
@@ -67,17 +74,39 @@ def _count_sections(records: list[Record]) -> dict[str, int]:
 def embedding_texts(records: list[Record], answers: list[str] | None = None) -> tuple[list[int], list[str], list[str]]:
     """(record position, field, plain text) for every question and every answer with words in it."""
     answers = answer_texts(records) if answers is None else answers
-    positions, fields, texts = [], [], []
+    rows = embedding_rows(records, "", {}, answers.__getitem__)
+    positions = rows.positions.tolist()
+    return positions, rows.fields, [row_text(records, p, f, answers.__getitem__) for p, f in zip(positions, rows.fields)]
+
+
+def embedding_rows(records: list[Record], model_fp: str, reused: dict[int, EntryKeys],
+                   plain_answer: Callable[[int], str]) -> RowTable:
+    """One row per question, then one per answer with words in it, with the key of its text; entries in
+    `reused` keep their previous keys without their texts being made again."""
+    positions, fields, keys = [], [], []
     for i, record in enumerate(records):
         positions.append(i)
         fields.append("question")
-        texts.append(plain_text(record.question) or record.question)
-    for i, answer in enumerate(answers):
-        if has_words(answer):
+        keys.append(reused[i][0] if i in reused else text_key(model_fp, question_text(record)))
+    for i in range(len(records)):
+        if i in reused:
+            key = reused[i][1]
+        else:
+            answer = plain_answer(i)
+            key = text_key(model_fp, answer) if has_words(answer) else None
+        if key is not None:
             positions.append(i)
             fields.append("answer")
-            texts.append(answer)
-    return positions, fields, texts
+            keys.append(key)
+    return RowTable(np.asarray(positions, dtype=np.int32), fields, keys)
+
+
+def question_text(record: Record) -> str:
+    return plain_text(record.question) or record.question
+
+
+def row_text(records: list[Record], position: int, row_field: str, plain_answer: Callable[[int], str]) -> str:
+    return question_text(records[position]) if row_field == "question" else plain_answer(position)
 
 
 def source_fingerprint(files: list[Path]) -> list[dict]:
@@ -109,46 +138,48 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
     """
     started = time.perf_counter()
     files = source_files(sources)
-    reports = parse_corpus(files)
-    if announce:
-        announce()
-    records = [record for report in reports for record in report.records]
     model_fp = model_fingerprint(model)
-    answers = answer_texts(records)
-    positions, fields, texts = embedding_texts(records, answers)
-    keys = [text_key(model_fp, text) for text in texts]
-    lexical = LexicalIndex.from_records(records, answers)
     with store.lock():
-        cache = _previous_vectors(store, model_fp)
-        todo = [i for i, key in enumerate(keys) if key not in cache]
-        encoder = encoder_factory() if todo or not cache else None
-        dimension = encoder.dimension if encoder else len(next(iter(cache.values())))
-        vectors = np.zeros((len(texts), dimension), dtype=np.float32)
-        for i, key in enumerate(keys):
-            if key in cache:
-                vectors[i] = cache[key]
-        if todo and encoder:
-            vectors[todo] = encoder.encode([texts[i] for i in todo],
-                                           progress=progress(len(todo)) if progress else None)
-        chosen_type = index_type if index_type != "auto" else ("ivf" if len(texts) >= IVF_MIN_ROWS else "flat")
+        previous = PreviousBuild.load(store, model_fp, PARSER_VERSION)
+        reports = parse_corpus(files, previous.known())
+        if announce:
+            announce()
+        records = [record for report in reports for record in report.records]
+        kept = previous.kept_positions(records)
+        plain_answer = functools.cache(lambda i: answer_text(records[i]))
+        rows = embedding_rows(records, model_fp, previous.entry_keys(kept), plain_answer)
+        lexical = previous.lexical(records, kept, plain_answer)
+        cache = previous.vectors()
+        previous.release()  # a database reader holds its generation: let this build's write drop it
+        todo = [row for row, key in enumerate(rows.keys) if key not in cache]
+        texts = [row_text(records, int(rows.positions[row]), rows.fields[row], plain_answer) for row in todo]
+        vectors = _row_vectors(rows, cache, todo, texts, encoder_factory, progress)
+        chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
-        manifest = _manifest(records, files, model, model_fp, dimension, fields, chosen_type, seconds, len(todo))
+        manifest = _manifest(records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds,
+                             len(todo))
         manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
                               "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
                              for r in reports]
-        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields, keys), vectors, manifest,
-                    lexical)
+        store.write(records, rows, vectors, manifest, lexical)
     warnings = [w for report in reports for w in report.warnings]
     return BuildSummary(len(records), manifest["missing_count"], manifest["link_only_count"],
-                        time.perf_counter() - started, len(todo), len(texts) - len(todo), chosen_type,
-                        warnings, reports)
+                        time.perf_counter() - started, len(todo), len(rows.keys) - len(todo),
+                        int((kept < 0).sum()), chosen_type, warnings, reports)
 
 
-def _previous_vectors(store: FaissStore, model_fp: str) -> dict[str, np.ndarray]:
-    try:
-        return store.load().cached_vectors(model_fp)
-    except IndexerError:
-        return {}  # no usable previous generation: embed everything
+def _row_vectors(rows: RowTable, cache: dict[str, np.ndarray], todo: list[int], texts: list[str],
+                 encoder_factory: Callable[[], Encoder], progress: ProgressFactory | None) -> np.ndarray:
+    """One vector per row: from the cache by key, else encoded (rows `todo`, whose texts are `texts`)."""
+    encoder = encoder_factory() if todo or not cache else None
+    dimension = encoder.dimension if encoder else len(next(iter(cache.values())))
+    vectors = np.zeros((len(rows.keys), dimension), dtype=np.float32)
+    for row, key in enumerate(rows.keys):
+        if key in cache:
+            vectors[row] = cache[key]
+    if todo and encoder:
+        vectors[todo] = encoder.encode(texts, progress=progress(len(todo)) if progress else None)
+    return vectors
 
 
 def _manifest(records: list[Record], files: list[Path], model: str, model_fp: str, dimension: int,

@@ -197,7 +197,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _print_parse_summary(report, out)
         print(f"built {store.location}: {summary.records} records ({summary.missing} missing, "
               f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
-              f"embedded {summary.embedded} texts, reused {summary.reused}", file=out)
+              f"{summary.changed} entries new or changed; embedded {summary.embedded} texts, "
+              f"reused {summary.reused}", file=out)
     return 0
 
 

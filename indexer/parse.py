@@ -16,13 +16,15 @@ corpus has several files, ids become "file.md#12".
 from __future__ import annotations
 
 import codecs
+import contextlib
+import gc
 import hashlib
 import io
 import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from .errors import SourceError
 from .markdown import parse_markdown
@@ -132,7 +134,8 @@ def _is_supported(path: Path) -> bool:
 
 def parse_corpus(files: list[Path], known: Known | None = None) -> list[ParseReport]:
     """Parse each file; with several files, prefix ids with the file's name so they stay unique."""
-    reports = [parse_file(path, known) for path in files]
+    with _without_cycle_collection():
+        reports = [parse_file(path, known) for path in files]
     if len(reports) <= 1:
         return reports
     names = _short_names(files)
@@ -140,6 +143,20 @@ def parse_corpus(files: list[Path], known: Known | None = None) -> list[ParseRep
         replace(report, records=[replace(r, id=f"{name}#{r.id}") for r in report.records])
         for name, report in zip(names, reports)
     ]
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Parsing makes several small objects per line, none of them in a reference cycle; the cycle
+    collector would rescan them again and again as they pile up (a fifth of the time at 10k entries).
+    Reference counting still frees them."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _short_names(files: list[Path]) -> list[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -45,7 +46,7 @@ import numpy as np
 
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
 from .lexical import LexicalIndex, LexicalVersionError
-from .records import Record
+from .records import Record, RecordId
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # format 1 (vectors only in vectors.faiss, no lexical.npz) still seeds a rebuild
@@ -95,11 +96,17 @@ class StoredIndex:
 
     def __post_init__(self) -> None:
         n = len(self.records)
+        answer = np.asarray(self.rows.fields) != "question"
+        row_numbers = np.arange(len(answer), dtype=np.int64)
         self.question_row = np.full(n, -1, dtype=np.int64)
         self.answer_row = np.full(n, -1, dtype=np.int64)
-        for row, (position, kind) in enumerate(zip(self.rows.positions, self.rows.fields)):
-            (self.question_row if kind == "question" else self.answer_row)[position] = row
-        self.position_of = {record.id: i for i, record in enumerate(self.records)}
+        self.question_row[self.rows.positions[~answer]] = row_numbers[~answer]
+        self.answer_row[self.rows.positions[answer]] = row_numbers[answer]
+
+    @functools.cached_property
+    def position_of(self) -> dict[RecordId, int]:
+        """Record id → position, made on first use."""
+        return {record.id: i for i, record in enumerate(self.records)}
 
     # ---- what search needs from a store (a second store implements these three and `records`) ----
 

@@ -28,7 +28,7 @@ can finish; older ones and leftover `.tmp` folders are removed by the next build
 
 faiss is imported lazily: reading the manifest costs no heavy import. Loading maps every file into
 memory read-only and checks it against the manifest's sha256 before anything reads it; arrays are views
-of the mapped files (the vectors: one full-precision copy, shared with the page cache), and FAISS reads
+of the mapped files (the vectors: one full-precision copy, shared with the page cache), and FAISS maps
 the inverted file itself. A generation's files are never rewritten once written (a build makes a new
 generation), so what was verified stays what is read.
 """
@@ -359,17 +359,22 @@ def _set_probes(index):
 
 
 def _load_ivf(generation: Path):
-    """The verified inverted file, read by FAISS from the file itself: 10x faster than deserializing bytes
-    we hold."""
+    """The verified inverted file, read by FAISS from the file itself with its lists memory-mapped, not
+    copied: under 1 ms instead of ~0.1 s at 100k entries (deserializing bytes we hold: ~0.2 s), and
+    searches as fast."""
     import faiss
 
     path = generation / IVF_FILE
     try:
-        return _set_probes(faiss.read_index(str(path)))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
     except RuntimeError:
         if not path.exists():
             raise FileNotFoundError(path) from None
         raise
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    if isinstance(lists, faiss.OnDiskInvertedLists):
+        lists.prefetch_nthread = 0  # else every search starts up to 32 threads to touch lists already in memory
+    return _set_probes(index)
 
 
 def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, bytes]:

@@ -278,6 +278,8 @@ def test_large_flat_indexes_scan_half_precision_copies_and_find_the_exact_neighb
 
 
 def test_an_ivf_generation_stores_exact_vectors_and_an_inverted_file(tmp_path, fake_encoder):
+    import faiss
+
     store = FaissStore(tmp_path / "index")
     build([CORPUS], store, lambda: fake_encoder, MODEL, index_type="ivf")
     loaded = store.load()
@@ -286,6 +288,12 @@ def test_an_ivf_generation_stores_exact_vectors_and_an_inverted_file(tmp_path, f
     expected = fake_encoder.encode([loaded.records[0].question])[0]
     assert np.array_equal(loaded.vectors[loaded.question_row[0]], expected)  # full precision kept for scores
     path = current_path(store.index_dir) / "ivf.faiss"
+    lists = faiss.downcast_InvertedLists(loaded.faiss_index.invlists)
+    assert type(lists).__name__ == "OnDiskInvertedLists" and lists.prefetch_nthread == 0  # mapped, not copied
+    copied = faiss.read_index(str(path))
+    copied.nprobe = loaded.faiss_index.nprobe
+    queries = np.ascontiguousarray(loaded.vectors[:20])
+    assert np.array_equal(copied.search(queries, 5)[1], loaded.faiss_index.search(queries, 5)[1])
     data = path.read_bytes()
     path.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
     with pytest.raises(IndexCorruptError, match="ivf.faiss fails its checksum"):

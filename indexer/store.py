@@ -47,7 +47,6 @@ import secrets
 import shutil
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,7 +58,8 @@ import numpy as np
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
 from .lexical import LexicalIndex, LexicalVersionError
 from .records import Record, RecordId, RecordTable
-from .tables import TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, table_files, tables_from
+from .tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
+                     tables_from)
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)  # formats 1 and 2 still seed a rebuild that reuses their vectors
@@ -239,7 +239,7 @@ def _readers(generation: Path, dimension: int) -> dict[str, Callable[[Buffer], o
             "vectors.npy": lambda data: _load_vectors(data, "vectors.npy", dimension),
             "vectors.faiss": lambda data: _load_vectors(data, "vectors.faiss", dimension),
             IVF_FILE: lambda data: _load_ivf(generation),  # FAISS maps the file itself
-            "lexical.npz": lambda data: lexical_from_blob(bytes(data))}
+            "lexical.npz": lexical_from_blob}
 
 
 def _read_verified_files(generation: Path, names: Iterable[str], manifest: dict,
@@ -306,14 +306,14 @@ def stored_vectors(faiss_index, dimension: int) -> np.ndarray:
     return np.asarray(_VectorsOf(faiss_index, dimension))
 
 
-def lexical_from_blob(data: bytes) -> LexicalIndex | None:
-    """The saved lexical index; None when another tokenizer version wrote it; ValueError when damaged."""
+def lexical_from_blob(data: Buffer) -> LexicalIndex | None:
+    """The saved lexical index, its arrays viewed in `data`; None when another tokenizer version wrote it;
+    ValueError when damaged."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            return LexicalIndex.from_arrays({name: arrays[name] for name in arrays.files})
+        return LexicalIndex.from_arrays(npz_views(data))
     except LexicalVersionError:
         return None  # the engine rebuilds it from the records
-    except (zipfile.BadZipFile, IndexError, KeyError, EOFError, OSError) as exc:
+    except (IndexError, KeyError) as exc:
         raise ValueError(f"lexical index unreadable: {type(exc).__name__}") from None
 
 

@@ -321,12 +321,30 @@ def _rewrite(generation: Path, name: str, data: bytes, **manifest_changes) -> No
     (generation / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip"])
+def _npy(array: np.ndarray) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    stream = io.BytesIO()
+    np.savez(stream, **arrays)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip", "compressed", "an array missing"])
 def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_corrupt(tmp_path, fake_encoder, damage):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
     data = (generation / "lexical.npz").read_bytes()
-    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300]}[damage])
+    arrays = dict(np.load(generation / "lexical.npz"))
+    compressed = io.BytesIO()
+    np.savez_compressed(compressed, **arrays)
+    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300],
+                                         "compressed": compressed.getvalue(),
+                                         "an array missing": _npz({k: v for k, v in arrays.items() if k != "ids0"}),
+                                         }[damage])
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
 
@@ -348,12 +366,6 @@ def test_a_malformed_file_table_in_the_manifest_is_reported_corrupt(tmp_path, fa
     path.write_text(json.dumps({**json.loads(path.read_text()), "files": files}))
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
-
-
-def _npy(array: np.ndarray) -> bytes:
-    stream = io.BytesIO()
-    np.save(stream, array)
-    return stream.getvalue()
 
 
 def _damaged_tables(generation: Path) -> dict[str, dict[str, bytes]]:

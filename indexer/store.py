@@ -57,7 +57,7 @@ import numpy as np
 
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
 from .lexical import LexicalIndex, LexicalVersionError
-from .records import Record, RecordId, RecordTable
+from .records import Record, RecordId, field_values
 from .tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
                      tables_from)
 
@@ -102,7 +102,7 @@ class StoredIndex:
     @functools.cached_property
     def position_of(self) -> dict[RecordId, int]:
         """Record id → position, made on first use from the ids alone."""
-        ids = self.records.column("id") if isinstance(self.records, RecordTable) else [r.id for r in self.records]
+        ids = field_values(self.records, "id")
         return dict(zip(ids, range(len(ids))))
 
     # ---- what search needs from a store (a second store implements these three and `records`) ----

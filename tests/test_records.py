@@ -6,7 +6,8 @@ import pytest
 
 from core_fixtures import CORPUS
 from indexer.build import build
-from indexer.records import Record, RecordTable
+from indexer.records import Record, RecordTable, field_values
+from indexer.search import missing_answers, section_positions
 from indexer.store import FaissStore
 
 RECORDS = [
@@ -37,7 +38,10 @@ def test_a_record_is_made_once_and_kept():
 def test_columns_read_one_field_without_making_records():
     table = RecordTable.from_records(RECORDS)
     assert table.column("id") == [1, 2, "b.md#7"] and table.column("answer") == [r.answer for r in RECORDS]
+    assert field_values(table, "section") == field_values(RECORDS, "section") == ["Deep learning", "", "Deep learning"]
     assert table._made == [None, None, None]
+    assert missing_answers(table) == [RECORDS[1]] and table._made[0] is None
+    assert section_positions(table, "deep LEARNING").tolist() == [0, 2]
 
 
 def test_columns_that_do_not_line_up_are_refused():

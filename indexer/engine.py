@@ -10,6 +10,7 @@ loaded on the first search, so `missing` and `related` never load a model.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -20,7 +21,7 @@ from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from .errors import QueryError
 from .lexical import LexicalIndex, apply_corrections
 from .nomatch import NoMatchModel
-from .records import Hit, Record, RecordId
+from .records import Hit, Record, RecordId, field_values
 from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
                      missing_answers, related, search)
 from .store import StoredIndex
@@ -91,7 +92,7 @@ class QAIndex:
         return qa
 
     @property
-    def records(self) -> list[Record]:
+    def records(self) -> Sequence[Record]:
         return self.stored.records
 
     @property
@@ -174,7 +175,7 @@ class QAIndex:
 
     def sections(self) -> list[str]:
         """Section names in document order (entries outside any section are not listed)."""
-        return list(dict.fromkeys(r.section for r in self.records if r.section))
+        return list(dict.fromkeys(name for name in field_values(self.records, "section") if name))
 
     def related(self, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
         return related(self.stored, record_id, k, answered_only)

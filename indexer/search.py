@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from .errors import QueryError
 from .lexical import LexicalMatch
 from .nomatch import DEFAULT_NO_MATCH, FEATURES, NoMatchModel
-from .records import Hit, Record, RecordId
+from .records import Hit, Record, RecordId, field_values
 from .store import StoredIndex
 
 DEFAULT_K = 5
@@ -182,12 +183,13 @@ def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex
                      lexical.unknown_share, spread])
 
 
-def section_positions(records: list[Record], section: str) -> np.ndarray:
+def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
     """Positions of the records under a section heading (exact name, any case)."""
     wanted = section.strip().casefold()
-    positions = np.array([i for i, r in enumerate(records) if r.section.casefold() == wanted], dtype=np.int64)
+    sections = field_values(records, "section")
+    positions = np.array([i for i, name in enumerate(sections) if name.casefold() == wanted], dtype=np.int64)
     if not len(positions):
-        names = sorted({r.section for r in records if r.section})
+        names = sorted({name for name in sections if name})
         listed = ", ".join(repr(n) for n in names[:8]) if names else "none: this document has no sections"
         raise QueryError(f"no section {section!r}; sections: {listed}")
     return positions
@@ -231,17 +233,22 @@ def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answere
     return score_entries(index, query_vector, positions[keep], limit=k)
 
 
-def missing_answers(records: list[Record]) -> list[Record]:
-    return [r for r in records if r.status == "missing"]
+def missing_answers(records: Sequence[Record]) -> list[Record]:
+    return with_status(records, "missing")
 
 
-def link_only_answers(records: list[Record]) -> list[Record]:
-    return [r for r in records if r.status == "link_only"]
+def link_only_answers(records: Sequence[Record]) -> list[Record]:
+    return with_status(records, "link_only")
 
 
-def parse_record_id(text: str, records: list[Record]) -> RecordId:
+def with_status(records: Sequence[Record], status: str) -> list[Record]:
+    """The records with this status, in order (only those are made from a `RecordTable`)."""
+    return [records[i] for i, value in enumerate(field_values(records, "status")) if value == status]
+
+
+def parse_record_id(text: str, records: Sequence[Record]) -> RecordId:
     """An id typed by a user: an int for single-file corpora, 'file.md#12' otherwise."""
-    ids = {str(r.id): r.id for r in records}
+    ids = {str(record_id): record_id for record_id in field_values(records, "id")}
     if text in ids:
         return ids[text]
     raise QueryError(f"no entry with id {text!r} (ids run like {', '.join(list(ids)[:3])}, ...)")

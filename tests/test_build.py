@@ -16,7 +16,7 @@ def state(store: FaissStore) -> tuple:
     """Everything a generation holds that a search reads, in comparable form."""
     loaded = store.load()
     lexical = loaded.lexical.to_arrays()
-    return (loaded.records, loaded.rows.positions.tolist(), loaded.rows.fields, loaded.rows.keys,
+    return (list(loaded.records), loaded.rows.positions.tolist(), list(loaded.rows.fields), list(loaded.rows.keys),
             loaded.vectors.tobytes(), {name: array.tobytes() for name, array in lexical.items()})
 
 

@@ -107,7 +107,7 @@ def test_related_lists_other_entries_with_scores(index_dir):
 def test_info_shows_the_manifest_and_freshness(index_dir):
     data = json.loads(run("info", "--json", "--index-dir", index_dir)[1])
     assert data["state"] == "fresh" and data["record_count"] == 82 and data["missing_count"] == 10
-    assert data["model"] == "all-MiniLM-L6-v2" and data["dimension"] == 384 and data["format_version"] == 2
+    assert data["model"] == "all-MiniLM-L6-v2" and data["dimension"] == 384 and data["format_version"] == 3
     assert len(data["source_sha256"]) == 64
 
 

@@ -32,7 +32,7 @@ from indexer.lexical import LexicalIndex
 from indexer.parse import parse_corpus, source_files
 from indexer.pgstore import PgStore, nearest_query
 from indexer.records import Record
-from indexer.store import FaissStore, RowTable, current_path
+from indexer.store import FORMAT_VERSION, FaissStore, RowTable, current_path
 from indexer.stores import open_store
 
 MODEL = "fake-model"
@@ -85,7 +85,7 @@ def edit_manifest(store, **changes) -> None:
 def damage(store) -> None:
     """Lose one vector row behind the store's back."""
     if isinstance(store, FaissStore):
-        (current_path(store.index_dir) / "rows.json").write_text("{}")
+        (current_path(store.index_dir) / "rows.npy").write_text("{}")
         return
     with store.connect(autocommit=True) as conn:
         generation = conn.execute("SELECT id FROM indexer_generations WHERE index_name = %s AND is_current",
@@ -212,6 +212,16 @@ def test_a_failed_build_leaves_the_previous_index_usable(new_store, tmp_path, fa
 
 
 # ---- PostgreSQL only -----------------------------------------------------------------------------
+
+def test_an_index_of_the_previous_format_is_rebuilt_from_its_cached_vectors(pg_url, fake_encoder):
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    edit_manifest(store, format_version=2)  # the tables of a PostgreSQL index did not change in format 3
+    notices: list[str] = []
+    upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
+    assert len(notices) == 1 and "older version" in notices[0]
+    assert upgraded.manifest["format_version"] == FORMAT_VERSION and len(upgraded.records) == 82
+
 
 def test_open_store_picks_the_store_from_the_spec(tmp_path, pg_url):
     assert isinstance(open_store(tmp_path / "index"), FaissStore)

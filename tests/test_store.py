@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -13,11 +14,12 @@ from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.lexical import LexicalIndex
-from indexer.records import Record
-from indexer.store import FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path, vector_index
+from indexer.records import Record, RecordTable
+from indexer.store import (FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path,
+                           vector_index)
 
 MODEL = "fake-model"
-FLAT_FILES = ("records.json", "rows.json", "vectors.npy", "lexical.npz")
+FLAT_FILES = ("records.npy", "record_values.json", "record_texts.bin", "rows.npy", "vectors.npy", "lexical.npz")
 
 
 def make(store_dir: Path, source: Path, encoder) -> FaissStore:
@@ -94,7 +96,7 @@ def test_damaged_index_files_are_detected(tmp_path, fake_encoder, name, damage):
 
 def test_corrupt_index_is_rebuilt_with_a_notice(tmp_path, fake_encoder):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
-    (current_path(store.index_dir) / "rows.json").write_text("{}")
+    (current_path(store.index_dir) / "record_values.json").write_text("{}")
     notices: list[str] = []
     loaded = ensure_index([CORPUS], store, lambda: fake_encoder, MODEL, notify=notices.append)
     assert len(loaded.records) == 82
@@ -211,38 +213,51 @@ def test_an_hnsw_generation_round_trips_its_vectors(tmp_path, fake_encoder):
     assert np.allclose(loaded.vectors[loaded.question_row[0]], expected, atol=1e-6)
 
 
-def _downgrade_to_format_1(generation: Path) -> None:
-    """Rewrite a generation the way format 1 stored it: a record dict per line, vectors in a FAISS file,
-    no lexical index."""
+def _downgrade(generation: Path, format_version: int) -> None:
+    """Rewrite a generation the way an older format stored it. Format 2: the records as one JSON table,
+    the rows in rows.json. Format 1: also a record dict per line, vectors in a FAISS file, no lexical index."""
     import faiss
 
     manifest = json.loads((generation / "manifest.json").read_text())
-    vectors = np.load(generation / "vectors.npy")
-    table = json.loads((generation / "records.json").read_text())
-    blobs = {"vectors.faiss": faiss.serialize_index(vector_index(vectors, "flat", vectors.shape[1])).tobytes(),
-             "records.jsonl": "".join(json.dumps(dict(zip(table["fields"], row))) + "\n"
-                                      for row in table["rows"]).encode()}
-    for name in ("vectors.npy", "lexical.npz", "records.json"):
+    loaded = FaissStore(generation.parent).load()
+    fields = list(Record.__dataclass_fields__)
+    rows = {"record": loaded.rows.positions.tolist(), "field": list(map(str, loaded.rows.fields)),
+            "key": list(loaded.rows.keys)}
+    blobs = {"records.json": json.dumps({"fields": fields, "rows": [[getattr(r, f) for f in fields]
+                                                                     for r in loaded.records]}).encode(),
+             "rows.json": json.dumps(rows).encode()}
+    gone = ["records.npy", "record_values.json", "record_texts.bin", "rows.npy"]
+    if format_version == 1:
+        vectors = np.load(generation / "vectors.npy")
+        blobs["vectors.faiss"] = faiss.serialize_index(vector_index(vectors, "flat", vectors.shape[1])).tobytes()
+        blobs["records.jsonl"] = "".join(json.dumps(r.to_dict()) + "\n" for r in loaded.records).encode()
+        del blobs["records.json"], manifest["lexical_version"]
+        gone += ["vectors.npy", "lexical.npz"]
+    for name in gone:
         (generation / name).unlink()
         del manifest["files"][name]
     for name, blob in blobs.items():
         (generation / name).write_bytes(blob)
         manifest["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
-    manifest["format_version"] = 1
-    del manifest["lexical_version"]
+    manifest["format_version"] = format_version
     (generation / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_a_format_1_index_is_readable_and_upgraded_without_embedding_again(tmp_path, fake_encoder):
+@pytest.mark.parametrize("format_version", [1, 2])
+def test_an_older_format_is_readable_and_upgraded_without_embedding_again(tmp_path, fake_encoder, format_version):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     before = store.load()
-    _downgrade_to_format_1(current_path(store.index_dir))
+    _downgrade(current_path(store.index_dir), format_version)
     old = store.load()
-    assert old.lexical is None and np.array_equal(old.vectors, before.vectors) and old.records == before.records
+    assert isinstance(old.records, list) and old.records == before.records
+    assert np.array_equal(old.vectors, before.vectors) and (old.lexical is None) == (format_version == 1)
+    assert np.array_equal(old.question_row, before.question_row) and np.array_equal(old.answer_row, before.answer_row)
+    assert old.position_of == before.position_of and old.cached_vectors(MODEL).keys() == before.cached_vectors(MODEL).keys()
     notices: list[str] = []
     upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
     assert len(notices) == 1 and "older version" in notices[0]
-    assert upgraded.manifest["format_version"] == 2 and upgraded.lexical is not None
+    assert upgraded.manifest["format_version"] == FORMAT_VERSION == 3 and upgraded.lexical is not None
+    assert isinstance(upgraded.records, RecordTable) and upgraded.records == before.records
     assert np.array_equal(upgraded.vectors, before.vectors)
 
 
@@ -263,6 +278,8 @@ def test_large_flat_indexes_scan_half_precision_copies_and_find_the_exact_neighb
 
 
 def test_an_ivf_generation_stores_exact_vectors_and_an_inverted_file(tmp_path, fake_encoder):
+    import faiss
+
     store = FaissStore(tmp_path / "index")
     build([CORPUS], store, lambda: fake_encoder, MODEL, index_type="ivf")
     loaded = store.load()
@@ -271,6 +288,12 @@ def test_an_ivf_generation_stores_exact_vectors_and_an_inverted_file(tmp_path, f
     expected = fake_encoder.encode([loaded.records[0].question])[0]
     assert np.array_equal(loaded.vectors[loaded.question_row[0]], expected)  # full precision kept for scores
     path = current_path(store.index_dir) / "ivf.faiss"
+    lists = faiss.downcast_InvertedLists(loaded.faiss_index.invlists)
+    assert type(lists).__name__ == "OnDiskInvertedLists" and lists.prefetch_nthread == 0  # mapped, not copied
+    copied = faiss.read_index(str(path))
+    copied.nprobe = loaded.faiss_index.nprobe
+    queries = np.ascontiguousarray(loaded.vectors[:20])
+    assert np.array_equal(copied.search(queries, 5)[1], loaded.faiss_index.search(queries, 5)[1])
     data = path.read_bytes()
     path.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
     with pytest.raises(IndexCorruptError, match="ivf.faiss fails its checksum"):
@@ -298,12 +321,30 @@ def _rewrite(generation: Path, name: str, data: bytes, **manifest_changes) -> No
     (generation / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip"])
+def _npy(array: np.ndarray) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    stream = io.BytesIO()
+    np.savez(stream, **arrays)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip", "compressed", "an array missing"])
 def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_corrupt(tmp_path, fake_encoder, damage):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
     data = (generation / "lexical.npz").read_bytes()
-    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300]}[damage])
+    arrays = dict(np.load(generation / "lexical.npz"))
+    compressed = io.BytesIO()
+    np.savez_compressed(compressed, **arrays)
+    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300],
+                                         "compressed": compressed.getvalue(),
+                                         "an array missing": _npz({k: v for k, v in arrays.items() if k != "ids0"}),
+                                         }[damage])
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
 
@@ -311,7 +352,7 @@ def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_cor
 def test_a_manifest_whose_dimension_disagrees_with_the_faiss_file_is_refused_not_over_read(tmp_path, fake_encoder):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
-    _downgrade_to_format_1(generation)
+    _downgrade(generation, 1)
     manifest = json.loads((generation / "manifest.json").read_text())
     (generation / "manifest.json").write_text(json.dumps({**manifest, "dimension": 4096}))
     with pytest.raises(IndexCorruptError, match="corrupt"):
@@ -327,9 +368,73 @@ def test_a_malformed_file_table_in_the_manifest_is_reported_corrupt(tmp_path, fa
         store.load()
 
 
-def test_row_positions_beyond_the_records_are_reported_corrupt(tmp_path, fake_encoder):
+def _damaged_tables(generation: Path) -> dict[str, dict[str, bytes]]:
+    """Damage to format 3's table files that passes the checksum (the manifest vouches for it)."""
+    records, rows = np.load(generation / "records.npy"), np.load(generation / "rows.npy")
+    values = json.loads((generation / "record_values.json").read_text())
+    texts = (generation / "record_texts.bin").read_bytes()
+
+    def changed(array: np.ndarray, field: str, index: int, value) -> bytes:
+        array = array.copy()
+        array[field][index] = value
+        return _npy(array)
+
+    def without(array: np.ndarray, field: str) -> np.ndarray:
+        kept = [name for name in array.dtype.names if name != field]
+        return np.array([tuple(row) for row in array[kept]], dtype=[(name, array.dtype[name]) for name in kept])
+
+    return {
+        "records.npy": {
+            "not npy": b"\x93NUMPY garbage", "empty": b"", "truncated": _npy(records)[:-8],
+            "a field missing": _npy(without(records, "status")), "one record short": _npy(records[:-1]),
+            "a text end past the texts": changed(records, "question_raw_end", -1, len(texts) + 1),
+            "text ends going back": changed(records, "answer_end", 0, 0),
+            "a code beyond its values": changed(records, "status", 0, 99),
+            "a negative code": changed(records, "status", 0, -1),
+            "a pickled array": _npy(np.array([{"id": 1}] * len(records), dtype=object)),
+            "lines as floats": _npy(records.astype([(name, float if name == "line" else records.dtype[name])
+                                                    for name in records.dtype.names]))},
+        "record_values.json": {
+            "not json": b"{", "a list": b"[]", "a field missing": json.dumps(
+                {k: v for k, v in values.items() if k != "status"}).encode(),
+            "values not a list": json.dumps({**values, "status": "ok"}).encode(),
+            "too few values": json.dumps({**values, "status": values["status"][:1]}).encode()},
+        "record_texts.bin": {"shorter than its offsets": texts[:-1], "longer than its offsets": texts + b"x"},
+        "rows.npy": {
+            "positions beyond the records": changed(rows, "record", 0, 10_000),
+            "a field code of 2": changed(rows, "field", 0, 2), "plain numbers": _npy(rows["record"].copy()),
+            "positions as int64": _npy(rows.astype([("record", "<i8"), ("field", "u1"), ("key", rows.dtype["key"])])),
+            "a key missing": _npy(rows[:-1]),
+            "keys as numbers": _npy(np.array([(r, f, 0) for r, f, _ in rows.tolist()],
+                                             dtype=[("record", "<i4"), ("field", "u1"), ("key", "<i8")]))},
+    }
+
+
+TABLE_DAMAGES = [(name, damage) for name, damages in {
+    "records.npy": ["not npy", "empty", "truncated", "a field missing", "one record short", "a text end past the texts",
+                    "text ends going back", "a code beyond its values", "a negative code", "a pickled array",
+                    "lines as floats"],
+    "record_values.json": ["not json", "a list", "a field missing", "values not a list", "too few values"],
+    "record_texts.bin": ["shorter than its offsets", "longer than its offsets"],
+    "rows.npy": ["positions beyond the records", "a field code of 2", "plain numbers", "positions as int64",
+                 "a key missing", "keys as numbers"],
+}.items() for damage in damages]
+
+
+@pytest.mark.parametrize("name, damage", TABLE_DAMAGES)
+def test_table_files_that_pass_their_checksum_but_are_damaged_are_reported_corrupt(tmp_path, fake_encoder, name,
+                                                                                    damage):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
+    _rewrite(generation, name, _damaged_tables(generation)[name][damage])
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+def test_row_positions_beyond_the_records_in_an_older_format_are_reported_corrupt(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    _downgrade(generation, 2)
     rows = json.loads((generation / "rows.json").read_text())
     rows["record"][0] = 10_000
     _rewrite(generation, "rows.json", json.dumps(rows).encode())

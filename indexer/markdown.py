@@ -98,7 +98,11 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
     out: list[Line] = []
     fence: str | None = None
     for i, text in enumerate(raw_lines, start=1):
-        opener = _FENCE_OPEN.match(text) if text.lstrip()[:1] in "`~" and text.strip() else None
+        start = text.lstrip()[:1]
+        if fence is None and start not in _STRUCTURE_STARTS and start not in ("`", "~"):
+            out.append(Line(i, text, "text"))  # most lines: decided without a call or a pattern
+            continue
+        opener = _FENCE_OPEN.match(text) if start in ("`", "~") else None
         if fence is not None:
             if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) and not text.strip(
             )[len(opener.group(1)):].strip():
@@ -346,7 +350,7 @@ def _skipped_candidates(lines: list[Line], taken: set[int]) -> list[tuple[int, s
     """Lines a reader might mistake for entries, with why they were not taken (first few)."""
     skipped: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
-        if i in taken:
+        if line.kind in ("text", "setext_rule") or i in taken:
             continue
         if line.kind == "fenced" and (_BOLD_LINE.match(line.text) and _NUMBERED.match(
                 line.text.strip().lstrip("*_").strip()) or _Q_LINE.match(line.text)):

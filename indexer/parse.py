@@ -24,11 +24,11 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 from .errors import SourceError
 from .markdown import parse_markdown
-from .records import Record, RecordId, Status
+from .records import Record, RecordId, Status, field_values
 from .text import clean_question, has_links, has_words, is_placeholder, prose_text
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
@@ -77,8 +77,12 @@ class Known:
     statuses: Mapping[str, Status] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: list[Record]) -> "Known":
-        return cls({r.question_raw: r.question for r in records}, {r.answer: r.status for r in records})
+    def from_records(cls, records: Sequence[Record]) -> "Known":
+        def column(name: str) -> list:
+            return field_values(records, name)
+
+        return cls(dict(zip(column("question_raw"), column("question"))),
+                   dict(zip(column("answer"), column("status"))))
 
     def question(self, raw: str) -> str:
         known = self.questions.get(raw)

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import IndexerError
 from .lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
 from .parse import Known
-from .records import Record
+from .records import Record, field_values
 from .text import answer_text
 
 EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)
@@ -70,7 +70,7 @@ class PreviousBuild:
         return self.index is not None and self.index.manifest.get("model_fingerprint") == self.model_fp
 
     def known(self) -> Known | None:
-        return Known.from_records(list(self.index.records)) if self._same_parser else None
+        return Known.from_records(self.index.records) if self._same_parser else None
 
     def vectors(self) -> dict[str, np.ndarray]:
         return self.index.cached_vectors(self.model_fp) if self.index is not None else {}
@@ -84,8 +84,9 @@ class PreviousBuild:
         if not self._same_parser:
             return kept
         unclaimed: dict[tuple[str, str], int] = {}
-        for position, record in enumerate(self.index.records):
-            unclaimed.setdefault((record.question_raw, record.answer), position)
+        previous = self.index.records
+        for position, text in enumerate(zip(field_values(previous, "question_raw"), field_values(previous, "answer"))):
+            unclaimed.setdefault(text, position)
         for i, record in enumerate(records):
             position = unclaimed.pop((record.question_raw, record.answer), None)
             if position is not None:

@@ -48,7 +48,7 @@ class BuildSummary:
     seconds: float
     embedded: int  # texts encoded by the model in this build
     reused: int  # vectors taken from the previous generation's cache
-    changed: int  # entries not found unchanged in the previous generation: parsed, tokenised anew
+    changed: int  # entries not found unchanged in the previous generation: analysed and tokenised anew
     index_type: str
     warnings: list[str] = field(default_factory=list)
     reports: list[ParseReport] = field(default_factory=list)
@@ -71,12 +71,13 @@ def _count_sections(records: list[Record]) -> dict[str, int]:
     return counts
 
 
-def embedding_texts(records: list[Record], answers: list[str] | None = None) -> tuple[list[int], list[str], list[str]]:
-    """(record position, field, plain text) for every question and every answer with words in it."""
-    answers = answer_texts(records) if answers is None else answers
-    rows = embedding_rows(records, "", {}, answers.__getitem__)
-    positions = rows.positions.tolist()
-    return positions, rows.fields, [row_text(records, p, f, answers.__getitem__) for p, f in zip(positions, rows.fields)]
+def embedding_texts(records: list[Record]) -> tuple[list[int], list[str], list[str]]:
+    """(record position, field, plain text) for every question and every answer with words in it, in
+    the order of a build's rows."""
+    answers = answer_texts(records)
+    rows = [(i, "question", question_text(r)) for i, r in enumerate(records)]
+    rows += [(i, "answer", answer) for i, answer in enumerate(answers) if has_words(answer)]
+    return [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
 
 
 def embedding_rows(records: list[Record], model_fp: str, reused: dict[int, EntryKeys],
@@ -139,8 +140,10 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
     started = time.perf_counter()
     files = source_files(sources)
     model_fp = model_fingerprint(model)
-    with store.lock():
-        previous = PreviousBuild.load(store, model_fp, PARSER_VERSION)
+    # Outside the lock: a bad source is reported without waiting for another build. What is taken
+    # from the previous generation is a cache keyed by content, so it may be an older one.
+    previous = PreviousBuild.load(store, model_fp, PARSER_VERSION)
+    try:
         reports = parse_corpus(files, previous.known())
         if announce:
             announce()
@@ -150,7 +153,9 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         rows = embedding_rows(records, model_fp, previous.entry_keys(kept), plain_answer)
         lexical = previous.lexical(records, kept, plain_answer)
         cache = previous.vectors()
-        previous.release()  # a database reader holds its generation: let this build's write drop it
+    finally:
+        previous.release()  # a database reader holds its generation: let the write below drop it
+    with store.lock():
         todo = [row for row, key in enumerate(rows.keys) if key not in cache]
         texts = [row_text(records, int(rows.positions[row]), rows.fields[row], plain_answer) for row in todo]
         vectors = _row_vectors(rows, cache, todo, texts, encoder_factory, progress)

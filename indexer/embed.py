@@ -98,7 +98,7 @@ class SentenceTransformerEncoder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        self.threads = threads
+        self.threads = threads or torch.get_num_threads()  # torch's own default, taken before we change it
         try:
             self._model = SentenceTransformer(path, device="cpu")
         except Exception as exc:  # the library raises many types for a bad name or path
@@ -117,7 +117,7 @@ class SentenceTransformerEncoder:
         # Process-wide in torch, so set for each call. A few texts (an edit's rebuild) go on one thread:
         # as fast alone, and all threads stall when another process holds a core (one long answer
         # measured 0.05 s on one thread, 0.9 s on two with the other core busy).
-        torch.set_num_threads(1 if len(texts) <= _FEW_TEXTS else self.threads or os.cpu_count() or 1)
+        torch.set_num_threads(1 if len(texts) <= _FEW_TEXTS else self.threads)
 
         def encode_batch(batch: list[str]) -> np.ndarray:
             return self._model.encode(batch, batch_size=batch_size, normalize_embeddings=True,

@@ -224,14 +224,31 @@ class LexicalIndex:
         """The index `to_arrays` saved; LexicalVersionError when another tokenizer version saved it."""
         if int(arrays["version"][0]) != LEXICAL_VERSION:
             raise LexicalVersionError(f"lexical index version {int(arrays['version'][0])}, not {LEXICAL_VERSION}")
-        grams = _strings(arrays["grams"])
+        grams, words_of_grams, spellings = _strings(arrays["grams"]), arrays["gram_words"], _strings(arrays["spellings"])
         ends = np.cumsum(arrays["gram_counts"])
-        by_trigram = {gram: arrays["gram_words"][end - count:end]
+        if len(ends) != len(grams) or (len(ends) and ends[-1] != len(words_of_grams)) or (len(words_of_grams) and not (
+                0 <= words_of_grams.min() <= words_of_grams.max() < len(spellings))):
+            raise ValueError("lexical trigrams do not fit the spellings")
+        by_trigram = {gram: words_of_grams[end - count:end]
                       for gram, end, count in zip(grams, ends.tolist(), arrays["gram_counts"].tolist())}
         fields = [Postings(arrays[f"starts{n}"], arrays[f"ids{n}"], arrays[f"counts{n}"]) for n in range(2)]
-        return cls(int(arrays["size"][0]), _strings(arrays["terms"]), fields,
-                   [arrays[f"lengths{n}"] for n in range(2)], _strings(arrays["spellings"]), by_trigram,
-                   arrays["containing"], arrays.get("spelling_counts"))
+        index = cls(int(arrays["size"][0]), _strings(arrays["terms"]), fields,
+                    [arrays[f"lengths{n}"] for n in range(2)], spellings, by_trigram, arrays["containing"],
+                    arrays.get("spelling_counts"))
+        index._check()
+        return index
+
+    def _check(self) -> None:
+        """ValueError unless the arrays fit together: a query would otherwise index past their ends."""
+        terms, spellings = len(self.terms), len(self.spellings)
+        for postings, lengths in zip(self.fields, self.lengths):
+            starts, ids = postings.starts, postings.ids
+            if (len(starts) != terms + 1 or starts[0] != 0 or starts[-1] != len(ids) or len(postings.counts) != len(ids)
+                    or (np.diff(starts) < 0).any() or (len(ids) and not 0 <= ids.min() <= ids.max() < self.size)
+                    or len(lengths) != self.size):
+                raise ValueError("lexical postings do not fit the index")
+        if len(self.containing) != terms or (self.spelling_counts is not None and len(self.spelling_counts) != spellings):
+            raise ValueError("lexical counts do not fit the index")
 
     def records_with(self, term: int) -> np.ndarray:
         """Which records hold term id `term` in either field (a mask: cheaper than a union of ids)."""

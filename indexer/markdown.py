@@ -43,9 +43,10 @@ _QUESTION_WORD = re.compile(
     r"explain|describe|define|compare|name|list|give|tell|write|implement|suppose|given)\b",
     re.I,
 )
-# Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these once its
-# indentation is gone; any other line is plain text without trying the patterns.
-_STRUCTURE_STARTS = frozenset("#*_-+0123456789QqAa")
+# Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these, or with a
+# digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
+# text without trying the patterns.
+_STRUCTURE_STARTS = frozenset("#*_-+QqAa")
 # Headings that close the entry list rather than introduce a section of it.
 _BACK_MATTER = re.compile(
     r"^(?:references?|sources?|resources|further reading|see also|links|credits|acknowledge?ments?|"
@@ -99,7 +100,8 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
     fence: str | None = None
     for i, text in enumerate(raw_lines, start=1):
         start = text.lstrip()[:1]
-        if fence is None and start not in _STRUCTURE_STARTS and start not in ("`", "~"):
+        structural = start in _STRUCTURE_STARTS or start.isdecimal()
+        if fence is None and not structural and start not in ("`", "~"):
             out.append(Line(i, text, "text"))  # most lines: decided without a call or a pattern
             continue
         opener = _FENCE_OPEN.match(text) if start in ("`", "~") else None
@@ -113,14 +115,12 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
             fence = opener.group(1)
             out.append(Line(i, text, "fenced"))
             continue
-        out.append(_classify(i, text))
+        out.append(_classify(i, text, start) if structural else Line(i, text, "text"))
     return _fold_setext(out)
 
 
-def _classify(number: int, text: str) -> Line:
-    start = text.lstrip()[:1]
-    if start not in _STRUCTURE_STARTS:
-        return Line(number, text, "text")
+def _classify(number: int, text: str, start: str) -> Line:
+    """A line outside code fences that may be structural; `start` is its first non-blank character."""
     # The letter after any list marker and bold opener: only a Q or an A can begin a Q:/A: line.
     label = text.lstrip().lstrip("-*+").lstrip().lstrip("*_")[:1]
     heading = _ATX_HEADING.match(text) if start == "#" else None

@@ -1,9 +1,11 @@
 """What a build takes over from the previous generation, so that a rebuild costs what changed.
 
 - Vectors, by text key: any question or answer text embedded before with the same model.
-- For entries whose question line and answer are exactly as before: their clean question and status
-  (the parser does not derive them again), the text keys of their rows (their texts are not made
-  again) and their lexical tokens (the previous lexical index is updated, not rebuilt).
+- A question line seen before keeps its clean question, and an answer seen before its status: the
+  parser does not derive them again (both depend on that text alone).
+- Entries whose question line and answer are both exactly as before keep the text keys of their
+  rows (their plain texts are not made again) and their lexical tokens (the previous lexical index
+  is updated, not rebuilt).
 
 All of it is a cache. Without a usable previous generation (none, corrupt, another parser or tokenizer
 version, another model for the keys) a build derives everything itself and gets the same index;
@@ -110,7 +112,10 @@ class PreviousBuild:
             claimed[kept[kept >= 0]] = True
             old = self.index.records
             removed = [entry_tokens(old[p].question, answer_text(old[p])) for p in np.flatnonzero(~claimed)]
-            updated = previous.updated(kept, added, removed)
+            try:
+                updated = previous.updated(kept, added, removed)
+            except (IndexError, ValueError):
+                updated = None  # arrays that pass their checksum but do not fit: a cache, so start over
             if updated is not None:
                 return updated
         return LexicalIndex.from_entries([added[i] if i in added else entry_tokens(r.question, plain_answer(i))

@@ -23,6 +23,7 @@ import io
 import json
 import math
 import struct
+import tokenize
 import zipfile
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
@@ -153,7 +154,10 @@ def npy_view(data: Buffer, dtype: type | None = None, ndim: int | None = None) -
     stream = io.BytesIO(data[:4096])  # np.save writes a header of a few hundred bytes at most
     if np.lib.format.read_magic(stream) != (1, 0):
         raise ValueError("not a version 1.0 .npy file")
-    shape, fortran_order, stored = np.lib.format.read_array_header_1_0(stream)
+    try:
+        shape, fortran_order, stored = np.lib.format.read_array_header_1_0(stream)
+    except (SyntaxError, tokenize.TokenError):  # numpy parses the header as a Python literal
+        raise ValueError("the .npy header is damaged") from None
     if (dtype is not None and stored != np.dtype(dtype)) or fortran_order or (ndim is not None and len(shape) != ndim):
         raise ValueError("the .npy file does not hold the array expected")
     return np.frombuffer(data, dtype=stored, count=math.prod(shape), offset=stream.tell()).reshape(shape)

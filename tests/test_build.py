@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from core_fixtures import CORPUS
 from indexer.build import build
 from indexer.parse import parse_file
@@ -69,4 +71,29 @@ def test_another_model_re_embeds_everything_and_still_equals_a_build_from_scratc
     scratch = FaissStore(tmp_path / "scratch")
     build([corpus_copy], scratch, lambda: fake_encoder, "another-model")
     assert summary.embedded == store.load().row_count and summary.changed == 3
+    assert state(store) == state(scratch)
+
+
+def test_a_damaged_previous_lexical_index_is_rebuilt_from_the_records_not_a_crash(tmp_path, corpus_copy, fake_encoder):
+    import hashlib
+    import io
+    import json
+
+    from indexer.store import current_path
+
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    generation = current_path(store.index_dir)
+    arrays = dict(np.load(generation / "lexical.npz"))
+    arrays["ids0"] = arrays["ids0"] + 1000  # postings past the entries; the checksum is made to match
+    stream = io.BytesIO()
+    np.savez(stream, **arrays)
+    (generation / "lexical.npz").write_bytes(stream.getvalue())
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["files"]["lexical.npz"]["sha256"] = hashlib.sha256(stream.getvalue()).hexdigest()
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    edit_entries(corpus_copy)
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    scratch = FaissStore(tmp_path / "scratch")
+    build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
     assert state(store) == state(scratch)

@@ -183,3 +183,10 @@ def test_missing_file_and_folder_errors(tmp_path):
         parse_file(tmp_path / "nope.md")
     with pytest.raises(SourceError, match="folder"):
         parse_file(tmp_path)
+
+
+def test_entries_numbered_in_other_scripts_are_found(tmp_path):
+    source = tmp_path / "arabic_digits.md"
+    source.write_text("١. **What is X?**\nX is a thing.\n\n٢. **What is Y?**\nY is another.\n", encoding="utf-8")
+    assert [(r.id, r.question, r.status) for r in parse_file(source).records] == [
+        (1, "What is X?", "ok"), (2, "What is Y?", "ok")]

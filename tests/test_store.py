@@ -386,6 +386,7 @@ def _damaged_tables(generation: Path) -> dict[str, dict[str, bytes]]:
     return {
         "records.npy": {
             "not npy": b"\x93NUMPY garbage", "empty": b"", "truncated": _npy(records)[:-8],
+            "a damaged header": _npy(records).replace(b"{'descr'", b"((descr'", 1),
             "a field missing": _npy(without(records, "status")), "one record short": _npy(records[:-1]),
             "a text end past the texts": changed(records, "question_raw_end", -1, len(texts) + 1),
             "text ends going back": changed(records, "answer_end", 0, 0),
@@ -411,7 +412,7 @@ def _damaged_tables(generation: Path) -> dict[str, dict[str, bytes]]:
 
 
 TABLE_DAMAGES = [(name, damage) for name, damages in {
-    "records.npy": ["not npy", "empty", "truncated", "a field missing", "one record short", "a text end past the texts",
+    "records.npy": ["not npy", "empty", "truncated", "a damaged header", "a field missing", "one record short", "a text end past the texts",
                     "text ends going back", "a code beyond its values", "a negative code", "a pickled array",
                     "lines as floats"],
     "record_values.json": ["not json", "a list", "a field missing", "values not a list", "too few values"],
@@ -438,5 +439,24 @@ def test_row_positions_beyond_the_records_in_an_older_format_are_reported_corrup
     rows = json.loads((generation / "rows.json").read_text())
     rows["record"][0] = 10_000
     _rewrite(generation, "rows.json", json.dumps(rows).encode())
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+@pytest.mark.parametrize("damage", ["postings past the entries", "starts going back", "a term count short",
+                                    "trigrams past the spellings"])
+def test_lexical_arrays_that_do_not_fit_together_are_reported_corrupt(tmp_path, fake_encoder, damage):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    arrays = dict(np.load(generation / "lexical.npz"))
+    if damage == "postings past the entries":
+        arrays["ids0"] = arrays["ids0"] + 1000
+    elif damage == "starts going back":
+        arrays["starts1"] = arrays["starts1"][::-1].copy()
+    elif damage == "a term count short":
+        arrays["containing"] = arrays["containing"][:-1]
+    else:
+        arrays["gram_words"] = arrays["gram_words"] + 10_000
+    _rewrite(generation, "lexical.npz", _npz(arrays))
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()

@@ -24,11 +24,11 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping
 
 from .errors import SourceError
 from .markdown import parse_markdown
-from .records import Record, RecordId, Status, field_values
+from .records import Record, RecordId, Status
 from .text import clean_question, has_links, has_words, is_placeholder, prose_text
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
@@ -77,12 +77,10 @@ class Known:
     statuses: Mapping[str, Status] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: Sequence[Record]) -> "Known":
-        def column(name: str) -> list:
-            return field_values(records, name)
-
-        return cls(dict(zip(column("question_raw"), column("question"))),
-                   dict(zip(column("answer"), column("status"))))
+    def from_columns(cls, columns: Mapping[str, list]) -> "Known":
+        """From records' `question_raw`, `question`, `answer` and `status` columns (`records.field_values`)."""
+        return cls(dict(zip(columns["question_raw"], columns["question"])),
+                   dict(zip(columns["answer"], columns["status"])))
 
     def question(self, raw: str) -> str:
         known = self.questions.get(raw)

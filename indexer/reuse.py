@@ -13,6 +13,7 @@ tests/test_build.py checks that both ways agree.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -56,6 +57,11 @@ class PreviousBuild:
         except IndexerError:
             return cls(None, model_fp, parser_version)  # nothing usable: derive everything
 
+    @functools.cached_property
+    def _columns(self) -> dict[str, list]:
+        """The previous records' texts and statuses, decoded once for `known` and `kept_positions`."""
+        return {name: field_values(self.index.records, name) for name in ("question_raw", "question", "answer", "status")}
+
     def release(self) -> None:
         """Done reading: close the previous generation (a database reader holds it open)."""
         close = getattr(self.index, "close", None)
@@ -72,7 +78,7 @@ class PreviousBuild:
         return self.index is not None and self.index.manifest.get("model_fingerprint") == self.model_fp
 
     def known(self) -> Known | None:
-        return Known.from_records(self.index.records) if self._same_parser else None
+        return Known.from_columns(self._columns) if self._same_parser else None
 
     def vectors(self) -> dict[str, np.ndarray]:
         return self.index.cached_vectors(self.model_fp) if self.index is not None else {}
@@ -86,8 +92,7 @@ class PreviousBuild:
         if not self._same_parser:
             return kept
         unclaimed: dict[tuple[str, str], int] = {}
-        previous = self.index.records
-        for position, text in enumerate(zip(field_values(previous, "question_raw"), field_values(previous, "answer"))):
+        for position, text in enumerate(zip(self._columns["question_raw"], self._columns["answer"])):
             unclaimed.setdefault(text, position)
         for i, record in enumerate(records):
             position = unclaimed.pop((record.question_raw, record.answer), None)

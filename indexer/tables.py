@@ -22,8 +22,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import struct
-import tokenize
 import zipfile
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
@@ -148,19 +148,45 @@ def tables_from(read: dict[str, object]) -> tuple[Sequence[Record], RowTable]:
     return next(read[name] for name in OLD_RECORD_FILES if name in read), read[OLD_ROW_FILE]
 
 
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"  # format version 1.0: what np.save writes for any array under 4 GiB of header
+_NPY_FIELD = r"\(\s*'([^']*)'\s*,\s*'([^']*)'\s*\)"  # one (name, dtype) pair of a structured dtype
+_NPY_ENTRY = re.compile(r"\s*'(descr|fortran_order|shape)'\s*:\s*('[^']*'|True|False|\(\s*(?:\d+\s*,\s*)*(?:\d+\s*)?\)"
+                        rf"|\[\s*(?:{_NPY_FIELD}\s*,\s*)*(?:{_NPY_FIELD}\s*)?\])\s*(,|(?=}}))")
+
+
 def npy_view(data: Buffer, dtype: type | None = None, ndim: int | None = None) -> np.ndarray:
     """A read-only view of the array in a `.npy` file's bytes (no copy); ValueError unless the bytes hold
     a whole C-order array (of `dtype` with `ndim` dimensions, when given) that needs no unpickling."""
-    stream = io.BytesIO(data[:4096])  # np.save writes a header of a few hundred bytes at most
-    if np.lib.format.read_magic(stream) != (1, 0):
-        raise ValueError("not a version 1.0 .npy file")
-    try:
-        shape, fortran_order, stored = np.lib.format.read_array_header_1_0(stream)
-    except (SyntaxError, tokenize.TokenError):  # numpy parses the header as a Python literal
-        raise ValueError("the .npy header is damaged") from None
+    shape, fortran_order, stored, offset = _npy_header(data)
     if (dtype is not None and stored != np.dtype(dtype)) or fortran_order or (ndim is not None and len(shape) != ndim):
         raise ValueError("the .npy file does not hold the array expected")
-    return np.frombuffer(data, dtype=stored, count=math.prod(shape), offset=stream.tell()).reshape(shape)
+    return np.frombuffer(data, dtype=stored, count=math.prod(shape), offset=offset).reshape(shape)
+
+
+def _npy_header(data: Buffer) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, data offset) from a version 1.0 `.npy` header. Read here rather than
+    by numpy, which evaluates the header with Python's own parser: in CPython 3.11 that parser is not
+    thread-safe (two threads loading files at once failed with "AST constructor recursion depth
+    mismatch"), and indexes are loaded on two threads."""
+    if bytes(data[:8]) != _NPY_MAGIC or len(data) < 10:
+        raise ValueError("not a version 1.0 .npy file")
+    offset = 10 + struct.unpack("<H", data[8:10])[0]
+    try:
+        header = bytes(data[10:offset]).decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError("the .npy header is damaged") from None
+    entries, position = {}, 1
+    while header.startswith("{") and (match := _NPY_ENTRY.match(header, position)):
+        entries[match[1]], position = match[2], match.end()
+    if header[position:].strip() != "}" or entries.keys() != {"descr", "fortran_order", "shape"}:
+        raise ValueError("the .npy header is damaged")
+    try:
+        descr = entries["descr"]
+        stored = np.dtype(re.findall(_NPY_FIELD, descr) if descr.startswith("[") else descr.strip("'"))
+    except (TypeError, ValueError):
+        raise ValueError("the .npy header names no dtype numpy knows") from None
+    shape = tuple(int(size) for size in re.findall(r"\d+", entries["shape"]))
+    return shape, entries["fortran_order"] == "True", stored, offset
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -163,6 +163,7 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         seconds = time.perf_counter() - started
         manifest = _manifest(records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds,
                              len(todo))
+        manifest["source_args"] = [str(Path(source).resolve()) for source in sources]
         manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
                               "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
                              for r in reports]
@@ -227,7 +228,7 @@ def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callab
     except IndexMissingError:
         reason = "there is no index yet"
     except (IndexCorruptError, IndexStaleError) as exc:
-        reason = str(exc)
+        reason = str(exc).removesuffix("; rebuild it")  # which is what happens next
     summary = build(sources, store, encoder_factory, model, progress,
                     announce=lambda: notify(f"building the index at {store.location}: {reason}"))
     if on_built:

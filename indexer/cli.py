@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("query", nargs="?", help="the question, in plain words")
     sub.add_argument("--batch", metavar="FILE", help="one query per line ('-' for stdin); prints JSON Lines")
     sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
-    sub.add_argument("--min-score", type=float, metavar="X", help="drop results scoring below X (cosine)")
+    sub.add_argument("--min-score", type=_cosine, metavar="X", help="drop results scoring below X (a cosine, -1 to 1)")
     _add_mode(sub)
     sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("duplicates", cmd_duplicates, "list pairs of entries that ask the same thing")
-    sub.add_argument("--min-score", type=float, metavar="X", help="question cosine needed (default: 0.6)")
+    sub.add_argument("--min-score", type=_cosine, metavar="X", help="question cosine needed, -1 to 1 (default: 0.6)")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
@@ -125,15 +125,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cosine(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not -1.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is not a cosine: give a number from -1 to 1")
+    return value
+
+
 # ---- shared argument handling -------------------------------------------------------------------
 
 def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
     """Sources, store spec (a folder or a PostgreSQL URL: never wrap it in Path) and model."""
     from .embed import DEFAULT_MODEL
-    from .engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE
-    from .stores import store_spec
+    from .engine import DEFAULT_INDEX_DIR, resolve_sources
+    from .stores import open_store, store_spec
 
-    return args.source or [DEFAULT_SOURCE], store_spec(args.store, DEFAULT_INDEX_DIR), args.model or DEFAULT_MODEL
+    spec = store_spec(args.store, DEFAULT_INDEX_DIR)
+    return resolve_sources(args.source, open_store(spec)), spec, args.model or DEFAULT_MODEL
 
 
 def _progress_bar(err: TextIO):
@@ -167,6 +178,10 @@ def _print_json(data: object, out: TextIO) -> None:
 def _short(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _status_label(status: str) -> str:
@@ -265,14 +280,15 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                      "missing": [entry(r, True) for r in missing],
                      "link_only": [entry(r, False) for r in link_only]}, out)
         return 0
-    print(f"{len(missing)} of {len(qa.records)} entries have no answer:", file=out)
+    print(f"{len(missing)} of {_count(len(qa.records), 'entry', 'entries')} "
+          f"{'has' if len(missing) == 1 else 'have'} no answer{':' if missing else '.'}", file=out)
     for record in missing:
         print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
         if hints[record.id]:
             print("        closest answered: " + ", ".join(f"[{h.record.id}] {h.score:.2f}" for h in hints[record.id]),
                   file=out)
     if link_only:
-        print(f"{len(link_only)} entries answer only with links:", file=out)
+        print(f"{_count(len(link_only), 'entry answers', 'entries answer')} only with links:", file=out)
         for record in link_only:
             print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
     return 0
@@ -321,7 +337,8 @@ def cmd_duplicates(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _print_json([p.to_dict() for p in pairs], out)
         return 0
-    print(f"{len(pairs)} pairs of entries ask much the same thing:", file=out)
+    print(f"{_count(len(pairs), 'pair', 'pairs')} of entries ask much the same thing{':' if pairs else '.'}",
+          file=out)
     for pair in pairs:
         print(f"  {pair.score:.3f}  [{pair.first}] {_short(qa.record(pair.first).question, 60)}", file=out)
         print(f"         [{pair.second}] {_short(qa.record(pair.second).question, 60)}", file=out)
@@ -347,7 +364,8 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except IndexCorruptError as exc:
         store_state = f"corrupt: {exc}"
     if args.json:
-        _print_json({**manifest, "state": store_state, "index_dir": store.location}, out)
+        _print_json({**manifest, "status": store_state.split(":")[0], "state": store_state,
+                     "index_dir": store.location}, out)
         return 0
     print(f"index:      {store.location} ({store_state})", file=out)
     for key in ("model", "dimension", "index_type", "record_count", "missing_count", "link_only_count",
@@ -359,10 +377,12 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .evaluate import calibrate, cross_validate, load_queries, report, run_queries
+    from .evaluate import calibrate, check_ids, cross_validate, load_queries, report, run_queries
+    from .records import field_values
 
     queries = [q for path in args.queries for q in load_queries(path)]
     qa = _open(args, err)
+    check_ids(queries, field_values(qa.records, "id"))
     outcomes, evidence = run_queries(qa, queries, args.mode)
     result = {"mode": args.mode, "queries": len(queries), "metrics": report(queries, outcomes)}
     if args.calibrate:
@@ -378,11 +398,11 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                "false_rejection"]
     for title, table in tables:
         print(f"mode {args.mode}, {title}:", file=out)
-        print(f"{'kind':<15}" + "".join(f"{c.replace('_accuracy', '').replace('false_', 'false '):>13}"
+        print(f"{'kind':<16}" + "".join(f"{c.replace('_accuracy', '').replace('false_', 'false '):>16}"
                                            for c in columns), file=out)
         for group, values in table.items():
-            cells = "".join(f"{'-' if values[c] is None else values[c]:>13}" for c in columns)
-            print(f"{group:<16}{cells}", file=out)
+            cells = "".join(f"{'-' if values[c] is None else values[c]:>16}" for c in columns)
+            print(f"{group or '(no kind)':<16}{cells}", file=out)
     if args.calibrate:
         print("fitted no-match model: " + json.dumps(result["fitted_no_match"]), file=out)
     return 0

@@ -91,8 +91,9 @@ class SentenceTransformerEncoder:
     def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
         self.model = model
         path = resolve_model_path(model)
-        if model in _DEFAULT_ALIASES or Path(path).is_dir():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        # Never reach for a hub at run time unless asked to (HF_HUB_OFFLINE=0): an unknown name would
+        # otherwise retry the network for over a minute before failing.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         import torch
@@ -103,7 +104,9 @@ class SentenceTransformerEncoder:
             self._model = SentenceTransformer(path, device="cpu")
         except Exception as exc:  # the library raises many types for a bad name or path
             first = str(exc).strip().split("\n")[0][:200]
-            raise ModelError(f"cannot load model {model!r}: {first}") from None
+            offline = os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).is_dir()
+            hint = "; nothing is downloaded: give a local model folder, or set HF_HUB_OFFLINE=0" if offline else ""
+            raise ModelError(f"cannot load model {model!r}: {first.rstrip('.')}{hint}") from None
         get_dimension = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
         dimension = get_dimension()

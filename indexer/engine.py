@@ -18,7 +18,7 @@ import numpy as np
 
 from .build import BuildSummary, Notify, ProgressFactory, ensure_index
 from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
-from .errors import QueryError
+from .errors import IndexerError, QueryError, SourceError
 from .lexical import LexicalIndex, apply_corrections
 from .nomatch import NoMatchModel
 from .records import Hit, Record, RecordId, field_values
@@ -33,6 +33,29 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
 DEFAULT_INDEX_DIR = PROJECT_ROOT / "index"
+
+
+def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
+    """The sources given; else those the index in `store` was built from; else the bundled document.
+
+    Without this, a command run on an index built from another document (`--index-dir` without
+    `--source`) would rebuild it from the bundled one, and that index would be lost."""
+    if sources:
+        return sources
+    try:
+        manifest = store.read_manifest()
+    except IndexerError:
+        manifest = None  # a damaged index is reported or rebuilt by whoever opens it
+    built_from = [Path(path) for path in (manifest or {}).get("source_args", [])]
+    gone = [path for path in built_from if not path.exists()]
+    if not built_from:
+        return [DEFAULT_SOURCE]
+    if not gone:
+        return built_from
+    if all(path.name == DEFAULT_SOURCE.name for path in gone):
+        return [DEFAULT_SOURCE]  # the bundled document, from where the project used to be
+    raise SourceError(f"the index at {store.location} was built from {', '.join(map(str, gone))}, "
+                      "which is no longer there; say which document to search with --source")
 
 
 def build_encoder(model: str) -> Encoder:
@@ -85,7 +108,7 @@ class QAIndex:
         """
         summaries: list[BuildSummary] = []
         store = open_store(store_spec(index_dir, DEFAULT_INDEX_DIR))  # index_dir: a folder or a PostgreSQL URL
-        stored = ensure_index(sources or [DEFAULT_SOURCE], store, lambda: build_encoder(model),
+        stored = ensure_index(resolve_sources(sources, store), store, lambda: build_encoder(model),
                               model, notify, progress, on_built=summaries.append)
         qa = cls(stored, model, encoder_factory)
         qa.build_summary = summaries[-1] if summaries else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class LabelledQuery:
     query: str
     relevant: list[RecordId]
     kind: str
+    where: str = ""  # "file: line n", for error messages
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,21 @@ def load_queries(path: Path) -> list[LabelledQuery]:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None
-        queries.append(LabelledQuery(query, relevant, kind))
+        queries.append(LabelledQuery(query, relevant, kind, f"{path}: line {number}"))
     if not queries:
         raise QueryError(f"{path}: no queries")
     return queries
+
+
+def check_ids(queries: list[LabelledQuery], ids: Iterable[RecordId]) -> None:
+    """QueryError for the first query that names an entry the document does not have: it could never
+    be found, and would silently count as a miss."""
+    known = set(ids)
+    for query in queries:
+        unknown = [record_id for record_id in query.relevant if record_id not in known]
+        if unknown:
+            raise QueryError(f"{query.where}: no entry with id {unknown[0]!r} in the document "
+                             f"(ids run like {', '.join(map(repr, list(known)[:3]))}, ...)")
 
 
 def _first_hit_rank(ranked: list[RecordId], relevant: set) -> int | None:

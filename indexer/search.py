@@ -190,8 +190,9 @@ def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
     positions = np.array([i for i, name in enumerate(sections) if name.casefold() == wanted], dtype=np.int64)
     if not len(positions):
         names = sorted({name for name in sections if name})
-        listed = ", ".join(repr(n) for n in names[:8]) if names else "none: this document has no sections"
-        raise QueryError(f"no section {section!r}; sections: {listed}")
+        if not names:
+            raise QueryError(f"no section {section!r}: this document has no sections")
+        raise QueryError(f"no section {section!r}; sections: {', '.join(repr(n) for n in names[:8])}")
     return positions
 
 
@@ -216,6 +217,9 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
     notes = list(query.notes)
     if query.lexical.corrected:
         notes.append("also searched for: " + ", ".join(f"{a} → {b}" for a, b in query.lexical.corrected.items()))
+    if not no_match and not hits and nearest:  # the user's own minimum, not the no-match model, emptied the list
+        notes.append(f"no result reaches the minimum score {threshold:.2f} (the best scores "
+                     f"{max(h.score for h in nearest):.2f})")
     return SearchResult(query.text, hits, nearest, no_match=not hits, notes=notes,
                         evidence=tuple(float(v) for v in evidence))
 

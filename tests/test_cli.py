@@ -142,6 +142,9 @@ def test_parse_prints_records_without_building(tmp_path):
     (["related", "999"], "no entry with id"),
     (["frobnicate"], "invalid choice"),
     (["search", "--batch", "no/such/queries.txt"], "no such file"),
+    (["search", "x", "--min-score", "2"], "give a number from -1 to 1"),
+    (["search", "x", "--min-score", "nan"], "give a number from -1 to 1"),
+    (["duplicates", "--min-score", "-1.5"], "give a number from -1 to 1"),
 ])
 def test_usage_and_input_errors_exit_2_with_one_line(index_dir, argv, message):
     if argv[0] in ("search", "related") and "--source" not in argv:
@@ -206,3 +209,84 @@ def test_build_summary_reports_styles_sections_and_lines_not_taken(tmp_path):
     assert source["by_status"] == {"ok": 3, "missing": 1, "link_only": 0}
     assert source["by_section"] == {"Linear regression": 2, "Trees": 2}
     assert source["not_taken"] == [{"line": 15, "why": "inside a fenced code block"}]
+
+
+def test_a_minimum_score_that_empties_the_list_says_so(index_dir):
+    code, out, err = run("search", "what is dropout", "--min-score", "0.99", "--json", "--index-dir", index_dir)
+    assert code == 0 and json.loads(out)["results"] == []
+    assert "note: no result reaches the minimum score 0.99 (the best scores 0." in err
+
+
+def test_commands_without_source_use_the_document_the_index_was_built_from(tmp_path):
+    doc = tmp_path / "shop.md"
+    doc.write_text("1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
+                   encoding="utf-8")
+    index_dir = str(tmp_path / "index")
+    assert run("build", "--source", str(doc), "--index-dir", index_dir)[0] == 0
+    built_at = json.loads(run("info", "--json", "--index-dir", index_dir)[1])["built_at"]
+    code, out, err = run("search", "paying cash", "--json", "--index-dir", index_dir)
+    assert code == 0 and "building" not in err
+    assert json.loads(out)["results"][0]["question"] == "How do I pay?"
+    info = json.loads(run("info", "--json", "--index-dir", index_dir)[1])
+    assert info["status"] == "fresh" and info["built_at"] == built_at and info["record_count"] == 2
+
+
+def test_an_index_whose_document_is_gone_is_kept_not_rebuilt_from_another(tmp_path):
+    doc = tmp_path / "shop.md"
+    doc.write_text("1. **How do I pay?**\nWith a card or cash.\n", encoding="utf-8")
+    index_dir = str(tmp_path / "index")
+    assert run("build", "--source", str(doc), "--index-dir", index_dir)[0] == 0
+    doc.unlink()
+    code, out, err = run("search", "paying cash", "--index-dir", index_dir)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"built from {doc}, which is no longer there" in err and "--source" in err
+    assert json.loads(run("info", "--json", "--index-dir", index_dir, "--source", str(CORPUS))[1])["record_count"] == 1
+
+
+def test_info_json_tells_scripts_fresh_stale_or_corrupt(tmp_path, corpus_copy):
+    index_dir = str(tmp_path / "index")
+    assert run("build", "--source", str(corpus_copy), "--index-dir", index_dir)[0] == 0
+
+    def status() -> str:
+        return json.loads(run("info", "--json", "--index-dir", index_dir)[1])["status"]
+
+    assert status() == "fresh"
+    vectors = Path(index_dir) / "current" / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-4] + b"\0\0\0\0")
+    assert status() == "corrupt"
+    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8") + "\n**83. New?**\n\nYes.\n", encoding="utf-8")
+    assert status() == "stale"  # found before the damage: it needs a rebuild either way
+
+
+def test_eval_refuses_an_id_the_document_does_not_have(index_dir, tmp_path):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "dropout", "relevant": [15], "kind": "keyword"}\n'
+                       '{"query": "x", "relevant": [9999]}\n', encoding="utf-8")
+    code, out, err = run("eval", str(queries), "--index-dir", index_dir)
+    assert code == 2 and out == "" and err == f"error: {queries}: line 2: no entry with id 9999 in the document " \
+                                             "(ids run like 1, 2, 3, ...)\n"
+
+
+def test_an_unknown_model_fails_at_once_without_trying_the_network(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    proc = subprocess.run([sys.executable, "-m", "indexer", "build", "--model", "no-such-model-xyz",
+                           "--index-dir", str(tmp_path / "index")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot load model 'no-such-model-xyz'")
+    assert "nothing is downloaded" in proc.stderr
+
+
+def test_an_index_of_the_bundled_document_follows_the_project_when_it_moves(tmp_path):
+    from indexer.engine import DEFAULT_SOURCE, resolve_sources
+    from indexer.stores import open_store
+
+    old_home = tmp_path / "old-checkout" / DEFAULT_SOURCE.name
+    old_home.parent.mkdir()
+    old_home.write_bytes(DEFAULT_SOURCE.read_bytes())
+    store = open_store(tmp_path / "index")
+    assert resolve_sources(None, store) == [DEFAULT_SOURCE]  # no index yet
+    assert run("build", "--source", str(old_home), "--index-dir", str(store.index_dir))[0] == 0
+    assert resolve_sources(None, store) == [old_home.resolve()]
+    old_home.unlink()
+    assert resolve_sources(None, store) == [DEFAULT_SOURCE]

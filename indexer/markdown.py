@@ -129,7 +129,9 @@ def _classify(number: int, text: str, start: str) -> Line:
     q_line = _Q_LINE.match(text) if label in ("Q", "q") else None
     if q_line and q_line.group("text").strip():
         return Line(number, text, "q", title=text.strip())
-    if label in ("A", "a") and _A_LINE.match(text) and not _MARKER.match(text):
+    # `Answer:` and `**Answer:**` are also solution markers; they are still "a" lines (a Q:/A: document
+    # needs them to close its questions), and other styles drop them from the answer as markers.
+    if label in ("A", "a") and _A_LINE.match(text):
         return Line(number, text, "a")
     bold = _BOLD_LINE.match(text) if "**" in text or "__" in text else None
     if bold and _BOLD_END.search(strip_decorations(text)) and _strip_bold_body(bold.group("body")):
@@ -148,7 +150,7 @@ def _fold_setext(lines: list[Line]) -> list[Line]:
         if rule.kind != "text" or above.kind != "text" or not above.text.strip():
             continue
         match = _SETEXT_RULE.match(rule.text)
-        if not match or (i >= 2 and out[i - 2].text.strip() and out[i - 2].kind == "text"):
+        if not match or (i >= 2 and out[i - 2].text.strip() and out[i - 2].kind in ("text", "a")):
             continue  # a rule under a multi-line paragraph is a thematic break here, not a heading
         level = 1 if match.group(1).startswith("=") else 2
         out[i - 1] = Line(above.number, above.text, "heading", level, above.text.strip())

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from core_fixtures import CORPUS
 from indexer.errors import SourceError
 from indexer.parse import answer_status, parse_corpus, parse_file
+from indexer.text import plain_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -103,6 +106,50 @@ def test_q_and_a_pairs():
         (3, "Is shipping free?", "ok"),
     ]
     assert records[2].answer.startswith("Only above 50 euros.") and "flat fee" in records[2].answer
+
+
+@pytest.mark.parametrize("question_label", ["Q:", "Question 1:", "**Q:**", "**Question 1:**"])
+@pytest.mark.parametrize("answer_label", ["Answer:", "**Answer:**", "answer:", "A:"])
+def test_answer_label_closes_a_q_and_a_pair(tmp_path, question_label, answer_label):
+    source = tmp_path / "qa.md"
+    source.write_text(f"{question_label} What is a closure?\n{answer_label} A function.\n\n"
+                      f"{question_label} What is a generator?\n{answer_label} An iterator.\n")
+    records = parse_file(source).records
+    assert [(r.question, r.answer, r.status) for r in records] == [
+        ("What is a closure?", "A function.", "ok"), ("What is a generator?", "An iterator.", "ok")]
+
+
+@pytest.mark.parametrize("marker", ["Answer:", "**Answer:**", "Solution:", "*solution*"])
+@pytest.mark.parametrize("question", ["**1. What is X?**", "### 1) What is X?"])
+def test_answer_markers_in_bold_and_heading_documents_are_dropped(tmp_path, question, marker):
+    source = tmp_path / "doc.md"
+    source.write_text(f"{question}\n\n{marker}\n\nAn x.\n\n{question.replace('1', '2').replace('X', 'Y')}\n\n"
+                      f"{marker} A y.\n")
+    report = parse_file(source)
+    assert [(r.id, r.answer) for r in report.records] == [(1, "An x."), (2, "A y.")]
+    assert report.skipped == []
+
+
+def test_rule_under_a_two_line_answer_is_a_separator_not_a_heading(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("**1. What is X?**\n\nAnswer: An x.\nMore on x.\n---\n\n**2. What is Y?**\n\nA y.\n")
+    assert [(r.answer, r.section) for r in parse_file(source).records] == [("An x.\nMore on x.", ""), ("A y.", "")]
+
+
+def test_bundled_corpus_records_are_unchanged():
+    """Pins every parsed field and the plain text of every answer: a parser change that alters the
+    bundled corpus must be deliberate (update the digest, raise PARSER_VERSION)."""
+    rows = [[r.id, r.line, r.question_raw, r.question, r.answer, r.status, r.section, plain_text(r.answer)]
+            for r in parse_file(CORPUS).records]
+    digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+    assert digest == "992420f3107d5a368a14a19685982d1fd6c9a1c38341f5368045571da5dad8e3"
+
+
+def test_question_with_a_parenthesised_link_and_a_code_span_comes_out_whole(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("**1. What is [BERT](https://en.wikipedia.org/wiki/BERT_(language_model))?**\n\nA model.\n\n"
+                      "**2. What is `<div>` in HTML?**\n\nA block.\n")
+    assert [r.question for r in parse_file(source).records] == ["What is BERT?", "What is <div> in HTML?"]
 
 
 def test_repeated_numbers_keep_every_entry_with_unique_ids_and_warn():

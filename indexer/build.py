@@ -27,7 +27,7 @@ from .records import Record
 from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
 from .store import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
 from .reuse import EntryKeys, PreviousBuild
-from .text import answer_text, answer_texts, has_words, plain_text
+from .text import answer_text, answer_texts, has_words
 
 PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
@@ -103,7 +103,9 @@ def embedding_rows(records: list[Record], model_fp: str, reused: dict[int, Entry
 
 
 def question_text(record: Record) -> str:
-    return plain_text(record.question) or record.question
+    """What is embedded for a question: its clean text, already plain (a second pass would strip the
+    `<div>` that the parser kept from a code span)."""
+    return record.question
 
 
 def row_text(records: list[Record], position: int, row_field: str, plain_answer: Callable[[int], str]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core_fixtures import CORPUS
+from indexer.build import embedding_texts
 from indexer.errors import SourceError
 from indexer.parse import answer_status, parse_corpus, parse_file
 from indexer.text import plain_text
@@ -149,7 +150,10 @@ def test_question_with_a_parenthesised_link_and_a_code_span_comes_out_whole(tmp_
     source = tmp_path / "doc.md"
     source.write_text("**1. What is [BERT](https://en.wikipedia.org/wiki/BERT_(language_model))?**\n\nA model.\n\n"
                       "**2. What is `<div>` in HTML?**\n\nA block.\n")
-    assert [r.question for r in parse_file(source).records] == ["What is BERT?", "What is <div> in HTML?"]
+    records = parse_file(source).records
+    assert [r.question for r in records] == ["What is BERT?", "What is <div> in HTML?"]
+    _, _, texts = embedding_texts(records)  # and the model reads the question as shown
+    assert texts[:2] == ["What is BERT?", "What is <div> in HTML?"]
 
 
 def test_repeated_numbers_keep_every_entry_with_unique_ids_and_warn():

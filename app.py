@@ -215,20 +215,60 @@ def load_or_stop(source: Source) -> QAIndex:
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
+# A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
+_HTML = re.compile(r"(?:<[A-Za-z/!?][^<>\n]*>)+|<")
+# The end of a word the renderer would turn into a link: GFM autolinks run to the next whitespace.
+_AUTOLINK_WORD = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.|@)\S*$")
 
 
 def literal(text: str) -> str:
     """Plain text (a question, a name) as Markdown that shows exactly these characters: Markdown
-    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, `<` becomes `&lt;`."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text).replace("<", "&lt;")
+    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, HTML is shown as text."""
+    return html_as_text(text, lambda part: _MARKDOWN_PUNCTUATION.sub(r"\\\1", part))
+
+
+def html_as_text(text: str, escape: Callable[[str], str]) -> str:
+    """`text` with every HTML tag shown as a code span, a stray `<` as `&lt;`, and the rest through `escape`.
+
+    Why code spans rather than `&lt;`: the renderer's GFM autolinking runs over the decoded text up
+    to the next whitespace, so in `&lt;iframe src="https://x.com">&lt;/iframe>` it made
+    `https://x.com">&lt;/iframe>` one link and showed the second `&lt;` literally. Nothing inside a
+    code span is linked or read as HTML. A `<` right after a URL still ends up inside that link, so
+    it gets a space in front.
+    """
+    parts, last = [], 0
+    for match in _HTML.finditer(text):
+        before = text[last:match.start()]
+        parts.append(escape(before))
+        if _AUTOLINK_WORD.search(text[:match.start()]):
+            parts.append(" ")
+        parts.append(_html_part(match.group(0), escape))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def _html_part(html: str, escape: Callable[[str], str]) -> str:
+    # Streamlit ends a `:gray[...]` label at the first `]`, even inside a code span: a tag holding a
+    # bracket is escaped instead.
+    if html == "<" or "[" in html or "]" in html:
+        return escape(html).replace("<", "&lt;")
+    return code_span(html)
+
+
+def code_span(text: str) -> str:
+    """`text` as an inline code span, fenced by more backticks than it holds in a row."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def answer_markdown(answer: str) -> str:
     """An answer as Markdown that renders as written: tables, lists and code intact, HTML shown as text.
 
-    Outside code, `<` becomes `&lt;` (no tag can be injected, whatever the renderer does with raw
-    HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code blocks and
-    code spans are left alone because they already render literally.
+    Outside code, HTML tags become code spans (no tag can be injected, whatever the renderer does
+    with raw HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code
+    blocks and code spans are left alone because they already render literally.
     """
     out: list[str] = []
     prose: list[str] = []
@@ -256,11 +296,14 @@ def _escape_prose(text: str) -> str:
     for span in _CODE_SPAN.finditer(text):
         parts += [_escape_text(text[last:span.start()]), span.group(0)]
         last = span.end()
-    return "".join(parts + [_escape_text(text[last:])])
+    parts.append(_escape_text(text[last:]))
+    # A tag shown as code right beside a code span of the answer would merge with it into one span.
+    return "".join(part if not (i and part.startswith("`") and parts[i - 1].endswith("`")) else " " + part
+                   for i, part in enumerate(parts))
 
 
 def _escape_text(text: str) -> str:
-    return re.sub(r"(?<!\\)\$", r"\\$", text.replace("<", "&lt;"))
+    return html_as_text(text, lambda part: re.sub(r"(?<!\\)\$", r"\\$", part))
 
 
 def entry_title(number: int | str, question: str) -> str:

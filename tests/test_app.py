@@ -27,6 +27,7 @@ XSS_DOCUMENT = """\
 **1. How do I embed a script in an answer?**
 
 Like this: <script>alert(1)</script> or <img src=x onerror="alert(2)">, and it costs $5 and x$.
+Or <iframe src="https://example.com"></iframe>, or <b>x</b>, or see https://example.com<br>now.
 
 | tag | use |
 |-----|-----|
@@ -468,8 +469,14 @@ def test_markdown_answers_render_html_as_text_and_keep_code(app_env):
     assert "Indexed **xss.md**: 2 entries" in at.sidebar.success[0].value
     search(at, "how to embed a script")
     answer = next(m.value for m in at.main.markdown if m.value.startswith("Like this:"))
-    assert "&lt;script>alert(1)&lt;/script>" in answer and "&lt;img src=x onerror=" in answer
-    assert "<script" not in answer and "<img" not in answer
+    # Tags reach the page as code spans: shown as written, never HTML, and out of reach of autolinking
+    # (which once made `https://example.com">&lt;/iframe>` one link with a literal "&lt;" in it).
+    assert '`<iframe src="https://example.com"></iframe>`' in answer
+    assert "`<script>`alert(1)`</script>`" in answer and "`<b>`x`</b>`" in answer
+    assert '`<img src=x onerror="alert(2)">`' in answer
+    assert "https://example.com `<br>`now" in answer  # a URL ends before the tag that follows it
+    prose = re.sub(r"```.*?```|`[^`\n]*`", "", answer, flags=re.S)
+    assert "<" not in prose and "&lt;" not in prose
     assert "costs \\$5 and x\\$" in answer  # not LaTeX
     assert "| `<b>` | bold |" in answer  # code spans and tables as written
     assert "```html\n<b>code stays as written</b>\n```" in answer
@@ -537,12 +544,18 @@ def test_the_bundled_corpus_is_read_only(app_env, app_module):
 # ---- Markdown helpers -----------------------------------------------------------------------------
 
 def test_literal_escapes_markdown_and_html(app_module):
-    assert app_module.literal("Why <b>x</b> * 2 = $4?") == "Why &lt;b>x&lt;/b> \\* 2 = \\$4?"
+    assert app_module.literal("Why <b>x</b> * 2 = $4?") == "Why `<b>`x`</b>` \\* 2 = \\$4?"
     assert app_module.literal(":red[a]") == "\\:red\\[a\\]"
+    assert app_module.literal("a < b") == "a &lt; b"
+    # a bracket would end a `:gray[...]` label even inside a code span, so such a tag is escaped instead
+    assert app_module.literal('<a href="x]">') == '&lt;a href="x\\]">'
 
 
 def test_answer_markdown_escapes_prose_only(app_module):
     answer = "a <i>b</i> `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
-    assert app_module.answer_markdown(answer) == "a &lt;i>b&lt;/i> `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
+    assert app_module.answer_markdown(answer) == "a `<i>`b`</i>` `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
     unclosed = "before <b>\n```\n<b> inside"
-    assert app_module.answer_markdown(unclosed) == "before &lt;b>\n```\n<b> inside"
+    assert app_module.answer_markdown(unclosed) == "before `<b>`\n```\n<b> inside"
+    # a tag beside one of the answer's code spans stays a span of its own
+    assert app_module.answer_markdown("<b>`x`</b>") == "`<b>` `x` `</b>`"
+    assert app_module.code_span("a`b") == "``a`b``"

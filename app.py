@@ -131,9 +131,12 @@ def shared_query_encoder(model: str) -> Encoder:
     return encoder
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+# validate: every rerun checks (stat calls only) that the cached index's files are still the current
+# ones, untouched; if not, it is opened again, which verifies it and rebuilds a corrupt one.
+@st.cache_resource(show_spinner=False, max_entries=4, validate=QAIndex.is_current)
 def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
-    """Open (building first when missing or stale) the index of `paths`; one per process and source version.
+    """Open (building first when missing, stale or corrupt) the index of `paths`; one per process and
+    source version, replaced when its files change on disk.
 
     The progress bar is drawn inside this function on purpose: Streamlit replays what a cached
     function drew on every cache hit, and everything drawn here ends as one empty slot.
@@ -177,7 +180,10 @@ def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId
 
 
 def build_message(notice: str) -> str:
-    reason = notice.split(": ", 1)[-1]
+    """The build notice for people: "building the index at /tmp/…: index at /tmp/… is corrupt: x; rebuild it"
+    becomes "Building the search index (the saved index is corrupt: x)…" (the app is already rebuilding)."""
+    reason = notice.split(": ", 1)[-1].removesuffix("; rebuild it")
+    reason = re.sub(r"^index at .+? (is|has|was) ", r"the saved index \1 ", reason)
     return f"Building the search index ({reason}). This happens once per document version…"
 
 

@@ -513,6 +513,24 @@ def test_index_from_a_newer_version_is_refused_with_a_message(app_env, app_modul
     assert "newer version" in at.main.error[0].value
 
 
+def test_an_index_damaged_while_the_app_runs_is_rebuilt_not_used(app_env, app_module):
+    source = app_env / "data" / "faq.csv"
+    source.write_text(FAQ_CSV, encoding="utf-8")
+    index_dir = Path(app_module.source_for(source, source.name).index_dir)
+    first = select_document(run_app(), "faq.csv")
+    assert cards(search(first, "I forgot my login"))[0]["score"] > 0.3
+    damaged = os.readlink(index_dir / "current")
+    vectors = index_dir / "current" / "vectors.npy"
+    with open(vectors, "r+b") as fh:  # zero the body in place: same size, same file, as the user did
+        fh.seek(128)
+        fh.write(bytes(vectors.stat().st_size - 128))
+    second = select_document(run_app(), "faq.csv")  # a new browser session, same server process
+    results = cards(search(second, "I forgot my login"))
+    assert os.readlink(index_dir / "current") != damaged  # rebuilt: the damaged one was never used
+    assert results[0]["question"] == "How do I reset my password?" and results[0]["score"] > 0.3
+    assert not second.warning  # no "No good match"
+
+
 def test_reruns_and_new_queries_never_reopen_the_index(app_env, monkeypatch):
     (app_env / "data" / "faq.csv").write_text(FAQ_CSV, encoding="utf-8")  # a source no other test has opened
     opened = []

@@ -29,6 +29,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
@@ -207,13 +208,22 @@ def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]
 def load_or_stop(source: Source) -> QAIndex:
     """The open index, or a readable error on the page (never a traceback) and the end of this run."""
     try:
-        return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+        return open_source(source)
     except IndexerError as exc:
-        message = str(exc)
-        for path in source.paths:  # uploads live in a temp folder; say the name the user knows
-            message = message.replace(path, source.name)
-        st.error(f"**Cannot open {literal(source.name)}.** {literal(message)}", icon=":material/error:")
+        st.error(open_error(source, exc), icon=":material/error:")
         st.stop()
+
+
+def open_source(source: Source) -> QAIndex:
+    return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+
+
+def open_error(source: Source, exc: IndexerError) -> str:
+    """One line: "**Cannot open notes.md:** no question-and-answer entries found"."""
+    message = str(exc)
+    for path in source.paths:  # uploads live in a temp folder; say the name the user knows
+        message = message.replace(path, source.name)
+    return f"**Cannot open {literal(source.name)}:** {literal(message.removeprefix(f'{source.name}: '))}"
 
 
 # ---- Markdown for display -----------------------------------------------------------------------
@@ -330,21 +340,42 @@ def entries_phrase(count: int, total: int, what: str) -> str:
 
 # ---- page regions -------------------------------------------------------------------------------
 
-def sidebar_source() -> Source:
-    """Pick the document: a file from the data folder, or an upload (which wins while it is there)."""
+def open_document() -> tuple[QAIndex, Source]:
+    """The upload's index while there is a readable upload, else the picked document's.
+
+    An upload that cannot be opened gets a one-line error under the uploader and the page carries
+    on with the picked document; it is remembered for the session, so it is not read again on
+    every rerun and the picker stays usable.
+    """
+    picked, upload = sidebar_source()
+    if upload is None:
+        return load_or_stop(picked), picked
+    failed: dict[str, str] = st.session_state.setdefault("failed_uploads", {})
+    if upload.file_id not in failed:
+        source = source_for(save_upload(upload.name, upload.getvalue()), upload.name)
+        try:
+            return open_source(source), source
+        except IndexerError as exc:
+            failed[upload.file_id] = open_error(source, exc)
+            st.rerun()  # the picker was drawn disabled for this upload; draw it again, usable
+    st.sidebar.error(failed[upload.file_id], icon=":material/error:")
+    return load_or_stop(picked), picked
+
+
+def sidebar_source() -> tuple[Source, UploadedFile | None]:
+    """The document picked from the data folder, and the uploaded file if any (which wins while it is there)."""
     with st.sidebar:
         st.header("Document", divider="gray")
         files = data_files()
-        uploaded = st.session_state.get("upload") is not None  # known before the uploader is drawn below
+        pending = st.session_state.get("upload")  # known before the uploader is drawn below
+        uploaded = pending is not None and pending.file_id not in st.session_state.get("failed_uploads", {})
         chosen = st.selectbox("Document", files, key="source", label_visibility="collapsed", disabled=uploaded,
                               format_func=lambda p: p.name if p == DEFAULT_SOURCE else str(p.relative_to(data_dir())),
                               help="Remove the uploaded file to pick a document here." if uploaded else None)
         upload = st.file_uploader("Or upload your own", type=list(SOURCE_TYPES), key="upload",
                                   help="Markdown with bold or heading questions, Q:/A: pairs, or a CSV/JSON/JSONL "
                                        "file with question and answer columns.")
-    if upload is not None:
-        return source_for(save_upload(upload.name, upload.getvalue()), upload.name)
-    return source_for(chosen, chosen.name)
+    return source_for(chosen, chosen.name), upload
 
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
@@ -700,8 +731,7 @@ def entries_frame(records: list[Record]) -> pd.DataFrame:
 
 def main() -> None:
     st.set_page_config(page_title="Q&A search", page_icon="🔎", layout="centered")
-    source = sidebar_source()
-    qa = load_or_stop(source)
+    qa, source = open_document()
     sidebar_summary(qa, source)
     if qa.build_summary is not None:
         parse_report(qa.build_summary)

@@ -482,22 +482,22 @@ def test_markdown_answers_render_html_as_text_and_keep_code(app_env):
     assert "```html\n<b>code stays as written</b>\n```" in answer
 
 
-def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
+@pytest.mark.parametrize("name, data, says", [
+    ("broken.csv", b"\x00\x01\x02binary", "looks like a binary file"),
+    ("notes.md", b"Just some notes.\n\nNo questions.\n", "no question-and-answer entries found")])
+def test_a_bad_upload_gets_one_error_under_the_uploader_and_the_page_keeps_working(app_env, name, data, says):
     at = run_app()
-    at.file_uploader(key="upload").set_value(("broken.csv", b"\x00\x01\x02binary", "text/csv")).run()
+    at.file_uploader(key="upload").set_value((name, data, "text/plain")).run()
     assert not at.exception
-    message = at.main.error[0].value
-    assert "Cannot open broken.csv" in message and "binary" in message
-    assert str(app_env) not in message  # the temp copy's path means nothing to the user
-    assert cards(at) == [] and len(at.text_input) == 0  # the page stops there
-
-
-def test_upload_without_entries_says_so(app_env):
-    at = run_app()
-    at.file_uploader(key="upload").set_value(("notes.md", b"Just some notes.\n\nNo questions.\n", "text/markdown"))
-    at.run()
-    assert not at.exception
-    assert "no question-and-answer entries found" in at.main.error[0].value
+    (error,) = at.sidebar.error
+    assert error.value.startswith(f"**Cannot open {name}:** ") and says in error.value
+    assert str(app_env) not in error.value  # the temp copy's path means nothing to the user
+    assert "\n" not in error.value and not at.main.error
+    # title, views and the picked document still work; the picker is not greyed out
+    assert at.title[0].value == "Q&A search" and not at.selectbox(key="source").disabled
+    assert cards(search(at, "what does batch normalization do"))
+    at.run()  # a rerun shows the same error without reading the upload again
+    assert [e.value for e in at.sidebar.error] == [error.value]
 
 
 def test_index_from_a_newer_version_is_refused_with_a_message(app_env, app_module):

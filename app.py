@@ -53,7 +53,8 @@ STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "q
 ALL_SECTIONS = ""  # the first option of a section filter
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
-            "precision vs recall")
+            "precision vs recall")  # the bundled corpus's; other documents offer their own questions
+EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
 
 
 @dataclass(frozen=True)
@@ -457,7 +458,15 @@ def page_header(qa: QAIndex, source: Source) -> str:
     return view
 
 
-def search_view(qa: QAIndex, options: SearchOptions) -> None:
+def examples_for(qa: QAIndex, source: Source) -> list[str]:
+    """Queries to try: hand-written paraphrases for the bundled corpus; for any other document, its first
+    few short answered questions (they are sure to find something), or none."""
+    if source.bundled:
+        return list(EXAMPLES)
+    return [r.question for r in qa.records if not r.missing and len(r.question) <= EXAMPLE_MAX_CHARS][:3]
+
+
+def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:
     # Deep link: seed the box from ?q= when this session has no query yet (first run, or back from a view).
     if "query" not in st.session_state:
         st.session_state["query"] = st.query_params.get("q", "")
@@ -465,7 +474,8 @@ def search_view(qa: QAIndex, options: SearchOptions) -> None:
                           placeholder="Type a question in your own words and press Enter")
     if not query.strip():
         st.query_params.pop("q", None)
-        st.pills("Or try an example", EXAMPLES, key="example", on_change=use_example)
+        if examples:
+            st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
     st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
     try:
@@ -737,7 +747,7 @@ def main() -> None:
         parse_report(qa.build_summary)
     view = page_header(qa, source)
     if view == "search":
-        search_view(qa, search_options(qa))
+        search_view(qa, search_options(qa), examples_for(qa, source))
     else:
         {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
          "browse": browse_view}[view](qa)

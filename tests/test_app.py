@@ -208,6 +208,15 @@ def test_empty_query_offers_examples_that_run_when_chosen(app_env, app_module):
     assert at.query_params["q"] == example and cards(at)
 
 
+def test_another_document_offers_its_own_answered_questions_as_examples(app_env):
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("faq.csv", FAQ_CSV.encode(), "text/csv")).run()
+    assert at.button_group(key="example").options == ["How do I reset my password?",
+                                                      "Which payment methods do you accept?"]  # not the ML ones
+    at.button_group(key="example").set_value("Which payment methods do you accept?").run()
+    assert cards(at)[0]["question"] == "Which payment methods do you accept?"
+
+
 def test_options_set_k_and_hide_entries_without_answers(app_env):
     at = run_app()
     at.slider(key="k").set_value(3).run()

@@ -478,8 +478,12 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
             st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
     st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
+    asked_from = asked_from_entry(query)
+    if asked_from is not None:
+        st.caption(f"Entries that may answer #{literal(str(asked_from))}, which has no answer yet "
+                   f"(#{literal(str(asked_from))} itself is left out).")
     try:
-        result = run_search(qa, query, options)
+        result = run_search(qa, query, options, exclude=asked_from)
     except QueryError as exc:
         st.info(literal(str(exc)).capitalize(), icon=":material/info:")
         return
@@ -492,15 +496,20 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         result_card(qa, rank, hit, greyed=result.no_match)
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions) -> SearchResult:
-    """`qa.search`, optionally without entries that have no answer (asking for more so k still come back)."""
-    if options.include_missing:
-        return qa.search(query, k=options.k, min_score=options.min_score, section=options.section)
-    result = qa.search(query, k=options.k + len(qa.missing()), min_score=options.min_score,
-                       section=options.section)
-    hits = [h for h in result.hits if not h.record.missing][:options.k]
-    nearest = [h for h in result.nearest if not h.record.missing][:options.k]
-    return replace(result, hits=hits, nearest=nearest, no_match=not hits)
+def run_search(qa: QAIndex, query: str, options: SearchOptions, exclude: RecordId | None = None) -> SearchResult:
+    """`qa.search` without the entries the page must not offer: those without an answer when the option
+    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back."""
+    extra = (0 if options.include_missing else len(qa.missing())) + (exclude is not None)
+    result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
+    if not extra:
+        return result
+
+    def offered(hit: Hit) -> bool:
+        return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
+
+    hits = [h for h in result.hits if offered(h)][:options.k]
+    nearest = [h for h in result.nearest if offered(h)][:options.k]
+    return replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
@@ -569,7 +578,7 @@ def related_panel(qa: QAIndex, record: Record) -> None:
 def question_button(record: Record, key: str) -> None:
     """An entry's question as a link-like button that searches for it (one line; hover shows a long one whole)."""
     label = record.question + (" (no answer yet)" if record.missing else "")
-    st.button(label, key=key, type="tertiary", on_click=ask, args=(record.question,))
+    st.button(label, key=key, type="tertiary", on_click=ask, args=(record,))
 
 
 def use_example() -> None:
@@ -578,10 +587,20 @@ def use_example() -> None:
     st.session_state["example"] = None
 
 
-def ask(question: str) -> None:
-    """Button callback: show the Search view with this question in the box."""
-    st.session_state["query"] = question
+def ask(question: str | Record) -> None:
+    """Button callback: show the Search view with this question (or this entry's question) in the box."""
+    record = question if isinstance(question, Record) else None
+    st.session_state["query"] = record.question if record else question
     st.session_state["view"] = "search"
+    # An entry without an answer would come back as its own best match (score 1.00): remember it, to
+    # leave it out for as long as the box holds its question.
+    st.session_state["asked_from"] = (record.question, record.id) if record and record.missing else None
+
+
+def asked_from_entry(query: str) -> RecordId | None:
+    """The unanswered entry whose Search button put `query` in the box, if the box still holds its question."""
+    asked = st.session_state.get("asked_from")
+    return asked[1] if asked and asked[0] == query else None
 
 
 def missing_view(qa: QAIndex) -> None:
@@ -601,7 +620,7 @@ def missing_view(qa: QAIndex) -> None:
             where = [f"line {record.line}"] + ([literal(record.section)] if record.section else [])
             question_col.caption(" · ".join(where))
             action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
-                              args=(record.question,), width="stretch")
+                              args=(record,), width="stretch")
             hints = qa.hints(record.id, k=3)
             if hints:
                 st.markdown("Closest answered entries:\n" + "\n".join(

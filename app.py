@@ -224,7 +224,10 @@ def open_error(source: Source, exc: IndexerError) -> str:
     message = str(exc)
     for path in source.paths:  # uploads live in a temp folder; say the name the user knows
         message = message.replace(path, source.name)
-    return f"**Cannot open {literal(source.name)}:** {literal(message.removeprefix(f'{source.name}: '))}"
+    detail = message.removeprefix(f"{source.name}: ").strip()
+    if not detail:
+        return f"**Cannot open {literal(source.name)}.**"
+    return f"**Cannot open {literal(source.name)}:** {literal(detail)}"
 
 
 # ---- Markdown for display -----------------------------------------------------------------------
@@ -333,6 +336,17 @@ def status_badges(record: Record) -> str:
             "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """"1 entry", "2 entries": `nouns` when adding an s is wrong."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def sentence(text: str) -> str:
+    """A message from the core ("also searched for: …") as a sentence: first letter up, the rest kept
+    (str.capitalize would lower "BERT" or a file name)."""
+    return text[:1].upper() + text[1:]
+
+
 def entries_phrase(count: int, total: int, what: str) -> str:
     """"10 of 82 entries have no answer" (or "1 of 82 entries has ...")."""
     verb = "has" if count == 1 else "have"
@@ -381,7 +395,7 @@ def sidebar_source() -> tuple[Source, UploadedFile | None]:
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
     missing, link_only = len(qa.missing()), len(qa.link_only())
-    counts = (f"{len(qa.records)} entries, {missing} missing answer{'s' * (missing != 1)}, "
+    counts = (f"{plural(len(qa.records), 'entry', 'entries')}, {plural(missing, 'missing answer')}, "
               f"{link_only} link-only")
     with st.sidebar:
         if source.bundled:
@@ -397,14 +411,14 @@ def parse_report(summary: BuildSummary) -> None:
     """
     skipped = [(line, why) for report in summary.reports for line, why in report.skipped]
     count = len(summary.warnings)
-    label = f"Parse report: {count} warning{'s' * (count != 1)}" if count else "Parse report"
+    label = f"Parse report: {plural(count, 'warning')}" if count else "Parse report"
     with st.sidebar.expander(label, icon=":material/fact_check:", expanded=bool(count)):
         for report in summary.reports:
             style = STYLE_NAMES.get(report.style, report.style)
-            st.markdown(f"**{literal(Path(report.source).name)}**: {len(report.records)} entries, "
+            st.markdown(f"**{literal(Path(report.source).name)}**: {plural(len(report.records), 'entry', 'entries')}, "
                         f"read as {literal(style)}.")
         for warning in summary.warnings:
-            st.warning(literal(warning[:1].upper() + warning[1:]), icon=":material/warning:")
+            st.warning(literal(sentence(warning)), icon=":material/warning:")
         if skipped:
             lines = [f"- line {line}: {literal(why)}" for line, why in skipped[:10]]
             more = [f"- and {len(skipped) - 10} more"] if len(skipped) > 10 else []
@@ -444,8 +458,9 @@ def search_options(qa: QAIndex) -> SearchOptions:
 def page_header(qa: QAIndex, source: Source) -> str:
     """Title and the view switch; returns the chosen view (a key of VIEWS)."""
     st.title("Q&A search")
-    st.caption(f"Semantic search over **{literal(source.name)}**: {len(qa.records)} questions and their "
-               f"answers. Ask in your own words.")
+    answers = "its answer" if len(qa.records) == 1 else "their answers"
+    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(len(qa.records), 'question')} and "
+               f"{answers}. Ask in your own words.")
     # Like the query, the view is seeded from the URL once per session and written back on every run.
     if st.session_state.get("view") not in VIEWS:
         st.session_state["view"] = st.query_params.get("view") if st.query_params.get("view") in VIEWS else "search"
@@ -485,10 +500,10 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
     try:
         result = run_search(qa, query, options, exclude=asked_from)
     except QueryError as exc:
-        st.info(literal(str(exc)).capitalize(), icon=":material/info:")
+        st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
     for note in result.notes:
-        st.info(literal(note), icon=":material/info:")
+        st.info(literal(sentence(note)), icon=":material/info:")
     if result.no_match:
         st.warning("**No good match.** No entry answers this well; the nearest ones are shown below, greyed.",
                    icon=":material/search_off:")
@@ -651,12 +666,12 @@ def missing_markdown(missing: list[Record], total: int) -> str:
 
 def topics_view(qa: QAIndex) -> None:
     found, points = topic_overview(qa, index_key(qa))
-    st.subheader(f"{len(found)} topic{'s' * (len(found) != 1)} in {len(qa.records)} entries")
+    st.subheader(f"{plural(len(found), 'topic')} in {plural(len(qa.records), 'entry', 'entries')}")
     st.caption("Each point is an entry: nearby points are about similar things, colour is the topic and a "
                "cross marks a missing answer. Hover a point to read its question; click it to open the entry.")
     state = st.altair_chart(clickable_map(points, found), key="topic_map", on_select="rerun",
                             selection_mode=MAP_SELECTION, width="stretch",
-                            alt=f"Topic map of {len(points)} entries in {len(found)} topics")
+                            alt=f"Topic map of {plural(len(points), 'entry', 'entries')} in {plural(len(found), 'topic')}")
     for record in picked_records(qa, state):
         entry_card(qa, record)
     for topic in found:
@@ -680,7 +695,7 @@ def picked_records(qa: QAIndex, state: VegaLiteState) -> list[Record]:
 
 def topic_panel(qa: QAIndex, topic: Topic) -> None:
     """A topic's label and size; opened, its entries, each a button that searches for it."""
-    size = f"{len(topic.record_ids)} entr{'y' if len(topic.record_ids) == 1 else 'ies'}"
+    size = plural(len(topic.record_ids), "entry", "entries")
     with st.expander(f"**{topic.number}. {literal(topic.label)}** &nbsp; :gray[{size}]"), st.container(gap=None):
         for record_id in topic.record_ids:
             record = qa.record(record_id)
@@ -696,7 +711,7 @@ def duplicates_view(qa: QAIndex) -> None:
                                  key="duplicate_min_score", persist_state="session",
                                  help="Cosine similarity of the two questions.")
     pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
-    header.subheader(f"{len(pairs)} near-duplicate pair{'s' * (len(pairs) != 1)}")
+    header.subheader(plural(len(pairs), "near-duplicate pair"))
     st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
                "or answer the missing one from its twin. Click a question to search for it.")
     for pair in pairs:
@@ -741,7 +756,7 @@ def browse_view(qa: QAIndex) -> None:
     if words.strip():
         needle = words.strip().lower()
         shown = shown[shown["_text"].str.contains(needle, regex=False)]
-    st.caption(f"Showing {len(shown)} of {len(frame)} entries. Click a column header to sort.")
+    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}. Click a column header to sort.")
     st.dataframe(shown, hide_index=True, column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
                  column_config={"question": st.column_config.TextColumn("question", width="large"),
                                 "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})

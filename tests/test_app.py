@@ -238,13 +238,13 @@ def test_no_good_match_is_said_plainly_and_nearest_are_greyed(app_env):
 
 def test_query_without_words_gets_a_readable_message(app_env):
     at = search(run_app(), "???")
-    assert "letters or digits" in at.info[0].value
+    assert at.info[0].value.startswith("The query has no letters or digits")
     assert cards(at) == []
 
 
 def test_notes_about_the_query_are_shown(app_env):
     at = search(run_app(), "overfitting " * 200)
-    assert any("cut to its first 2000 characters" in i.value for i in at.info)
+    assert any(i.value.startswith("Query cut to its first 2000 characters") for i in at.info)  # a sentence
     assert cards(at)
 
 
@@ -590,3 +590,17 @@ def test_answer_markdown_escapes_prose_only(app_module):
     # a tag beside one of the answer's code spans stays a span of its own
     assert app_module.answer_markdown("<b>`x`</b>") == "`<b>` `x` `</b>`"
     assert app_module.code_span("a`b") == "``a`b``"
+
+
+def test_counts_and_messages_read_as_sentences(app_module):
+    assert [app_module.plural(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert app_module.plural(1, "warning") == "1 warning" and app_module.plural(3, "warning") == "3 warnings"
+    assert app_module.sentence("also searched for: BERT") == "Also searched for: BERT"  # the rest kept
+
+
+def test_a_one_entry_document_is_counted_in_the_singular(app_env):
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("one.md", b"**1. Why?**\n\nBecause.\n", "text/markdown")).run()
+    assert not at.exception
+    assert at.sidebar.success[0].value == "Indexed **one.md**: 1 entry, 0 missing answers, 0 link-only."
+    assert "1 question and its answer." in at.main.caption[0].value

@@ -258,9 +258,9 @@ def html_as_text(text: str, escape: Callable[[str], str]) -> str:
     """
     parts, last = [], 0
     for match in _HTML.finditer(text):
-        before = text[last:match.start()]
+        before = text[last:match.start()]  # an earlier tag, shown as code, already ended any link
         parts.append(escape(before))
-        if _AUTOLINK_WORD.search(text[:match.start()]):
+        if _AUTOLINK_WORD.search(before):
             parts.append(" ")
         parts.append(_html_part(match.group(0), escape))
         last = match.end()
@@ -602,10 +602,10 @@ def use_example() -> None:
     st.session_state["example"] = None
 
 
-def ask(question: str | Record) -> None:
+def ask(question_or_entry: str | Record) -> None:
     """Button callback: show the Search view with this question (or this entry's question) in the box."""
-    record = question if isinstance(question, Record) else None
-    st.session_state["query"] = record.question if record else question
+    record = question_or_entry if isinstance(question_or_entry, Record) else None
+    st.session_state["query"] = record.question if record else question_or_entry
     st.session_state["view"] = "search"
     # An entry without an answer would come back as its own best match (score 1.00): remember it, to
     # leave it out for as long as the box holds its question.

@@ -29,6 +29,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
@@ -52,7 +53,8 @@ STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "q
 ALL_SECTIONS = ""  # the first option of a section filter
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
-            "precision vs recall")
+            "precision vs recall")  # the bundled corpus's; other documents offer their own questions
+EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,12 @@ def shared_query_encoder(model: str) -> Encoder:
     return encoder
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+# validate: every rerun checks (stat calls only) that the cached index's files are still the current
+# ones, untouched; if not, it is opened again, which verifies it and rebuilds a corrupt one.
+@st.cache_resource(show_spinner=False, max_entries=4, validate=QAIndex.is_current)
 def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
-    """Open (building first when missing or stale) the index of `paths`; one per process and source version.
+    """Open (building first when missing, stale or corrupt) the index of `paths`; one per process and
+    source version, replaced when its files change on disk.
 
     The progress bar is drawn inside this function on purpose: Streamlit replays what a cached
     function drew on every cache hit, and everything drawn here ends as one empty slot.
@@ -177,7 +182,10 @@ def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId
 
 
 def build_message(notice: str) -> str:
-    reason = notice.split(": ", 1)[-1]
+    """The build notice for people: "building the index at /tmp/…: index at /tmp/… is corrupt: x; rebuild it"
+    becomes "Building the search index (the saved index is corrupt: x)…" (the app is already rebuilding)."""
+    reason = notice.split(": ", 1)[-1].removesuffix("; rebuild it")
+    reason = re.sub(r"^index at .+? (is|has|was) ", r"the saved index \1 ", reason)
     return f"Building the search index ({reason}). This happens once per document version…"
 
 
@@ -201,13 +209,25 @@ def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]
 def load_or_stop(source: Source) -> QAIndex:
     """The open index, or a readable error on the page (never a traceback) and the end of this run."""
     try:
-        return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+        return open_source(source)
     except IndexerError as exc:
-        message = str(exc)
-        for path in source.paths:  # uploads live in a temp folder; say the name the user knows
-            message = message.replace(path, source.name)
-        st.error(f"**Cannot open {literal(source.name)}.** {literal(message)}", icon=":material/error:")
+        st.error(open_error(source, exc), icon=":material/error:")
         st.stop()
+
+
+def open_source(source: Source) -> QAIndex:
+    return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+
+
+def open_error(source: Source, exc: IndexerError) -> str:
+    """One line: "**Cannot open notes.md:** no question-and-answer entries found"."""
+    message = str(exc)
+    for path in source.paths:  # uploads live in a temp folder; say the name the user knows
+        message = message.replace(path, source.name)
+    detail = message.removeprefix(f"{source.name}: ").strip()
+    if not detail:
+        return f"**Cannot open {literal(source.name)}.**"
+    return f"**Cannot open {literal(source.name)}:** {literal(detail)}"
 
 
 # ---- Markdown for display -----------------------------------------------------------------------
@@ -215,20 +235,60 @@ def load_or_stop(source: Source) -> QAIndex:
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
+# A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
+_HTML = re.compile(r"(?:<[A-Za-z/!?][^<>\n]*>)+|<")
+# The end of a word the renderer would turn into a link: GFM autolinks run to the next whitespace.
+_AUTOLINK_WORD = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.|@)\S*$")
 
 
 def literal(text: str) -> str:
     """Plain text (a question, a name) as Markdown that shows exactly these characters: Markdown
-    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, `<` becomes `&lt;`."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text).replace("<", "&lt;")
+    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, HTML is shown as text."""
+    return html_as_text(text, lambda part: _MARKDOWN_PUNCTUATION.sub(r"\\\1", part))
+
+
+def html_as_text(text: str, escape: Callable[[str], str]) -> str:
+    """`text` with every HTML tag shown as a code span, a stray `<` as `&lt;`, and the rest through `escape`.
+
+    Why code spans rather than `&lt;`: the renderer's GFM autolinking runs over the decoded text up
+    to the next whitespace, so in `&lt;iframe src="https://x.com">&lt;/iframe>` it made
+    `https://x.com">&lt;/iframe>` one link and showed the second `&lt;` literally. Nothing inside a
+    code span is linked or read as HTML. A `<` right after a URL still ends up inside that link, so
+    it gets a space in front.
+    """
+    parts, last = [], 0
+    for match in _HTML.finditer(text):
+        before = text[last:match.start()]  # an earlier tag, shown as code, already ended any link
+        parts.append(escape(before))
+        if _AUTOLINK_WORD.search(before):
+            parts.append(" ")
+        parts.append(_html_part(match.group(0), escape))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def _html_part(html: str, escape: Callable[[str], str]) -> str:
+    # Streamlit ends a `:gray[...]` label at the first `]`, even inside a code span: a tag holding a
+    # bracket is escaped instead.
+    if html == "<" or "[" in html or "]" in html:
+        return escape(html).replace("<", "&lt;")
+    return code_span(html)
+
+
+def code_span(text: str) -> str:
+    """`text` as an inline code span, fenced by more backticks than it holds in a row."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def answer_markdown(answer: str) -> str:
     """An answer as Markdown that renders as written: tables, lists and code intact, HTML shown as text.
 
-    Outside code, `<` becomes `&lt;` (no tag can be injected, whatever the renderer does with raw
-    HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code blocks and
-    code spans are left alone because they already render literally.
+    Outside code, HTML tags become code spans (no tag can be injected, whatever the renderer does
+    with raw HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code
+    blocks and code spans are left alone because they already render literally.
     """
     out: list[str] = []
     prose: list[str] = []
@@ -256,11 +316,14 @@ def _escape_prose(text: str) -> str:
     for span in _CODE_SPAN.finditer(text):
         parts += [_escape_text(text[last:span.start()]), span.group(0)]
         last = span.end()
-    return "".join(parts + [_escape_text(text[last:])])
+    parts.append(_escape_text(text[last:]))
+    # A tag shown as code right beside a code span of the answer would merge with it into one span.
+    return "".join(part if not (i and part.startswith("`") and parts[i - 1].endswith("`")) else " " + part
+                   for i, part in enumerate(parts))
 
 
 def _escape_text(text: str) -> str:
-    return re.sub(r"(?<!\\)\$", r"\\$", text.replace("<", "&lt;"))
+    return html_as_text(text, lambda part: re.sub(r"(?<!\\)\$", r"\\$", part))
 
 
 def entry_title(number: int | str, question: str) -> str:
@@ -273,6 +336,17 @@ def status_badges(record: Record) -> str:
             "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """"1 entry", "2 entries": `nouns` when adding an s is wrong."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def sentence(text: str) -> str:
+    """A message from the core ("also searched for: …") as a sentence: first letter up, the rest kept
+    (str.capitalize would lower "BERT" or a file name)."""
+    return text[:1].upper() + text[1:]
+
+
 def entries_phrase(count: int, total: int, what: str) -> str:
     """"10 of 82 entries have no answer" (or "1 of 82 entries has ...")."""
     verb = "has" if count == 1 else "have"
@@ -281,26 +355,47 @@ def entries_phrase(count: int, total: int, what: str) -> str:
 
 # ---- page regions -------------------------------------------------------------------------------
 
-def sidebar_source() -> Source:
-    """Pick the document: a file from the data folder, or an upload (which wins while it is there)."""
+def open_document() -> tuple[QAIndex, Source]:
+    """The upload's index while there is a readable upload, else the picked document's.
+
+    An upload that cannot be opened gets a one-line error under the uploader and the page carries
+    on with the picked document; it is remembered for the session, so it is not read again on
+    every rerun and the picker stays usable.
+    """
+    picked, upload = sidebar_source()
+    if upload is None:
+        return load_or_stop(picked), picked
+    failed: dict[str, str] = st.session_state.setdefault("failed_uploads", {})
+    if upload.file_id not in failed:
+        source = source_for(save_upload(upload.name, upload.getvalue()), upload.name)
+        try:
+            return open_source(source), source
+        except IndexerError as exc:
+            failed[upload.file_id] = open_error(source, exc)
+            st.rerun()  # the picker was drawn disabled for this upload; draw it again, usable
+    st.sidebar.error(failed[upload.file_id], icon=":material/error:")
+    return load_or_stop(picked), picked
+
+
+def sidebar_source() -> tuple[Source, UploadedFile | None]:
+    """The document picked from the data folder, and the uploaded file if any (which wins while it is there)."""
     with st.sidebar:
         st.header("Document", divider="gray")
         files = data_files()
-        uploaded = st.session_state.get("upload") is not None  # known before the uploader is drawn below
+        pending = st.session_state.get("upload")  # known before the uploader is drawn below
+        uploaded = pending is not None and pending.file_id not in st.session_state.get("failed_uploads", {})
         chosen = st.selectbox("Document", files, key="source", label_visibility="collapsed", disabled=uploaded,
                               format_func=lambda p: p.name if p == DEFAULT_SOURCE else str(p.relative_to(data_dir())),
                               help="Remove the uploaded file to pick a document here." if uploaded else None)
         upload = st.file_uploader("Or upload your own", type=list(SOURCE_TYPES), key="upload",
                                   help="Markdown with bold or heading questions, Q:/A: pairs, or a CSV/JSON/JSONL "
                                        "file with question and answer columns.")
-    if upload is not None:
-        return source_for(save_upload(upload.name, upload.getvalue()), upload.name)
-    return source_for(chosen, chosen.name)
+    return source_for(chosen, chosen.name), upload
 
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
     missing, link_only = len(qa.missing()), len(qa.link_only())
-    counts = (f"{len(qa.records)} entries, {missing} missing answer{'s' * (missing != 1)}, "
+    counts = (f"{plural(len(qa.records), 'entry', 'entries')}, {plural(missing, 'missing answer')}, "
               f"{link_only} link-only")
     with st.sidebar:
         if source.bundled:
@@ -316,14 +411,14 @@ def parse_report(summary: BuildSummary) -> None:
     """
     skipped = [(line, why) for report in summary.reports for line, why in report.skipped]
     count = len(summary.warnings)
-    label = f"Parse report: {count} warning{'s' * (count != 1)}" if count else "Parse report"
+    label = f"Parse report: {plural(count, 'warning')}" if count else "Parse report"
     with st.sidebar.expander(label, icon=":material/fact_check:", expanded=bool(count)):
         for report in summary.reports:
             style = STYLE_NAMES.get(report.style, report.style)
-            st.markdown(f"**{literal(Path(report.source).name)}**: {len(report.records)} entries, "
+            st.markdown(f"**{literal(Path(report.source).name)}**: {plural(len(report.records), 'entry', 'entries')}, "
                         f"read as {literal(style)}.")
         for warning in summary.warnings:
-            st.warning(literal(warning[:1].upper() + warning[1:]), icon=":material/warning:")
+            st.warning(literal(sentence(warning)), icon=":material/warning:")
         if skipped:
             lines = [f"- line {line}: {literal(why)}" for line, why in skipped[:10]]
             more = [f"- and {len(skipped) - 10} more"] if len(skipped) > 10 else []
@@ -363,8 +458,9 @@ def search_options(qa: QAIndex) -> SearchOptions:
 def page_header(qa: QAIndex, source: Source) -> str:
     """Title and the view switch; returns the chosen view (a key of VIEWS)."""
     st.title("Q&A search")
-    st.caption(f"Semantic search over **{literal(source.name)}**: {len(qa.records)} questions and their "
-               f"answers. Ask in your own words.")
+    answers = "its answer" if len(qa.records) == 1 else "their answers"
+    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(len(qa.records), 'question')} and "
+               f"{answers}. Ask in your own words.")
     # Like the query, the view is seeded from the URL once per session and written back on every run.
     if st.session_state.get("view") not in VIEWS:
         st.session_state["view"] = st.query_params.get("view") if st.query_params.get("view") in VIEWS else "search"
@@ -377,7 +473,15 @@ def page_header(qa: QAIndex, source: Source) -> str:
     return view
 
 
-def search_view(qa: QAIndex, options: SearchOptions) -> None:
+def examples_for(qa: QAIndex, source: Source) -> list[str]:
+    """Queries to try: hand-written paraphrases for the bundled corpus; for any other document, its first
+    few short answered questions (they are sure to find something), or none."""
+    if source.bundled:
+        return list(EXAMPLES)
+    return [r.question for r in qa.records if not r.missing and len(r.question) <= EXAMPLE_MAX_CHARS][:3]
+
+
+def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:
     # Deep link: seed the box from ?q= when this session has no query yet (first run, or back from a view).
     if "query" not in st.session_state:
         st.session_state["query"] = st.query_params.get("q", "")
@@ -385,16 +489,21 @@ def search_view(qa: QAIndex, options: SearchOptions) -> None:
                           placeholder="Type a question in your own words and press Enter")
     if not query.strip():
         st.query_params.pop("q", None)
-        st.pills("Or try an example", EXAMPLES, key="example", on_change=use_example)
+        if examples:
+            st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
     st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
+    asked_from = asked_from_entry(query)
+    if asked_from is not None:
+        st.caption(f"Entries that may answer #{literal(str(asked_from))}, which has no answer yet "
+                   f"(#{literal(str(asked_from))} itself is left out).")
     try:
-        result = run_search(qa, query, options)
+        result = run_search(qa, query, options, exclude=asked_from)
     except QueryError as exc:
-        st.info(literal(str(exc)).capitalize(), icon=":material/info:")
+        st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
     for note in result.notes:
-        st.info(literal(note), icon=":material/info:")
+        st.info(literal(sentence(note)), icon=":material/info:")
     if result.no_match:
         st.warning("**No good match.** No entry answers this well; the nearest ones are shown below, greyed.",
                    icon=":material/search_off:")
@@ -402,15 +511,20 @@ def search_view(qa: QAIndex, options: SearchOptions) -> None:
         result_card(qa, rank, hit, greyed=result.no_match)
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions) -> SearchResult:
-    """`qa.search`, optionally without entries that have no answer (asking for more so k still come back)."""
-    if options.include_missing:
-        return qa.search(query, k=options.k, min_score=options.min_score, section=options.section)
-    result = qa.search(query, k=options.k + len(qa.missing()), min_score=options.min_score,
-                       section=options.section)
-    hits = [h for h in result.hits if not h.record.missing][:options.k]
-    nearest = [h for h in result.nearest if not h.record.missing][:options.k]
-    return replace(result, hits=hits, nearest=nearest, no_match=not hits)
+def run_search(qa: QAIndex, query: str, options: SearchOptions, exclude: RecordId | None = None) -> SearchResult:
+    """`qa.search` without the entries the page must not offer: those without an answer when the option
+    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back."""
+    extra = (0 if options.include_missing else len(qa.missing())) + (exclude is not None)
+    result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
+    if not extra:
+        return result
+
+    def offered(hit: Hit) -> bool:
+        return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
+
+    hits = [h for h in result.hits if offered(h)][:options.k]
+    nearest = [h for h in result.nearest if offered(h)][:options.k]
+    return replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
@@ -479,7 +593,7 @@ def related_panel(qa: QAIndex, record: Record) -> None:
 def question_button(record: Record, key: str) -> None:
     """An entry's question as a link-like button that searches for it (one line; hover shows a long one whole)."""
     label = record.question + (" (no answer yet)" if record.missing else "")
-    st.button(label, key=key, type="tertiary", on_click=ask, args=(record.question,))
+    st.button(label, key=key, type="tertiary", on_click=ask, args=(record,))
 
 
 def use_example() -> None:
@@ -488,10 +602,20 @@ def use_example() -> None:
     st.session_state["example"] = None
 
 
-def ask(question: str) -> None:
-    """Button callback: show the Search view with this question in the box."""
-    st.session_state["query"] = question
+def ask(question_or_entry: str | Record) -> None:
+    """Button callback: show the Search view with this question (or this entry's question) in the box."""
+    record = question_or_entry if isinstance(question_or_entry, Record) else None
+    st.session_state["query"] = record.question if record else question_or_entry
     st.session_state["view"] = "search"
+    # An entry without an answer would come back as its own best match (score 1.00): remember it, to
+    # leave it out for as long as the box holds its question.
+    st.session_state["asked_from"] = (record.question, record.id) if record and record.missing else None
+
+
+def asked_from_entry(query: str) -> RecordId | None:
+    """The unanswered entry whose Search button put `query` in the box, if the box still holds its question."""
+    asked = st.session_state.get("asked_from")
+    return asked[1] if asked and asked[0] == query else None
 
 
 def missing_view(qa: QAIndex) -> None:
@@ -511,7 +635,7 @@ def missing_view(qa: QAIndex) -> None:
             where = [f"line {record.line}"] + ([literal(record.section)] if record.section else [])
             question_col.caption(" · ".join(where))
             action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
-                              args=(record.question,), width="stretch")
+                              args=(record,), width="stretch")
             hints = qa.hints(record.id, k=3)
             if hints:
                 st.markdown("Closest answered entries:\n" + "\n".join(
@@ -542,12 +666,12 @@ def missing_markdown(missing: list[Record], total: int) -> str:
 
 def topics_view(qa: QAIndex) -> None:
     found, points = topic_overview(qa, index_key(qa))
-    st.subheader(f"{len(found)} topic{'s' * (len(found) != 1)} in {len(qa.records)} entries")
+    st.subheader(f"{plural(len(found), 'topic')} in {plural(len(qa.records), 'entry', 'entries')}")
     st.caption("Each point is an entry: nearby points are about similar things, colour is the topic and a "
                "cross marks a missing answer. Hover a point to read its question; click it to open the entry.")
     state = st.altair_chart(clickable_map(points, found), key="topic_map", on_select="rerun",
                             selection_mode=MAP_SELECTION, width="stretch",
-                            alt=f"Topic map of {len(points)} entries in {len(found)} topics")
+                            alt=f"Topic map of {plural(len(points), 'entry', 'entries')} in {plural(len(found), 'topic')}")
     for record in picked_records(qa, state):
         entry_card(qa, record)
     for topic in found:
@@ -571,7 +695,7 @@ def picked_records(qa: QAIndex, state: VegaLiteState) -> list[Record]:
 
 def topic_panel(qa: QAIndex, topic: Topic) -> None:
     """A topic's label and size; opened, its entries, each a button that searches for it."""
-    size = f"{len(topic.record_ids)} entr{'y' if len(topic.record_ids) == 1 else 'ies'}"
+    size = plural(len(topic.record_ids), "entry", "entries")
     with st.expander(f"**{topic.number}. {literal(topic.label)}** &nbsp; :gray[{size}]"), st.container(gap=None):
         for record_id in topic.record_ids:
             record = qa.record(record_id)
@@ -587,7 +711,7 @@ def duplicates_view(qa: QAIndex) -> None:
                                  key="duplicate_min_score", persist_state="session",
                                  help="Cosine similarity of the two questions.")
     pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
-    header.subheader(f"{len(pairs)} near-duplicate pair{'s' * (len(pairs) != 1)}")
+    header.subheader(plural(len(pairs), "near-duplicate pair"))
     st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
                "or answer the missing one from its twin. Click a question to search for it.")
     for pair in pairs:
@@ -632,7 +756,7 @@ def browse_view(qa: QAIndex) -> None:
     if words.strip():
         needle = words.strip().lower()
         shown = shown[shown["_text"].str.contains(needle, regex=False)]
-    st.caption(f"Showing {len(shown)} of {len(frame)} entries. Click a column header to sort.")
+    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}. Click a column header to sort.")
     st.dataframe(shown, hide_index=True, column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
                  column_config={"question": st.column_config.TextColumn("question", width="large"),
                                 "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})
@@ -651,14 +775,13 @@ def entries_frame(records: list[Record]) -> pd.DataFrame:
 
 def main() -> None:
     st.set_page_config(page_title="Q&A search", page_icon="🔎", layout="centered")
-    source = sidebar_source()
-    qa = load_or_stop(source)
+    qa, source = open_document()
     sidebar_summary(qa, source)
     if qa.build_summary is not None:
         parse_report(qa.build_summary)
     view = page_header(qa, source)
     if view == "search":
-        search_view(qa, search_options(qa))
+        search_view(qa, search_options(qa), examples_for(qa, source))
     else:
         {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
          "browse": browse_view}[view](qa)

@@ -114,6 +114,11 @@ class QAIndex:
         qa.build_summary = summaries[-1] if summaries else None
         return qa
 
+    def is_current(self) -> bool:
+        """False once the store's current index is another generation or its files changed since
+        loading: open it again (which verifies it, and rebuilds a corrupt one). Cheap: stat calls."""
+        return self.stored.is_current()
+
     @property
     def records(self) -> Sequence[Record]:
         return self.stored.records

@@ -272,6 +272,12 @@ class PgStoredIndex:
             raise IndexStaleError(f"index at {self.location} was rebuilt while the connection was lost; reopen it")
         register_vector(self._conn)
 
+    def is_current(self) -> bool:
+        """Always: the generation is held (a shared lock) while this object lives, no build rewrites or
+        drops a held generation, and the database keeps its rows consistent. A newer build is picked
+        up when the source changes, as with the folder store."""
+        return True
+
     def close(self) -> None:
         self._closer()
 

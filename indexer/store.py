@@ -88,6 +88,7 @@ class StoredIndex:
     faiss_index: object | None
     path: Path
     lexical: LexicalIndex | None = None  # None when the generation did not store one (format 1)
+    signature: tuple = ()  # `generation_signature` when loading began
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +99,15 @@ class StoredIndex:
         self.answer_row = np.full(n, -1, dtype=np.int64)
         self.question_row[self.rows.positions[~answer]] = row_numbers[~answer]
         self.answer_row[self.rows.positions[answer]] = row_numbers[answer]
+
+    def is_current(self) -> bool:
+        """Still the folder's current generation, its files unchanged since they were verified.
+
+        Stat calls only, cheap enough for every page rerun: builds never rewrite a file (they make a
+        new generation), so a different link or size or mtime means a rebuild or damage, and the
+        caller should load again (which verifies the checksums).
+        """
+        return generation_signature(self.path.parent) == self.signature
 
     @functools.cached_property
     def position_of(self) -> dict[RecordId, int]:
@@ -168,6 +178,19 @@ def current_path(index_dir: Path) -> Path | None:
     return index_dir / os.readlink(link) if link.is_symlink() else link
 
 
+def generation_signature(index_dir: Path) -> tuple:
+    """The current generation's name and each of its files' (name, size, mtime); () when there is none."""
+    generation = current_path(index_dir)
+    if generation is None:
+        return ()
+    try:
+        with os.scandir(generation) as entries:
+            files = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in entries)
+    except OSError:
+        return ()
+    return (generation.name, *files)
+
+
 def read_manifest(index_dir: Path) -> dict | None:
     """The current generation's manifest, or None when there is no index yet (no heavy imports)."""
     generation = current_path(index_dir)
@@ -209,6 +232,7 @@ def load_index(index_dir: Path) -> StoredIndex:
 
 
 def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
+    signature = generation_signature(index_dir)  # before reading: a change while loading shows up later
     manifest = read_manifest(index_dir)
     assert manifest is not None
     if manifest["format_version"] not in READABLE_FORMATS:
@@ -231,7 +255,7 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     if len(records) != manifest.get("record_count") or len(rows.fields) != len(vectors) or (
             lexical is not None and lexical.size != len(records)) or not _rows_fit(rows, len(records)):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
-    return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical)
+    return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical, signature)
 
 
 def _rows_fit(rows: RowTable, record_count: int) -> bool:

@@ -21,6 +21,7 @@ XSS_DOCUMENT = """\
 **1. How do I embed a script in an answer?**
 
 Like this: <script>window.__xss = "script"</script> and <img src=x onerror="window.__xss = 'img'">.
+Or <iframe src="https://example.com"></iframe>.
 
 **2. What is the capital of France?**
 
@@ -100,8 +101,11 @@ def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page
     answer = page.get_by_test_id("stMarkdownContainer").filter(has_text="Like this:")
     expect(answer).to_contain_text('<script>window.__xss = "script"</script>')
     expect(answer).to_contain_text("<img src=x onerror=")
+    expect(answer).to_contain_text('<iframe src="https://example.com"></iframe>')  # no half-linked tag
+    expect(answer).not_to_contain_text("&lt;")
     wait_idle(page)
     assert page.evaluate("window.__xss") is None
-    assert page.locator('[data-testid="stMain"] script, [data-testid="stMain"] img[src="x"]').count() == 0
+    assert page.locator('[data-testid="stMain"] script, [data-testid="stMain"] img[src="x"], '
+                        '[data-testid="stMain"] iframe, [data-testid="stMain"] a[href*="iframe"]').count() == 0
     page.screenshot(path=str(artifacts_dir / "upload.png"), full_page=True)
     assert page.console_errors == []

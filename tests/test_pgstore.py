@@ -265,6 +265,7 @@ def test_an_open_reader_keeps_its_generation_until_it_closes(pg_url, corpus_copy
     current = current_generation(store)
     assert current != reader.generation
     np.testing.assert_array_equal(reader.field_cosines(query, np.arange(82))[0], before[0])
+    assert reader.is_current()  # a held generation stays valid: the app need not reload it (the source stamp does)
     assert not np.array_equal(store.load().field_cosines(query, np.arange(82))[0], before[0])  # the edit shows
     assert generations_left(store, reader.generation) == {reader.generation: 2, current: 2}
     reader.close()

@@ -103,6 +103,27 @@ def test_corrupt_index_is_rebuilt_with_a_notice(tmp_path, fake_encoder):
     assert len(notices) == 1 and "corrupt" in notices[0]
 
 
+def zero_body_in_place(path: Path) -> None:
+    """Overwrite all but the first 128 bytes (an .npy header) with zeros: same size, same inode."""
+    with open(path, "r+b") as fh:
+        fh.seek(128)
+        fh.write(bytes(path.stat().st_size - 128))
+
+
+def test_a_loaded_index_knows_when_its_files_change_or_a_new_generation_replaces_it(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    loaded = store.load()
+    assert loaded.is_current()
+    zero_body_in_place(loaded.path / "vectors.npy")  # damage no build would do: files are never rewritten
+    assert not loaded.is_current()
+    with pytest.raises(IndexCorruptError, match="vectors.npy"):
+        store.load()  # loading again is what reports (or, through ensure_index, rebuilds) it
+    rebuilt = ensure_index([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert rebuilt.is_current() and rebuilt.path != loaded.path
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    assert not rebuilt.is_current()  # a newer generation is current now
+
+
 def test_edited_source_makes_the_index_stale_and_it_is_rebuilt(tmp_path, corpus_copy, fake_encoder):
     store = make(tmp_path / "index", corpus_copy, fake_encoder)
     notices: list[str] = []

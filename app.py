@@ -504,7 +504,10 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         return
     for note in result.notes:
         st.info(literal(sentence(note)), icon=":material/info:")
-    if result.no_match:
+    if result.below_minimum:
+        st.warning("**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
+                   "lower *Minimum score* to see them as results.", icon=":material/search_off:")
+    elif result.no_match:
         st.warning("**No good match.** No entry answers this well; the nearest ones are shown below, greyed.",
                    icon=":material/search_off:")
     for rank, hit in enumerate(result.hits or result.nearest, start=1):

@@ -230,7 +230,8 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_json(result.to_dict(), out)
         return 0
     if result.no_match:
-        print("No good match. Nearest entries:", file=out)
+        print(f"{'No result reaches the minimum score' if result.below_minimum else 'No good match'}. "
+              "Nearest entries:", file=out)
     for rank, hit in enumerate(result.hits or result.nearest, start=1):
         print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} ({hit.matched_on}) "
               f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)

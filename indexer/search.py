@@ -50,6 +50,7 @@ class SearchResult:
     no_match: bool
     notes: list[str] = field(default_factory=list)
     evidence: tuple[float, ...] = ()  # the no-match features of this result (nomatch.FEATURES)
+    below_minimum: bool = False  # the caller's minimum score, not the no-match model, emptied `hits`
 
     def to_dict(self) -> dict:
         """The stable JSON shape of `search --json` (CLI contract)."""
@@ -217,11 +218,12 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
     notes = list(query.notes)
     if query.lexical.corrected:
         notes.append("also searched for: " + ", ".join(f"{a} → {b}" for a, b in query.lexical.corrected.items()))
-    if not no_match and not hits and nearest:  # the user's own minimum, not the no-match model, emptied the list
+    below_minimum = not no_match and not hits and bool(nearest)
+    if below_minimum:
         notes.append(f"no result reaches the minimum score {threshold:.2f} (the best scores "
                      f"{max(h.score for h in nearest):.2f})")
     return SearchResult(query.text, hits, nearest, no_match=not hits, notes=notes,
-                        evidence=tuple(float(v) for v in evidence))
+                        evidence=tuple(float(v) for v in evidence), below_minimum=below_minimum)
 
 
 def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:

@@ -236,6 +236,16 @@ def test_no_good_match_is_said_plainly_and_nearest_are_greyed(app_env):
     assert results and all(c["greyed"] for c in results)
 
 
+def test_a_minimum_score_that_hides_good_matches_says_so_not_no_good_match(app_env):
+    at = run_app()
+    at.slider(key="min_score").set_value(1.0).run()
+    results = cards(search(at, "what is dropout"))
+    warnings = [w.value for w in at.warning]
+    assert any("Nothing reaches the minimum score" in w for w in warnings)
+    assert not any("No good match" in w for w in warnings)
+    assert results and all(c["greyed"] for c in results)
+
+
 def test_query_without_words_gets_a_readable_message(app_env):
     at = search(run_app(), "???")
     assert at.info[0].value.startswith("The query has no letters or digits")

@@ -215,6 +215,8 @@ def test_a_minimum_score_that_empties_the_list_says_so(index_dir):
     code, out, err = run("search", "what is dropout", "--min-score", "0.99", "--json", "--index-dir", index_dir)
     assert code == 0 and json.loads(out)["results"] == []
     assert "note: no result reaches the minimum score 0.99 (the best scores 0." in err
+    code, out, _ = run("search", "what is dropout", "--min-score", "0.99", "--index-dir", index_dir)
+    assert code == 0 and out.startswith("No result reaches the minimum score. Nearest entries:\n 1. [")
 
 
 def test_commands_without_source_use_the_document_the_index_was_built_from(tmp_path):

@@ -233,12 +233,11 @@ def open_error(source: Source, exc: IndexerError) -> str:
 # ---- Markdown for display -----------------------------------------------------------------------
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
+# A code span as the renderer sees one: it may wrap lines but never crosses a blank line (a paragraph).
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
 # A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
 _HTML = re.compile(r"(?:<[A-Za-z/!?][^<>\n]*>)+|<")
-# The end of a word the renderer would turn into a link: GFM autolinks run to the next whitespace.
-_AUTOLINK_WORD = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.|@)\S*$")
 
 
 def literal(text: str) -> str:
@@ -260,12 +259,21 @@ def html_as_text(text: str, escape: Callable[[str], str]) -> str:
     for match in _HTML.finditer(text):
         before = text[last:match.start()]  # an earlier tag, shown as code, already ended any link
         parts.append(escape(before))
-        if _AUTOLINK_WORD.search(before):
+        if _may_autolink(before):
             parts.append(" ")
         parts.append(_html_part(match.group(0), escape))
         last = match.end()
     parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+def _may_autolink(before: str) -> bool:
+    """Whether `before` ends in a word the renderer may turn into a link (GFM autolinks run to the next
+    whitespace). Substring tests on the last word: a regex search there was quadratic in its length."""
+    if not before or before[-1].isspace():
+        return False
+    word = before.rsplit(None, 1)[-1]
+    return "://" in word or "www." in word or "@" in word
 
 
 def _html_part(html: str, escape: Callable[[str], str]) -> str:
@@ -323,7 +331,9 @@ def _escape_prose(text: str) -> str:
 
 
 def _escape_text(text: str) -> str:
-    return html_as_text(text, lambda part: re.sub(r"(?<!\\)\$", r"\\$", part))
+    # `$` would start LaTeX; a backtick left here has no partner (code spans were taken out first) and
+    # could pair with the fence of a tag shown as code, putting the tag back outside code.
+    return html_as_text(text, lambda part: re.sub(r"(?<!\\)([$`])", r"\\\1", part))
 
 
 def entry_title(number: int | str, question: str) -> str:

@@ -139,12 +139,19 @@ def _cosine(text: str) -> float:
 
 def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
     """Sources, store spec (a folder or a PostgreSQL URL: never wrap it in Path) and model."""
-    from .embed import DEFAULT_MODEL
-    from .engine import DEFAULT_INDEX_DIR, resolve_sources
-    from .stores import open_store, store_spec
+    from .engine import resolve_sources
+    from .stores import open_store
 
-    spec = store_spec(args.store, DEFAULT_INDEX_DIR)
-    return resolve_sources(args.source, open_store(spec)), spec, args.model or DEFAULT_MODEL
+    spec, model = _store_and_model(args)
+    return resolve_sources(args.source, open_store(spec)), spec, model
+
+
+def _store_and_model(args: argparse.Namespace) -> tuple[str | Path, str]:
+    from .embed import DEFAULT_MODEL
+    from .engine import DEFAULT_INDEX_DIR
+    from .stores import store_spec
+
+    return store_spec(args.store, DEFAULT_INDEX_DIR), args.model or DEFAULT_MODEL
 
 
 def _progress_bar(err: TextIO):
@@ -347,23 +354,21 @@ def cmd_duplicates(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .build import source_fingerprint, stale_reason
-    from .errors import IndexCorruptError, IndexMissingError
-    from .parse import source_files
+    from .engine import resolve_sources
+    from .errors import IndexMissingError, SourceError
     from .stores import open_store
 
-    sources, spec, model = _settings(args)
+    spec, model = _store_and_model(args)
     store = open_store(spec)
     manifest = store.read_manifest()
     if manifest is None:
         raise IndexMissingError(f"no index at {store.location}; run: python -m indexer build")
     try:
-        store_state = "stale: " + (stale_reason(manifest, source_fingerprint(source_files(sources)), model) or "")
-        if store_state == "stale: ":
-            store.load()  # verifies checksums
-            store_state = "fresh"
-    except IndexCorruptError as exc:
-        store_state = f"corrupt: {exc}"
+        sources = resolve_sources(args.source, store)
+    except SourceError as exc:  # the document it was built from is gone: the index is still worth describing
+        store_state = f"stale: {exc}"
+    else:
+        store_state = _freshness(store, manifest, sources, model)
     if args.json:
         _print_json({**manifest, "status": store_state.split(":")[0], "state": store_state,
                      "index_dir": store.location}, out)
@@ -375,6 +380,22 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
     return 0
+
+
+def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
+    """"fresh", "stale: why" or "corrupt: why"."""
+    from .build import source_fingerprint, stale_reason
+    from .errors import IndexCorruptError
+    from .parse import source_files
+
+    reason = stale_reason(manifest, source_fingerprint(source_files(sources)), model)
+    if reason:
+        return f"stale: {reason}"
+    try:
+        store.load()  # verifies checksums
+    except IndexCorruptError as exc:
+        return f"corrupt: {exc}"
+    return "fresh"
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -46,7 +46,10 @@ def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
         manifest = store.read_manifest()
     except IndexerError:
         manifest = None  # a damaged index is reported or rebuilt by whoever opens it
-    built_from = [Path(path) for path in (manifest or {}).get("source_args", [])]
+    manifest = manifest or {}
+    # indexes built before `source_args` was recorded name their files (not folders) under `sources`
+    given = manifest.get("source_args") or [source.get("path") for source in manifest.get("sources", [])]
+    built_from = [Path(path) for path in given if isinstance(path, str)]
     gone = [path for path in built_from if not path.exists()]
     if not built_from:
         return [DEFAULT_SOURCE]

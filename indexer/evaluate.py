@@ -50,7 +50,8 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         try:
             row = json.loads(line)
             query, relevant, kind = row["query"], row["relevant"], row.get("kind", "")
-            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str):
+            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str) or \
+                    not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in relevant):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None

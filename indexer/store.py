@@ -55,7 +55,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexVersionError
+from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from .lexical import LexicalIndex, LexicalVersionError
 from .records import Record, RecordId, field_values
 from .tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
@@ -428,8 +428,12 @@ def lexical_blob(lexical: LexicalIndex) -> bytes:
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
     """One build at a time per index folder; a second build waits for the first to finish."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as fh:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(index_dir / ".lock", "a+")
+    except OSError as exc:  # a file where the folder should be, no permission, a read-only disk
+        raise IndexerError(f"cannot keep an index in {index_dir}: {exc.strerror or type(exc).__name__}") from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -503,6 +504,30 @@ def test_markdown_answers_render_html_as_text_and_keep_code(app_env):
     assert "costs \\$5 and x\\$" in answer  # not LaTeX
     assert "| `<b>` | bold |" in answer  # code spans and tables as written
     assert "```html\n<b>code stays as written</b>\n```" in answer
+
+
+@pytest.mark.parametrize("answer", [
+    "a ` b <img src=x onerror=alert(1)>",  # a stray backtick must not pair with the fence of a tag's code span
+    "use ` then <script>alert(1)</script> ok",
+    "a ` b\n\n<img src=x onerror=alert(1)>\n\nc ` d",  # backticks in other paragraphs make no code span
+    "``x` <b>y</b> `", 'x <a href="`">q</a> ` <i>', "<div`>a</div>", "```\n<b>\n```\n<i>z</i>",
+])
+def test_no_answer_text_becomes_html_whatever_its_backticks(app_module, answer):
+    from markdown_it import MarkdownIt  # a CommonMark parser (Streamlit's dependencies bring it)
+
+    def tokens(found):
+        for token in found:
+            yield token
+            yield from tokens(token.children or [])
+
+    markup = app_module.answer_markdown(answer)
+    assert [t.content for t in tokens(MarkdownIt("commonmark").parse(markup)) if t.type.startswith("html")] == []
+
+
+def test_html_after_a_long_word_renders_in_linear_time(app_module):
+    started = time.perf_counter()
+    app_module.answer_markdown("a" * 50_000 + " <br>" + "b" * 50_000 + "<br>")
+    assert time.perf_counter() - started < 0.5  # the quadratic autolink test took over 4 s here
 
 
 @pytest.mark.parametrize("name, data, says", [

@@ -242,6 +242,8 @@ def test_an_index_whose_document_is_gone_is_kept_not_rebuilt_from_another(tmp_pa
     code, out, err = run("search", "paying cash", "--index-dir", index_dir)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert f"built from {doc}, which is no longer there" in err and "--source" in err
+    info = json.loads(run("info", "--json", "--index-dir", index_dir)[1])  # still described
+    assert info["status"] == "stale" and "no longer there" in info["state"] and info["record_count"] == 1
     assert json.loads(run("info", "--json", "--index-dir", index_dir, "--source", str(CORPUS))[1])["record_count"] == 1
 
 
@@ -292,3 +294,26 @@ def test_an_index_of_the_bundled_document_follows_the_project_when_it_moves(tmp_
     assert resolve_sources(None, store) == [old_home.resolve()]
     old_home.unlink()
     assert resolve_sources(None, store) == [DEFAULT_SOURCE]
+
+
+def test_an_index_from_before_source_args_is_searched_with_its_own_document(tmp_path):
+    doc = tmp_path / "shop.md"
+    doc.write_text("1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
+                   encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run("build", "--source", str(doc), "--index-dir", str(index_dir))[0] == 0
+    manifest_file = index_dir / "current" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["source_args"]  # as an older version wrote it: the files are named under "sources" only
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    code, out, err = run("search", "paying cash", "--json", "--index-dir", str(index_dir))
+    assert code == 0 and "building" not in err
+    assert json.loads(out)["results"][0]["question"] == "How do I pay?"
+
+
+def test_an_index_folder_that_is_a_file_is_a_one_line_error(tmp_path):
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("hello", encoding="utf-8")
+    code, out, err = run("search", "x", "--index-dir", str(not_a_folder))
+    assert code == 2 and err.splitlines()[-1] == f"error: cannot keep an index in {not_a_folder}: File exists"
+    assert not_a_folder.read_text(encoding="utf-8") == "hello"

@@ -35,9 +35,11 @@ def test_metrics_of_known_ranks():
     assert set(report(queries, outcomes)) == {"overall", "x", "y", "none"}
 
 
-def test_malformed_query_files_raise_a_clear_error(tmp_path):
+@pytest.mark.parametrize("second_line", ['{"query": "no relevant"}', '{"query": "x", "relevant": [[1]]}',
+                                         '{"query": "x", "relevant": [true]}', '{"query": "x", "relevant": [{}]}'])
+def test_malformed_query_files_raise_a_clear_error(tmp_path, second_line):
     bad = tmp_path / "q.jsonl"
-    bad.write_text('{"query": "ok", "relevant": [1], "kind": "a"}\n{"query": "no relevant"}\n')
+    bad.write_text('{"query": "ok", "relevant": [1], "kind": "a"}\n' + second_line + "\n")
     with pytest.raises(QueryError, match="line 2"):
         load_queries(bad)
     code = main(["eval", str(bad)])

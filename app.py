@@ -18,6 +18,7 @@ INDEXER_STORE=postgresql://user@host/db keeps every index in that database inste
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import tempfile
@@ -42,6 +43,7 @@ from indexer.records import RecordId
 from indexer.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
 from indexer.stores import is_database_url, store_spec
 from indexer.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
+from indexer.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
@@ -346,21 +348,10 @@ def status_badges(record: Record) -> str:
             "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
 
 
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """"1 entry", "2 entries": `nouns` when adding an s is wrong."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
-
-
 def sentence(text: str) -> str:
     """A message from the core ("also searched for: …") as a sentence: first letter up, the rest kept
     (str.capitalize would lower "BERT" or a file name)."""
     return text[:1].upper() + text[1:]
-
-
-def entries_phrase(count: int, total: int, what: str) -> str:
-    """"10 of 82 entries have no answer" (or "1 of 82 entries has ...")."""
-    verb = "has" if count == 1 else "have"
-    return f"{count} of {total} entries {verb} {what}"
 
 
 # ---- page regions -------------------------------------------------------------------------------
@@ -488,7 +479,8 @@ def examples_for(qa: QAIndex, source: Source) -> list[str]:
     few short answered questions (they are sure to find something), or none."""
     if source.bundled:
         return list(EXAMPLES)
-    return [r.question for r in qa.records if not r.missing and len(r.question) <= EXAMPLE_MAX_CHARS][:3]
+    short = (r.question for r in qa.records if not r.missing and len(r.question) <= EXAMPLE_MAX_CHARS)
+    return list(itertools.islice(short, 3))  # lazily: a large document's records are made on demand
 
 
 def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
+from .wording import entries_phrase, plural
+
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
 
 
@@ -187,10 +189,6 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def _status_label(status: str) -> str:
     return {"missing": "MISSING", "link_only": "link-only"}.get(status, "")
 
@@ -288,15 +286,14 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                      "missing": [entry(r, True) for r in missing],
                      "link_only": [entry(r, False) for r in link_only]}, out)
         return 0
-    print(f"{len(missing)} of {_count(len(qa.records), 'entry', 'entries')} "
-          f"{'has' if len(missing) == 1 else 'have'} no answer{':' if missing else '.'}", file=out)
+    print(entries_phrase(len(missing), len(qa.records), "no answer") + (":" if missing else "."), file=out)
     for record in missing:
         print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
         if hints[record.id]:
             print("        closest answered: " + ", ".join(f"[{h.record.id}] {h.score:.2f}" for h in hints[record.id]),
                   file=out)
     if link_only:
-        print(f"{_count(len(link_only), 'entry answers', 'entries answer')} only with links:", file=out)
+        print(f"{plural(len(link_only), 'entry answers', 'entries answer')} only with links:", file=out)
         for record in link_only:
             print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
     return 0
@@ -345,8 +342,7 @@ def cmd_duplicates(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _print_json([p.to_dict() for p in pairs], out)
         return 0
-    print(f"{_count(len(pairs), 'pair', 'pairs')} of entries ask much the same thing{':' if pairs else '.'}",
-          file=out)
+    print(f"{plural(len(pairs), 'pair')} of entries ask much the same thing{':' if pairs else '.'}", file=out)
     for pair in pairs:
         print(f"  {pair.score:.3f}  [{pair.first}] {_short(qa.record(pair.first).question, 60)}", file=out)
         print(f"         [{pair.second}] {_short(qa.record(pair.second).question, 60)}", file=out)

@@ -35,14 +35,14 @@ from streamlit.typing import VegaLiteState
 
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
-from indexer.charts import topic_map_chart
-from indexer.embed import Encoder
+from indexer.analysis.charts import topic_map_chart
+from indexer.retrieval.embed import Encoder
 from indexer.engine import PROJECT_ROOT, query_encoder
 from indexer.errors import QueryError
-from indexer.records import RecordId
-from indexer.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
-from indexer.stores import is_database_url, store_spec
-from indexer.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
+from indexer.documents.records import RecordId
+from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.stores.spec import is_database_url, store_spec
+from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
 from indexer.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder

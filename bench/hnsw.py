@@ -28,8 +28,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import faiss
 
-    from indexer.embed import SentenceTransformerEncoder
-    from indexer.store import vector_index
+    from indexer.retrieval.embed import SentenceTransformerEncoder
+    from indexer.stores.disk import vector_index
 
     encoder = SentenceTransformerEncoder(threads=os.cpu_count())
     cache = ROOT / "bench" / "out" / "hnsw_vectors.npy"

@@ -29,11 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer import search  # noqa: E402
-from indexer.lexical import LexicalIndex  # noqa: E402
-from indexer.pgstore import PgStore  # noqa: E402
-from indexer.records import Record  # noqa: E402
-from indexer.store import FaissStore, RowTable  # noqa: E402
+from indexer.retrieval import search  # noqa: E402
+from indexer.retrieval.lexical import LexicalIndex  # noqa: E402
+from indexer.stores.postgres import PgStore  # noqa: E402
+from indexer.documents.records import Record  # noqa: E402
+from indexer.stores.disk import FaissStore, RowTable  # noqa: E402
 
 DIMENSION = 384
 K = 5

@@ -101,7 +101,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def queries() -> list[str]:
-    dev = ROOT.parent / "shared" / "eval" / "dev_queries.jsonl"
+    dev = ROOT / "eval" / "dev_queries.jsonl"
     extra = ROOT / "eval" / "extra_queries.jsonl"
     texts = [json.loads(line)["query"] for path in (dev, extra) if path.exists()
              for line in path.read_text().splitlines() if line.strip()]
@@ -113,10 +113,10 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import numpy as np
 
     from indexer.build import build, embedding_texts
-    from indexer.embed import SentenceTransformerEncoder, normalize
+    from indexer.retrieval.embed import SentenceTransformerEncoder, normalize
     from indexer.engine import QAIndex
-    from indexer.parse import parse_file
-    from indexer.store import FaissStore, RowTable
+    from indexer.documents.parse import parse_file
+    from indexer.stores.disk import FaissStore, RowTable
 
     folder = OUT / f"n{size}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,8 +161,8 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         rng = np.random.default_rng(0)
         vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
         from indexer.build import IVF_MIN_ROWS, _manifest
-        from indexer.embed import model_fingerprint, text_key
-        from indexer.lexical import LexicalIndex
+        from indexer.retrieval.embed import model_fingerprint, text_key
+        from indexer.retrieval.lexical import LexicalIndex
 
         fp = model_fingerprint("all-MiniLM-L6-v2")
         index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
@@ -222,8 +222,8 @@ import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
 from indexer.build import build
-from indexer.embed import SentenceTransformerEncoder
-from indexer.store import FaissStore
+from indexer.retrieval.embed import SentenceTransformerEncoder
+from indexer.stores.disk import FaissStore
 encoder = SentenceTransformerEncoder()
 encoder.encode(["load the weights"])
 loaded = time.perf_counter()

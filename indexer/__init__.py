@@ -10,8 +10,8 @@ Modules: records (types), parse + markdown (documents → records), text (markup
 embed (model, vectors), store (index on disk), build (parse → embed → store), search (ranking),
 engine (QAIndex), cli (command line). `errors` holds the exception family.
 """
-from .engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
-from .errors import IndexerError
-from .records import Hit, Record
+from indexer.engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
+from indexer.errors import IndexerError
+from indexer.documents.records import Hit, Record
 
 __all__ = ["QAIndex", "Record", "Hit", "IndexerError", "DEFAULT_SOURCE", "DEFAULT_INDEX_DIR"]

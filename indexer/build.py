@@ -18,16 +18,16 @@ from typing import Callable
 
 import numpy as np
 
-from .embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
-from .errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from .lexical import LEXICAL_VERSION
-from .nomatch import DEFAULT_NO_MATCH
-from .parse import ParseReport, file_sha256, parse_corpus, source_files
-from .records import Record
-from .search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
-from .store import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
-from .reuse import EntryKeys, PreviousBuild
-from .text import answer_text, answer_texts, has_words
+from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
+from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from indexer.retrieval.lexical import LEXICAL_VERSION
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
+from indexer.documents.parse import ParseReport, file_sha256, parse_corpus, source_files
+from indexer.documents.records import Record
+from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
+from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
+from indexer.reuse import EntryKeys, PreviousBuild
+from indexer.documents.text import answer_text, answer_texts, has_words
 
 PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
-from .wording import entries_phrase, plural
+from indexer.wording import entries_phrase, plural
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
 
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
-    from .errors import IndexerError
+    from indexer.errors import IndexerError
 
     try:
         args = build_parser().parse_args(argv)
@@ -141,17 +141,17 @@ def _cosine(text: str) -> float:
 
 def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
     """Sources, store spec (a folder or a PostgreSQL URL: never wrap it in Path) and model."""
-    from .engine import resolve_sources
-    from .stores import open_store
+    from indexer.engine import resolve_sources
+    from indexer.stores.spec import open_store
 
     spec, model = _store_and_model(args)
     return resolve_sources(args.source, open_store(spec)), spec, model
 
 
 def _store_and_model(args: argparse.Namespace) -> tuple[str | Path, str]:
-    from .embed import DEFAULT_MODEL
-    from .engine import DEFAULT_INDEX_DIR
-    from .stores import store_spec
+    from indexer.retrieval.embed import DEFAULT_MODEL
+    from indexer.engine import DEFAULT_INDEX_DIR
+    from indexer.stores.spec import store_spec
 
     return store_spec(args.store, DEFAULT_INDEX_DIR), args.model or DEFAULT_MODEL
 
@@ -173,7 +173,7 @@ def _progress_bar(err: TextIO):
 
 
 def _open(args: argparse.Namespace, err: TextIO):
-    from .engine import QAIndex
+    from indexer.engine import QAIndex
 
     sources, spec, model = _settings(args)
     return QAIndex.open(sources, spec, model, notify=lambda m: print(m, file=err),
@@ -200,14 +200,14 @@ def _status_suffix(status: str) -> str:
 # ---- commands -----------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .build import build
-    from .engine import build_encoder
-    from .stores import open_store
+    from indexer.build import build
+    from indexer.engine import build_encoder
+    from indexer.stores.spec import open_store
 
     sources, spec, model = _settings(args)
     store = open_store(spec)
     summary = build(sources, store, lambda: build_encoder(model), model, _progress_bar(err))
-    from .onnx_encoder import ensure_onnx_export
+    from indexer.retrieval.onnx_encoder import ensure_onnx_export
 
     ensure_onnx_export(model)  # while torch is loaded anyway: the first query then needs no torch
     if args.json:
@@ -244,7 +244,7 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
-    from .errors import QueryError
+    from indexer.errors import QueryError
 
     queries = _read_batch(args.batch)
     for query, encoded in zip(queries, qa.encode(queries)):
@@ -257,7 +257,7 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _read_batch(name: str) -> list[str]:
-    from .errors import QueryError
+    from indexer.errors import QueryError
 
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -269,7 +269,7 @@ def _read_batch(name: str) -> list[str]:
 
 
 def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .search import link_only_answers, missing_answers
+    from indexer.retrieval.search import link_only_answers, missing_answers
 
     qa = _open(args, err)
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
@@ -300,7 +300,7 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_related(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .search import parse_record_id
+    from indexer.retrieval.search import parse_record_id
 
     qa = _open(args, err)
     record_id = parse_record_id(args.id, qa.records)
@@ -320,8 +320,8 @@ def cmd_topics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     qa = _open(args, err)
     found = qa.topics()
     if args.plot:
-        from .charts import save_chart, topic_map_chart
-        from .topics import topic_map
+        from indexer.analysis.charts import save_chart, topic_map_chart
+        from indexer.analysis.topics import topic_map
 
         save_chart(topic_map_chart(topic_map(qa.stored, found), found), args.plot)
         print(f"saved the topic map to {args.plot}", file=err)
@@ -350,9 +350,9 @@ def cmd_duplicates(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .engine import resolve_sources
-    from .errors import IndexMissingError, SourceError
-    from .stores import open_store
+    from indexer.engine import resolve_sources
+    from indexer.errors import IndexMissingError, SourceError
+    from indexer.stores.spec import open_store
 
     spec, model = _store_and_model(args)
     store = open_store(spec)
@@ -380,9 +380,9 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
     """"fresh", "stale: why" or "corrupt: why"."""
-    from .build import source_fingerprint, stale_reason
-    from .errors import IndexCorruptError
-    from .parse import source_files
+    from indexer.build import source_fingerprint, stale_reason
+    from indexer.errors import IndexCorruptError
+    from indexer.documents.parse import source_files
 
     reason = stale_reason(manifest, source_fingerprint(source_files(sources)), model)
     if reason:
@@ -395,8 +395,8 @@ def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .evaluate import calibrate, check_ids, cross_validate, load_queries, report, run_queries
-    from .records import field_values
+    from indexer.analysis.evaluate import calibrate, check_ids, cross_validate, load_queries, report, run_queries
+    from indexer.documents.records import field_values
 
     queries = [q for path in args.queries for q in load_queries(path)]
     qa = _open(args, err)
@@ -427,7 +427,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .parse import parse_corpus, source_files
+    from indexer.documents.parse import parse_corpus, source_files
 
     reports = parse_corpus(source_files(args.files))
     if args.json:

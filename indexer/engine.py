@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .build import BuildSummary, Notify, ProgressFactory, ensure_index
-from .embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
-from .errors import IndexerError, QueryError, SourceError
-from .lexical import LexicalIndex, apply_corrections
-from .nomatch import NoMatchModel
-from .records import Hit, Record, RecordId, field_values
-from .search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
+from indexer.build import BuildSummary, Notify, ProgressFactory, ensure_index
+from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from indexer.errors import IndexerError, QueryError, SourceError
+from indexer.retrieval.lexical import LexicalIndex, apply_corrections
+from indexer.retrieval.nomatch import NoMatchModel
+from indexer.documents.records import Hit, Record, RecordId, field_values
+from indexer.retrieval.search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
                      missing_answers, related, search)
-from .store import StoredIndex
-from .stores import open_store, store_spec
+from indexer.stores.disk import StoredIndex
+from indexer.stores.spec import open_store, store_spec
 
 if TYPE_CHECKING:
-    from .topics import Duplicate, Topic
+    from indexer.analysis.topics import Duplicate, Topic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -72,8 +72,8 @@ def query_encoder(model: str) -> Encoder:
     ONNX Runtime when it can serve the model (no torch import, several times faster per query), else
     torch. INDEXER_QUERY_BACKEND=auto (default) | onnx (fail instead of falling back) | torch.
     """
-    from .errors import ModelError
-    from .onnx_encoder import OnnxUnavailable, load_onnx_encoder
+    from indexer.errors import ModelError
+    from indexer.retrieval.onnx_encoder import OnnxUnavailable, load_onnx_encoder
 
     backend = os.environ.get("INDEXER_QUERY_BACKEND", "").strip().lower() or "auto"
     if backend not in ("auto", "onnx", "torch"):
@@ -186,14 +186,14 @@ class QAIndex:
         return self.search_encoded(encoded, k, min_score, mode, section)
 
     def topics(self) -> list["Topic"]:
-        from .topics import topics
+        from indexer.analysis.topics import topics
 
         if self._topics is None:
             self._topics = topics(self.stored)
         return self._topics
 
     def duplicates(self, min_score: float | None = None) -> list["Duplicate"]:
-        from .topics import DUPLICATE_MIN_SCORE, near_duplicates
+        from indexer.analysis.topics import DUPLICATE_MIN_SCORE, near_duplicates
 
         threshold = DUPLICATE_MIN_SCORE if min_score is None else min_score
         if threshold not in self._duplicates:

@@ -19,11 +19,11 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .errors import IndexerError
-from .lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
-from .parse import Known
-from .records import Record, field_values
-from .text import answer_text
+from indexer.errors import IndexerError
+from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
+from indexer.documents.parse import Known
+from indexer.documents.records import Record, field_values
+from indexer.documents.text import answer_text
 
 EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)
 

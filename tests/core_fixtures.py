@@ -13,8 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "data" / "ml_interview_qa.md"
-SHARED = ROOT.parent / "shared"
-DEV_QUERIES = SHARED / "eval" / "dev_queries.jsonl"
+DEV_QUERIES = ROOT / "eval" / "dev_queries.jsonl"  # the labelled dev queries, kept in the repository
 
 
 class FakeEncoder:

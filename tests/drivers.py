@@ -17,15 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from core_fixtures import FakeEncoder  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.errors import IndexerError  # noqa: E402
-from indexer.store import FaissStore, load_index  # noqa: E402
+from indexer.stores.disk import FaissStore, load_index  # noqa: E402
 
 PROBE = "gradient descent batch training"
 
 
 def answer(index_dir: Path) -> dict:
     """What a reader sees: which source the index holds, and its top ids for a fixed query vector."""
-    from indexer.lexical import LexicalIndex
-    from indexer.search import EncodedQuery, search
+    from indexer.retrieval.lexical import LexicalIndex
+    from indexer.retrieval.search import EncodedQuery, search
 
     stored = load_index(index_dir)
     query = EncodedQuery(PROBE, FakeEncoder().encode([PROBE]), LexicalIndex.from_records(stored.records).match(PROBE))

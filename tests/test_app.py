@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import indexer.topics
+import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -370,7 +370,7 @@ def test_topics_and_map_are_computed_once_per_index(app_env, monkeypatch):
     calls = {"topics": 0, "topic_map": 0}
 
     def counted(name: str):
-        original = getattr(indexer.topics, name)
+        original = getattr(indexer.analysis.topics, name)
 
         def call(*args):
             calls[name] += 1
@@ -378,7 +378,7 @@ def test_topics_and_map_are_computed_once_per_index(app_env, monkeypatch):
         return call
 
     for name in calls:
-        monkeypatch.setattr(indexer.topics, name, counted(name))
+        monkeypatch.setattr(indexer.analysis.topics, name, counted(name))
     at = select_document(run_app(), "faq.csv")
     at.button_group(key="view").set_value("topics").run()
     assert len(keyed_ids(at, "topic-")) == 3

@@ -8,8 +8,8 @@ import numpy as np
 
 from core_fixtures import CORPUS
 from indexer.build import build
-from indexer.parse import parse_file
-from indexer.store import FaissStore
+from indexer.documents.parse import parse_file
+from indexer.stores.disk import FaissStore
 
 MODEL = "fake-model"
 
@@ -79,7 +79,7 @@ def test_a_damaged_previous_lexical_index_is_rebuilt_from_the_records_not_a_cras
     import io
     import json
 
-    from indexer.store import current_path
+    from indexer.stores.disk import current_path
 
     store = FaissStore(tmp_path / "index")
     build([corpus_copy], store, lambda: fake_encoder, MODEL)

@@ -283,7 +283,7 @@ def test_an_unknown_model_fails_at_once_without_trying_the_network(tmp_path):
 
 def test_an_index_of_the_bundled_document_follows_the_project_when_it_moves(tmp_path):
     from indexer.engine import DEFAULT_SOURCE, resolve_sources
-    from indexer.stores import open_store
+    from indexer.stores.spec import open_store
 
     old_home = tmp_path / "old-checkout" / DEFAULT_SOURCE.name
     old_home.parent.mkdir()

@@ -9,7 +9,7 @@ import pytest
 from core_fixtures import DEV_QUERIES, ROOT
 from indexer.cli import main
 from indexer.errors import QueryError
-from indexer.evaluate import LabelledQuery, Outcome, cross_validate, load_queries, metrics, report, run_queries
+from indexer.analysis.evaluate import LabelledQuery, Outcome, cross_validate, load_queries, metrics, report, run_queries
 
 EXTRA_QUERIES = ROOT / "eval" / "extra_queries.jsonl"
 
@@ -48,8 +48,6 @@ def test_malformed_query_files_raise_a_clear_error(tmp_path, second_line):
 
 @pytest.fixture(scope="module")
 def dev_queries():
-    if not DEV_QUERIES.exists():
-        pytest.skip(f"{DEV_QUERIES} is not there")
     return load_queries(DEV_QUERIES)
 
 

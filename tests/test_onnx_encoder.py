@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
+from indexer.retrieval.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
 from indexer.engine import query_encoder
 from indexer.errors import ModelError
-from indexer.onnx_encoder import (CONFIG_FILE, OnnxEncoder, OnnxUnavailable, ensure_onnx_export, export_onnx,
+from indexer.retrieval.onnx_encoder import (CONFIG_FILE, OnnxEncoder, OnnxUnavailable, ensure_onnx_export, export_onnx,
                                   load_onnx_encoder)
 
 REPO = Path(__file__).parents[1]
-DEV_QUERIES = REPO.parent / "shared/eval/dev_queries.jsonl"
+DEV_QUERIES = REPO / "eval/dev_queries.jsonl"
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "sklearn")
 
 
@@ -61,8 +61,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_dev_queries_match_sentence_transformers(onnx_cache: Path, torch_encoder: SentenceTransformerEncoder) -> None:
-    if not DEV_QUERIES.is_file():
-        pytest.skip(f"{DEV_QUERIES} is absent (it lives in the shared folder beside the repository)")
     lines = DEV_QUERIES.read_text(encoding="utf-8").splitlines()
     queries = [json.loads(line)["query"] for line in lines if line.strip()]
     assert len(queries) == 42
@@ -98,9 +96,9 @@ def test_vectors_follow_the_contract(onnx_cache: Path) -> None:
 
 
 @pytest.mark.parametrize("code", [
-    "from indexer.onnx_encoder import load_onnx_encoder\n"
+    "from indexer.retrieval.onnx_encoder import load_onnx_encoder\n"
     "load_onnx_encoder('all-MiniLM-L6-v2', export_if_missing=False).encode(['why does my model overfit'])",
-    "from indexer.engine import query_encoder\nfrom indexer.onnx_encoder import OnnxEncoder\n"
+    "from indexer.engine import query_encoder\nfrom indexer.retrieval.onnx_encoder import OnnxEncoder\n"
     "encoder = query_encoder('all-MiniLM-L6-v2')\nassert isinstance(encoder, OnnxEncoder)\n"
     "encoder.encode(['why does my model overfit'])",
 ])

@@ -11,8 +11,8 @@ import pytest
 from core_fixtures import CORPUS
 from indexer.build import embedding_texts
 from indexer.errors import SourceError
-from indexer.parse import answer_status, parse_corpus, parse_file
-from indexer.text import plain_text
+from indexer.documents.parse import answer_status, parse_corpus, parse_file
+from indexer.documents.text import plain_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}

@@ -25,19 +25,19 @@ import psycopg
 import pytest
 
 from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
-from indexer import search as search_module
+from indexer.retrieval import search as search_module
 from indexer.build import build, embedding_texts, ensure_index
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
-from indexer.lexical import LexicalIndex
-from indexer.parse import parse_corpus, source_files
-from indexer.pgstore import PgStore, nearest_query
-from indexer.records import Record
-from indexer.store import FORMAT_VERSION, FaissStore, RowTable, current_path
-from indexer.stores import open_store
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.documents.parse import parse_corpus, source_files
+from indexer.stores.postgres import PgStore, nearest_query
+from indexer.documents.records import Record
+from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, current_path
+from indexer.stores.spec import open_store
 
 MODEL = "fake-model"
 ROOT = Path(__file__).resolve().parents[1]
-DEV_QUERIES = ROOT.parent / "shared/eval/dev_queries.jsonl"
+DEV_QUERIES = ROOT / "eval/dev_queries.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -231,7 +231,7 @@ def test_open_store_picks_the_store_from_the_spec(tmp_path, pg_url):
 
 
 def test_faiss_store_never_imports_psycopg():
-    code = ("import sys; from indexer.stores import open_store; open_store('index'); "
+    code = ("import sys; from indexer.stores.spec import open_store; open_store('index'); "
             "print('psycopg' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=ROOT)

@@ -6,9 +6,9 @@ import pytest
 
 from core_fixtures import CORPUS
 from indexer.build import build
-from indexer.records import Record, RecordTable, field_values
-from indexer.search import missing_answers, section_positions
-from indexer.store import FaissStore
+from indexer.documents.records import Record, RecordTable, field_values
+from indexer.retrieval.search import missing_answers, section_positions
+from indexer.stores.disk import FaissStore
 
 RECORDS = [
     Record(1, "What is a GAN?", "Two networks **compete**.", "ok", 3, "Deep learning", "a.md", "**1. What is a GAN?**"),

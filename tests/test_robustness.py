@@ -8,7 +8,7 @@ import pytest
 from docgen import STYLES, broken, generate
 from indexer.cli import main
 from indexer.errors import SourceError
-from indexer.parse import MAX_SOURCE_BYTES, parse_file
+from indexer.documents.parse import MAX_SOURCE_BYTES, parse_file
 
 GENERATED = 240
 BROKEN = 45

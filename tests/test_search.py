@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import indexer.search as search_module
-from indexer.embed import normalize
+import indexer.retrieval.search as search_module
+from indexer.retrieval.embed import normalize
 from indexer.errors import QueryError
-from indexer.records import Record
-from indexer.lexical import LexicalMatch
-from indexer.nomatch import FEATURES, NoMatchModel
-from indexer.search import EncodedQuery, clean_query, related, score_spread, spread_positions
-from indexer.search import search as search_index
-from indexer.store import RowTable, StoredIndex, vector_index
+from indexer.documents.records import Record
+from indexer.retrieval.lexical import LexicalMatch
+from indexer.retrieval.nomatch import FEATURES, NoMatchModel
+from indexer.retrieval.search import EncodedQuery, clean_query, related, score_spread, spread_positions
+from indexer.retrieval.search import search as search_index
+from indexer.stores.disk import RowTable, StoredIndex, vector_index
 
 
 def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | None],

@@ -13,9 +13,9 @@ import pytest
 from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
-from indexer.lexical import LexicalIndex
-from indexer.records import Record, RecordTable
-from indexer.store import (FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path,
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.documents.records import Record, RecordTable
+from indexer.stores.disk import (FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path,
                            vector_index)
 
 MODEL = "fake-model"

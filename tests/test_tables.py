@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from indexer.tables import npy_view
+from indexer.stores.tables import npy_view
 
 ARRAYS = {
     "vectors": np.arange(12, dtype=np.float32).reshape(3, 4),

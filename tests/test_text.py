@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.text import clean_question, has_links, plain_text, prose_text
+from indexer.documents.text import clean_question, has_links, plain_text, prose_text
 
 WIKI_LINK = "[BERT](https://en.wikipedia.org/wiki/BERT_(language_model))"
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from indexer.cli import main
-from indexer.topics import cluster, spherical_kmeans, topic_map
+from indexer.analysis.topics import cluster, spherical_kmeans, topic_map
 
 
 def test_the_known_duplicate_pairs_are_found_without_a_flood(real_index):

@@ -55,10 +55,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
-from .lexical import LexicalIndex, LexicalVersionError
-from .records import Record, RecordId, field_values
-from .tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
+from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from indexer.retrieval.lexical import LexicalIndex, LexicalVersionError
+from indexer.documents.records import Record, RecordId, field_values
+from indexer.stores.tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
                      tables_from)
 
 FORMAT_VERSION = 3

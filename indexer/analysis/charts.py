@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import IndexerError
-from .topics import MapPoint, Topic
+from indexer.errors import IndexerError
+from indexer.analysis.topics import MapPoint, Topic
 
 
 _STATUS_NAMES = {"ok": "answered", "missing": "missing answer", "link_only": "link only"}

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lexical import stem, words
-from .records import Record, RecordId
-from .store import StoredIndex
-from .text import plain_text
+from indexer.retrieval.lexical import stem, words
+from indexer.documents.records import Record, RecordId
+from indexer.stores.disk import StoredIndex
+from indexer.documents.text import plain_text
 
 DUPLICATE_MIN_SCORE = 0.6
 _SILHOUETTE_SAMPLE = 2000

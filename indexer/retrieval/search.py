@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import QueryError
-from .lexical import LexicalMatch
-from .nomatch import DEFAULT_NO_MATCH, FEATURES, NoMatchModel
-from .records import Hit, Record, RecordId, field_values
-from .store import StoredIndex
+from indexer.errors import QueryError
+from indexer.retrieval.lexical import LexicalMatch
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, FEATURES, NoMatchModel
+from indexer.documents.records import Hit, Record, RecordId, field_values
+from indexer.stores.disk import StoredIndex
 
 DEFAULT_K = 5
 DEFAULT_MIN_SCORE = 0.25  # results below this cosine are dropped from a list (the no-match decision is separate)

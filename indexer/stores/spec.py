@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .store import FaissStore
+from indexer.stores.disk import FaissStore
 
 if TYPE_CHECKING:
-    from .pgstore import PgStore
+    from indexer.stores.postgres import PgStore
 
 STORE_ENV = "INDEXER_STORE"
 _URL_SCHEMES = ("postgresql://", "postgres://")
@@ -35,7 +35,7 @@ def open_store(spec: str | Path) -> "FaissStore | PgStore":
     if isinstance(spec, Path) and str(spec).startswith(tuple(s[:-1] for s in _URL_SCHEMES)):
         raise TypeError(f"{spec}: pass a database URL as a str; Path() has already merged its '//'")
     if is_database_url(spec):
-        from .pgstore import PgStore
+        from indexer.stores.postgres import PgStore
 
         return PgStore(str(spec))
     return FaissStore(Path(spec))

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .records import Record
-from .text import answer_texts
+from indexer.documents.records import Record
+from indexer.documents.text import answer_texts
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 STOPWORDS = frozenset("""

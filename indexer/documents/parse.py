@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from .errors import SourceError
-from .markdown import parse_markdown
-from .records import Record, RecordId, Status
-from .text import clean_question, has_links, has_words, is_placeholder, prose_text
+from indexer.errors import SourceError
+from indexer.documents.markdown import parse_markdown
+from indexer.documents.records import Record, RecordId, Status
+from indexer.documents.text import clean_question, has_links, has_words, is_placeholder, prose_text
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MAX_SOURCE_FILES = 1000

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import QueryError
-from .nomatch import FEATURES, NoMatchModel, fit
-from .records import RecordId
+from indexer.errors import QueryError
+from indexer.retrieval.nomatch import FEATURES, NoMatchModel, fit
+from indexer.documents.records import RecordId
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import SHORT_FIELDS, TEXT_FIELDS, Buffer, Record, RecordTable
+from indexer.documents.records import SHORT_FIELDS, TEXT_FIELDS, Buffer, Record, RecordTable
 
 RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS = "records.npy", "record_values.json", "record_texts.bin", "rows.npy"
 TABLE_FILES = (RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS)  # format 3

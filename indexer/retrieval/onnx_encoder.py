@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import Progress, SentenceTransformerEncoder, encode_by_length, model_fingerprint, resolve_model_path
-from .errors import ModelError
+from indexer.retrieval.embed import Progress, SentenceTransformerEncoder, encode_by_length, model_fingerprint, resolve_model_path
+from indexer.errors import ModelError
 
 EXPORT_FORMAT = 1
 ONNX_FILE, TOKENIZER_FILE, CONFIG_FILE = "model.onnx", "tokenizer.json", "onnx_config.json"

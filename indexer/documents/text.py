@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import Record
+    from indexer.documents.records import Record
 
 _FENCE_LINE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)

@@ -39,10 +39,10 @@ from psycopg import sql
 from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 
-from .errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
-from .lexical import LexicalIndex
-from .records import Record
-from .store import FORMAT_VERSION, READABLE_FORMATS, RowTable, check_format, lexical_blob, lexical_from_blob
+from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.documents.records import Record
+from indexer.stores.disk import FORMAT_VERSION, READABLE_FORMATS, RowTable, check_format, lexical_blob, lexical_from_blob
 
 DEFAULT_NAME = "default"
 # Exact nearest rows cost ~0.6 ms per 1k rows (29 ms at 50k, 56 ms at 100k) and HNSW ~2 ms, but HNSW

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .text import clean_question, prose_text, strip_decorations
+from indexer.documents.text import clean_question, prose_text, strip_decorations
 
 _FENCE_OPEN = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _ATX_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")

@@ -98,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("eval", cmd_eval, "measure retrieval quality on labelled queries (JSON lines)")
-    sub.add_argument("queries", nargs="+", type=Path, metavar="QUERIES.jsonl",
+    sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl",
                      help='files of {"query": ..., "relevant": [ids], "kind": ...} lines')
+    sub.add_argument("--suite", type=Path, metavar="SUITE.json",
+                     help="evaluate several documents instead (eval/suite.json), each in its own temporary index, "
+                          "with the no-match model fitted leave-one-document-out")
     _add_mode(sub)
     sub.add_argument("--calibrate", action="store_true",
                      help="also fit the no-match model: cross-validated metrics and the fitted parameters")
@@ -395,35 +398,80 @@ def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.analysis.evaluate import calibrate, check_ids, cross_validate, load_queries, report, run_queries
-    from indexer.documents.records import field_values
+    from indexer.analysis.evaluate import calibrate, cross_validate, report
 
-    queries = [q for path in args.queries for q in load_queries(path)]
-    qa = _open(args, err)
-    check_ids(queries, field_values(qa.records, "id"))
-    outcomes, evidence = run_queries(qa, queries, args.mode)
+    if args.suite:
+        return _eval_suite(args, out, err)
+    if not args.queries:
+        from indexer.errors import QueryError
+
+        raise QueryError("eval needs query files, or --suite SUITE.json")
+    queries, outcomes, evidence = _answer_labelled(args.queries, _open(args, err), args.mode)
     result = {"mode": args.mode, "queries": len(queries), "metrics": report(queries, outcomes)}
     if args.calibrate:
         result["cross_validated"] = cross_validate(queries, outcomes, evidence)
-        result["fitted_no_match"] = calibrate(queries, evidence).to_dict()
+        result["fitted_no_match"] = calibrate(queries, outcomes, evidence).to_dict()
     if args.json:
         _print_json(result, out)
         return 0
-    tables = [("as configured", result["metrics"])]
+    _print_metrics(f"mode {args.mode}, as configured", result["metrics"], out)
     if args.calibrate:
-        tables.append(("no-match model cross-validated (5-fold x 5)", result["cross_validated"]))
-    columns = ["queries", "hit@1", "hit@3", "strict_hit@3", "mrr@10", "ndcg@10", "no_match_accuracy",
-               "false_rejection"]
-    for title, table in tables:
-        print(f"mode {args.mode}, {title}:", file=out)
-        print(f"{'kind':<16}" + "".join(f"{c.replace('_accuracy', '').replace('false_', 'false '):>16}"
-                                           for c in columns), file=out)
-        for group, values in table.items():
-            cells = "".join(f"{'-' if values[c] is None else values[c]:>16}" for c in columns)
-            print(f"{group or '(no kind)':<16}{cells}", file=out)
-    if args.calibrate:
+        _print_metrics(f"mode {args.mode}, no-match model cross-validated (5-fold x 5)", result["cross_validated"], out)
         print("fitted no-match model: " + json.dumps(result["fitted_no_match"]), file=out)
     return 0
+
+
+def _answer_labelled(paths: list[Path], qa, mode: str):
+    """Load labelled queries, check their ids against the index, and answer them."""
+    from indexer.analysis.evaluate import check_ids, load_queries, run_queries
+    from indexer.documents.records import field_values
+
+    queries = [q for path in paths for q in load_queries(path)]
+    check_ids(queries, field_values(qa.records, "id"))
+    outcomes, evidence = run_queries(qa, queries, mode)
+    return queries, outcomes, evidence
+
+
+def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every suite document in a temporary index of its own; figures leave-one-document-out."""
+    import tempfile
+
+    from indexer.analysis.evaluate import DocumentRun, calibrate_documents, leave_one_document_out, load_suite, report
+    from indexer.engine import QAIndex
+
+    _, _, model = _settings(args)
+    runs, configured = [], {}
+    with tempfile.TemporaryDirectory(prefix="indexer-eval-") as folder:
+        for document in load_suite(args.suite):
+            qa = QAIndex.open([document.document], Path(folder) / document.name, model,
+                              notify=lambda m: print(m, file=err), progress=_progress_bar(err))
+            queries, outcomes, evidence = _answer_labelled(document.queries, qa, args.mode)
+            runs.append(DocumentRun(document.name, queries, outcomes, evidence))
+            configured[document.name] = report(queries, outcomes)
+    result = {"mode": args.mode, "as_configured": configured, "leave_one_document_out": leave_one_document_out(runs)}
+    if args.calibrate:
+        result["fitted_no_match"] = calibrate_documents(runs).to_dict()
+    if args.json:
+        _print_json(result, out)
+        return 0
+    for name, table in result["leave_one_document_out"].items():
+        _print_metrics(f"{name}: no-match model fitted on the other documents", table, out)
+    if args.calibrate:
+        print("no-match model fitted on every document: " + json.dumps(result["fitted_no_match"]), file=out)
+    return 0
+
+
+_METRIC_COLUMNS = ("queries", "hit@1", "hit@3", "strict_hit@3", "mrr@10", "ndcg@10", "no_match_accuracy",
+                   "false_rejection", "good_precision")
+
+
+def _print_metrics(title: str, table: dict[str, dict], out: TextIO) -> None:
+    print(title + ":", file=out)
+    print(f"{'kind':<16}" + "".join(f"{c.replace('_accuracy', '').replace('_', ' '):>15}" for c in _METRIC_COLUMNS),
+          file=out)
+    for group, values in table.items():
+        cells = "".join(f"{'-' if values[c] is None else values[c]:>15}" for c in _METRIC_COLUMNS)
+        print(f"{group or '(no kind)':<16}{cells}", file=out)
 
 
 def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from indexer.build import BuildSummary, Notify, ProgressFactory, ensure_index
-from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder, vocabulary
 from indexer.errors import IndexerError, QueryError, SourceError
 from indexer.retrieval.lexical import LexicalIndex, apply_corrections
 from indexer.retrieval.nomatch import NoMatchModel
@@ -160,7 +160,7 @@ class QAIndex:
             except QueryError as exc:
                 prepared.append(exc)
                 continue
-            lexical = self.lexical.match(text)
+            lexical = self.lexical.match(text, vocabulary(self.model))
             variants = [text] + ([apply_corrections(text, lexical.corrected)] if lexical.corrected else [])
             prepared.append((text, notes, lexical, variants))
             texts.extend(variants)

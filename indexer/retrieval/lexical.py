@@ -34,8 +34,14 @@ we were what when where which while who whom why will with would you your yours 
 such between explain describe define tell give name what's whats
 """.split())
 _K1, _B = 1.2, 0.75
-_FUZZY_ONE_EDIT_LENGTH = 6  # shorter words are left alone: "bake" is not a typo of "take"
+# Without the model's vocabulary, only long words are corrected: "bake" is not a typo of "take".
+_FUZZY_ONE_EDIT_LENGTH = 6
 _FUZZY_TWO_EDITS_LENGTH = 10
+# With it, real words are never corrected, so a non-word can be corrected from 4 letters ("gest" → "guest",
+# "stroy" → "story") and by two edits from 8 ("normalisaton"); shorter non-words are acronyms or codes.
+_VOCAB_ONE_EDIT_LENGTH = 4
+_VOCAB_TWO_EDITS_LENGTH = 8
+_COMPOUND_PART = 3  # the shortest part of a run-together word ("setupguide" → "setup guide", not "se tupguide")
 LEXICAL_VERSION = 1  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
 
 
@@ -103,9 +109,31 @@ def _spelled_out(query_words: list[str], known: dict[str, int]) -> list[str]:
     return found
 
 
+# British and American spellings of one word: (British, American) endings and inner spellings.
+_SPELLING_PAIRS = (("isation", "ization"), ("ise", "ize"), ("ised", "ized"), ("ising", "izing"), ("yse", "yze"),
+                   ("our", "or"), ("ours", "ors"), ("tre", "ter"), ("lled", "led"), ("lling", "ling"), ("ogue", "og"))
+
+
+def _spelling_variants(word: str) -> list[str]:
+    """The word in the other spelling convention: "neighbours" → "neighbors", "labeling" → "labelling"."""
+    variants = []
+    for british, american in _SPELLING_PAIRS:
+        for typed, other in ((british, american), (american, british)):
+            at = word.rfind(typed)
+            if at > 1:
+                variants.append(word[:at] + other + word[at + len(typed):])
+    return variants
+
+
 def apply_corrections(text: str, corrected: dict[str, str]) -> str:
-    """The query with each corrected word replaced, e.g. "vanishng gradents" → "vanishing gradients"."""
-    return _WORD.sub(lambda m: corrected.get(m.group(0).lower(), m.group(0)), text)
+    """The query with each corrected word (or run of words) replaced, e.g. "vanishng gradents" →
+    "vanishing gradients", "fire wall" → "firewall", "userstories" → "user stories"."""
+    if not corrected:
+        return text
+    typed = sorted(corrected, key=len, reverse=True)  # a word pair before either of its words
+    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(r"\s+".join(map(re.escape, key.split())) for key in typed)
+                         + r")(?![^\W_])", re.IGNORECASE)
+    return pattern.sub(lambda m: corrected[" ".join(m.group(0).lower().split())], text)
 
 
 def words(text: str) -> list[str]:
@@ -261,39 +289,79 @@ class LexicalIndex:
         i = self.term_id.get(term)
         return unknown if i is None else float(self.idf[i])
 
-    def correct(self, word: str) -> str | None:
-        """The document word closest to a query word the document never uses, if one is close enough."""
+    def correct(self, word: str, vocabulary: frozenset[str] = frozenset()) -> str | None:
+        """The document word closest to a query word the document never uses, if one is close enough.
+
+        `vocabulary`: the embedding model's whole words. A word in it is a real word the document
+        happens not to use ("master" is never "corrected" into "matter"); knowing that, shorter
+        non-words can be corrected than without it."""
         if stem(word) in self.term_id:
             return word
-        if len(word) < _FUZZY_ONE_EDIT_LENGTH or not word.isalpha():
+        variant = next((v for v in _spelling_variants(word) if stem(v) in self.term_id), None)
+        if variant:
+            return variant  # "neighbours" meets "neighbors" though both are real words
+        if word in vocabulary or not word.isalpha():
             return None
-        limit = 2 if len(word) >= _FUZZY_TWO_EDITS_LENGTH else 1
+        one_edit, two_edits = ((_VOCAB_ONE_EDIT_LENGTH, _VOCAB_TWO_EDITS_LENGTH) if vocabulary
+                               else (_FUZZY_ONE_EDIT_LENGTH, _FUZZY_TWO_EDITS_LENGTH))
+        if len(word) < one_edit:
+            return None
+        limit = 2 if len(word) >= two_edits else 1
         candidates: Counter[int] = Counter()
         for gram in _trigrams(word):
             candidates.update(self._by_trigram.get(gram, np.zeros(0, np.int32)).tolist())
-        best, best_key = None, (limit + 1, 0.0)
+        best, best_key = None, (limit + 1, False, 0.0)
         for candidate_id, shared in candidates.items():
             candidate = self.spellings[candidate_id]
             if shared < 2 or candidate[0] != word[0]:  # typos rarely hit the first letter
                 continue
-            # closest first; among equals the more common word, since typos of frequent words are likelier
-            key = (damerau_distance(word, candidate, limit), self._idf(stem(candidate), 99.0))
+            # closest first; among equals a longer word (typing drops letters more often than it adds
+            # them: "gest" is "guest" before "get"), then the more common word, whose typos are likelier
+            key = (damerau_distance(word, candidate, limit), len(candidate) < len(word), self._idf(stem(candidate), 99.0))
             if key < best_key:
                 best, best_key = candidate, key
         return best if best_key[0] <= limit else None
 
-    def match(self, query: str) -> LexicalMatch:
-        corrected: dict[str, str] = {}
-        terms: list[str] = []
+    def match(self, query: str, vocabulary: frozenset[str] = frozenset()) -> LexicalMatch:
+        """BM25 and coverage of a query; words the document never uses are first joined with their
+        neighbour, split in two, or corrected (`correct`), when that gives document words."""
+        all_words = [w.lower() for w in _WORD.findall(query)]
+        corrected = self._compounds(all_words)
+        joined = {part for typed in corrected if " " in typed for part in typed.split()}
+        terms: list[str] = [stem(w) for typed, used in corrected.items() if " " in typed for w in used.split()]
         for word in words(query):
-            known = self.correct(word)
+            if word in joined:
+                continue
+            known = corrected.get(word) or self.correct(word, vocabulary)
             if known is not None and known != word:
                 corrected[word] = known
-            terms.append(stem(known or word))  # an unknown word stays: it counts against coverage
-        all_words = [w.lower() for w in _WORD.findall(query)]
+            terms.extend(stem(w) for w in (known or word).split())  # an unknown word stays: it counts against coverage
         terms.extend(t for t in _spelled_out(all_words, self.term_id) if t not in terms)
         coverage, unknown_share = self._coverage(terms)
         return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share)
+
+    def _compounds(self, query_words: list[str]) -> dict[str, str]:
+        """Run-together and split words meet the document's spelling: "batchnorm" → "batch norm" when the
+        document says "batch norm", "fire wall" → "firewall" when it says "firewall"."""
+        found: dict[str, str] = {}
+        for first, second in zip(query_words, query_words[1:]):
+            if (first.isalpha() and second.isalpha() and stem(first + second) in self.term_id
+                    and not (stem(first) in self.term_id and stem(second) in self.term_id)):
+                found[f"{first} {second}"] = first + second
+        for word in query_words:
+            if stem(word) not in self.term_id and word.isalpha() and len(word) >= 2 * _COMPOUND_PART:
+                split = self._split(word)
+                if split:
+                    found[word] = split
+        return found
+
+    def _split(self, word: str) -> str | None:
+        """`word` as two document words, the most even split first."""
+        cuts = sorted(range(_COMPOUND_PART, len(word) - _COMPOUND_PART + 1), key=lambda i: abs(len(word) / 2 - i))
+        for cut in cuts:
+            if stem(word[:cut]) in self.term_id and stem(word[cut:]) in self.term_id:
+                return f"{word[:cut]} {word[cut:]}"
+        return None
 
     def _bm25(self, terms: list[str]) -> np.ndarray:
         best = np.zeros(self.size, dtype=np.float32)

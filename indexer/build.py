@@ -18,16 +18,23 @@ from typing import Callable
 
 import numpy as np
 
-from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
-from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from indexer.retrieval.lexical import LEXICAL_VERSION
-from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
 from indexer.documents.parse import ParseReport, file_sha256, parse_corpus, source_files
 from indexer.documents.records import Record
-from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
-from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
-from indexer.reuse import EntryKeys, PreviousBuild
 from indexer.documents.text import answer_text, answer_texts, has_words
+from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from indexer.retrieval.embed import (
+    DEFAULT_MODEL,
+    Encoder,
+    Progress,
+    model_fingerprint,
+    text_key,
+)
+from indexer.retrieval.lexical import LEXICAL_VERSION
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
+from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
+from indexer.reuse import EntryKeys, PreviousBuild
+from indexer.stores.base import LoadedIndex, Store
+from indexer.stores.disk import FORMAT_VERSION, RowTable
 
 PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
@@ -132,7 +139,7 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
     return None
 
 
-def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
+def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
           model: str = DEFAULT_MODEL, progress: ProgressFactory | None = None,
           index_type: str = "auto", announce: Callable[[], None] | None = None) -> BuildSummary:
     """Parse `sources`, embed what is not cached, and write a new generation to `store`.
@@ -216,10 +223,10 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
     }
 
 
-def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
+def ensure_index(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
                  model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
                  progress: ProgressFactory | None = None,
-                 on_built: Callable[[BuildSummary], None] | None = None) -> StoredIndex:
+                 on_built: Callable[[BuildSummary], None] | None = None) -> LoadedIndex:
     """A verified index for these sources and model, built or rebuilt first when needed."""
     fingerprint = source_fingerprint(source_files(sources))
     try:

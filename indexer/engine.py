@@ -17,14 +17,28 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from indexer.build import BuildSummary, Notify, ProgressFactory, ensure_index
-from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder, vocabulary
+from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.errors import IndexerError, QueryError, SourceError
+from indexer.retrieval.embed import (
+    DEFAULT_MODEL,
+    Encoder,
+    SentenceTransformerEncoder,
+    vocabulary,
+)
 from indexer.retrieval.lexical import LexicalIndex, apply_corrections
 from indexer.retrieval.nomatch import NoMatchModel
-from indexer.documents.records import Hit, Record, RecordId, field_values
-from indexer.retrieval.search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
-                     missing_answers, related, search)
-from indexer.stores.disk import StoredIndex
+from indexer.retrieval.search import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    EncodedQuery,
+    SearchResult,
+    clean_query,
+    link_only_answers,
+    missing_answers,
+    related,
+    search,
+)
+from indexer.stores.base import LoadedIndex
 from indexer.stores.spec import open_store, store_spec
 
 if TYPE_CHECKING:
@@ -88,7 +102,7 @@ def query_encoder(model: str) -> Encoder:
 
 
 class QAIndex:
-    def __init__(self, stored: StoredIndex, model: str,
+    def __init__(self, stored: LoadedIndex, model: str,
                  encoder_factory: Callable[[str], Encoder] = query_encoder) -> None:
         self.stored = stored
         self.model = model

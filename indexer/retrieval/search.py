@@ -27,11 +27,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.errors import QueryError
 from indexer.retrieval.lexical import LexicalMatch
-from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, FEATURES, Confidence, NoMatchModel, query_word_feature
-from indexer.documents.records import Hit, Record, RecordId, field_values
-from indexer.stores.disk import StoredIndex
+from indexer.retrieval.nomatch import (
+    DEFAULT_NO_MATCH,
+    FEATURES,
+    Confidence,
+    NoMatchModel,
+    query_word_feature,
+)
+from indexer.stores.base import LoadedIndex
 
 DEFAULT_K = 5
 DEFAULT_MIN_SCORE = 0.25  # results below this cosine are dropped from a list (the no-match decision is separate)
@@ -95,12 +101,12 @@ class EncodedQuery:
     notes: list[str] = field(default_factory=list)
 
 
-def field_scores(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def field_scores(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Question and answer cosines of the given record positions (answer is NaN where there is none)."""
     return index.field_cosines(np.atleast_2d(query_vectors), positions)
 
 
-def candidate_positions(index: StoredIndex, query_vectors: np.ndarray, k: int,
+def candidate_positions(index: LoadedIndex, query_vectors: np.ndarray, k: int,
                         lexical_scores: np.ndarray | None = None) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
     total = index.row_count
@@ -145,7 +151,7 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     return 1 / (_RRF_K + ranks)
 
 
-def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
+def score_entries(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
                   lexical: LexicalMatch | None = None, limit: int | None = None) -> list[Hit]:
     """The best `limit` hits among the given positions (all when None), best first by the mode's order;
     ties go to the entry earlier in the document. Only the chosen few become `Hit` objects."""
@@ -175,7 +181,7 @@ def spread_positions(record_count: int) -> np.ndarray:
     return np.unique(np.linspace(0, record_count - 1, min(record_count, SPREAD_SAMPLE)).astype(np.int64))
 
 
-def mean_dense_score(index: StoredIndex, query_vectors: np.ndarray) -> float:
+def mean_dense_score(index: LoadedIndex, query_vectors: np.ndarray) -> float:
     """The query's mean dense score (max of question and answer cosine) over the entries, measured on
     `spread_positions`, so a large index costs no more than 500 entries' worth."""
     if not index.records:
@@ -184,7 +190,7 @@ def mean_dense_score(index: StoredIndex, query_vectors: np.ndarray) -> float:
     return float(dense_scores(question, answer).mean())
 
 
-def no_match_features(query: EncodedQuery, hits: list[Hit], index: StoredIndex, mean_dense: float) -> np.ndarray:
+def no_match_features(query: EncodedQuery, hits: list[Hit], index: LoadedIndex, mean_dense: float) -> np.ndarray:
     """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`)."""
     if not hits:
         return np.zeros(len(FEATURES))
@@ -208,7 +214,7 @@ def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
     return positions
 
 
-def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
+def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
            mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
            section: str | None = None) -> SearchResult:
     """The k best entries for an encoded query, and whether any of them is a good match.
@@ -239,7 +245,7 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
                         confidence=confidence if hits else "no good match")
 
 
-def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
+def related(index: LoadedIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
     """The entries closest to entry `record_id`'s question, excluding itself (no re-embedding)."""
     position = index.position_of.get(record_id)
     if position is None:

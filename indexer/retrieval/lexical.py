@@ -42,7 +42,7 @@ _FUZZY_TWO_EDITS_LENGTH = 10
 _VOCAB_ONE_EDIT_LENGTH = 4
 _VOCAB_TWO_EDITS_LENGTH = 8
 _COMPOUND_PART = 3  # the shortest part of a run-together word ("setupguide" → "setup guide", not "se tupguide")
-LEXICAL_VERSION = 1  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
+LEXICAL_VERSION = 2  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
 
 
 @functools.lru_cache(maxsize=1 << 18)  # a corpus repeats few distinct words many times
@@ -313,7 +313,9 @@ class LexicalIndex:
         best, best_key = None, (limit + 1, False, 0.0)
         for candidate_id, shared in candidates.items():
             candidate = self.spellings[candidate_id]
-            if shared < 2 or candidate[0] != word[0]:  # typos rarely hit the first letter
+            # typos rarely hit the first letter; a short word shares few trigrams with its typo ("zreo": none
+            # but the first with "zero"), so there the first letter is enough to be a candidate
+            if shared < (1 if len(word) < _FUZZY_ONE_EDIT_LENGTH else 2) or candidate[0] != word[0]:
                 continue
             # closest first; among equals a longer word (typing drops letters more often than it adds
             # them: "gest" is "guest" before "get"), then the more common word, whose typos are likelier
@@ -400,9 +402,18 @@ class EntryTokens:
     words: frozenset[str]
 
 
+_HYPHENATED = re.compile(r"(?<![^\W_])([^\W\d_]+)-([^\W\d_]+)(?![^\W_])")
+
+
+def hyphen_joins(text: str) -> list[str]:
+    """Hyphenated words run together, as people also type them: "Wi-Fi" → ["wifi"], "e-mail" → ["email"]."""
+    return [(first + second).lower() for first, second in _HYPHENATED.findall(text)]
+
+
 def entry_tokens(question: str, answer: str) -> EntryTokens:
     """`question` as clean text, `answer` as plain text ("" when missing)."""
-    question_words, answer_words = words(question), words(answer)
+    question_words = words(question) + hyphen_joins(question)
+    answer_words = words(answer) + hyphen_joins(answer)
     return EntryTokens([stem(w) for w in question_words] + acronyms(question),
                        [stem(w) for w in answer_words] + acronyms(answer),
                        frozenset(question_words) | frozenset(answer_words))

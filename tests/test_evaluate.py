@@ -123,3 +123,15 @@ def test_the_shipped_suite_has_four_documents_with_sixty_queries_of_every_kind_e
         assert len(queries) >= 60, document.name
         assert {"keyword", "long_paraphrase", "typo", "compound", "answer_content", "near_topic",
                 "off_topic"} <= kinds, document.name
+
+
+def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(capsys):
+    """The cross-document figures docs/quality.md reports, guarded against regressions (real model)."""
+    code = main(["eval", "--suite", str(ROOT / "eval" / "suite.json"), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(data["leave_one_document_out"]) == 4
+    for name, table in data["leave_one_document_out"].items():
+        overall = table["overall"]
+        assert overall["hit@3"] >= 0.95, name
+        assert overall["no_match_accuracy"] >= 0.7 and overall["false_rejection"] <= 0.2, name
+        assert overall["good_precision"] >= 0.85, name

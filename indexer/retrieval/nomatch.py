@@ -76,7 +76,8 @@ def query_word_feature(word_count: int) -> float:
 # Fitted on all four documents of eval/suite.json (their 478 labelled queries) with
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
-DEFAULT_NO_MATCH = NoMatchModel(weights=(-7.0, -8.0, -2.5, 4.0, -0.5), bias=5.0, threshold=0.5, good_below=0.2)
+DEFAULT_NO_MATCH = NoMatchModel(weights=(-4.2998, -6.6198, -5.2267, 3.6101, -1.8362), bias=8.491, threshold=0.6934,
+                                good_below=0.6354)
 
 
 def fit(features: np.ndarray, is_no_match: np.ndarray, groups: np.ndarray | None = None,

@@ -461,16 +461,17 @@ def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-_METRIC_COLUMNS = ("queries", "hit@1", "hit@3", "strict_hit@3", "mrr@10", "ndcg@10", "no_match_accuracy",
-                   "false_rejection", "good_precision")
+# metric → column heading of the eval tables
+_METRIC_COLUMNS = {"queries": "queries", "hit@1": "hit@1", "hit@3": "hit@3", "strict_hit@3": "strict hit@3",
+                   "mrr@10": "mrr@10", "ndcg@10": "ndcg@10", "no_match_accuracy": "no match",
+                   "false_rejection": "false rej.", "good_precision": "good prec."}
 
 
 def _print_metrics(title: str, table: dict[str, dict], out: TextIO) -> None:
     print(title + ":", file=out)
-    print(f"{'kind':<16}" + "".join(f"{c.replace('_accuracy', '').replace('_', ' '):>15}" for c in _METRIC_COLUMNS),
-          file=out)
+    print(f"{'kind':<16}" + "".join(f"{heading:>14}" for heading in _METRIC_COLUMNS.values()), file=out)
     for group, values in table.items():
-        cells = "".join(f"{'-' if values[c] is None else values[c]:>15}" for c in _METRIC_COLUMNS)
+        cells = "".join(f"{'-' if values[c] is None else values[c]:>14}" for c in _METRIC_COLUMNS)
         print(f"{group or '(no kind)':<16}{cells}", file=out)
 
 

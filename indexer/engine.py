@@ -25,7 +25,7 @@ from indexer.retrieval.embed import (
     SentenceTransformerEncoder,
     vocabulary,
 )
-from indexer.retrieval.lexical import LexicalIndex, apply_corrections
+from indexer.retrieval.lexical import LexicalIndex
 from indexer.retrieval.nomatch import NoMatchModel
 from indexer.retrieval.search import (
     DEFAULT_K,
@@ -38,6 +38,7 @@ from indexer.retrieval.search import (
     related,
     search,
 )
+from indexer.retrieval.tokens import apply_corrections
 from indexer.stores.base import LoadedIndex
 from indexer.stores.spec import open_store, store_spec
 

@@ -23,7 +23,8 @@ from indexer.documents.parse import Known
 from indexer.documents.records import Record, field_values
 from indexer.documents.text import answer_text
 from indexer.errors import IndexerError
-from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
+from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex
+from indexer.retrieval.tokens import entry_tokens
 from indexer.stores.base import LoadedIndex, Store
 
 EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)

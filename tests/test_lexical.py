@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.retrieval.lexical import LexicalIndex, acronyms, apply_corrections, damerau_distance, stem
 from indexer.documents.records import Record
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.retrieval.tokens import acronyms, apply_corrections, damerau_distance, stem
 
 
 def record(i: int, question: str, answer: str = "") -> Record:
@@ -104,7 +105,7 @@ def _arrays_equal(a: LexicalIndex, b: LexicalIndex) -> bool:
 def test_an_updated_index_equals_one_built_from_scratch_after_random_edits():
     import random
 
-    from indexer.retrieval.lexical import entry_tokens
+    from indexer.retrieval.tokens import entry_tokens
 
     rng = random.Random(4)
     vocabulary = "gradient descent Generative Adversarial Network dropout layers batch normalisation " \

@@ -22,7 +22,7 @@ import numpy as np
 
 from indexer.documents.records import Record, RecordId
 from indexer.documents.text import plain_text
-from indexer.retrieval.lexical import stem, words
+from indexer.retrieval.tokens import stem, words
 from indexer.stores.base import LoadedIndex
 
 DUPLICATE_MIN_SCORE = 0.6

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
-from indexer.wording import entries_phrase, plural
+from indexer.wording import STATUS_LABELS, entries_phrase, plural, status_label
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
 
@@ -192,12 +192,8 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _status_label(status: str) -> str:
-    return {"missing": "MISSING", "link_only": "link-only"}.get(status, "")
-
-
 def _status_suffix(status: str) -> str:
-    return f"  [{_status_label(status)}]" if _status_label(status) else ""
+    return "" if status == "ok" else f"  [{status_label(status)}]"
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -219,7 +215,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for report in summary.reports:
             _print_parse_summary(report, out)
         print(f"built {store.location}: {summary.records} records ({summary.missing} missing, "
-              f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
+              f"{summary.link_only} {STATUS_LABELS['link_only']}) in {summary.seconds:.1f} s; "
               f"{summary.changed} entries new or changed; embedded {summary.embedded} texts, "
               f"reused {summary.reused}", file=out)
     return 0
@@ -249,7 +245,9 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
     from indexer.errors import QueryError
 
-    queries = _read_batch(args.batch)
+    from indexer.analysis.queryfiles import read_queries
+
+    queries = read_queries(args.batch)
     for query, encoded in zip(queries, qa.encode(queries)):
         if isinstance(encoded, QueryError):
             row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
@@ -257,18 +255,6 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
             row = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section).to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
-
-
-def _read_batch(name: str) -> list[str]:
-    from indexer.errors import QueryError
-
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QueryError(f"{name}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"{name}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 
 def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -423,7 +409,8 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _answer_labelled(paths: list[Path], qa, mode: str):
     """Load labelled queries, check their ids against the index, and answer them."""
-    from indexer.analysis.evaluate import check_ids, load_queries, run_queries
+    from indexer.analysis.evaluate import check_ids, run_queries
+    from indexer.analysis.queryfiles import load_queries
     from indexer.documents.records import field_values
 
     queries = [q for path in paths for q in load_queries(path)]
@@ -488,7 +475,7 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_parse_summary(report, out)
         for record in report.records:
             section = f"  ({record.section})" if record.section else ""
-            print(f"  [{record.id}] {_status_label(record.status) or 'ok':<9} {_short(record.question, 80)}{section}",
+            print(f"  [{record.id}] {status_label(record.status):<14} {_short(record.question, 80)}{section}",
                   file=out)
     return 0
 
@@ -497,7 +484,7 @@ def _print_parse_summary(report, out: TextIO) -> None:
     """What a user needs to check that a document was read right: counts, sections, warnings, misses."""
     counts = report.counts()
     print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
-          f"{counts['missing']} missing, {counts['link_only']} link-only", file=out)
+          f"{counts['missing']} missing, {counts['link_only']} {STATUS_LABELS['link_only']}", file=out)
     sections: dict[str, int] = {}
     for record in report.records:
         sections[record.section] = sections.get(record.section, 0) + 1

@@ -38,7 +38,7 @@ def index_dir(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("cli") / "index"
     code, out, err = run("build", "--index-dir", str(path), "--source", str(CORPUS))
     assert code == 0, err
-    assert "82 records (10 missing, 1 link-only)" in out
+    assert "82 records (10 missing, 1 link only)" in out
     return str(path)
 
 

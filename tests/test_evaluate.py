@@ -12,8 +12,9 @@ from indexer.errors import QueryError
 import numpy as np
 
 import indexer.analysis.evaluate as evaluate_module
-from indexer.analysis.evaluate import (DocumentRun, LabelledQuery, Outcome, cross_validate, leave_one_document_out,
-                                       load_queries, load_suite, metrics, report, run_queries)
+from indexer.analysis.evaluate import (DocumentRun, Outcome, cross_validate, leave_one_document_out, load_suite, metrics,
+                                       report, run_queries)
+from indexer.analysis.queryfiles import LabelledQuery, load_queries
 from indexer.retrieval.nomatch import fit
 
 EXTRA_QUERIES = ROOT / "eval" / "extra_queries.jsonl"

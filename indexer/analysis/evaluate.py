@@ -20,17 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.analysis.queryfiles import LabelledQuery
 from indexer.errors import QueryError
 from indexer.retrieval.nomatch import FEATURES, NoMatchModel, fit
 from indexer.documents.records import RecordId
-
-
-@dataclass(frozen=True)
-class LabelledQuery:
-    query: str
-    relevant: list[RecordId]
-    kind: str
-    where: str = ""  # "file: line n", for error messages
 
 
 @dataclass(frozen=True)
@@ -40,31 +33,6 @@ class Outcome:
     ranked: list[RecordId]
     no_match: bool
     confidence: str = ""
-
-
-def load_queries(path: Path) -> list[LabelledQuery]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise QueryError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
-    queries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            query, relevant, kind = row["query"], row["relevant"], row.get("kind", "")
-            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str) or \
-                    not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in relevant):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None
-        queries.append(LabelledQuery(query, relevant, kind, f"{path}: line {number}"))
-    if not queries:
-        raise QueryError(f"{path}: no queries")
-    return queries
 
 
 def check_ids(queries: list[LabelledQuery], ids: Iterable[RecordId]) -> None:

@@ -252,8 +252,8 @@ class _SqlQueryLog:
 
 def _entry(row: tuple) -> LogEntry:
     row_id, asked_at, query, results, no_match, confidence, generation, feedback, answered_id = row
-    results = json.loads(results) if isinstance(results, str) else results  # PostgreSQL decodes jsonb itself
-    answered = json.loads(answered_id) if isinstance(answered_id, str) else answered_id
+    results = json.loads(results)
+    answered = None if answered_id is None else json.loads(answered_id)
     moment = asked_at if isinstance(asked_at, datetime) else datetime.fromisoformat(asked_at)
     return LogEntry(int(row_id), moment.astimezone(timezone.utc), query,
                     tuple((r["id"], float(r["score"])) for r in results), bool(no_match),
@@ -341,7 +341,10 @@ class PgQueryLog(_SqlQueryLog):
     def _connect(self):
         import psycopg
 
+        from psycopg.types.string import TextLoader
+
         conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        conn.adapters.register_loader("jsonb", TextLoader)  # JSON text, decoded by `_entry` as SQLite's is
         try:
             exists = conn.execute("SELECT to_regclass(%s)", (PG_TABLE,)).fetchone()[0] is not None
             if not exists and not self._create:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,15 +137,28 @@ _NUMBER = re.compile(r"^\s*(?:#+\s*)?(?:[-*+]\s+)?(?:\*\*|__)?\s*(?:Q(?:uestion)
 
 def entry_style(records: Sequence[Record], manifest: dict) -> EntryStyle:
     """The entry style of the document an index was built from: its parse style (bold questions,
-    question headings or Q:/A: pairs; bold for tables), heading level and numbering, from the first
-    entry's question line; numbers continue after the largest entry number."""
+    question headings or Q:/A: pairs; bold for tables), the first entry's heading level and number
+    mark; numbers continue after the largest entry number."""
     styles = [source.get("style") for source in manifest.get("parse", [])]
     kind = next((style for style in styles if style in ("bold", "heading", "qa")), "bold")
-    sample = records[0].question_raw.strip() if len(records) else ""
-    numbered = _NUMBER.match(sample)
-    mark = "" if numbered is None else numbered.group(1).replace(":", ".")
-    level = min(max(len(sample) - len(sample.lstrip("#")), 1), 6) if kind == "heading" else 3
-    return EntryStyle(kind, level, mark, _largest_number(records) + 1)
+    marks = [_NUMBER.match(raw.strip()) for raw in field_values(records, "question_raw")]
+    # numbered only when every entry is: the parser numbers unnumbered entries after the largest
+    # number, so numbered new entries would change the ids of the unnumbered ones
+    mark = "" if not marks or not all(marks) else marks[0].group(1).replace(":", ".")
+    return EntryStyle(kind, _heading_level(records[0]) if kind == "heading" else 3, mark,
+                      _largest_number(records) + 1)
+
+
+def _heading_level(record: Record) -> int:
+    """The level of an entry's question heading, read from its source line (the record keeps the
+    heading's text only); 3 when the source cannot be read."""
+    try:
+        with open(record.source, encoding="utf-8", errors="replace") as fh:
+            line = next(itertools.islice(fh, record.line - 1, None), "").strip()
+    except OSError:
+        line = ""
+    level = len(line) - len(line.lstrip("#"))
+    return level if 1 <= level <= 6 else 3
 
 
 def _largest_number(records: Sequence[Record]) -> int:
@@ -165,12 +179,12 @@ def question_line(style: EntryStyle, number: int, question: str) -> str:
     return f"**{numbered}**"
 
 
-def gaps_markdown(gaps: Sequence[Gap], style: EntryStyle, today: str = "") -> str:
-    """Entry skeletons, one per gap: the question in the document's style and an empty answer. What
-    readers asked is kept in an HTML comment under each question, which the parser ignores, so the
-    entries still count as missing answers until someone writes them."""
-    parts = [f"<!-- Questions readers asked that the document does not answer{f' ({today})' if today else ''}: "
-             "python -m indexer gaps. Write each answer under its question. -->"]
+def gaps_markdown(gaps: Sequence[Gap], style: EntryStyle) -> str:
+    """Entry skeletons, one per gap, to append to the document: the question in the document's style
+    and an empty answer. What readers asked is kept in an HTML comment under each question, which the
+    parser ignores, so the entries count as missing answers until someone writes them. (No heading or
+    note above them: appended, it would become part of the last entry's answer.)"""
+    parts = []
     for offset, gap in enumerate(gaps):
         parts.append(question_line(style, style.next_number + offset, gap.label))
         parts.append(f"<!-- {_context(gap)} -->")

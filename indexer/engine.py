@@ -30,6 +30,7 @@ from indexer.stores.spec import open_store, store_spec
 if TYPE_CHECKING:
     from indexer.analysis.topics import Duplicate, Topic
     from indexer.querylog import QueryLog
+    from indexer.stores.postgres import PgStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -99,7 +100,7 @@ class QAIndex:
         self._topics: list | None = None
         self._duplicates: dict[float, list] = {}
         self.build_summary: BuildSummary | None = None
-        self.store = None  # where `open` found the index; the query log lives with it
+        self.store: FaissStore | PgStore | None = None  # where `open` found the index; its query log lives there
         self._query_log: "QueryLog | None" = None
 
     @classmethod

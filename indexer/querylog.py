@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 from indexer.documents.records import RecordId
 from indexer.errors import IndexerError
@@ -162,7 +162,7 @@ class _SqlQueryLog:
     def __init__(self, days: int) -> None:
         self.days = days
         self._lock = threading.Lock()  # one connection, shared by the app's sessions (threads)
-        self._conn = None
+        self._conn: Any = None  # a sqlite3 or psycopg connection, opened on first use
         self._pruned_at = float("-inf")
 
     # ---- the interface ----
@@ -184,7 +184,7 @@ class _SqlQueryLog:
         `none_of_these=True`. A new mark replaces the previous one."""
         if (answered is None) == (not none_of_these):
             raise QueryLogError("give feedback as either answered=<entry id> or none_of_these=True")
-        kind = "none" if none_of_these else "answered"
+        kind: Feedback = "none" if none_of_these else "answered"
         self._set_feedback(row_id, kind, None if answered is None else json.dumps(answered))
 
     def clear_feedback(self, row_id: int) -> None:
@@ -277,7 +277,8 @@ class SqliteQueryLog(_SqlQueryLog):
                                check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across crashes of the process, no fsync per insert
+            # in WAL mode: safe against a crashed process (not a power cut), and no fsync per insert
+            conn.execute("PRAGMA synchronous=NORMAL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise QueryLogError(f"query log {self.path} was written by a newer version of this tool; upgrade")
@@ -403,5 +404,5 @@ def feedback_queries(entries: list[LogEntry]) -> list["LabelledQuery"]:
     for entry in entries:  # oldest first: later feedback replaces earlier
         if entry.feedback is not None:
             latest[" ".join(entry.query.casefold().split())] = entry
-    return [LabelledQuery(e.query, [e.answered_id] if e.feedback == "answered" else [], "from-log",
+    return [LabelledQuery(e.query, [] if e.answered_id is None else [e.answered_id], "from-log",
                           f"query log: search {e.id}") for e in latest.values()]

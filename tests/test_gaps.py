@@ -26,7 +26,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 REFUND = ["How do I get a refund for my course?", "Can I get my money back after buying the course?",
           "refund policy for the course"]
-SALARY = ["What salary should I expect as a junior data scientist?", "How much does an entry-level data scientist earn?"]
+SALARY = ["What salary should I expect as a junior data scientist?",
+          "How much does an entry-level data scientist earn?"]
 
 
 def asked(row: int, query: str, no_match: bool = True, feedback=None, answered=None, hours: int = 0) -> LogEntry:
@@ -136,7 +137,8 @@ def test_gaps_json_lists_the_groups_largest_first(index_copy):
     assert code == 0, err
     groups = json.loads(out)["groups"]
     assert [g["count"] for g in groups] == [3, 2, 1]
-    assert sorted(groups[0]["queries"]) == sorted(REFUND) and groups[2]["queries"] == ["an old question nobody answered"]
+    assert sorted(groups[0]["queries"]) == sorted(REFUND)
+    assert groups[2]["queries"] == ["an old question nobody answered"]
     assert all(set(n) == {"id", "score"} for n in groups[0]["nearest"]) and len(groups[0]["nearest"]) == 3
     since = (datetime.now(timezone.utc) - timedelta(days=7)).strftime("%Y-%m-%d")
     code, out, _ = run("gaps", "--index-dir", index_copy, "--source", str(CORPUS), "--json", "--since", since)

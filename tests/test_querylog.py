@@ -71,7 +71,7 @@ def test_writes_from_many_threads_at_once_lose_nothing(make_log):
     start = threading.Barrier(threads)
 
     def write(number: int) -> None:
-        log = shared if number % 2 else make_log()  # half share one connection (the app), half are sessions of their own
+        log = shared if number % 2 else make_log()  # half share one connection (the app), half have their own
         start.wait()
         try:
             for i in range(per_thread):

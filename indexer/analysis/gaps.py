@@ -87,21 +87,21 @@ def group_vectors(vectors: np.ndarray, min_cosine: float) -> list[list[int]]:
     centroids: list[np.ndarray] = []
     members: list[list[int]] = []
     for row, vector in enumerate(vectors):
-        best = _closest(centroids, vector)
-        if best is not None and float(centroids[best] @ vector) >= min_cosine:
+        best = _closest(centroids, vector) if centroids else -1
+        if best >= 0 and float(centroids[best] @ vector) >= min_cosine:
             members[best].append(row)
             centroids[best] = _unit(vectors[members[best]].mean(axis=0))
         else:
             centroids.append(vector)
             members.append([row])
-    final = [[] for _ in centroids]
+    final: list[list[int]] = [[] for _ in centroids]
     for row, vector in enumerate(vectors):  # a text seen before its true group existed moves there
         final[_closest(centroids, vector)].append(row)
     return [group for group in final if group]
 
 
-def _closest(centroids: list[np.ndarray], vector: np.ndarray) -> int | None:
-    return int(np.argmax(np.vstack(centroids) @ vector)) if centroids else None
+def _closest(centroids: list[np.ndarray], vector: np.ndarray) -> int:
+    return int(np.argmax(np.vstack(centroids) @ vector))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -122,11 +122,14 @@ def _gap(phrasings: list[list[LogEntry]], vectors: np.ndarray, index, k: int) ->
 
 # ---- exports --------------------------------------------------------------------------------------
 
+EntryKind = Literal["bold", "heading", "qa"]
+
+
 @dataclass(frozen=True)
 class EntryStyle:
     """How the document writes an entry's question line, so new entries look like the others."""
 
-    kind: Literal["bold", "heading", "qa"] = "bold"
+    kind: EntryKind = "bold"
     heading_level: int = 3
     number_mark: str = ""  # "." or ")" after the entry number; "" when entries are not numbered
     next_number: int = 1
@@ -140,11 +143,12 @@ def entry_style(records: Sequence[Record], manifest: dict) -> EntryStyle:
     question headings or Q:/A: pairs; bold for tables), the first entry's heading level and number
     mark; numbers continue after the largest entry number."""
     styles = [source.get("style") for source in manifest.get("parse", [])]
-    kind = next((style for style in styles if style in ("bold", "heading", "qa")), "bold")
+    kind: EntryKind = next((style for style in styles if style in ("bold", "heading", "qa")), "bold")
     marks = [_NUMBER.match(raw.strip()) for raw in field_values(records, "question_raw")]
     # numbered only when every entry is: the parser numbers unnumbered entries after the largest
     # number, so numbered new entries would change the ids of the unnumbered ones
-    mark = "" if not marks or not all(marks) else marks[0].group(1).replace(":", ".")
+    first = marks[0] if marks and all(marks) else None
+    mark = "" if first is None else first.group(1).replace(":", ".")
     return EntryStyle(kind, _heading_level(records[0]) if kind == "heading" else 3, mark,
                       _largest_number(records) + 1)
 
@@ -193,7 +197,8 @@ def gaps_markdown(gaps: Sequence[Gap], style: EntryStyle) -> str:
 
 def _context(gap: Gap) -> str:
     others = [query for query in gap.queries if query != gap.label]
-    text = f"asked {gap.count} time{'s' if gap.count != 1 else ''}, {gap.first_asked:%Y-%m-%d} to {gap.last_asked:%Y-%m-%d}"
+    text = (f"asked {gap.count} time{'s' if gap.count != 1 else ''}, "
+            f"{gap.first_asked:%Y-%m-%d} to {gap.last_asked:%Y-%m-%d}")
     if others:
         text += "; also asked as: " + "; ".join(others)
     if gap.nearest:

@@ -286,3 +286,20 @@ def test_eval_needs_query_files_or_from_log(index_copy):
     assert code == 2 and "--from-log" in err and err.count("\n") == 1
     code, _, err = run("eval", "--from-log", "--index-dir", index_copy, "--source", str(CORPUS))
     assert code == 2 and "no query log" in err and err.count("\n") == 1
+
+
+def test_an_index_in_postgresql_logs_to_a_table_of_its_database(pg_url, fake_encoder, monkeypatch):
+    from indexer.stores.postgres import PgStore
+
+    monkeypatch.delenv("INDEXER_QUERY_LOG", raising=False)
+    stores = [PgStore(pg_url, name=f"test-{uuid.uuid4().hex[:8]}") for _ in range(2)]
+    logged = []
+    for store in stores:
+        build([CORPUS], store, lambda: fake_encoder, "fake-model")
+        qa = QAIndex(store.load(), "fake-model", lambda model: fake_encoder)
+        qa.store = store  # as QAIndex.open sets it
+        logged.append((qa.log_search(qa.search(f"what is overfitting in {store.name}")), qa.generation))
+    for store, (row, generation) in zip(stores, logged):
+        (entry,) = open_query_log(store, create=False).entries()  # each named index sees its own searches
+        assert (entry.id, entry.generation, entry.query) == (row, generation, f"what is overfitting in {store.name}")
+        assert generation.isdigit()  # the generation's id in indexer_generations

@@ -91,6 +91,26 @@ def test_writes_from_many_threads_at_once_lose_nothing(make_log):
                                                   for i in range(per_thread)}
 
 
+def _write_from_a_process(path: Path, number: int, count: int) -> None:
+    log = SqliteQueryLog(path)
+    for i in range(count):
+        log.record(searched(f"process {number} query {i}"), "build-1")
+
+
+def test_writes_from_many_processes_at_once_lose_nothing(tmp_path):
+    import multiprocessing
+
+    path, processes, per_process = tmp_path / LOG_FILE, 4, 50
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, like CLI runs beside the app
+    workers = [context.Process(target=_write_from_a_process, args=(path, n, per_process)) for n in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    assert len({entry.query for entry in SqliteQueryLog(path).entries()}) == processes * per_process
+
+
 def test_feedback_is_stored_replaced_and_undone(make_log):
     log = make_log()
     row = log.record(searched("what is dropout", ids=(5, 9)), "build-1")

@@ -468,9 +468,9 @@ def _logged_feedback(qa, err: TextIO) -> list:
     has (answered before a rebuild) are left out with a note."""
     from indexer.documents.records import field_values
     from indexer.errors import QueryError
-    from indexer.querylog import feedback_queries
+    from indexer.querylog import existing_query_log, feedback_queries
 
-    log = _query_log(qa.store)
+    log = existing_query_log(qa.store)
     known = set(field_values(qa.records, "id"))
     labelled = feedback_queries(log.entries())
     kept = [q for q in labelled if all(record_id in known for record_id in q.relevant)]
@@ -482,22 +482,13 @@ def _logged_feedback(qa, err: TextIO) -> list:
     return kept
 
 
-def _query_log(store):
-    """The store's existing query log (QueryLogMissingError when there is none)."""
-    from indexer.querylog import QueryLogError, open_query_log
-
-    log = open_query_log(store, create=False)
-    if log is None:
-        raise QueryLogError("query logging is off (INDEXER_QUERY_LOG=off)")
-    return log
-
-
 def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from indexer.analysis.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
+    from indexer.querylog import existing_query_log
     from indexer.stores.spec import open_store
 
     spec, _ = _store_and_model(args)
-    entries = _query_log(open_store(spec)).entries(since=args.since)  # before _open: no log, no build
+    entries = existing_query_log(open_store(spec)).entries(since=args.since)  # before _open: no log, no build
     qa = _open(args, err)
     gaps = find_gaps(entries, qa)
     if args.json:

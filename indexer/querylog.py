@@ -1,6 +1,7 @@
 """The query log: every logged search (time, query, results, verdict, generation) and the reader's feedback.
 
     log = open_query_log(store)                  # None when INDEXER_QUERY_LOG=off
+    log = existing_query_log(store)              # to read: QueryLogMissingError when there is none
     row = log.record(result, generation="build-…", confidence=0.82)
     log.feedback(row, answered=17)               # "this answered my question"
     log.feedback(row, none_of_these=True)        # "none of these" for the whole list
@@ -122,11 +123,19 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def open_query_log(store, create: bool = True, days: int | None = None) -> QueryLog | None:
-    """The log kept with `store` (a FaissStore or a PgStore); None when logging is off. With
-    `create=False` a missing log is a `QueryLogMissingError` instead of a new, empty one."""
-    if not logging_enabled():
-        return None
+def open_query_log(store, days: int | None = None) -> QueryLog | None:
+    """The log kept with `store` (a FaissStore or a PgStore), to record in; created on first use.
+    None when logging is off."""
+    return _log_of(store, days, create=True) if logging_enabled() else None
+
+
+def existing_query_log(store, days: int | None = None) -> QueryLog:
+    """The log kept with `store`, to read (also when logging is off); `QueryLogMissingError` when
+    there is none."""
+    return _log_of(store, days, create=False)
+
+
+def _log_of(store, days: int | None, create: bool) -> QueryLog:
     days = retention_days() if days is None else days
     if hasattr(store, "index_dir"):
         return SqliteQueryLog(Path(store.index_dir) / LOG_FILE, days, create)
@@ -302,8 +311,9 @@ class SqliteQueryLog(_SqlQueryLog):
             if "locked" in reason or "busy" in reason:
                 raise QueryLogError(f"{self.location} is locked by another process ({reason}); "
                                     "this search was not logged") from None
-            raise QueryLogError(f"{self.location} cannot be used ({reason}); searches go on without it: "
-                                "move the file away to start a new log") from None
+            damaged = "not a database" in reason or "malformed" in reason
+            raise QueryLogError(f"{self.location} cannot be used ({reason}); searches go on without it"
+                                + (": move the file away to start a new log" if damaged else "")) from None
 
 
 _SQLITE_SCHEMA = f"""

@@ -21,7 +21,7 @@ from indexer.build import build
 from indexer.documents.records import Hit, Record
 from indexer.engine import QAIndex
 from indexer.querylog import (BUSY_TIMEOUT_MS, LOG_FILE, LogEntry, PgQueryLog, QueryLogError, SqliteQueryLog,
-                              feedback_queries, open_query_log)
+                              existing_query_log, feedback_queries, open_query_log)
 from indexer.retrieval.search import SearchResult
 from indexer.stores.disk import FaissStore
 from test_cli import run
@@ -168,6 +168,16 @@ def test_the_retention_period_and_the_switch_come_from_the_environment(tmp_path,
         open_query_log(store)
     monkeypatch.setenv("INDEXER_QUERY_LOG", "off")
     assert open_query_log(store) is None
+
+
+def test_a_log_can_be_read_while_logging_is_off(tmp_path, monkeypatch):
+    store = FaissStore(tmp_path / "index")
+    with pytest.raises(QueryLogError, match="no query log at"):
+        existing_query_log(store)
+    store.index_dir.mkdir()  # as a build leaves it
+    open_query_log(store).record(searched("asked before logging was turned off"), "build-1")
+    monkeypatch.setenv("INDEXER_QUERY_LOG", "off")
+    assert [e.query for e in existing_query_log(store).entries()] == ["asked before logging was turned off"]
 
 
 def test_the_log_stores_no_user_identity_or_address(tmp_path):
@@ -320,6 +330,6 @@ def test_an_index_in_postgresql_logs_to_a_table_of_its_database(pg_url, fake_enc
         qa.store = store  # as QAIndex.open sets it
         logged.append((qa.log_search(qa.search(f"what is overfitting in {store.name}")), qa.generation))
     for store, (row, generation) in zip(stores, logged):
-        (entry,) = open_query_log(store, create=False).entries()  # each named index sees its own searches
+        (entry,) = existing_query_log(store).entries()  # each named index sees its own searches
         assert (entry.id, entry.generation, entry.query) == (row, generation, f"what is overfitting in {store.name}")
         assert generation.isdigit()  # the generation's id in indexer_generations

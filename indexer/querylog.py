@@ -285,7 +285,7 @@ class SqliteQueryLog(_SqlQueryLog):
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
             # in WAL mode: safe against a crashed process (not a power cut), and no fsync per insert
             conn.execute("PRAGMA synchronous=NORMAL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -314,6 +314,21 @@ class SqliteQueryLog(_SqlQueryLog):
             damaged = "not a database" in reason or "malformed" in reason
             raise QueryLogError(f"{self.location} cannot be used ({reason}); searches go on without it"
                                 + (": move the file away to start a new log" if damaged else "")) from None
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """PRAGMA journal_mode=WAL, retried until the busy timeout: when several connections create the
+    log at once, SQLite answers this one "database is locked" at once instead of waiting (seen with
+    8 threads on a loaded machine). Once the file is in WAL mode it is a no-op."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 _SQLITE_SCHEMA = f"""

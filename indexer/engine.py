@@ -198,10 +198,13 @@ class QAIndex:
     @property
     def query_log(self) -> "QueryLog | None":
         """The index's query log (querylog.py), opened on first use; None when INDEXER_QUERY_LOG=off."""
-        from indexer.querylog import open_query_log
+        from indexer.querylog import QueryLogError, open_query_log
 
         if self._query_log is None:
-            self._query_log = open_query_log(self.store or FaissStore(self.stored.path.parent))
+            store = self.store or (FaissStore(self.stored.path.parent) if isinstance(self.stored, StoredIndex) else None)
+            if store is None:  # a PostgreSQL index made without `open`: its database is not known here
+                raise QueryLogError("this index has no known store for a query log; open it with QAIndex.open")
+            self._query_log = open_query_log(store)
         return self._query_log
 
     def log_search(self, result: SearchResult, notify: Callable[[str], None] | None = None) -> int | None:

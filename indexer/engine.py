@@ -201,7 +201,8 @@ class QAIndex:
         from indexer.querylog import QueryLogError, open_query_log
 
         if self._query_log is None:
-            store = self.store or (FaissStore(self.stored.path.parent) if isinstance(self.stored, StoredIndex) else None)
+            folder = self.stored.path.parent if isinstance(self.stored, StoredIndex) else None
+            store = self.store or (FaissStore(folder) if folder else None)
             if store is None:  # a PostgreSQL index made without `open`: its database is not known here
                 raise QueryLogError("this index has no known store for a query log; open it with QAIndex.open")
             self._query_log = open_query_log(store)

@@ -84,24 +84,23 @@ def _spelling(searches: list[LogEntry]) -> str:
 def group_vectors(vectors: np.ndarray, min_cosine: float) -> list[list[int]]:
     """Rows of normalised `vectors` grouped by meaning (module docstring), each group in row order.
     Rows earlier in `vectors` seed groups first."""
-    centroids: list[np.ndarray] = []
+    centroids = np.zeros(vectors.shape, dtype=np.float32)  # at most one group per row
     members: list[list[int]] = []
     for row, vector in enumerate(vectors):
-        best = _closest(centroids, vector) if centroids else -1
-        if best >= 0 and float(centroids[best] @ vector) >= min_cosine:
+        scores = centroids[:len(members)] @ vector
+        best = int(np.argmax(scores)) if len(members) else -1
+        if best >= 0 and scores[best] >= min_cosine:
             members[best].append(row)
             centroids[best] = _unit(vectors[members[best]].mean(axis=0))
         else:
-            centroids.append(vector)
+            centroids[len(members)] = vector
             members.append([row])
-    final: list[list[int]] = [[] for _ in centroids]
-    for row, vector in enumerate(vectors):  # a text seen before its true group existed moves there
-        final[_closest(centroids, vector)].append(row)
-    return [group for group in final if group]
-
-
-def _closest(centroids: list[np.ndarray], vector: np.ndarray) -> int:
-    return int(np.argmax(np.vstack(centroids) @ vector))
+    # a text seen before its true group existed moves there
+    nearest = np.argmax(vectors @ centroids[:len(members)].T, axis=1) if len(vectors) else np.zeros(0, int)
+    final: dict[int, list[int]] = {}
+    for row, group in enumerate(nearest.tolist()):
+        final.setdefault(group, []).append(row)
+    return [final[group] for group in sorted(final)]
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

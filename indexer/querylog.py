@@ -105,6 +105,11 @@ class QueryLog(Protocol):
     def close(self) -> None: ...
 
 
+def same_words(query: str) -> str:
+    """One key for queries that differ only in case, spacing or end punctuation."""
+    return " ".join(query.casefold().split()).rstrip("?.!")
+
+
 def logging_enabled() -> bool:
     return os.environ.get(SWITCH_ENV, "").strip().lower() not in _OFF
 
@@ -428,6 +433,6 @@ def feedback_queries(entries: list[LogEntry]) -> list["LabelledQuery"]:
     latest: dict[str, LogEntry] = {}
     for entry in entries:  # oldest first: later feedback replaces earlier
         if entry.feedback is not None:
-            latest[" ".join(entry.query.casefold().split())] = entry
+            latest[same_words(entry.query)] = entry
     return [LabelledQuery(e.query, [] if e.answered_id is None else [e.answered_id], "from-log",
                           f"query log: search {e.id}") for e in latest.values()]

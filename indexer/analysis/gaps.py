@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from indexer.documents.records import Record, RecordId, field_values
-from indexer.querylog import LogEntry
+from indexer.querylog import LogEntry, same_words
 from indexer.retrieval.search import candidate_positions, score_entries
 
 # all-MiniLM-L6-v2: paraphrases of one question score ~0.6-0.9, different questions on one subject
@@ -54,18 +54,13 @@ class Gap:
                 "nearest": [{"id": record_id, "score": round(score, 4)} for record_id, score in self.nearest]}
 
 
-def _same_words(query: str) -> str:
-    """Queries differing only in case, spacing or end punctuation are one phrasing."""
-    return " ".join(query.casefold().split()).rstrip("?.!")
-
-
 def find_gaps(entries: Sequence[LogEntry], qa, min_cosine: float = GROUP_MIN_COSINE,
               k: int = NEAREST_K) -> list[Gap]:
     """The gap queries among `entries`, grouped by meaning, largest group first (`qa`: an open QAIndex)."""
     asked: dict[str, list[LogEntry]] = {}
     for entry in entries:
         if entry.is_gap:
-            asked.setdefault(_same_words(entry.query), []).append(entry)
+            asked.setdefault(same_words(entry.query), []).append(entry)
     if not asked:
         return []
     phrasings = sorted(asked.values(), key=lambda group: (-len(group), group[0].id))

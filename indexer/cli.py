@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode(sub)
     sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_argument("--log", action="store_true",
+                     help="record the search in the index's query log (for `gaps`; off when INDEXER_QUERY_LOG=off)")
+
+    sub = command("gaps", cmd_gaps, "list the questions readers asked that the document does not answer "
+                                    "(from the query log), grouped, largest first")
+    sub.add_argument("--since", type=_date, metavar="DATE", help="only searches from DATE on (YYYY-MM-DD, UTC)")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON")
+    output.add_argument("--markdown", action="store_true",
+                        help="print entry skeletons in the document's style (each question, an empty answer)")
+    output.add_argument("--csv", action="store_true", help="print CSV")
 
     sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
     sub.add_argument("--json", action="store_true", help="print JSON")
@@ -103,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--suite", type=Path, metavar="SUITE.json",
                      help="evaluate several documents instead (eval/suite.json), each in its own temporary index, "
                           "with the no-match model fitted leave-one-document-out")
+    sub.add_argument("--from-log", action="store_true",
+                     help='also label the query log\'s searches that got feedback: "answered" -> that entry, '
+                          '"none of these" -> none')
     _add_mode(sub)
     sub.add_argument("--calibrate", action="store_true",
                      help="also fit the no-match model: cross-validated metrics and the fitted parameters")
@@ -128,6 +142,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _date(text: str):
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: give YYYY-MM-DD") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _cosine(text: str) -> float:
@@ -226,8 +250,9 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError("give either a QUERY or --batch FILE (see: python -m indexer search --help)")
     qa = _open(args, err)
     if args.batch is not None:
-        return _search_batch(qa, args, out)
+        return _search_batch(qa, args, out, err)
     result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode, section=args.section)
+    _log_search(qa, result, args, err)
     for note in result.notes:
         print(f"note: {note}", file=err)
     if args.json:
@@ -242,7 +267,7 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
+def _search_batch(qa, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from indexer.errors import QueryError
 
     from indexer.analysis.queryfiles import read_queries
@@ -252,9 +277,17 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
         if isinstance(encoded, QueryError):
             row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
         else:
-            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section).to_dict()
+            result = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section)
+            _log_search(qa, result, args, err)
+            row = result.to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
+
+
+def _log_search(qa, result, args: argparse.Namespace, err: TextIO) -> None:
+    """With --log, record the search; a failing log is one warning line, and the search goes on."""
+    if args.log:
+        qa.log_search(result, notify=lambda message: print(f"warning: {message}", file=err))
 
 
 def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -388,11 +421,12 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.suite:
         return _eval_suite(args, out, err)
-    if not args.queries:
-        from indexer.errors import QueryError
-
-        raise QueryError("eval needs query files, or --suite SUITE.json")
-    queries, outcomes, evidence = _answer_labelled(args.queries, _open(args, err), args.mode)
+    if not args.queries and not args.from_log:
+        raise UsageError("give QUERIES.jsonl files, --from-log, --suite, or both files and --from-log "
+                         "(see: python -m indexer eval --help)")
+    qa = _open(args, err)
+    extra = _logged_feedback(qa, err) if args.from_log else []
+    queries, outcomes, evidence = _answer_labelled(args.queries, qa, args.mode, extra)
     result = {"mode": args.mode, "queries": len(queries), "metrics": report(queries, outcomes)}
     if args.calibrate:
         result["cross_validated"] = cross_validate(queries, outcomes, evidence)
@@ -407,13 +441,13 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _answer_labelled(paths: list[Path], qa, mode: str):
-    """Load labelled queries, check their ids against the index, and answer them."""
+def _answer_labelled(paths: list[Path], qa, mode: str, extra: list | None = None):
+    """Load labelled queries (and any `extra` ones), check their ids against the index, and answer them."""
     from indexer.analysis.evaluate import check_ids, run_queries
     from indexer.analysis.queryfiles import load_queries
     from indexer.documents.records import field_values
 
-    queries = [q for path in paths for q in load_queries(path)]
+    queries = [q for path in paths for q in load_queries(path)] + (extra or [])
     check_ids(queries, field_values(qa.records, "id"))
     outcomes, evidence = run_queries(qa, queries, mode)
     return queries, outcomes, evidence
@@ -460,6 +494,58 @@ def _print_metrics(title: str, table: dict[str, dict], out: TextIO) -> None:
     for group, values in table.items():
         cells = "".join(f"{'-' if values[c] is None else values[c]:>14}" for c in _METRIC_COLUMNS)
         print(f"{group or '(no kind)':<16}{cells}", file=out)
+
+
+def _logged_feedback(qa, err: TextIO) -> list:
+    """The query log's feedback as labelled queries; those naming an entry the document no longer
+    has (answered before a rebuild) are left out with a note."""
+    from indexer.documents.records import field_values
+    from indexer.errors import QueryError
+    from indexer.querylog import existing_query_log, feedback_queries
+
+    log = existing_query_log(qa.store)
+    known = set(field_values(qa.records, "id"))
+    labelled = feedback_queries(log.entries())
+    kept = [q for q in labelled if all(record_id in known for record_id in q.relevant)]
+    if len(kept) < len(labelled):
+        print(f"note: left out {plural(len(labelled) - len(kept), 'logged query', 'logged queries')} "
+              "answered by an entry the document no longer has", file=err)
+    if not kept:
+        raise QueryError(f"the query log at {log.location} holds no feedback yet")
+    return kept
+
+
+def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from indexer.analysis.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
+    from indexer.querylog import existing_query_log
+    from indexer.stores.spec import open_store
+
+    spec, _ = _store_and_model(args)
+    entries = existing_query_log(open_store(spec)).entries(since=args.since)  # before _open: no log, no build
+    qa = _open(args, err)
+    gaps = find_gaps(entries, qa)
+    if args.json:
+        _print_json({"groups": [gap.to_dict() for gap in gaps]}, out)
+    elif args.markdown:
+        print(gaps_markdown(gaps, entry_style(qa.records, qa.manifest)), file=out, end="")
+    elif args.csv:
+        print(gaps_csv(gaps), file=out, end="")
+    else:
+        _print_gaps(gaps, len(entries), out)
+    return 0
+
+
+def _print_gaps(gaps: list, searched: int, out: TextIO) -> None:
+    print(f"{plural(len(gaps), 'question')} the document does not answer, from "
+          f"{plural(searched, 'logged search', 'logged searches')}{':' if gaps else '.'}", file=out)
+    for number, gap in enumerate(gaps, start=1):
+        print(f"{number:>2}. {_short(gap.label, 80)}  (asked {gap.count}x, {gap.first_asked:%Y-%m-%d} to "
+              f"{gap.last_asked:%Y-%m-%d})", file=out)
+        for query in [query for query in gap.queries if query != gap.label][:5]:
+            print(f"      also: {_short(query, 80)}", file=out)
+        if gap.nearest:
+            print("      nearest: " + ", ".join(f"[{record_id}] {score:.2f}" for record_id, score in gap.nearest),
+                  file=out)
 
 
 def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

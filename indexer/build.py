@@ -141,10 +141,13 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
 
 def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
           model: str = DEFAULT_MODEL, progress: ProgressFactory | None = None,
-          index_type: str = "auto", announce: Callable[[], None] | None = None) -> BuildSummary:
+          index_type: str = "auto", announce: Callable[[], None] | None = None,
+          no_match: dict | None = None) -> BuildSummary:
     """Parse `sources`, embed what is not cached, and write a new generation to `store`.
 
     `announce` is called once the sources parsed, so a notice never precedes a parse error.
+    `no_match`: the no-match parameters to answer with; by default those the previous generation was
+    calibrated with from feedback (`calibrate --save`), else the shipped ones.
     """
     started = time.perf_counter()
     files = source_files(sources)
@@ -162,6 +165,7 @@ def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encod
         rows = embedding_rows(records, model_fp, previous.entry_keys(kept), plain_answer)
         lexical = previous.lexical(records, kept, plain_answer)
         cache = previous.vectors()
+        no_match = no_match or previous.calibrated_no_match() or DEFAULT_NO_MATCH.to_dict()
     finally:
         previous.release()  # a database reader holds its generation: let the write below drop it
     with store.lock():
@@ -171,7 +175,7 @@ def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encod
         chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
         manifest = _manifest(records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds,
-                             len(todo))
+                             len(todo), no_match)
         manifest["source_args"] = [str(Path(source).resolve()) for source in sources]
         manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
                               "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
@@ -198,7 +202,7 @@ def _row_vectors(rows: RowTable, cache: dict[str, np.ndarray], todo: list[int], 
 
 
 def _manifest(records: list[Record], files: list[Path], model: str, model_fp: str, dimension: int,
-              fields: list[str], index_type: str, seconds: float, embedded: int) -> dict:
+              fields: list[str], index_type: str, seconds: float, embedded: int, no_match: dict) -> dict:
     sources = source_fingerprint(files)
     return {
         "parser_version": PARSER_VERSION,
@@ -219,7 +223,7 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
         "build_seconds": round(seconds, 3),
         "embedded_texts": embedded,
         "search": {"default_mode": DEFAULT_MODE, "lexical_weight": LEXICAL_WEIGHT, "min_score": DEFAULT_MIN_SCORE},
-        "no_match": DEFAULT_NO_MATCH.to_dict(),
+        "no_match": no_match,
     }
 
 

@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also fit the no-match model: cross-validated metrics and the fitted parameters")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
+    sub = command("calibrate", cmd_calibrate,
+                  "refit the no-match decision for this index on its readers' feedback (the query log)")
+    sub.add_argument("--from-log", action="store_true", required=True,
+                     help="use the query log's feedback: \"answered\" -> that entry, \"none of these\" -> none")
+    sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl", help="more labelled queries to add")
+    sub.add_argument("--save", action="store_true",
+                     help="keep the refitted parameters (a new generation; later rebuilds keep them) when they "
+                          "decide better in cross-validation")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
     sub = command("parse", cmd_parse, "parse Q&A files and print the records, without building", index=False)
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="file(s) or folder(s) to parse")
     sub.add_argument("--json", action="store_true", help="print the records as JSON")
@@ -397,6 +407,9 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
+    from indexer.analysis.calibration import describe
+
+    print(f"{'no-match model:':<18}{describe(manifest.get('no_match'))}", file=out)
     return 0
 
 
@@ -513,6 +526,45 @@ def _logged_feedback(qa, err: TextIO) -> list:
     if not kept:
         raise QueryError(f"the query log at {log.location} holds no feedback yet")
     return kept
+
+
+def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from indexer.analysis.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
+    from indexer.analysis.queryfiles import load_queries
+
+    qa = _open(args, err)
+    queries = _logged_feedback(qa, err) + [q for path in args.queries for q in load_queries(path)]
+    result = calibrate_from_feedback(qa, queries)
+    saved = bool(args.save and result.better and result.model)
+    if saved:
+        _rebuild_with(args, qa, saved_parameters(result.model, len(queries)), err)
+    if args.json:
+        _print_json({**result.to_dict(), "saved": saved}, out)
+        return 0
+    print(f"feedback: {plural(result.answerable, 'answered query', 'answered queries')}, "
+          f"{plural(result.unanswerable, 'query', 'queries')} with none of the results useful", file=out)
+    if not result.enough:
+        print(f"not enough feedback to refit (at least {MIN_OF_EACH} of each and {MIN_QUERIES} in all); "
+              "the parameters in use stay", file=out)
+        return 0
+    for title, metrics in (("in use", result.current), ("refitted, cross-validated", result.refitted)):
+        print(f"  {title + ':':<27} no-match accuracy {metrics['no_match_accuracy']}, "
+              f"false rejections {metrics['false_rejection']}, strict hit@3 {metrics['strict_hit@3']}", file=out)
+    verdict = "saved: this index now answers with the refitted parameters" if saved else (
+        "the refitted parameters decide better; --save keeps them" if result.better
+        else "the refitted parameters do not decide better; the parameters in use stay")
+    print(verdict, file=out)
+    return 0
+
+
+def _rebuild_with(args: argparse.Namespace, qa, no_match: dict, err: TextIO) -> None:
+    """A new generation of the same sources with these no-match parameters (vectors all reused)."""
+    from indexer.build import build
+    from indexer.engine import build_encoder, resolve_sources
+
+    sources, _, model = _settings(args)
+    build(resolve_sources(sources, qa.store), qa.store, lambda: build_encoder(model), model, _progress_bar(err),
+          no_match=no_match)
 
 
 def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

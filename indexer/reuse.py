@@ -24,6 +24,7 @@ from indexer.documents.records import Record, field_values
 from indexer.documents.text import answer_text
 from indexer.errors import IndexerError
 from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex
+from indexer.retrieval.nomatch import FEATURES
 from indexer.retrieval.tokens import entry_tokens
 from indexer.stores.base import LoadedIndex, Store
 
@@ -62,6 +63,14 @@ class PreviousBuild:
     @property
     def _same_model(self) -> bool:
         return self.index is not None and self.index.manifest.get("model_fingerprint") == self.model_fp
+
+    def calibrated_no_match(self) -> dict | None:
+        """The no-match parameters the previous generation was calibrated with from its readers' feedback,
+        if any and if they are for the features in use (a rebuild must not lose them)."""
+        saved = self.index.manifest.get("no_match") if self.index is not None else None
+        if saved and saved.get("fitted_on") == "feedback" and saved.get("features") == list(FEATURES):
+            return saved
+        return None
 
     def known(self) -> Known | None:
         return Known.from_columns(self._columns) if self._same_parser else None

@@ -58,7 +58,8 @@ class NoMatchModel:
         return "good match" if probability < self.good_below else "possibly related"
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), **asdict(self)}
+        """As saved in a manifest (JSON: the weights a list)."""
+        return {"features": list(FEATURES), **asdict(self), "weights": list(self.weights)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NoMatchModel":

@@ -29,7 +29,7 @@ from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredInde
 from indexer.reuse import EntryKeys, PreviousBuild
 from indexer.documents.text import answer_text, answer_texts, has_words
 
-PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
+PARSER_VERSION = 3  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
 # 1.6 ms instead of 17.7 ms per query at 200k rows, recall@10 0.995 against exact (bench/hnsw.py), and
 # search.py re-scores its candidates exactly. Below it a scan is cheap enough (≤ ~6 ms). HNSW, faster

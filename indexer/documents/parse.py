@@ -5,8 +5,9 @@ objects) and JSON Lines, all with `question` and `answer` columns. Sources are o
 never written. Limits, with a clear error past them: 64 MiB per file, 1,000 files per corpus.
 
 Status rule: `missing` when the answer is empty or only a placeholder ("TODO", "TBD", "Answer here",
-"Coming soon", "...", any case); `link_only` when it has links or images but no prose of its own;
-otherwise `ok`.
+"Coming soon", "...", any case); `link_only` when it has links or images but no prose of its own (words
+such as "Answer", "link", "here", "src", "source" around a link are not prose, nor is boilerplate such as
+a "Source" label); otherwise `ok`.
 
 Id rule: an entry keeps the number written in the document when that number is unique; unnumbered
 entries and later repeats of a number get the next free numbers after the largest one, in document
@@ -29,7 +30,8 @@ from typing import Iterator, Mapping
 from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.records import Record, RecordId, Status
-from indexer.documents.text import clean_question, has_links, has_words, is_placeholder, prose_text
+from indexer.documents.text import (clean_question, has_links, has_words, is_placeholder, only_link_words, prose_text,
+                                    strip_boilerplate)
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MAX_SOURCE_FILES = 1000
@@ -92,11 +94,12 @@ class Known:
 
 
 def answer_status(answer: str) -> Status:
-    """Classify an answer as a person would: empty or placeholder → missing; only links → link_only."""
+    """Classify an answer as a person would: empty or placeholder → missing; only links (with at most
+    words such as "Answer", "here", "source" around them) → link_only. Boilerplate does not count as prose."""
     if not answer.strip():
         return "missing"
-    prose = prose_text(answer)
-    if has_words(prose):
+    prose = prose_text(strip_boilerplate(answer))
+    if has_words(prose) and not (only_link_words(prose) and has_links(answer)):
         return "missing" if is_placeholder(prose) else "ok"
     if has_links(answer):
         return "link_only"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from core_fixtures import CORPUS
 from indexer.build import embedding_texts
 from indexer.errors import SourceError
-from indexer.documents.parse import answer_status, parse_corpus, parse_file
-from indexer.documents.text import plain_text
+from indexer.documents.markdown import parse_markdown
+from indexer.documents.parse import answer_status, parse_corpus, parse_file, read_source_text
+from indexer.documents.places import PLACES
+from indexer.documents.text import answer_text, has_words, plain_text, prose_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -101,9 +104,9 @@ def test_heading_style_with_subheadings_code_fences_and_q_headings():
 
 def test_q_and_a_pairs():
     records = parse_file(FIXTURES / "qa_pairs.txt").records
-    assert [(r.id, r.question, r.status) for r in records] == [
-        (4, "How long is the warranty?", "ok"),
-        (5, "Can I return an opened item?", "missing"),
+    assert [(r.id, r.question, r.status) for r in records] == [  # one "Q3:" of three: not a numbered document
+        (1, "How long is the warranty?", "ok"),
+        (2, "Can I return an opened item?", "missing"),
         (3, "Is shipping free?", "ok"),
     ]
     assert records[2].answer.startswith("Only above 50 euros.") and "flat fee" in records[2].answer
@@ -246,3 +249,166 @@ def test_entries_numbered_in_other_scripts_are_found(tmp_path):
     source.write_text("١. **What is X?**\nX is a thing.\n\n٢. **What is Y?**\nY is another.\n", encoding="utf-8")
     assert [(r.id, r.question, r.status) for r in parse_file(source).records] == [
         (1, "What is X?", "ok"), (2, "What is Y?", "ok")]
+
+
+# ---- documents as people write them: structure over wording ---------------------------------------
+
+EVAL_DOCUMENTS = Path(__file__).parent.parent / "eval" / "documents"
+MARKDOWN_FIXTURES = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".md", ".txt") and p.name != "README.md")
+
+
+def test_a_statement_heading_among_question_headings_is_an_entry():
+    report = parse_file(FIXTURES / "product_faq_h2.md")
+    assert [(r.id, r.question, r.status, r.line) for r in report.records] == [
+        (1, "How do I install Toolbox?", "ok", 5),
+        (2, "My desktop apps don't find the installed tools", "ok", 9),
+        (3, "Why is the first run slow?", "ok", 14),
+        (4, "Uninstalling Toolbox", "ok", 18),
+        (5, "Can I use Toolbox behind a proxy?", "link_only", 22),
+    ]
+    assert report.records[1].answer.endswith("log in\nagain.")
+    assert "Pull requests" not in report.records[4].answer  # "Contributing" is back matter, not an entry
+
+
+def test_product_faq_with_sections_statements_and_missing_answers():
+    records = parse_file(FIXTURES / "product_faq_h3.md").records
+    assert [(r.id, r.question, r.status, r.section) for r in records] == [
+        (1, "What comes in the box?", "ok", "Setup"),
+        (2, "Placing the router", "ok", "Setup"),
+        (3, "How many devices can connect?", "missing", "Setup"),  # the next heading follows at once
+        (4, "Can I log in from a browser?", "ok", "Setup"),
+        (5, "My devices keep dropping off the network", "ok", "Troubleshooting"),
+        (6, "Why does my printer go offline?", "missing", "Troubleshooting"),
+        (7, "Can I use my own DNS servers?", "link_only", "Troubleshooting"),
+        (8, "Can I see which sites were visited?", "missing", "Troubleshooting"),  # a section heading follows
+        (9, "Transferring the router to a new owner", "ok", "Account"),
+    ]
+
+
+def test_interview_headings_that_are_imperatives_or_statements_are_entries_counted_in_reading_order():
+    records = parse_file(FIXTURES / "interview_h3.md").records
+    assert [(r.id, r.question) for r in records] == [
+        (1, "What is a decorator?"), (2, "Define a generator"), (3, "Discuss __init__ vs __new__"),
+        (4, "Finding duplicate keys in a list of pairs"), (5, "Is Python compiled?")]
+
+
+def test_source_sub_heading_is_shown_but_not_embedded_and_back_to_top_is_dropped():
+    records = parse_file(FIXTURES / "interview_h3.md").records
+    first = records[0]
+    assert first.answer.endswith("###### Source\n\n* https://github.com/example/python-notes")
+    assert "Back to top" not in first.answer
+    assert answer_text(first) == "A decorator is a function that takes a function and returns a new one."
+    assert records[4].status == "link_only" and answer_text(records[4]) == ""  # only its source link
+
+
+def test_code_in_an_interview_answer_is_embedded_as_written():
+    answer = answer_text(parse_file(FIXTURES / "interview_h3.md").records[2])
+    assert answer == "__new__ creates the instance and __init__ fills it in. <p>not a tag to strip</p>"
+
+
+def test_bold_title_without_a_question_mark_but_with_the_shared_emoji_is_an_entry():
+    report = parse_file(FIXTURES / "bold_emoji.md")
+    assert [(r.question, r.status, r.section) for r in report.records] == [
+        ("What is accuracy?", "ok", "Classification"),
+        ("Precision-recall trade-off", "ok", "Classification"),
+        ("What is the ROC curve?", "ok", "Classification"),
+        ("What is regularization?", "missing", "Regularization"),
+        ("L1 versus L2", "ok", "Regularization"),
+    ]
+    assert report.records[0].answer == "The share of correct predictions."  # the `<br/>` separator is dropped
+
+
+def test_bold_labels_and_undecorated_bold_lines_stay_in_their_answer_and_the_latter_is_reported():
+    report = parse_file(FIXTURES / "bold_emoji.md")
+    assert "**Example:**" in report.records[1].answer
+    assert "**Reading the curve**\n\nThe closer" in report.records[2].answer
+    assert (28, "bold line without the decoration that the entries share; kept in the answer above it") \
+        in report.skipped
+
+
+def test_prose_in_no_entry_is_listed_with_its_line_and_why():
+    assert parse_file(FIXTURES / "product_faq_h2.md").skipped == [
+        (3, "prose before the first entry"),
+        (28, "prose under the heading 'Contributing', in no entry"),
+        (32, "prose under the heading 'License', in no entry"),
+    ]
+
+
+def test_the_parse_report_counts_lines_per_place():
+    report = parse_file(FIXTURES / "interview_h3.md")
+    assert report.places == {"title": 1, "contents": 5, "question": 5, "answer": 13, "layout": 5}
+
+
+def test_a_stray_number_in_one_heading_does_not_number_the_document(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("## What is new?\n\nA lot.\n\n## 2024: what changed?\n\nThe API.\n\n## Why upgrade?\n\nSpeed.\n")
+    assert [(r.id, r.line) for r in parse_file(source).records] == [(1, 1), (2, 5), (3, 9)]
+
+
+def test_a_document_of_statement_headings_only_still_has_no_entries(tmp_path):
+    source = tmp_path / "readme.md"
+    source.write_text("# Project\n\n## Installation\n\nRun the installer.\n\n## Usage\n\nRun it.\n")
+    with pytest.raises(SourceError, match="no question-and-answer entries"):
+        parse_file(source)
+
+
+def _accounting_gaps(path: Path) -> list[str]:
+    """Every non-blank line the parse did not account for: no place, or a place that does not hold it."""
+    text = read_source_text(path)
+    raw_lines = text.split("\n")
+    parsed = parse_markdown(text)
+    report = parse_file(path)
+    entry_at = {}
+    for record in report.records:  # each line after an entry's start belongs to that entry, if to any
+        for number in range(record.line, len(raw_lines) + 1):
+            entry_at[number] = record
+    not_taken = {line for line, _ in report.skipped}
+    gaps = []
+    for number, (line, place) in enumerate(zip(raw_lines, parsed.places), start=1):
+        words = line.strip()
+        if not words:
+            continue
+        record = entry_at.get(number)
+        if place not in PLACES:
+            gaps.append(f"line {number}: no place")
+        elif place == "question" and not _holds(record.question_raw if record else "", words):
+            gaps.append(f"line {number}: not in its entry's question")
+        elif place == "answer" and not _holds(record.answer if record else "", words):
+            gaps.append(f"line {number}: not in its entry's answer")
+        elif place in ("preamble", "section", "back matter", "contents") and has_words(prose_text(line)) \
+                and not re.match(r"\s{0,3}#", line) and _paragraph_start(raw_lines, parsed.places, number) not in not_taken:
+            gaps.append(f"line {number}: prose in no entry, not listed as not taken")
+    if sum(parsed.place_counts().values()) != sum(1 for line in raw_lines if line.strip()):
+        gaps.append("place counts do not add up to the non-blank lines")
+    return gaps
+
+
+def _holds(field: str, line: str) -> bool:
+    """The line, or what follows its label ("A: ...", "*Solution:* ..."), is in the field as written."""
+    return any(part in field for part in (line, line.lstrip("#").strip(), line.split(":", 1)[-1].strip(" *_")))
+
+
+def _paragraph_start(raw_lines: list[str], places: list[str], number: int) -> int:
+    while number > 1 and raw_lines[number - 2].strip() and places[number - 2] == places[number - 1]:
+        number -= 1
+    return number
+
+
+@pytest.mark.parametrize("path", MARKDOWN_FIXTURES + [CORPUS] + sorted(EVAL_DOCUMENTS.glob("*.md")),
+                         ids=lambda p: p.name)
+def test_every_line_of_the_document_is_accounted_for(path):
+    assert _accounting_gaps(path) == []
+
+
+@pytest.mark.parametrize("name", ["faqguru_sql", "faqguru_agile", "lumen_mesh_faq"])
+def test_eval_documents_give_the_entries_a_person_counts(name):
+    rows = [line.split("\t") for line in (EVAL_DOCUMENTS / f"{name}.ids.tsv").read_text(encoding="utf-8").splitlines()]
+    records = parse_file(EVAL_DOCUMENTS / f"{name}.md").records
+    assert [(r.id, r.line, r.question) for r in records] == [
+        (int(i), int(line), " ".join(heading.split())) for i, line, heading in rows]
+
+
+def test_lumen_faq_statuses_match_its_notes():
+    records = parse_file(EVAL_DOCUMENTS / "lumen_mesh_faq.md").records
+    assert [r.id for r in records if r.status == "missing"] == [7, 19, 33]
+    assert [r.id for r in records if r.status == "link_only"] == [27]

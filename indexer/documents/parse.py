@@ -9,10 +9,11 @@ Status rule: `missing` when the answer is empty or only a placeholder ("TODO", "
 such as "Answer", "link", "here", "src", "source" around a link are not prose, nor is boilerplate such as
 a "Source" label); otherwise `ok`.
 
-Id rule: an entry keeps the number written in the document when that number is unique; unnumbered
-entries and later repeats of a number get the next free numbers after the largest one, in document
-order (a warning names every repeat). Without any numbers, ids are 1..N in document order. When a
-corpus has several files, ids become "file.md#12".
+Id rule: in a numbered document (at least half its entries carry a number) an entry keeps the number
+written in the document when that number is unique; unnumbered entries and later repeats of a number get
+the next free numbers after the largest one, in document order (a warning names every repeat).
+Otherwise ids are 1..N in reading order, as a person counts the entries (a stray "2024:" in one heading
+does not number a document). When a corpus has several files, ids become "file.md#12".
 """
 from __future__ import annotations
 
@@ -43,13 +44,16 @@ _ANSWER_COLUMNS = ("answer", "a")
 
 @dataclass(frozen=True)
 class ParseReport:
-    """What a source file yielded: records, the entry style found, warnings, lines not taken."""
+    """What a source file yielded: records, the entry style found, warnings, what was not taken (prose in
+    no entry, lines that looked like entries) and, for Markdown, how many non-blank lines went to each
+    place (`places.PLACES`): together every non-blank line of the document."""
 
     source: str
     records: list[Record]
     style: str
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    places: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         by_status = {"ok": 0, "missing": 0, "link_only": 0}
@@ -178,16 +182,16 @@ def parse_file(path: Path, known: Known | None = None) -> ParseReport:
     kind = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_table(text)
     if kind:
         raws, warnings = _parse_table(text, kind, path)
-        style, skipped = kind, []
+        style, skipped, places = kind, [], {}
     else:
         parsed = parse_markdown(text)
         raws = [RawRecord(e.line, e.question_raw, e.answer, e.number, e.section) for e in parsed.entries]
-        style, skipped, warnings = parsed.style, parsed.skipped, []
+        style, skipped, warnings, places = parsed.style, parsed.skipped, [], parsed.place_counts()
     if not raws:
         hint = "" if kind else " (expected bold questions like **1. What is X?**, question headings or Q:/A: pairs)"
         raise SourceError(f"{path}: no question-and-answer entries found{hint}")
     records, id_warnings = _assign_ids(raws, str(path), known or Known())
-    return ParseReport(str(path), records, style, warnings + id_warnings, skipped)
+    return ParseReport(str(path), records, style, warnings + id_warnings, skipped, places)
 
 
 def read_source_text(path: Path) -> str:
@@ -314,6 +318,8 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
     for raw in raws:
         if raw.number is not None:
             seen.setdefault(raw.number, []).append(raw.line)
+    if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
+        seen = {}  # a few numbered entries do not make a numbered document
     if not seen:
         ids: list[RecordId] = list(range(1, len(raws) + 1))
     else:

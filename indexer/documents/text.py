@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import html
 import re
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from indexer.documents.records import Record
@@ -45,7 +46,8 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 
 # Boilerplate a reader skips. A line of in-page links only: "[↑] Back to top", a table-of-contents list.
-_NAV_LINK = r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)\s]*\)|<a\s+href=\"#[^\"]*\"\s*>[^<]*</a>)(?:\*\*|__)?"
+_NAV_LINK = (r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)]*\)|<a\s+href=\"#[^\"]*\"\s*>[^<]*</a>)"
+             r"(?:\*\*|__)?")
 _NAV_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?" + _NAV_LINK + r"(?:[\s|·•,]*" + _NAV_LINK + r")*[\s|·•,]*$",
                        re.IGNORECASE)
 # A "Source" label (a sub-heading, a bold or list line, "Source:"), alone or followed by links only.
@@ -192,8 +194,9 @@ def is_nav_line(line: str) -> bool:
 
 def is_source_line(line: str) -> bool:
     """True for a "Source" label line, alone (`###### Source`, `**References:**`) or with links only."""
-    label = _SOURCE_LABEL.match(line) if line[:40].lstrip(" #-*+_")[:1] in "SsRrCc" else None
-    return bool(label) and not has_words(prose_text(label.group("rest")))
+    first = line[:40].lstrip(" #-*+_")[:1]  # most lines are decided here, without the pattern
+    label = _SOURCE_LABEL.match(line) if first and first in "SsRrCc" else None
+    return label is not None and not has_words(prose_text(label.group("rest")))
 
 
 def only_link_words(prose: str) -> bool:

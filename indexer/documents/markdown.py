@@ -82,12 +82,13 @@ def parse_markdown(text: str) -> MarkdownParse:
     lines = classify_lines(text.split("\n"))
     style, seeds = choose_style(lines)
     if style == "":
-        return MarkdownParse("", [], _skipped_candidates(lines, set(), ""))
+        return MarkdownParse("", [], _skipped_candidates(lines, set(), None))
     title_line = _title_line(lines, seeds)
-    starts, level = entry_starts(lines, style, seeds, title_line)
+    shared = _shared_shape(lines, seeds) if style == "bold" else None
+    starts, level = entry_starts(lines, style, seeds, title_line, shared)
     entries, spans = _collect_entries(lines, starts, style, title_line, level)
     places, headings = place_lines(lines, spans, title_line)
-    skipped = _skipped_candidates(lines, set(starts), style, seeds) + prose_not_taken(lines, places, headings)
+    skipped = _skipped_candidates(lines, set(starts), shared) + prose_not_taken(lines, places, headings)
     return MarkdownParse(style, entries, sorted(skipped), places)
 
 
@@ -117,14 +118,15 @@ def _bold_is_question(lines: list[Line], i: int) -> bool:
 
 
 def _next_is_marker(lines: list[Line], i: int) -> bool:
-    for line in lines[i + 1:]:
-        if line.text.strip():
-            return bool(_MARKER.match(line.text))
+    for j in range(i + 1, len(lines)):  # indexes, not a slice: a slice per line is quadratic
+        if lines[j].text.strip():
+            return bool(_MARKER.match(lines[j].text))
     return False
 
 
 def _q_has_answer(lines: list[Line], i: int) -> bool:
-    for line in lines[i + 1:]:
+    for j in range(i + 1, len(lines)):
+        line = lines[j]
         if line.kind == "a":
             return True
         if line.kind in ("q", "heading"):
@@ -146,9 +148,11 @@ def _title_line(lines: list[Line], starts: list[int]) -> int | None:
 
 # ---- structure: which lines in the entry style are entries ------------------------------------------
 
-def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | None) -> tuple[list[int], int]:
+def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | None,
+                 shared: set[str] | None = None) -> tuple[list[int], int]:
     """Every entry's first line: the question-like lines (`seeds`) and, by structure, the other lines in
-    the entry style with an answer under them. Also the entries' heading level (7 when not headings)."""
+    the entry style with an answer under them. Also the entries' heading level (7 when not headings).
+    `shared` is the shape of the bold question lines (`_shared_shape`), for bold documents."""
     seed_set = set(seeds)
     if style == "heading":
         level = _entry_level(lines, seeds)
@@ -156,7 +160,7 @@ def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | N
                 if line.kind == "heading" and line.level == level and i not in seed_set and i != title
                 and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
     elif style == "bold":
-        level, more = 7, _bold_statements(lines, seeds)
+        level, more = 7, _bold_statements(lines, seeds, _shared_shape(lines, seeds) if shared is None else shared)
     else:
         level, more = 7, []
     return sorted(seed_set.union(more)), level
@@ -187,11 +191,10 @@ def is_separator(text: str) -> bool:
     return bool(_RULE.match(text) or _BREAK.match(text) or _BACK_TO_TOP.match(text) or is_nav_line(text))
 
 
-def _bold_statements(lines: list[Line], seeds: list[int]) -> list[int]:
+def _bold_statements(lines: list[Line], seeds: list[int], shared: set[str]) -> list[int]:
     """Bold lines that are not question-like but have the shape the document's question lines share
     and an answer under them: `**Precision-recall trade-off ⭐️**` among `**What is X? ⭐️**` entries."""
     seed_set = set(seeds)
-    shared = _shared_shape(lines, seeds)
     # Without a number or decoration to go by, only a bold line after the first entry is taken.
     first = 0 if shared - {"paragraph"} else seeds[0]
     return [i for i in range(first, len(lines))
@@ -199,6 +202,7 @@ def _bold_statements(lines: list[Line], seeds: list[int]) -> list[int]:
 
 
 def _shared_shape(lines: list[Line], seeds: list[int]) -> set[str]:
+    """The shapes (`_bold_shape`) that most of the question lines have."""
     shapes = [_bold_shape(lines, i) for i in seeds]
     return {shape for shape in _SHAPES if sum(shape in s for s in shapes) >= SHARED_SHARE * len(shapes)}
 
@@ -399,11 +403,10 @@ def _is_source_label(paragraph: list[str]) -> bool:
     return len(paragraph) == 1 and is_source_line(paragraph[0])
 
 
-def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
-                        seeds: list[int] | None = None) -> list[tuple[int, str]]:
-    """Lines a reader might mistake for entries, with why they were not taken (first few)."""
+def _skipped_candidates(lines: list[Line], taken: set[int], shared: set[str] | None) -> list[tuple[int, str]]:
+    """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
+    the bold entries' shape in a bold document: a bold line without it is reported."""
     skipped: list[tuple[int, str]] = []
-    shared = _shared_shape(lines, seeds) if style == "bold" and seeds else None
     for i, line in enumerate(lines):
         if line.kind in ("text", "setext_rule") or i in taken:
             continue

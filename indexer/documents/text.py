@@ -54,7 +54,7 @@ _NAV_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?" + _NAV_LINK + r"(?:[\
 _SOURCE_LABEL = re.compile(
     r"^\s{0,3}(?:#{1,6}\s+|[-*+]\s+)?[*_]{0,2}(?:sources?|references?|refs?|credits?)[*_]{0,2}\s*:?\s*[*_]{0,2}"
     r"(?:\s+|$)(?P<rest>.*)$", re.IGNORECASE)
-_BOILERPLATE_HINT = re.compile(r"source|reference|\brefs?\b|credit|\]\(#|href=\"#", re.IGNORECASE)
+_LABEL_AT_LINE_START = re.compile(r"^[ \t#*_+-]*(?:source|reference|ref|credit)", re.IGNORECASE | re.MULTILINE)
 _CODE_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 # Words an answer may hold besides its links and still be only a link: "Answer: [here](https://...)".
 _LINK_WORDS = frozenset("answer answers link links here src source sources see click read more this the at in on "
@@ -155,8 +155,8 @@ def strip_boilerplate(markdown: str) -> str:
     >>> strip_boilerplate("Yes.\n\n###### Source\n\n* https://x.org\n\n[[↑] Back to top](#top)")
     'Yes.\n'
     """
-    if not _BOILERPLATE_HINT.search(markdown):
-        return markdown
+    if "](#" not in markdown and 'href="#' not in markdown and not _LABEL_AT_LINE_START.search(markdown):
+        return markdown  # most answers: nothing to strip, decided without a pass over the lines
     kept: list[str] = []
     fence = ""
     in_source = False  # after a "Source" label: its links and the blank lines around them go too

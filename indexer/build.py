@@ -60,7 +60,7 @@ class BuildSummary:
                 "index_type": self.index_type, "warnings": self.warnings,
                 "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
                              "by_section": _count_sections(r.records),
-                             "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
+                             "places": r.places, "not_taken": [{"line": line, "why": why} for line, why in r.skipped]}
                             for r in self.reports]}
 
 

@@ -116,3 +116,13 @@ def _why(lines: list[Line], place: str, heading: int) -> str:
     if heading < 0 or place == "preamble" and heading_place(lines[heading].title) != "preamble":
         return "prose after the last entry" if place == "back matter" else "prose before the first entry"
     return f"prose under the heading '{clean_question(lines[heading].title)}', in no entry"
+
+
+def describe_places(counts: dict[str, int]) -> str:
+    """One line for a parse report: where the document's non-blank lines went, in `PLACES` order.
+
+    >>> describe_places({"answer": 12, "question": 3, "title": 1})
+    'all 16 non-blank lines accounted for: 3 question, 12 answer, 1 title'
+    """
+    parts = [f"{counts[place]} {place}" for place in PLACES if counts.get(place)]
+    return f"all {sum(counts.values())} non-blank lines accounted for: " + ", ".join(parts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from core_fixtures import CORPUS
 from indexer.build import embedding_texts
+from indexer.cli import main
 from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.parse import answer_status, parse_corpus, parse_file, read_source_text
@@ -260,14 +262,21 @@ MARKDOWN_FIXTURES = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".md", 
 def test_a_statement_heading_among_question_headings_is_an_entry():
     report = parse_file(FIXTURES / "product_faq_h2.md")
     assert [(r.id, r.question, r.status, r.line) for r in report.records] == [
-        (1, "How do I install Toolbox?", "ok", 5),
-        (2, "My desktop apps don't find the installed tools", "ok", 9),
-        (3, "Why is the first run slow?", "ok", 14),
-        (4, "Uninstalling Toolbox", "ok", 18),
-        (5, "Can I use Toolbox behind a proxy?", "link_only", 22),
+        (1, "How do I install Toolbox?", "ok", 12),
+        (2, "My desktop apps don't find the installed __tools__!", "ok", 16),
+        (3, "Why is the first run slow?", "ok", 21),
+        (4, "Uninstalling Toolbox", "ok", 28),
+        (5, "Can I use Toolbox behind a proxy?", "link_only", 32),
     ]
     assert report.records[1].answer.endswith("log in\nagain.")
+    assert report.records[2].answer.endswith("    # later runs read ~/.cache/toolbox")  # indented code, no heading
     assert "Pull requests" not in report.records[4].answer  # "Contributing" is back matter, not an entry
+
+
+def test_front_matter_is_metadata_and_the_heading_under_it_is_the_title():
+    report = parse_file(FIXTURES / "product_faq_h2.md")
+    assert report.places["metadata"] == 3 and report.places["title"] == 1
+    assert {r.section for r in report.records} == {""}
 
 
 def test_product_faq_with_sections_statements_and_missing_answers():
@@ -328,9 +337,10 @@ def test_bold_labels_and_undecorated_bold_lines_stay_in_their_answer_and_the_lat
 
 def test_prose_in_no_entry_is_listed_with_its_line_and_why():
     assert parse_file(FIXTURES / "product_faq_h2.md").skipped == [
-        (3, "prose before the first entry"),
-        (28, "prose under the heading 'Contributing', in no entry"),
-        (32, "prose under the heading 'License', in no entry"),
+        (7, "prose before the first entry"),
+        (10, "prose before the first entry"),
+        (38, "prose under the heading 'Contributing', in no entry"),
+        (42, "prose under the heading 'License', in no entry"),
     ]
 
 
@@ -412,3 +422,18 @@ def test_lumen_faq_statuses_match_its_notes():
     records = parse_file(EVAL_DOCUMENTS / "lumen_mesh_faq.md").records
     assert [r.id for r in records if r.status == "missing"] == [7, 19, 33]
     assert [r.id for r in records if r.status == "link_only"] == [27]
+
+
+def test_a_rule_at_the_top_is_not_front_matter(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("---\n\n**1. What is X?**\n\nAn x.\n\n---\n\n**2. What is Y?**\n\nA y.\n")
+    assert [(r.id, r.answer) for r in parse_file(source).records] == [(1, "An x."), (2, "A y.")]
+
+
+def test_the_parse_command_prints_where_every_line_went_and_all_lines_not_taken():
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["parse", str(FIXTURES / "product_faq_h2.md")], out, err) == 0
+    text = out.getvalue()
+    assert ("  lines: all 24 non-blank lines accounted for: 5 question, 8 answer, 1 title, 3 metadata, "
+            "3 preamble, 4 back matter\n") in text
+    assert text.count("  not taken: line ") == 4

@@ -24,6 +24,8 @@ A_LINE = re.compile(r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Answer)\s*\d{0,5}\s*
 # digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
 # text without trying the patterns.
 _STRUCTURE_STARTS = frozenset("#*_-+QqAa")
+_MAX_FRONT_MATTER_LINES = 200
+_METADATA_KEY = re.compile(r"^[\w.-]+\s*[:=]")
 
 
 class Line(NamedTuple):
@@ -32,16 +34,18 @@ class Line(NamedTuple):
 
     number: int
     text: str
-    kind: str  # "text" | "fenced" | "heading" | "bold" | "q" | "a"
+    kind: str  # "text" | "fenced" | "heading" | "bold" | "q" | "a" | "setext_rule" | "metadata"
     level: int = 0  # heading level
     title: str = ""  # heading text, or the bold/Q line's question text
 
 
 def classify_lines(raw_lines: list[str]) -> list[Line]:
-    """Tag each line; fenced code is opaque, setext headings are folded into their text line."""
-    out: list[Line] = []
+    """Tag each line; fenced code and front matter are opaque, setext headings are folded into their
+    text line."""
+    metadata = _front_matter_length(raw_lines)
+    out = [Line(i, text, "metadata") for i, text in enumerate(raw_lines[:metadata], start=1)]
     fence: str | None = None
-    for i, text in enumerate(raw_lines, start=1):
+    for i, text in enumerate(raw_lines[metadata:], start=metadata + 1):
         start = text.lstrip()[:1]
         structural = start in _STRUCTURE_STARTS or start.isdecimal()
         if fence is None and not structural and start not in ("`", "~"):
@@ -60,6 +64,19 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
             continue
         out.append(_classify(i, text, start) if structural else Line(i, text, "text"))
     return _fold_setext(out)
+
+
+def _front_matter_length(raw_lines: list[str]) -> int:
+    """How many lines of YAML (`---`) or TOML (`+++`) front matter open the document: site generators'
+    metadata, not prose (and its closing `---` under a line would read as a setext heading)."""
+    opener = raw_lines[0].rstrip() if raw_lines else ""
+    if opener not in ("---", "+++") or len(raw_lines) < 3 or not _METADATA_KEY.match(raw_lines[1]):
+        return 0  # a rule at the top of a document opens no front matter
+    closers = ("---", "...") if opener == "---" else ("+++",)
+    for i in range(1, min(len(raw_lines), _MAX_FRONT_MATTER_LINES)):
+        if raw_lines[i].rstrip() in closers:
+            return i + 1
+    return 0
 
 
 def _classify(number: int, text: str, start: str) -> Line:

@@ -1,11 +1,12 @@
 """Where every line of a Markdown document went, so that nothing is lost without a word.
 
-Each non-blank line gets one place: `question` or `answer` (in an entry), `layout` (a line of an entry a
-reader skips: a solution marker, a separator, a back-to-top link), `title`, `preamble` (before the first
-entry, or under an "Introduction" heading), `contents` (a table of contents), `section` (a section
-heading and any prose under it before its entries) or `back matter` (references, credits, licence,
-contributing; reference links after the last answer). Every paragraph of prose in no entry is listed
-with its line and why (`prose_not_taken`). `markdown.py` decides the entries; this module only accounts.
+Each non-blank line gets one place: `question` or `answer` (in an entry), `layout` (a line of an entry
+a reader skips: a solution marker, a separator, a back-to-top link), `title`, `metadata` (YAML or TOML
+front matter), `preamble` (before the first entry, or under an "Introduction" heading), `contents` (a
+table of contents), `section` (a section heading and any prose under it before its entries) or
+`back matter` (references, credits, licence, contributing; reference links after the last answer).
+Every paragraph of prose in no entry is listed with its line and why (`prose_not_taken`).
+`markdown.py` decides the entries; this module only accounts for the lines.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import NamedTuple
 from indexer.documents.lines import Line
 from indexer.documents.text import clean_question, has_words, is_nav_line, prose_text
 
-PLACES = ("question", "answer", "layout", "title", "preamble", "contents", "section", "back matter")
+PLACES = ("question", "answer", "layout", "title", "metadata", "preamble", "contents", "section", "back matter")
 _OUTSIDE_ENTRIES = frozenset({"preamble", "contents", "section", "back matter"})
 _CONTENTS = re.compile(r"^(?:table of contents|contents|toc|index|questions|list of questions)$", re.I)
 _FRONT = re.compile(r"^(?:introduction|intro|overview|preface|foreword|about this (?:faq|document|page|guide))$", re.I)
@@ -71,8 +72,8 @@ def place_lines(lines: list[Line], spans: list[Span], title: int | None) -> tupl
             heading = i
             places[i] = region
             region = "preamble" if region == "title" else region
-        elif line.kind == "setext_rule":
-            places[i] = places[i - 1]
+        elif line.kind in ("setext_rule", "metadata"):
+            places[i] = places[i - 1] if line.kind == "setext_rule" else "metadata"
         elif line.text.strip() and not places[i]:
             places[i] = "contents" if is_nav_line(line.text) else region
         under[i] = heading

@@ -437,3 +437,12 @@ def test_the_parse_command_prints_where_every_line_went_and_all_lines_not_taken(
     assert ("  lines: all 24 non-blank lines accounted for: 5 question, 8 answer, 1 title, 3 metadata, "
             "3 preamble, 4 back matter\n") in text
     assert text.count("  not taken: line ") == 4
+
+
+def test_question_sub_headings_under_numbered_entries_stay_in_their_answer():
+    report = parse_file(FIXTURES / "numbered_h2.md")
+    assert [(r.id, r.question) for r in report.records] == [
+        (1, "What is a shell?"), (2, "How do pipes work?"), (3, "Explain exit codes.")]
+    assert report.records[1].answer.endswith("#### Why not use temporary files?\n\nPipes need no disk space and both "
+                                             "commands run at once.")  # the trailing `<br>` is dropped
+    assert (22, "question heading without the number the entries share; kept in the answer above it") in report.skipped

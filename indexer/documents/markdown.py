@@ -32,6 +32,7 @@ from indexer.documents.text import clean_question, is_nav_line, is_source_line, 
 
 _NUMBERED = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?(\d{1,5})\s*[.):\-]\s+", re.I)
 _LIST_NUMBER = re.compile(r"^(\d{1,5})[.)]$")
+_Q_LABEL = re.compile(r"^(?:Q|Question)\s*\d{0,5}\s*[:.)]", re.IGNORECASE)
 _MARKER = re.compile(
     r"^\s{0,3}(?:[*_]{1,2}\s*(?:solution|answer|ans)s?\s*:?\s*[*_]{1,2}\s*:?|(?:solution|answer)s?\s*:)\s?(?P<rest>.*)$",
     re.I,
@@ -82,13 +83,13 @@ def parse_markdown(text: str) -> MarkdownParse:
     lines = classify_lines(text.split("\n"))
     style, seeds = choose_style(lines)
     if style == "":
-        return MarkdownParse("", [], _skipped_candidates(lines, set(), None))
+        return MarkdownParse("", [], _skipped_candidates(lines, set(), "", None))
     title_line = _title_line(lines, seeds)
     shared = _shared_shape(lines, seeds) if style == "bold" else None
     starts, level = entry_starts(lines, style, seeds, title_line, shared)
     entries, spans = _collect_entries(lines, starts, style, title_line, level)
     places, headings = place_lines(lines, spans, title_line)
-    skipped = _skipped_candidates(lines, set(starts), shared) + prose_not_taken(lines, places, headings)
+    skipped = _skipped_candidates(lines, set(starts), style, shared) + prose_not_taken(lines, places, headings)
     return MarkdownParse(style, entries, sorted(skipped), places)
 
 
@@ -156,6 +157,7 @@ def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | N
     seed_set = set(seeds)
     if style == "heading":
         level = _entry_level(lines, seeds)
+        seed_set -= set(_sub_headings(lines, seeds, level))
         more = [i for i, line in enumerate(lines)
                 if line.kind == "heading" and line.level == level and i not in seed_set and i != title
                 and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
@@ -172,6 +174,22 @@ def _entry_level(lines: list[Line], seeds: list[int]) -> int:
     for i in seeds:
         counts[lines[i].level] = counts.get(lines[i].level, 0) + 1
     return min(counts, key=lambda level: (-counts[level], level))
+
+
+def _sub_headings(lines: list[Line], seeds: list[int], level: int) -> list[int]:
+    """Question headings below the entries' level that are sub-headings of an answer: in a document
+    whose entries are numbered, those without a number or a `Q:` label ("#### What are the drawbacks?"
+    under "## 2. How does Git differ?")."""
+    entries = [i for i in seeds if lines[i].level == level]
+    if sum(_is_labelled(lines[i].title) for i in entries) < SHARED_SHARE * len(entries):
+        return []
+    return [i for i in seeds if lines[i].level > level and not _is_labelled(lines[i].title)]
+
+
+def _is_labelled(title: str) -> bool:
+    """True for a numbered or `Q:`-labelled title: `12) What is X?`, `Q: What is X?`, `Question 3. X?`."""
+    body = title.replace("**", "").replace("__", "").strip()
+    return bool(_NUMBERED.match(body) or _Q_LABEL.match(body))
 
 
 def _has_answer(lines: list[Line], i: int, level: int, seeds: set[int]) -> bool:
@@ -403,7 +421,8 @@ def _is_source_label(paragraph: list[str]) -> bool:
     return len(paragraph) == 1 and is_source_line(paragraph[0])
 
 
-def _skipped_candidates(lines: list[Line], taken: set[int], shared: set[str] | None) -> list[tuple[int, str]]:
+def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
+                        shared: set[str] | None) -> list[tuple[int, str]]:
     """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
     the bold entries' shape in a bold document: a bold line without it is reported."""
     skipped: list[tuple[int, str]] = []
@@ -421,7 +440,9 @@ def _skipped_candidates(lines: list[Line], taken: set[int], shared: set[str] | N
         elif line.kind == "q":
             skipped.append((line.number, "Q: line without an A: line"))
         elif line.kind == "heading" and _looks_like_question(line.title):
-            skipped.append((line.number, "question heading in a document of another entry style"))
+            skipped.append((line.number, "question heading without the number the entries share; kept in the answer "
+                                         "above it" if style == "heading" else
+                                         "question heading in a document of another entry style"))
         if len(skipped) >= 20:
             break
     return skipped

@@ -17,7 +17,7 @@ from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.parse import answer_status, parse_corpus, parse_file, read_source_text
 from indexer.documents.places import PLACES
-from indexer.documents.text import answer_text, has_words, plain_text, prose_text
+from indexer.documents.text import answer_text, clean_question, has_words, plain_text, prose_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -381,11 +381,11 @@ def _accounting_gaps(path: Path) -> list[str]:
         record = entry_at.get(number)
         if place not in PLACES:
             gaps.append(f"line {number}: no place")
-        elif place == "question" and not _holds(record.question_raw if record else "", words):
+        elif place == "question" and not (_holds(record.question_raw, words) or clean_question(words) == record.question):
             gaps.append(f"line {number}: not in its entry's question")
         elif place == "answer" and not _holds(record.answer if record else "", words):
             gaps.append(f"line {number}: not in its entry's answer")
-        elif place in ("preamble", "section", "back matter", "contents") and has_words(prose_text(line)) \
+        elif place in ("preamble", "section", "back matter") and has_words(prose_text(line)) \
                 and not re.match(r"\s{0,3}#", line) and _paragraph_start(raw_lines, parsed.places, number) not in not_taken:
             gaps.append(f"line {number}: prose in no entry, not listed as not taken")
     if sum(parsed.place_counts().values()) != sum(1 for line in raw_lines if line.strip()):
@@ -446,3 +446,13 @@ def test_question_sub_headings_under_numbered_entries_stay_in_their_answer():
     assert report.records[1].answer.endswith("#### Why not use temporary files?\n\nPipes need no disk space and both "
                                              "commands run at once.")  # the trailing `<br>` is dropped
     assert (22, "question heading without the number the entries share; kept in the answer above it") in report.skipped
+
+
+def test_headings_inside_numbered_list_items_are_entries_with_their_answers_unindented():
+    report = parse_file(FIXTURES / "listed_headings.md")
+    assert [(r.id, r.question, r.status) for r in report.records] == [
+        (1, "What is a commit", "ok"), (2, "What is a branch", "ok"), (3, "Explain rebase", "missing")]
+    assert report.records[0].answer.startswith("A snapshot of the project with a message and an author.\n\n1. **Tree:**\n\n"
+                                               "   The state of the files.")
+    assert report.records[1].answer == "A movable pointer to a commit."  # back-to-top link dropped
+    assert report.places["contents"] == 6 and (37, "prose under the heading 'Disclaimer', in no entry") in report.skipped

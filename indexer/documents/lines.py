@@ -12,6 +12,7 @@ from indexer.documents.text import strip_decorations
 
 _FENCE_OPEN = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _ATX_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
+_LISTED_HEADING = re.compile(r"^\s{0,3}(\d{1,5})[.)]\s+(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _SETEXT_RULE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 BOLD_LINE = re.compile(r"^\s{0,3}(?:(?P<list>[-*+]|\d{1,5}[.)])\s+)?(?:\*\*|__)(?P<body>.*\S)\s*$")
 _BOLD_END = re.compile(r"(?:\*\*|__)[^*_\w]*$")
@@ -86,6 +87,9 @@ def _classify(number: int, text: str, start: str) -> Line:
     heading = _ATX_HEADING.match(text) if start == "#" else None
     if heading:
         return Line(number, text, "heading", len(heading.group(1)), heading.group(2).strip())
+    listed = _LISTED_HEADING.match(text) if start.isdecimal() else None
+    if listed:  # `12. ### What is X?`: a heading in a numbered list item; its number is the entry's
+        return Line(number, text, "heading", len(listed.group(2)), f"{listed.group(1)}. {listed.group(3).strip()}")
     q_line = Q_LINE.match(text) if label in ("Q", "q") else None
     if q_line and q_line.group("text").strip():
         return Line(number, text, "q", title=text.strip())

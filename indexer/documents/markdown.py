@@ -23,6 +23,7 @@ other line of the document went is `places.py`. This module knows nothing about 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,6 +33,7 @@ from indexer.documents.text import clean_question, is_nav_line, is_source_line, 
 
 _NUMBERED = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?(\d{1,5})\s*[.):\-]\s+", re.I)
 _LIST_NUMBER = re.compile(r"^(\d{1,5})[.)]$")
+_LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,5}[.)])\s")
 _Q_LABEL = re.compile(r"^(?:Q|Question)\s*\d{0,5}\s*[:.)]", re.IGNORECASE)
 _MARKER = re.compile(
     r"^\s{0,3}(?:[*_]{1,2}\s*(?:solution|answer|ans)s?\s*:?\s*[*_]{1,2}\s*:?|(?:solution|answer)s?\s*:)\s?(?P<rest>.*)$",
@@ -271,8 +273,11 @@ def _collect_entries(lines: list[Line], starts: list[int], style: str, title_lin
         texts = [lines[i].text for i in kept]
         if first_text is not None:
             texts[0] = first_text
-        entries.append(RawEntry(lines[start].number, question_raw, _entry_number(lines[start]),
-                                "\n".join(text.rstrip() for text in texts), sections[start]))
+        answer = "\n".join(text.rstrip() for text in texts)
+        if _LIST_ITEM.match(lines[start].text):  # the answer is the item's indented continuation
+            answer = textwrap.dedent(answer)
+        entries.append(RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer,
+                                sections[start]))
         spans.append(Span(start, body_start, end, frozenset(kept), frozenset(back)))
     return entries, spans
 

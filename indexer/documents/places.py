@@ -17,7 +17,9 @@ from indexer.documents.lines import Line
 from indexer.documents.text import clean_question, has_words, is_nav_line, prose_text
 
 PLACES = ("question", "answer", "layout", "title", "metadata", "preamble", "contents", "section", "back matter")
-_OUTSIDE_ENTRIES = frozenset({"preamble", "contents", "section", "back matter"})
+# Places outside entries whose prose is listed as not taken; a table of contents lists entries, it is no
+# prose of its own.
+_PROSE_PLACES = frozenset({"preamble", "section", "back matter"})
 _CONTENTS = re.compile(r"^(?:table of contents|contents|toc|index|questions|list of questions)$", re.I)
 _FRONT = re.compile(r"^(?:introduction|intro|overview|preface|foreword|about this (?:faq|document|page|guide))$", re.I)
 # Headings that close the entry list rather than introduce a section of it: short ones with one of these.
@@ -103,7 +105,7 @@ def prose_not_taken(lines: list[Line], places: list[str], under: list[int]) -> l
     found: list[tuple[int, str]] = []
     paragraph: list[int] = []
     for i in range(len(lines) + 1):
-        inside = i < len(lines) and places[i] in _OUTSIDE_ENTRIES and lines[i].kind not in ("heading", "setext_rule")
+        inside = i < len(lines) and places[i] in _PROSE_PLACES and lines[i].kind not in ("heading", "setext_rule")
         if inside and paragraph and places[i] == places[paragraph[0]]:
             paragraph.append(i)
             continue

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.documents.text import clean_question, has_links, only_link_words, plain_text, prose_text, strip_boilerplate
+from indexer.documents.text import (clean_question, has_links, is_nav_line, only_link_words, plain_text, prose_text,
+                                    strip_boilerplate)
 
 WIKI_LINK = "[BERT](https://en.wikipedia.org/wiki/BERT_(language_model))"
 
@@ -81,3 +82,12 @@ def test_a_source_word_in_prose_and_code_is_not_boilerplate():
                                          ("Yes, see here", False), ("", True)])
 def test_words_around_a_link(prose, only):
     assert only_link_words(prose) is only
+
+
+@pytest.mark.parametrize("line, nav", [
+    ("[[↑] Back to top](#SQL)", True), ("**[⬆ Back to Top](#table-of-contents)**", True),
+    ('<div align="right"><a href="#top">Back to top</a></div>', True), ("- [What is X?](#what-is-x)", True),
+    ("See [the intro](#intro) for more.", False), ("[docs](https://x.org)", False),
+])
+def test_lines_of_in_page_links_only_are_navigation(line, nav):
+    assert is_nav_line(line) is nav

@@ -40,7 +40,8 @@ _MARKER = re.compile(
     re.I,
 )
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
-_BREAK = re.compile(r"^\s*(?:<(?:br|hr)\s*/?>\s*)+$", re.I)  # `<br/>` lines people put between entries
+# `<br/>` lines people put between entries, and empty anchors (`<a name="q12"></a>`) put before them
+_BREAK = re.compile(r"^\s*(?:(?:<(?:br|hr)\s*/?>|<a\s+(?:name|id)=[^<>]*>\s*</a>)\s*)+$", re.IGNORECASE)
 _BACK_TO_TOP = re.compile(r"^\s*(?:\*\*)?\[[^\]]*back to (?:top|contents|index)[^\]]*\]\([^)]*\)(?:\*\*)?\s*$", re.I)
 _QUESTION_WORD = re.compile(
     r"^(?:what|why|how|when|where|which|who|whom|whose|is|are|can|could|do|does|did|should|would|will|"

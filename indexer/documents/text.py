@@ -46,10 +46,11 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 
 # Boilerplate a reader skips. A line of in-page links only: "[↑] Back to top", a table-of-contents list.
-_NAV_LINK = (r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)]*\)|<a\s+href=\"#[^\"]*\"\s*>[^<]*</a>)"
+_NAV_LINK = (r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)]*\)|<a\s+href=[\"']#[^\"']*[\"'][^<>]*>[^<]*</a>)"
              r"(?:\*\*|__)?")
-_NAV_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?" + _NAV_LINK + r"(?:[\s|·•,]*" + _NAV_LINK + r")*[\s|·•,]*$",
-                       re.IGNORECASE)
+_WRAPPING_TAGS = r"(?:\s*</?[A-Za-z][^<>]*>)*"  # `<div align="right"><a href="#top">Back to top</a></div>`
+_NAV_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?" + _WRAPPING_TAGS + r"\s*" + _NAV_LINK
+                       + r"(?:[\s|·•,]*" + _NAV_LINK + r")*" + _WRAPPING_TAGS + r"[\s|·•,]*$", re.IGNORECASE)
 # A "Source" label (a sub-heading, a bold or list line, "Source:"), alone or followed by links only.
 _SOURCE_LABEL = re.compile(
     r"^\s{0,3}(?:#{1,6}\s+|[-*+]\s+)?[*_]{0,2}(?:sources?|references?|refs?|credits?)[*_]{0,2}\s*:?\s*[*_]{0,2}"

@@ -16,7 +16,7 @@ from indexer.cli import main
 from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.parse import answer_status, parse_corpus, parse_file, read_source_text
-from indexer.documents.places import PLACES
+from indexer.documents.places import PLACES, heading_place
 from indexer.documents.text import answer_text, clean_question, has_words, plain_text, prose_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -456,3 +456,12 @@ def test_headings_inside_numbered_list_items_are_entries_with_their_answers_unin
                                                "   The state of the files.")
     assert report.records[1].answer == "A movable pointer to a commit."  # back-to-top link dropped
     assert report.places["contents"] == 6 and (37, "prose under the heading 'Disclaimer', in no entry") in report.skipped
+
+
+@pytest.mark.parametrize("title, place", [
+    ("References", "back matter"), ("Further reading", "back matter"), ("Credits and thanks", "back matter"),
+    ("Sources of bias", "section"), ("How to contribute?", "section"), ("Table of contents", "contents"),
+    ("Introduction", "preamble"), ("Setup", "section"),
+])
+def test_front_and_back_matter_headings_are_told_from_sections(title, place):
+    assert heading_place(title) == place

@@ -22,11 +22,13 @@ PLACES = ("question", "answer", "layout", "title", "metadata", "preamble", "cont
 _PROSE_PLACES = frozenset({"preamble", "section", "back matter"})
 _CONTENTS = re.compile(r"^(?:table of contents|contents|toc|index|questions|list of questions)$", re.I)
 _FRONT = re.compile(r"^(?:introduction|intro|overview|preface|foreword|about this (?:faq|document|page|guide))$", re.I)
-# Headings that close the entry list rather than introduce a section of it: short ones with one of these.
+# Headings that close the entry list rather than introduce a section of it: one of these words, with at
+# most one more word before or after ("Further reading", "Useful links", "Contributing guide",
+# "Credits and thanks"), so that "Sources of bias" stays a heading like any other.
 _BACK = re.compile(
-    r"\b(?:references?|sources?|resources|further reading|see also|links|credits|acknowledge?ments?|thanks|"
-    r"contribut\w*|licen[cs]e|sponsors?|authors?|changelog|footnotes|disclaimer)\b", re.I)
-_MAX_BACK_WORDS = 4
+    r"^(?:[\w-]+\s+)?(?:references?|sources?|resources|reading|see also|links|credits|acknowledge?ments?|thanks|"
+    r"contribut\w*|licen[cs]e|sponsors?|authors?|changelog|footnotes|disclaimer)(?:\s+(?:&|and)\s+\w+|\s+[\w-]+)?$",
+    re.IGNORECASE)
 
 
 class Span(NamedTuple):
@@ -47,7 +49,7 @@ def heading_place(title: str) -> str:
         return "contents"
     if _FRONT.match(clean):
         return "preamble"
-    if _BACK.search(clean) and len(clean.split()) <= _MAX_BACK_WORDS:
+    if _BACK.match(clean):
         return "back matter"
     return "section"
 

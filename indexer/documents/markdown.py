@@ -243,7 +243,7 @@ def _bold_shape(lines: list[Line], i: int) -> set[str]:
     """What a bold line carries besides its words: a number, a list marker, a trailing decoration, a
     blank line (or heading) before it."""
     bold = BOLD_LINE.match(lines[i].text)
-    marker = bold.group("list") or "" if bold else ""
+    marker = (bold.group("list") or "") if bold else ""
     body = strip_bold_body(bold.group("body")) if bold else lines[i].text
     unbolded = lines[i].text.replace("**", "").replace("__", "").strip()
     shape = set()

@@ -465,3 +465,14 @@ def test_headings_inside_numbered_list_items_are_entries_with_their_answers_unin
 ])
 def test_front_and_back_matter_headings_are_told_from_sections(title, place):
     assert heading_place(title) == place
+
+
+def test_in_a_plain_bold_document_a_bold_statement_after_the_first_entry_is_one_and_before_it_is_reported(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("**Read this first**\n\nAnswers are short.\n\n**What is X?**\n\nAn x.\n\n**Gradient descent**\n\n"
+                      "Steps downhill.\n\n**Why Y?**\n\nBecause.\n")
+    report = parse_file(source)
+    assert [r.question for r in report.records] == ["What is X?", "Gradient descent", "Why Y?"]
+    assert report.skipped == [
+        (1, "bold line before the first entry, in a document whose entries share no number or decoration"),
+        (3, "prose before the first entry")]

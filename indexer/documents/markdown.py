@@ -92,8 +92,10 @@ def parse_markdown(text: str) -> MarkdownParse:
     starts, level = entry_starts(lines, style, seeds, title_line, shared)
     entries, spans = _collect_entries(lines, starts, style, title_line, level)
     places, headings = place_lines(lines, spans, title_line)
-    skipped = _skipped_candidates(lines, set(starts), style, shared) + prose_not_taken(lines, places, headings)
-    return MarkdownParse(style, entries, sorted(skipped), places)
+    candidates = _skipped_candidates(lines, set(starts), style, shared)
+    listed = {line for line, _ in candidates}  # a line is listed once, with the more specific reason
+    prose = [(line, why) for line, why in prose_not_taken(lines, places, headings) if line not in listed]
+    return MarkdownParse(style, entries, sorted(candidates + prose), places)
 
 
 def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
@@ -427,6 +429,13 @@ def _is_source_label(paragraph: list[str]) -> bool:
     return len(paragraph) == 1 and is_source_line(paragraph[0])
 
 
+def _why_bold_not_taken(lacks: set[str]) -> str:
+    if not lacks:  # it has the entries' shape, but comes before the first of them
+        return "bold line before the first entry, in a document whose entries share no number or decoration"
+    names = " or ".join(_SHAPE_NAMES[shape] for shape in _SHAPES if shape in lacks)
+    return f"bold line without {names} that the entries share; kept in the answer above it"
+
+
 def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
                         shared: set[str] | None) -> list[tuple[int, str]]:
     """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
@@ -441,8 +450,7 @@ def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
         elif line.kind == "bold" and _looks_like_question(line.title):
             skipped.append((line.number, "bold question line in a document of another entry style"))
         elif line.kind == "bold" and shared is not None and _is_bold_statement(lines, i, set(), taken):
-            lacks = " or ".join(_SHAPE_NAMES[shape] for shape in _SHAPES if shape in shared - _bold_shape(lines, i))
-            skipped.append((line.number, f"bold line without {lacks} that the entries share; kept in the answer above it"))
+            skipped.append((line.number, _why_bold_not_taken(shared - _bold_shape(lines, i))))
         elif line.kind == "q":
             skipped.append((line.number, "Q: line without an A: line"))
         elif line.kind == "heading" and _looks_like_question(line.title):

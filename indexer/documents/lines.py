@@ -104,6 +104,7 @@ def _classify(number: int, text: str, start: str) -> Line:
 
 
 def strip_bold_body(body: str) -> str:
+    """The text without its `**`/`__` bold marks, stripped."""
     return body.replace("**", "").replace("__", "").strip()
 
 

@@ -110,7 +110,7 @@ def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
 
 
 def _looks_like_question(title: str) -> bool:
-    if _NUMBERED.match(title.replace("**", "").replace("__", "").lstrip("#").strip()):
+    if _NUMBERED.match(strip_bold_body(title).lstrip("#").strip()):
         return True  # decided without cleaning the title, which costs more
     clean = clean_question(title)
     return clean.endswith("?") or bool(_QUESTION_WORD.match(clean))
@@ -193,7 +193,7 @@ def _sub_headings(lines: list[Line], seeds: list[int], level: int) -> list[int]:
 
 def _is_labelled(title: str) -> bool:
     """True for a numbered or `Q:`-labelled title: `12) What is X?`, `Q: What is X?`, `Question 3. X?`."""
-    body = title.replace("**", "").replace("__", "").strip()
+    body = strip_bold_body(title)
     return bool(_NUMBERED.match(body) or _Q_LABEL.match(body))
 
 
@@ -231,7 +231,7 @@ def _shared_shape(lines: list[Line], seeds: list[int]) -> set[str]:
 
 
 def _is_bold_statement(lines: list[Line], i: int, shared: set[str], seeds: set[int]) -> bool:
-    words = strip_decorations(lines[i].text.replace("**", "").replace("__", "")).strip()
+    words = strip_decorations(strip_bold_body(lines[i].text))
     if words.endswith(":") or _MARKER.match(lines[i].text) or is_source_line(lines[i].text):
         return False  # a label inside an answer: "**Example:**", "**Solution**", "**Sources**"
     if not shared <= _bold_shape(lines, i):
@@ -247,7 +247,7 @@ def _bold_shape(lines: list[Line], i: int) -> set[str]:
     bold = BOLD_LINE.match(lines[i].text)
     marker = (bold.group("list") or "") if bold else ""
     body = strip_bold_body(bold.group("body")) if bold else lines[i].text
-    unbolded = lines[i].text.replace("**", "").replace("__", "").strip()
+    unbolded = strip_bold_body(lines[i].text)
     shape = set()
     if _LIST_NUMBER.match(marker) or _NUMBERED.match(body):
         shape.add("numbered")
@@ -337,7 +337,7 @@ def _entry_number(line: Line) -> int | None:
         q_line = Q_LINE.match(line.text)
         if q_line and q_line.group("num"):
             return int(q_line.group("num"))
-    body = line.title.replace("**", "").replace("__", "").lstrip("#").strip()
+    body = strip_bold_body(line.title).lstrip("#").strip()
     if line.kind == "bold" and bold:
         body = strip_bold_body(bold.group("body"))
     number = _NUMBERED.match(body)

@@ -476,3 +476,15 @@ def test_in_a_plain_bold_document_a_bold_statement_after_the_first_entry_is_one_
     assert report.skipped == [
         (1, "bold line before the first entry, in a document whose entries share no number or decoration"),
         (3, "prose before the first entry")]
+
+
+def test_lines_led_by_a_bold_number_are_entries_and_numbering_that_starts_again_counts_in_reading_order():
+    report = parse_file(FIXTURES / "bold_number_lead.md")
+    assert [(r.id, r.question, r.status, r.section) for r in report.records] == [
+        (1, "The number of active ads.", "ok", "SQL"),
+        (2, "All inactive ads.", "ok", "SQL"),
+        (3, 'FizzBuzz. Print numbers from 1 to 100, "Fizz" for multiples of 3.', "ok", "Coding (Python)"),
+        (4, "Mean. Compute the mean of a list.", "missing", "Coding (Python)"),
+    ]
+    assert report.warnings == ["entry numbers start again at 1 (1 time); ids count the entries in reading order instead"]
+    assert (7, "prose under the heading 'SQL', in no entry") in report.skipped

@@ -16,6 +16,9 @@ _LISTED_HEADING = re.compile(r"^\s{0,3}(\d{1,5})[.)]\s+(#{1,6})\s+(.*?)(?:\s+#+)
 _SETEXT_RULE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 BOLD_LINE = re.compile(r"^\s{0,3}(?:(?P<list>[-*+]|\d{1,5}[.)])\s+)?(?:\*\*|__)(?P<body>.*\S)\s*$")
 _BOLD_END = re.compile(r"(?:\*\*|__)[^*_\w]*$")
+# A line led by a bold number is an entry line even when the text runs on after the bold:
+# `**1)** The number of active ads.`, `**2) Factorial**. Calculate a factorial.`
+_BOLD_NUMBER_LEAD = re.compile(r"^\s{0,3}(?:\*\*|__)\s*\d{1,5}[.):]")
 Q_LINE = re.compile(
     r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:Q|Question)\s*(?P<num>\d{1,5})?\s*[:.)]\s*(?:\*\*|__)?\s*(?P<text>.*)$",
     re.I,
@@ -98,7 +101,8 @@ def _classify(number: int, text: str, start: str) -> Line:
     if label in ("A", "a") and A_LINE.match(text):
         return Line(number, text, "a")
     bold = BOLD_LINE.match(text) if "**" in text or "__" in text else None
-    if bold and _BOLD_END.search(strip_decorations(text)) and strip_bold_body(bold.group("body")):
+    if bold and strip_bold_body(bold.group("body")) and (
+            _BOLD_END.search(strip_decorations(text)) or _BOLD_NUMBER_LEAD.match(text)):
         return Line(number, text, "bold", title=text.strip())
     return Line(number, text, "text")
 

@@ -13,7 +13,7 @@ Id rule: in a numbered document (at least half its entries carry a number) an en
 written in the document when that number is unique; unnumbered entries and later repeats of a number get
 the next free numbers after the largest one, in document order (a warning names every repeat).
 Otherwise ids are 1..N in reading order, as a person counts the entries (a stray "2024:" in one heading
-does not number a document). When a corpus has several files, ids become "file.md#12".
+does not number a document, and numbering that starts over in each section, with a warning). When a corpus has several files, ids become "file.md#12".
 """
 from __future__ import annotations
 
@@ -314,12 +314,7 @@ def _cell(value: object) -> str:
 
 def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[Record], list[str]]:
     """Unique ids by the module's id rule; warn about repeated numbers."""
-    seen: dict[int, list[int]] = {}
-    for raw in raws:
-        if raw.number is not None:
-            seen.setdefault(raw.number, []).append(raw.line)
-    if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
-        seen = {}  # a few numbered entries do not make a numbered document
+    seen, warnings = _document_numbers(raws)
     if not seen:
         ids: list[RecordId] = list(range(1, len(raws) + 1))
     else:
@@ -333,11 +328,6 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
             else:
                 ids.append(next_free)
                 next_free += 1
-    warnings = [
-        f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
-        f"the first keeps id {number}, the others get new ids"
-        for number, lines in seen.items() if len(lines) > 1
-    ]
     records = [
         Record(id=record_id, question=known.question(raw.question_raw), answer=raw.answer,
                status=known.status(raw.answer), line=raw.line, section=raw.section,
@@ -345,3 +335,21 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
         for record_id, raw in zip(ids, raws)
     ]
     return records, warnings
+
+
+def _document_numbers(raws: list[RawRecord]) -> tuple[dict[int, list[int]], list[str]]:
+    """The numbers the entries carry (number → lines), or none when they do not number the document: when
+    fewer than half the entries carry one, or when numbering starts again (it counts within sections)."""
+    seen: dict[int, list[int]] = {}
+    for raw in raws:
+        if raw.number is not None:
+            seen.setdefault(raw.number, []).append(raw.line)
+    if seen and len(seen[min(seen)]) > 1:
+        low, again = min(seen), len(seen[min(seen)]) - 1
+        return {}, [f"entry numbers start again at {low} ({again} {'time' if again == 1 else 'times'}); "
+                    "ids count the entries in reading order instead"]
+    if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
+        return {}, []
+    return seen, [f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
+                  f"the first keeps id {number}, the others get new ids"
+                  for number, lines in seen.items() if len(lines) > 1]

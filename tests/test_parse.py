@@ -488,3 +488,14 @@ def test_lines_led_by_a_bold_number_are_entries_and_numbering_that_starts_again_
     ]
     assert report.warnings == ["entry numbers start again at 1 (1 time); ids count the entries in reading order instead"]
     assert (7, "prose under the heading 'SQL', in no entry") in report.skipped
+
+
+@pytest.mark.parametrize("document", [
+    "Q1. What is X?\nAns: An x.\n\nQ2. What is Y?\nAns: A y.\n",
+    "## 1. What is X?\n\n### Answer\n\nAn x.\n\n## 2. What is Y?\n\n### Answer\n\nA y.\n",
+])
+def test_ans_labels_and_answer_sub_headings_are_dropped(tmp_path, document):
+    source = tmp_path / "doc.md"
+    source.write_text(document)
+    assert [(r.id, r.question, r.answer) for r in parse_file(source).records] == [
+        (1, "What is X?", "An x."), (2, "What is Y?", "A y.")]

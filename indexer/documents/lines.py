@@ -23,7 +23,7 @@ Q_LINE = re.compile(
     r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:Q|Question)\s*(?P<num>\d{1,5})?\s*[:.)]\s*(?:\*\*|__)?\s*(?P<text>.*)$",
     re.I,
 )
-A_LINE = re.compile(r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Answer)\s*\d{0,5}\s*[:.)]\s*(?:\*\*|__)?\s?(?P<text>.*)$", re.I)
+A_LINE = re.compile(r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Ans|Answer)\s*\d{0,5}\s*[:.)]\s*(?:\*\*|__)?\s?(?P<text>.*)$", re.I)
 # Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these, or with a
 # digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
 # text without trying the patterns.

@@ -39,6 +39,7 @@ _MARKER = re.compile(
     r"^\s{0,3}(?:[*_]{1,2}\s*(?:solution|answer|ans)s?\s*:?\s*[*_]{1,2}\s*:?|(?:solution|answer)s?\s*:)\s?(?P<rest>.*)$",
     re.I,
 )
+_MARKER_HEADING = re.compile(r"^(?:answers?|solutions?|ans)\s*:?$", re.IGNORECASE)
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
 # `<br/>` lines people put between entries, and empty anchors (`<a name="q12"></a>`) put before them
 _BREAK = re.compile(r"^\s*(?:(?:<(?:br|hr)\s*/?>|<a\s+(?:name|id)=[^<>]*>\s*</a>)\s*)+$", re.IGNORECASE)
@@ -373,6 +374,8 @@ def _drop_answer_label(lines: list[Line], body: list[int]) -> _Body:
         text = lines[i].text
         if not text.strip():
             continue
+        if lines[i].kind == "heading" and _MARKER_HEADING.match(lines[i].title):
+            return _Body(body[k + 1:], None)  # "### Answer" over the answer
         marker = _MARKER.match(text)
         if marker:
             rest = marker.group("rest")

@@ -374,7 +374,7 @@ def _accounting_gaps(path: Path) -> list[str]:
             entry_at[number] = record
     not_taken = {line for line, _ in report.skipped}
     gaps = []
-    for number, (line, place) in enumerate(zip(raw_lines, parsed.places), start=1):
+    for number, (line, place) in enumerate(zip(raw_lines, parsed.places, strict=True), start=1):
         words = line.strip()
         if not words:
             continue

@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from indexer.documents.text import strip_decorations
+from indexer.documents.text import fence_after, strip_decorations
 
-_FENCE_OPEN = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _ATX_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _LISTED_HEADING = re.compile(r"^\s{0,3}(\d{1,5})[.)]\s+(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _SETEXT_RULE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
@@ -48,22 +47,16 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
     text line."""
     metadata = _front_matter_length(raw_lines)
     out = [Line(i, text, "metadata") for i, text in enumerate(raw_lines[:metadata], start=1)]
-    fence: str | None = None
+    fence = ""  # the open fence's mark, "" outside code
     for i, text in enumerate(raw_lines[metadata:], start=metadata + 1):
         start = text.lstrip()[:1]
         structural = start in _STRUCTURE_STARTS or start.isdecimal()
-        if fence is None and not structural and start not in ("`", "~"):
+        if not fence and not structural and start not in ("`", "~"):
             out.append(Line(i, text, "text"))  # most lines: decided without a call or a pattern
             continue
-        opener = _FENCE_OPEN.match(text) if start in ("`", "~") else None
-        if fence is not None:
-            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) and not text.strip(
-            )[len(opener.group(1)):].strip():
-                fence = None
-            out.append(Line(i, text, "fenced"))
-            continue
-        if opener:
-            fence = opener.group(1)
+        after = fence_after(fence, text) if start in ("`", "~") else fence
+        if fence or after:  # inside a fenced block, or its opening or closing line
+            fence = after
             out.append(Line(i, text, "fenced"))
             continue
         out.append(_classify(i, text, start) if structural else Line(i, text, "text"))

@@ -162,7 +162,7 @@ def strip_boilerplate(markdown: str) -> str:
     fence = ""
     in_source = False  # after a "Source" label: its links and the blank lines around them go too
     for line in markdown.split("\n"):
-        fence = _fence_after(fence, line)
+        fence = fence_after(fence, line)
         if fence or _CODE_FENCE.match(line):
             kept.append(line)
             in_source = False
@@ -176,7 +176,7 @@ def strip_boilerplate(markdown: str) -> str:
     return "\n".join(kept)
 
 
-def _fence_after(fence: str, line: str) -> str:
+def fence_after(fence: str, line: str) -> str:
     """The fence open after `line` ("" outside code), given the one open before it."""
     opener = _CODE_FENCE.match(line)
     if not opener:

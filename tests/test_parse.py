@@ -499,3 +499,13 @@ def test_ans_labels_and_answer_sub_headings_are_dropped(tmp_path, document):
     source.write_text(document)
     assert [(r.id, r.question, r.answer) for r in parse_file(source).records] == [
         (1, "What is X?", "An x."), (2, "What is Y?", "A y.")]
+
+
+def test_numbered_bold_steps_inside_answers_do_not_outvote_the_question_headings(tmp_path):
+    steps = "**1.** Open the app.\n\n**2.** Tap Settings.\n\n**3.** Save.\n"
+    source = tmp_path / "doc.md"
+    source.write_text(f"# Help\n\n## How do I reset it?\n\n{steps}\n## How do I rename it?\n\n{steps}")
+    report = parse_file(source)
+    assert report.style == "heading"
+    assert [r.question for r in report.records] == ["How do I reset it?", "How do I rename it?"]
+    assert report.records[0].answer == steps.strip()

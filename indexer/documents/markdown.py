@@ -106,8 +106,25 @@ def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
         "heading": [i for i, ln in enumerate(lines) if ln.kind == "heading" and _looks_like_question(ln.title)],
         "qa": [i for i, ln in enumerate(lines) if ln.kind == "q" and _q_has_answer(lines, i)],
     }
+    if _mostly_under(lines, candidates["bold"], set(candidates["heading"])):
+        candidates["bold"] = []  # numbered steps or sub-questions inside the answers of question headings
     style = max(candidates, key=lambda name: len(candidates[name]))  # dict order breaks ties
     return (style, candidates[style]) if candidates[style] else ("", [])
+
+
+def _mostly_under(lines: list[Line], inner: list[int], outer: set[int]) -> bool:
+    """True when most of the `inner` lines have one of the `outer` headings as the nearest heading above."""
+    if not inner or not outer:
+        return False
+    nearest, under, pending = -1, 0, iter(inner)
+    target = next(pending, None)
+    for i, line in enumerate(lines):
+        if i == target:
+            under += nearest in outer
+            target = next(pending, None)
+        if line.kind == "heading":
+            nearest = i
+    return 2 * under > len(inner)
 
 
 def _looks_like_question(title: str) -> bool:

@@ -509,3 +509,11 @@ def test_numbered_bold_steps_inside_answers_do_not_outvote_the_question_headings
     assert report.style == "heading"
     assert [r.question for r in report.records] == ["How do I reset it?", "How do I rename it?"]
     assert report.records[0].answer == steps.strip()
+
+
+def test_in_a_numbered_heading_document_an_unnumbered_statement_heading_is_no_entry(tmp_path):
+    source = tmp_path / "doc.md"
+    source.write_text("## 1. What is X?\n\nAn x.\n\n## 2. What is Y?\n\nA y.\n\n## Summary\n\nX and Y are letters.\n")
+    report = parse_file(source)
+    assert [r.id for r in report.records] == [1, 2]
+    assert report.skipped == [(11, "prose under the heading 'Summary', in no entry")]

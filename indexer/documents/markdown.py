@@ -180,10 +180,13 @@ def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | N
     seed_set = set(seeds)
     if style == "heading":
         level = _entry_level(lines, seeds)
-        seed_set -= set(_sub_headings(lines, seeds, level))
-        more = [i for i, line in enumerate(lines)
-                if line.kind == "heading" and line.level == level and i not in seed_set and i != title
-                and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
+        numbered = _entries_numbered(lines, seeds, level)
+        if numbered:  # the number is part of the entry style: unnumbered headings are no entries
+            seed_set -= {i for i in seeds if lines[i].level > level and not _is_labelled(lines[i].title)}
+        more = [] if numbered else [
+            i for i, line in enumerate(lines)
+            if line.kind == "heading" and line.level == level and i not in seed_set and i != title
+            and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
     elif style == "bold":
         level, more = 7, _bold_statements(lines, seeds, _shared_shape(lines, seeds) if shared is None else shared)
     else:
@@ -199,14 +202,12 @@ def _entry_level(lines: list[Line], seeds: list[int]) -> int:
     return min(counts, key=lambda level: (-counts[level], level))
 
 
-def _sub_headings(lines: list[Line], seeds: list[int], level: int) -> list[int]:
-    """Question headings below the entries' level that are sub-headings of an answer: in a document
-    whose entries are numbered, those without a number or a `Q:` label ("#### What are the drawbacks?"
-    under "## 2. How does Git differ?")."""
+def _entries_numbered(lines: list[Line], seeds: list[int], level: int) -> bool:
+    """Whether the question headings at the entries' level share a number (or a `Q:` label). Then a
+    question heading below that level without one is a sub-heading of an answer ("#### What are the
+    drawbacks?" under "## 2. How does Git differ?"), and a statement heading is no entry."""
     entries = [i for i in seeds if lines[i].level == level]
-    if sum(_is_labelled(lines[i].title) for i in entries) < SHARED_SHARE * len(entries):
-        return []
-    return [i for i in seeds if lines[i].level > level and not _is_labelled(lines[i].title)]
+    return sum(_is_labelled(lines[i].title) for i in entries) >= SHARED_SHARE * len(entries)
 
 
 def _is_labelled(title: str) -> bool:

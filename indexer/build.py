@@ -36,7 +36,7 @@ from indexer.reuse import EntryKeys, PreviousBuild
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FORMAT_VERSION, RowTable
 
-PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
+PARSER_VERSION = 3  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
 # 1.6 ms instead of 17.7 ms per query at 200k rows, recall@10 0.995 against exact (bench/hnsw.py), and
 # search.py re-scores its candidates exactly. Below it a scan is cheap enough (≤ ~6 ms). HNSW, faster
@@ -67,7 +67,7 @@ class BuildSummary:
                 "index_type": self.index_type, "warnings": self.warnings,
                 "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
                              "by_section": _count_sections(r.records),
-                             "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
+                             "places": r.places, "not_taken": [{"line": line, "why": why} for line, why in r.skipped]}
                             for r in self.reports]}
 
 

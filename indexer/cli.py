@@ -606,7 +606,7 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reports = parse_corpus(source_files(args.files))
     if args.json:
         _print_json([{"source": r.source, "style": r.style, "counts": r.counts(), "warnings": r.warnings,
-                      "skipped": [{"line": line, "why": why} for line, why in r.skipped],
+                      "skipped": [{"line": line, "why": why} for line, why in r.skipped], "places": r.places,
                       "records": [rec.to_dict() for rec in r.records]} for r in reports], out)
         return 0
     for report in reports:
@@ -619,7 +619,10 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _print_parse_summary(report, out: TextIO) -> None:
-    """What a user needs to check that a document was read right: counts, sections, warnings, misses."""
+    """What a user needs to check that a document was read right: counts, sections, where every line
+    went, warnings, and everything not taken."""
+    from indexer.documents.places import describe_places
+
     counts = report.counts()
     print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
           f"{counts['missing']} missing, {counts['link_only']} {STATUS_LABELS['link_only']}", file=out)
@@ -629,7 +632,9 @@ def _print_parse_summary(report, out: TextIO) -> None:
     if any(sections):
         print("  by section: " + ", ".join(f"{name or '(none)'} {count}" for name, count in sections.items()),
               file=out)
+    if report.places:
+        print(f"  lines: {describe_places(report.places)}", file=out)
     for warning in report.warnings:
         print(f"  warning: {warning}", file=out)
-    for line, why in report.skipped[:5]:
+    for line, why in report.skipped:
         print(f"  not taken: line {line}: {why}", file=out)

@@ -9,7 +9,7 @@ from indexer.retrieval.embed import normalize
 from indexer.errors import QueryError
 from indexer.documents.records import Record
 from indexer.retrieval.lexical import LexicalMatch
-from indexer.retrieval.nomatch import FEATURES, NoMatchModel
+from indexer.retrieval.nomatch import CONFIDENCE_LEVELS, FEATURES, NoMatchModel
 from indexer.retrieval.search import EncodedQuery, clean_query, mean_dense_score, related, spread_positions
 from indexer.retrieval.search import search as search_index
 from indexer.stores.disk import RowTable, StoredIndex, vector_index
@@ -185,7 +185,7 @@ def test_confidence_is_one_of_three_levels_and_agrees_with_no_match(bias):
     index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, unit(1, 1)])
     model = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=bias, threshold=0.6, good_below=0.3)
     result = search(index, unit(1, 0.1), "q", k=2, min_score=-1, no_match_model=model)
-    assert result.confidence in ("good match", "possibly related", "no good match")
+    assert result.confidence in CONFIDENCE_LEVELS
     assert (result.confidence == "no good match") == result.no_match == (bias >= 0.5)
     assert result.to_dict()["confidence"] == result.confidence
     p = 1 / (1 + np.exp(-bias))

@@ -10,7 +10,6 @@ from typing import Literal
 
 
 Status = Literal["ok", "missing", "link_only"]
-Field = Literal["question", "answer"]
 RecordId = int | str  # int for one source file; "file.md#12" when a corpus spans several files
 
 

@@ -46,9 +46,6 @@ class NoMatchModel:
     def probability(self, features: np.ndarray) -> np.ndarray:
         return 1 / (1 + np.exp(-(np.atleast_2d(features) @ np.asarray(self.weights) + self.bias)))
 
-    def decide(self, features: np.ndarray) -> bool:
-        return self.confidence(features) == "no good match"
-
     def confidence(self, features: np.ndarray) -> Confidence:
         return self.level(float(self.probability(features)[0]))
 

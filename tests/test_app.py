@@ -19,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
+from indexer import rendering
+from indexer.wording import plural
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -512,7 +514,7 @@ def test_markdown_answers_render_html_as_text_and_keep_code(app_env):
     "a ` b\n\n<img src=x onerror=alert(1)>\n\nc ` d",  # backticks in other paragraphs make no code span
     "``x` <b>y</b> `", 'x <a href="`">q</a> ` <i>', "<div`>a</div>", "```\n<b>\n```\n<i>z</i>",
 ])
-def test_no_answer_text_becomes_html_whatever_its_backticks(app_module, answer):
+def test_no_answer_text_becomes_html_whatever_its_backticks(answer):
     from markdown_it import MarkdownIt  # a CommonMark parser (Streamlit's dependencies bring it)
 
     def tokens(found):
@@ -520,13 +522,13 @@ def test_no_answer_text_becomes_html_whatever_its_backticks(app_module, answer):
             yield token
             yield from tokens(token.children or [])
 
-    markup = app_module.answer_markdown(answer)
+    markup = rendering.answer_markdown(answer)
     assert [t.content for t in tokens(MarkdownIt("commonmark").parse(markup)) if t.type.startswith("html")] == []
 
 
-def test_html_after_a_long_word_renders_in_linear_time(app_module):
+def test_html_after_a_long_word_renders_in_linear_time():
     started = time.perf_counter()
-    app_module.answer_markdown("a" * 50_000 + " <br>" + "b" * 50_000 + "<br>")
+    rendering.answer_markdown("a" * 50_000 + " <br>" + "b" * 50_000 + "<br>")
     assert time.perf_counter() - started < 0.5  # 0.014 s; the quadratic autolink test took 11.7 s here
 
 
@@ -609,28 +611,28 @@ def test_the_bundled_corpus_is_read_only(app_env, app_module):
 
 # ---- Markdown helpers -----------------------------------------------------------------------------
 
-def test_literal_escapes_markdown_and_html(app_module):
-    assert app_module.literal("Why <b>x</b> * 2 = $4?") == "Why `<b>`x`</b>` \\* 2 = \\$4?"
-    assert app_module.literal(":red[a]") == "\\:red\\[a\\]"
-    assert app_module.literal("a < b") == "a &lt; b"
+def test_literal_escapes_markdown_and_html():
+    assert rendering.literal("Why <b>x</b> * 2 = $4?") == "Why `<b>`x`</b>` \\* 2 = \\$4?"
+    assert rendering.literal(":red[a]") == "\\:red\\[a\\]"
+    assert rendering.literal("a < b") == "a &lt; b"
     # a bracket would end a `:gray[...]` label even inside a code span, so such a tag is escaped instead
-    assert app_module.literal('<a href="x]">') == '&lt;a href="x\\]">'
+    assert rendering.literal('<a href="x]">') == '&lt;a href="x\\]">'
 
 
-def test_answer_markdown_escapes_prose_only(app_module):
+def test_answer_markdown_escapes_prose_only():
     answer = "a <i>b</i> `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
-    assert app_module.answer_markdown(answer) == "a `<i>`b`</i>` `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
+    assert rendering.answer_markdown(answer) == "a `<i>`b`</i>` `<i>` c\n~~~\n<i> $x$\n~~~\n``x<y``"
     unclosed = "before <b>\n```\n<b> inside"
-    assert app_module.answer_markdown(unclosed) == "before `<b>`\n```\n<b> inside"
+    assert rendering.answer_markdown(unclosed) == "before `<b>`\n```\n<b> inside"
     # a tag beside one of the answer's code spans stays a span of its own
-    assert app_module.answer_markdown("<b>`x`</b>") == "`<b>` `x` `</b>`"
-    assert app_module.code_span("a`b") == "``a`b``"
+    assert rendering.answer_markdown("<b>`x`</b>") == "`<b>` `x` `</b>`"
+    assert rendering.code_span("a`b") == "``a`b``"
 
 
-def test_counts_and_messages_read_as_sentences(app_module):
-    assert [app_module.plural(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
-    assert app_module.plural(1, "warning") == "1 warning" and app_module.plural(3, "warning") == "3 warnings"
-    assert app_module.sentence("also searched for: BERT") == "Also searched for: BERT"  # the rest kept
+def test_counts_and_messages_read_as_sentences():
+    assert [plural(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert plural(1, "warning") == "1 warning" and plural(3, "warning") == "3 warnings"
+    assert rendering.sentence("also searched for: BERT") == "Also searched for: BERT"  # the rest kept
 
 
 def test_a_one_entry_document_is_counted_in_the_singular(app_env):

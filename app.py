@@ -40,7 +40,7 @@ from indexer.retrieval.embed import Encoder
 from indexer.engine import PROJECT_ROOT, query_encoder
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
-from indexer.rendering import answer_markdown, literal, sentence
+from indexer.rendering import answer_html, literal, sentence
 from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
 from indexer.stores.spec import is_database_url, store_spec
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
@@ -462,10 +462,12 @@ def details_line(qa: QAIndex, record: Record, note: str, with_id: bool = True) -
 
 
 def answer(record: Record) -> None:
+    """The answer as the document's author wrote it: Markdown and HTML rendered, after nh3 kept only
+    the allowlisted tags (unsafe_allow_html sees sanitised output only)."""
     if record.missing:
         st.caption("No answer yet.")
     else:
-        st.markdown(answer_markdown(record.answer))
+        st.markdown(answer_html(record.answer), unsafe_allow_html=True)
 
 
 def related_panel(qa: QAIndex, record: Record) -> None:
@@ -541,7 +543,7 @@ def missing_view(qa: QAIndex) -> None:
         for record in link_only:
             with st.container(border=True):
                 st.markdown(f"{entry_title(record.id, record.question)} &nbsp; {status_badges(record)}")
-                st.markdown(answer_markdown(record.answer))
+                answer(record)
 
 
 def missing_csv(missing: list[Record]) -> bytes:

@@ -9,11 +9,13 @@ What it does not do: parse documents into entries (documents/), or decide what a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Callable
+from urllib.parse import quote
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-# A code span as the renderer sees one: it may wrap lines but never crosses a blank line (a paragraph).
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
+import nh3
+from markdown_it import MarkdownIt
+
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
 # A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
 _HTML = re.compile(r"(?:<[A-Za-z/!?][^<>\n]*>)+|<")
@@ -70,55 +72,70 @@ def code_span(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def answer_markdown(answer: str) -> str:
-    """An answer as Markdown that renders as written: tables, lists and code intact, HTML shown as text.
-
-    Outside code, HTML tags become code spans (no tag can be injected, whatever the renderer does
-    with raw HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code
-    blocks and code spans are left alone because they already render literally.
-    """
-    out: list[str] = []
-    prose: list[str] = []
-    fence = ""
-    for line in answer.split("\n"):
-        if fence:
-            out.append(line)
-            if re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", line):
-                fence = ""
-            continue
-        opening = _FENCE.match(line)
-        if opening:
-            out.append(_escape_prose("\n".join(prose)))
-            prose, fence = [], opening.group(1)
-            out.append(line)
-        else:
-            prose.append(line)
-    if prose:
-        out.append(_escape_prose("\n".join(prose)))
-    return "\n".join(out)
-
-
-def _escape_prose(text: str) -> str:
-    parts, last = [], 0
-    for span in _CODE_SPAN.finditer(text):
-        parts += [_escape_text(text[last:span.start()]), span.group(0)]
-        last = span.end()
-    parts.append(_escape_text(text[last:]))
-    # A tag shown as code right beside a code span of the answer would merge with it into one span.
-    return "".join(part if not (i and part.startswith("`") and parts[i - 1].endswith("`")) else " " + part
-                   for i, part in enumerate(parts))
-
-
-def _escape_text(text: str) -> str:
-    # `$` would start LaTeX; a backtick left here has no partner (code spans were taken out first) and
-    # could pair with the fence of a tag shown as code, putting the tag back outside code.
-    return html_as_text(text, lambda part: re.sub(r"(?<!\\)([$`])", r"\\\1", part))
-
-
-
 def sentence(text: str) -> str:
     """A message from the core ("also searched for: …") as a sentence: first letter up, the rest kept
     (str.capitalize would lower "BERT" or a file name)."""
     return text[:1].upper() + text[1:]
 
 
+
+
+# ---- answers as sanitised HTML ------------------------------------------------------------------
+
+# What an answer may keep of its HTML: structure and emphasis, tables, code, lists, images and links.
+# Everything else is dropped by nh3 (a maintained sanitiser, html5ever's parser): scripts, event
+# handlers, styles, forms, frames, SVG and MathML, ids and classes (no DOM clobbering, no page CSS).
+ALLOWED_TAGS = frozenset({
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+    "strong", "b", "em", "i", "del", "s", "sub", "sup", "kbd", "code", "pre",
+    "ul", "ol", "li", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
+    "a", "img",
+})
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"},
+                      "th": {"style", "colspan", "rowspan"}, "td": {"style", "colspan", "rowspan"},
+                      "ol": {"start"}}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})  # relative URLs are kept too; javascript: and data: are not
+# Removed with everything inside them (other disallowed tags are unwrapped and keep their text).
+DROPPED_WITH_CONTENT = frozenset({"script", "style", "iframe", "frame", "frameset", "object", "embed", "applet",
+                                  "noscript", "noembed", "noframes", "template", "svg", "math", "textarea",
+                                  "select", "title", "xmp", "plaintext", "head"})
+# Markdown-it renders GFM table alignment as `style="text-align:…"`; no other property survives.
+ALLOWED_STYLE_PROPERTIES = frozenset({"text-align"})
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def sanitize_html(html: str) -> str:
+    """`html` cut down to the allowlist above. Links open in a new tab and never tell the target who sent them."""
+    return nh3.clean(html, tags=set(ALLOWED_TAGS), clean_content_tags=set(DROPPED_WITH_CONTENT),
+                     attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+                     url_schemes=set(URL_SCHEMES), filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
+                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+
+
+@lru_cache(maxsize=4096)  # an entry's answer is rendered on every rerun that shows it; the text is its key
+def answer_html(answer: str) -> str:
+    """A document's answer (Markdown, maybe with HTML in it) as sanitised HTML on one line, in a `<div>`.
+
+    One line on purpose: the app passes it to Streamlit's Markdown renderer, which takes a block that
+    starts with `<div>` as raw HTML up to the first blank line; with no line break (newlines in code
+    become `&#10;`) all of it stays HTML, and no `$`, `*` or `:red[` in the text is read as Markdown.
+    """
+    return "<div>" + _LINE_BREAK.sub("&#10;", sanitize_html(_MARKDOWN.render(answer))) + "</div>"
+
+
+def entry_href(record_id: object) -> str:
+    """The app's link to one entry's page: `?id=17`, `?id=faq.md%2312` (the id as shown, URL-quoted)."""
+    return "?id=" + quote(str(record_id), safe="")
+
+
+def entry_link(record_id: object, label: str | None = None) -> str:
+    """An HTML link to an entry's page that opens in the same tab (so Back returns here); the app
+    renders it with Streamlit's Markdown, which would open a Markdown link in a new tab."""
+    text = _escape_html(label if label is not None else f"#{record_id}")
+    return f'<a href="{_escape_html(entry_href(record_id))}" target="_self">{text}</a>'
+
+
+def _escape_html(text: str) -> str:
+    # Markdown punctuation too: the link sits in a Markdown line, where `*` or `:red[` would still be read.
+    return "".join(f"&#{ord(ch)};" if ch in '<>&"\'`*_[]$:~|\\' else ch for ch in text)

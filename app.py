@@ -40,7 +40,8 @@ from indexer.retrieval.embed import Encoder
 from indexer.engine import PROJECT_ROOT, query_encoder
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
-from indexer.rendering import answer_html, literal, sentence
+from indexer.documents.text import plain_text
+from indexer.rendering import answer_html, entry_href, entry_link, literal, missing_csv, missing_markdown, sentence
 from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
 from indexer.stores.spec import is_database_url, store_spec
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
@@ -51,9 +52,11 @@ VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missi
          "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
          "browse": ":material/table_rows: Browse"}
 STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
-BROWSE_COLUMNS = ["id", "question", "status", "section", "answer length"]
+BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
+ANSWER_PREVIEW_CHARS = 120  # a Browse cell: enough to recognise an answer; the row opens all of it
 STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
 ALL_SECTIONS = ""  # the first option of a section filter
+URL_KEYS = ("q", "view", "id")  # the page state: ?q=batch+norm, ?view=missing, ?id=17 (an entry's own page)
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")  # the bundled corpus's; other documents offer their own questions
@@ -75,6 +78,15 @@ class SearchOptions:
     k: int
     min_score: float
     include_missing: bool
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """What the search options kept off the page, for the note that says so."""
+
+    below_minimum: int = 0
+    without_answer: int = 0
     section: str | None = None
 
 
@@ -175,6 +187,12 @@ def duplicate_pairs(_qa: QAIndex, generation: str, min_score: float) -> list[Dup
     return _qa.duplicates(min_score)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def missing_hints(_qa: QAIndex, generation: str) -> dict[RecordId, list[Hit]]:
+    """The three closest answered entries of each entry without an answer (the view and its exports)."""
+    return {record.id: _qa.hints(record.id, k=3) for record in _qa.missing()}
+
+
 @st.cache_resource(show_spinner="Looking for questions asked twice…", max_entries=4)
 def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId]:
     """Each entry's near-duplicate at the default threshold (pairs are mutual nearest neighbours: one each)."""
@@ -236,6 +254,12 @@ def open_error(source: Source, exc: IndexerError) -> str:
 def entry_title(number: int | str, question: str) -> str:
     """A card's bold title: "**12.&nbsp; What is X?**" (a rank in results, the entry's id elsewhere)."""
     return f"**{literal(str(number))}.&nbsp; {literal(question)}**"
+
+
+def show(markdown: str, element: Callable[..., DeltaGenerator] = st.markdown, **kwargs) -> DeltaGenerator:
+    """Markdown that holds entry links (`rendering.entry_link`, HTML so they open in the same tab). HTML
+    is allowed because everything else in such a line is the app's own text or went through `literal`."""
+    return element(markdown, unsafe_allow_html=True, **kwargs)
 
 
 def status_badges(record: Record) -> str:
@@ -351,16 +375,42 @@ def page_header(qa: QAIndex, source: Source) -> str:
     answers = "its answer" if len(qa.records) == 1 else "their answers"
     st.caption(f"Semantic search over **{literal(source.name)}**: {plural(len(qa.records), 'question')} and "
                f"{answers}. Ask in your own words.")
-    # Like the query, the view is seeded from the URL once per session and written back on every run.
-    if st.session_state.get("view") not in VIEWS:
-        st.session_state["view"] = st.query_params.get("view") if st.query_params.get("view") in VIEWS else "search"
-    view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
-                                label_visibility="collapsed") or "search"
-    if view == "search":
-        st.query_params.pop("view", None)
-    else:
-        st.query_params["view"] = view
-    return view
+    return st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
+                                label_visibility="collapsed", on_change=close_entry) or "search"
+
+
+# ---- the page's state in its URL ----------------------------------------------------------------
+
+def follow_url() -> None:
+    """Set the page from its URL whenever the URL changed other than by this session's own writes: the
+    first load, a shared link, an entry link, Back or Forward (Streamlit reruns the script with the
+    earlier query string). Otherwise the widgets lead and `write_url` follows them."""
+    url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
+    if st.session_state.get("url") == url:
+        return
+    st.session_state["view"] = url["view"] if url.get("view") in VIEWS else "search"
+    st.session_state["query"] = url.get("q", "")
+    st.session_state["entry"] = url.get("id")
+    st.session_state["url"] = url
+
+
+def write_url() -> None:
+    """The URL is the page state: query, view and open entry. Streamlit adds a history entry whenever
+    the script changes the query string, so Back returns to the previous search, view or entry."""
+    state = {"q": st.session_state.get("query", "").strip() and st.session_state["query"],
+             "view": st.session_state.get("view") if st.session_state.get("view") != "search" else None,
+             "id": st.session_state.get("entry")}
+    wanted = {key: value for key, value in state.items() if value}
+    for key in URL_KEYS:
+        if key not in wanted:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != wanted[key]:
+            st.query_params[key] = wanted[key]
+    st.session_state["url"] = wanted
+
+
+def close_entry() -> None:
+    st.session_state["entry"] = None
 
 
 def examples_for(qa: QAIndex, source: Source) -> list[str]:
@@ -373,28 +423,27 @@ def examples_for(qa: QAIndex, source: Source) -> list[str]:
 
 
 def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:
-    # Deep link: seed the box from ?q= when this session has no query yet (first run, or back from a view).
-    if "query" not in st.session_state:
-        st.session_state["query"] = st.query_params.get("q", "")
-    query = st.text_input("Ask a question", key="query", icon=":material/search:",
+    # persist_state: the query outlives the box while another view is shown, so the URL keeps it
+    query = st.text_input("Ask a question", key="query", icon=":material/search:", persist_state="session",
                           placeholder="Type a question in your own words and press Enter")
     if not query.strip():
-        st.query_params.pop("q", None)
         if examples:
             st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
-    st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
     asked_from = asked_from_entry(query)
     if asked_from is not None:
-        st.caption(f"Entries that may answer #{literal(str(asked_from))}, which has no answer yet "
-                   f"(#{literal(str(asked_from))} itself is left out).")
+        show(f"Entries that may answer {entry_link(asked_from)}, which has no answer yet "
+             f"({entry_link(asked_from)} itself is left out).", st.caption)
     try:
-        result = run_search(qa, query, options, exclude=asked_from)
+        result, hidden = run_search(qa, query, options, exclude=asked_from)
     except QueryError as exc:
         st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
     for note in result.notes:
         st.info(literal(sentence(note)), icon=":material/info:")
+    note = hidden_note(hidden, options)
+    if note:
+        st.caption(note)
     if result.below_minimum:
         st.warning("**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
                    "lower *Minimum score* to see them as results.", icon=":material/search_off:")
@@ -405,20 +454,39 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         result_card(qa, rank, hit, greyed=result.no_match)
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions, exclude: RecordId | None = None) -> SearchResult:
+def run_search(qa: QAIndex, query: str, options: SearchOptions,
+               exclude: RecordId | None = None) -> tuple[SearchResult, Hidden]:
     """`qa.search` without the entries the page must not offer: those without an answer when the option
-    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back."""
+    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back.
+    Also counts what the options kept off the page."""
     extra = (0 if options.include_missing else len(qa.missing())) + (exclude is not None)
     result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
-    if not extra:
-        return result
+    unanswered = [] if options.include_missing else [h for h in result.nearest[:options.k] if h.record.missing]
+    if extra:
+        def offered(hit: Hit) -> bool:
+            return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
 
-    def offered(hit: Hit) -> bool:
-        return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
+        hits = [h for h in result.hits if offered(h)][:options.k]
+        nearest = [h for h in result.nearest if offered(h)][:options.k]
+        result = replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
+    # below the minimum: among the k nearest, those a lower minimum would show (all of them is its own warning)
+    below = 0 if result.no_match else len(result.nearest) - len(result.hits)
+    return result, Hidden(below, len(unanswered), options.section)
 
-    hits = [h for h in result.hits if offered(h)][:options.k]
-    nearest = [h for h in result.nearest if offered(h)][:options.k]
-    return replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
+
+def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
+    """One line saying what the search options hide, or None when they hide nothing."""
+    parts = []
+    if hidden.below_minimum:
+        parts.append(f"{plural(hidden.below_minimum, 'result')} scoring below the minimum score "
+                     f"{options.min_score:.2f}")
+    if hidden.without_answer:
+        parts.append(f"{plural(hidden.without_answer, 'entry', 'entries')} without an answer")
+    if hidden.section:
+        parts.append(f"every entry outside the section {literal(hidden.section)}")
+    if not parts:
+        return None
+    return f":material/filter_alt: **Hidden by the search options:** {'; '.join(parts)}. Change them in the sidebar."
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
@@ -427,7 +495,7 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
         question_col, score_col = st.columns([5, 1], vertical_alignment="top")
         title = entry_title(rank, record.question)
         question_col.markdown(f":gray[{title}]" if greyed else title)
-        question_col.markdown(details_line(qa, record, f"matched on {hit.matched_on}"))
+        show(details_line(qa, record, f"matched on {hit.matched_on}"), question_col.markdown)
         if greyed:  # no bar: a bar reads as "relevant", and these are not
             score_col.markdown(f":gray[score {hit.score:.2f}]", text_alignment="right")
             with st.expander("Answer"):
@@ -443,18 +511,46 @@ def entry_card(qa: QAIndex, record: Record) -> None:
     """One entry on its own (opened from the topic map): title, details, answer, related entries."""
     with st.container(border=True):
         st.markdown(entry_title(record.id, record.question))
-        st.markdown(details_line(qa, record, f"line {record.line}", with_id=False))
+        show(details_line(qa, record, f"line {record.line}"))
         answer(record)
         related_panel(qa, record)
 
 
-def details_line(qa: QAIndex, record: Record, note: str, with_id: bool = True) -> str:
-    """The line under a card's title: id, status, near-duplicate, a grey note and the section."""
-    details = [f":gray-badge[#{literal(str(record.id))}]"] if with_id else []
-    details.append(status_badges(record))
+def entry_page(qa: QAIndex, source: Source, shown_id: str) -> bool:
+    """`?id=17`: one entry with its answer, status, section, near-duplicate and related questions.
+    False for an id the document lacks: one line says so, and the caller draws the view as usual."""
+    record = qa.find(shown_id)
+    if record is None:
+        st.warning(f"{literal(source.name)} has no entry with the id {literal(shown_id)}.", icon=":material/link_off:")
+        close_entry()
+        return False
+    st.button("Close", key="close_entry", icon=":material/close:", type="tertiary", on_click=close_entry)
+    with st.container(border=True):
+        st.markdown(entry_title(record.id, record.question))
+        show(details_line(qa, record, f"line {record.line}"))
+        answer(record)
     twin = duplicate_partners(qa, index_key(qa)).get(record.id)
     if twin is not None:
-        details.append(f":blue-badge[:material/content_copy: Near-duplicate of #{literal(str(twin))}]")
+        st.subheader("Near-duplicate", divider="gray")
+        entry_row(qa.record(twin), "Asks the same thing; merge the two, or answer one from the other.")
+    st.subheader("Related questions", divider="gray")
+    related_rows(qa, record)
+    return True
+
+
+def entry_row(record: Record, note: str = "") -> None:
+    """One line for another entry: its id as a link to its page, its question, and a grey note."""
+    missing = " :orange[(no answer yet)]" if record.missing else ""
+    grey = f" &nbsp; :small[:gray[{note}]]" if note else ""
+    show(f"{entry_link(record.id)} &nbsp; {literal(record.question)}{missing}{grey}")
+
+
+def details_line(qa: QAIndex, record: Record, note: str) -> str:
+    """The line under a card's title: id, status, near-duplicate, a grey note and the section."""
+    details = [f":gray-badge[{entry_link(record.id)}]", status_badges(record)]
+    twin = duplicate_partners(qa, index_key(qa)).get(record.id)
+    if twin is not None:
+        details.append(f":blue-badge[:material/content_copy: Near-duplicate of {entry_link(twin)}]")
     details.append(f":small[:gray[{literal(note)}]]")
     if record.section:
         details.append(f":small[:gray[:material/folder: {literal(record.section)}]]")
@@ -471,19 +567,25 @@ def answer(record: Record) -> None:
 
 
 def related_panel(qa: QAIndex, record: Record) -> None:
-    """The nearest other entries; clicking one searches for it.
+    """The nearest other entries, in a panel.
 
     Filled only while open: five always-filled panels doubled the time from Enter to results.
     """
-    panel = st.expander("Related topics", icon=":material/hub:", key=f"related-open-{record.id}", on_change="rerun")
-    if not panel.open:
-        return
-    with panel:
-        for hit in qa.related(record.id, k=5):
-            score_col, question_col = st.columns([1, 9], vertical_alignment="center")
-            score_col.markdown(f"`{hit.score:.2f}`")
-            with question_col:
-                question_button(hit.record, key=f"related-{record.id}-{hit.record.id}")
+    panel = st.expander("Related questions", icon=":material/hub:", key=f"related-open-{record.id}",
+                        on_change="rerun")
+    if panel.open:
+        with panel:
+            related_rows(qa, record)
+
+
+def related_rows(qa: QAIndex, record: Record) -> None:
+    """The five nearest other entries: score, id (a link to its page) and question (a button that searches it)."""
+    for hit in qa.related(record.id, k=5):
+        score_col, id_col, question_col = st.columns([1, 1, 8], vertical_alignment="center")
+        score_col.markdown(f"`{hit.score:.2f}`")
+        show(f":small[{entry_link(hit.record.id)}]", id_col.markdown)
+        with question_col:
+            question_button(hit.record, key=f"related-{record.id}-{hit.record.id}")
 
 
 def question_button(record: Record, key: str) -> None:
@@ -516,27 +618,27 @@ def asked_from_entry(query: str) -> RecordId | None:
 
 def missing_view(qa: QAIndex) -> None:
     missing, total = qa.missing(), len(qa.records)
+    hints = missing_hints(qa, index_key(qa))
     header, downloads = st.columns([3, 2], vertical_alignment="bottom")
     header.subheader(entries_phrase(len(missing), total, "no answer"))
     if missing:
         csv_col, md_col = downloads.columns(2)
-        csv_col.download_button("CSV", missing_csv(missing), "missing_answers.csv", "text/csv",
+        csv_col.download_button("CSV", missing_csv(missing, hints), "missing_answers.csv", "text/csv",
                                 icon=":material/download:", on_click="ignore", width="stretch")
-        md_col.download_button("Markdown", missing_markdown(missing, total), "missing_answers.md",
+        md_col.download_button("Markdown", missing_markdown(missing, hints, total), "missing_answers.md",
                                "text/markdown", icon=":material/download:", on_click="ignore", width="stretch")
     for record in missing:
         with st.container(border=True):
             question_col, action_col = st.columns([5, 1], vertical_alignment="top")
             question_col.markdown(entry_title(record.id, record.question))
-            where = [f"line {record.line}"] + ([literal(record.section)] if record.section else [])
-            question_col.caption(" · ".join(where))
+            where = [entry_link(record.id), f"line {record.line}"] + ([literal(record.section)] if record.section else [])
+            show(" · ".join(where), question_col.caption)
             action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
                               args=(record,), width="stretch")
-            hints = qa.hints(record.id, k=3)
-            if hints:
-                st.markdown("Closest answered entries:\n" + "\n".join(
-                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[#{literal(str(h.record.id))}]"
-                    for h in hints))
+            if hints[record.id]:
+                show("Closest answered entries:\n" + "\n".join(
+                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[{entry_link(h.record.id)}]"
+                    for h in hints[record.id]))
     link_only = qa.link_only()
     if link_only:
         st.subheader(entries_phrase(len(link_only), total, "only links for an answer"))
@@ -544,18 +646,6 @@ def missing_view(qa: QAIndex) -> None:
             with st.container(border=True):
                 st.markdown(f"{entry_title(record.id, record.question)} &nbsp; {status_badges(record)}")
                 answer(record)
-
-
-def missing_csv(missing: list[Record]) -> bytes:
-    frame = pd.DataFrame([{"id": r.id, "question": r.question, "section": r.section, "line": r.line,
-                           "source": Path(r.source).name} for r in missing])
-    return frame.to_csv(index=False).encode()
-
-
-def missing_markdown(missing: list[Record], total: int) -> str:
-    lines = ["# Missing answers", "", entries_phrase(len(missing), total, "no answer") + ".", ""]
-    lines += [f"- [ ] **{r.id}.** {r.question} (line {r.line})" for r in missing]
-    return "\n".join(lines) + "\n"
 
 
 # ---- topics and near-duplicates -----------------------------------------------------------------
@@ -596,7 +686,7 @@ def topic_panel(qa: QAIndex, topic: Topic) -> None:
         for record_id in topic.record_ids:
             record = qa.record(record_id)
             id_col, question_col = st.columns([1, 12], vertical_alignment="center")
-            id_col.markdown(f":small[:gray[#{literal(str(record.id))}]]")
+            show(f":small[{entry_link(record.id)}]", id_col.markdown)
             with question_col:
                 question_button(record, key=f"topic-{record.id}")
 
@@ -619,7 +709,7 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
     with st.container(border=True):
         for row, record in enumerate((first, second)):
             id_col, question_col, score_col = st.columns([1, 9, 2], vertical_alignment="center")
-            id_col.markdown(f":gray-badge[#{literal(str(record.id))}]")
+            show(f":gray-badge[{entry_link(record.id)}]", id_col.markdown)
             with question_col:
                 question_button(record, key=f"pair-{pair.first}-{pair.second}-{record.id}")
             if row == 0:  # the score beside the first question, its bar beside the second
@@ -628,8 +718,8 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
                 score_col.progress(min(max(pair.score, 0.0), 1.0))
         if first.missing != second.missing:
             unanswered, answered = (first, second) if first.missing else (second, first)
-            st.caption(f"#{literal(str(unanswered.id))} has no answer yet; the answer of "
-                       f"#{literal(str(answered.id))} may cover it.")
+            show(f"{entry_link(unanswered.id)} has no answer yet; the answer of {entry_link(answered.id)} "
+                 "may cover it.", st.caption)
 
 
 # ---- browse -------------------------------------------------------------------------------------
@@ -645,42 +735,62 @@ def browse_view(qa: QAIndex) -> None:
     if sectioned:
         with columns[1]:
             section = section_filter(qa, "browse_section")
-    frame = entries_frame(qa.records)
+    frame = entries_frame(qa, index_key(qa))
     shown = frame[frame["status"].isin([STATUS_LABELS[s] for s in statuses])]
     if section:
         shown = shown[shown["section"] == section]
     if words.strip():
-        needle = words.strip().lower()
-        shown = shown[shown["_text"].str.contains(needle, regex=False)]
-    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}. Click a column header to sort.")
-    st.dataframe(shown, hide_index=True, column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
-                 column_config={"question": st.column_config.TextColumn("question", width="large"),
-                                "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})
+        shown = shown[shown["_text"].str.contains(words.strip().lower(), regex=False)]
+    hidden = f" The filters hide {len(frame) - len(shown)}." if len(shown) < len(frame) else ""
+    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}.{hidden} Select a row to read "
+               "its whole answer below; click an id to open the entry's page.")
+    table = st.dataframe(
+        shown, hide_index=True, key="browse_table", on_select="rerun", selection_mode="single-row",
+        column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
+        column_config={"id": st.column_config.LinkColumn("id", display_text=r"\?id=(.*)", width="small"),
+                       "question": st.column_config.TextColumn("question", width="medium"),
+                       "answer": st.column_config.TextColumn("answer", width="large")})
+    for row in table.selection.rows:
+        entry_card(qa, qa.record(shown.iloc[row]["_record"]))
 
 
-def entries_frame(records: list[Record]) -> pd.DataFrame:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def entries_frame(_qa: QAIndex, generation: str) -> pd.DataFrame:
+    """Browse's table of one index generation (built once: a large document's is not cheap)."""
+    records = _qa.records
     return pd.DataFrame({
-        "id": [r.id for r in records],  # ints sort as numbers; multi-file ids are "file.md#12" strings
+        "id": [entry_href(r.id) for r in records],  # a link to the entry's page, showing the id
         "question": [r.question for r in records],
+        "answer": [answer_preview(r) for r in records],
         "status": [STATUS_LABELS[r.status] for r in records],
         "section": [r.section for r in records],
-        "answer length": [len(r.answer.strip()) for r in records],
+        "_record": [r.id for r in records],
         "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
     })
 
 
+def answer_preview(record: Record) -> str:
+    """The answer as one line of plain text, cut at ANSWER_PREVIEW_CHARS (a table cell shows no markup)."""
+    text = " ".join(plain_text(record.answer).split())
+    return text if len(text) <= ANSWER_PREVIEW_CHARS else text[:ANSWER_PREVIEW_CHARS - 1].rstrip() + "…"
+
+
 def main() -> None:
     st.set_page_config(page_title="Q&A search", page_icon="🔎", layout="centered")
+    follow_url()
     qa, source = open_document()
     sidebar_summary(qa, source)
     if qa.build_summary is not None:
         parse_report(qa.build_summary)
     view = page_header(qa, source)
-    if view == "search":
-        search_view(qa, search_options(qa), examples_for(qa, source))
-    else:
-        {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
-         "browse": browse_view}[view](qa)
+    entry = st.session_state.get("entry")
+    if entry is None or not entry_page(qa, source, entry):
+        if view == "search":
+            search_view(qa, search_options(qa), examples_for(qa, source))
+        else:
+            {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
+             "browse": browse_view}[view](qa)
+    write_url()
 
 
 if __name__ == "__main__":  # Streamlit runs the script as __main__; tests may import the helpers

@@ -4,17 +4,26 @@ as sanitised HTML. Pure functions; no Streamlit import (the app and its tests im
     literal("Why <b>x</b> * 2?")   -> "Why `<b>`x`</b>` \\* 2?"   (Markdown that renders as written)
     answer_html("| a |\n|---|\n| <img src=x onerror=alert(1)> |")   -> "<div><table>…<img src=\"x\"></td>…"
 
+Also the exports of missing answers (CSV, Markdown), each entry with its closest answered entries.
+
 What it does not do: parse documents into entries (documents/), or decide what a page shows (app.py).
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
 import nh3
 from markdown_it import MarkdownIt
+
+from indexer.documents.records import Hit, Record, RecordId
+from indexer.wording import entries_phrase
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
 # A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
@@ -139,3 +148,27 @@ def entry_link(record_id: object, label: str | None = None) -> str:
 def _escape_html(text: str) -> str:
     # Markdown punctuation too: the link sits in a Markdown line, where `*` or `:red[` would still be read.
     return "".join(f"&#{ord(ch)};" if ch in '<>&"\'`*_[]$:~|\\' else ch for ch in text)
+
+
+# ---- exports of missing answers ---------------------------------------------------------------------
+
+def missing_csv(missing: Sequence[Record], hints: Mapping[RecordId, Sequence[Hit]]) -> bytes:
+    """The entries without an answer, one row each, with the answered entries that come closest:
+    what whoever writes the answers needs in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "question", "section", "line", "source", "closest answered entries"])
+    for record in missing:
+        closest = "; ".join(f"{h.record.id}: {h.record.question} ({h.score:.2f})" for h in hints.get(record.id, ()))
+        writer.writerow([record.id, record.question, record.section, record.line, Path(record.source).name, closest])
+    return out.getvalue().encode()
+
+
+def missing_markdown(missing: Sequence[Record], hints: Mapping[RecordId, Sequence[Hit]], total: int) -> str:
+    """The same as a Markdown checklist, the closest answered entries indented under each."""
+    lines = ["# Missing answers", "", entries_phrase(len(missing), total, "no answer") + ".", ""]
+    for record in missing:
+        lines.append(f"- [ ] **{record.id}.** {record.question} (line {record.line})")
+        lines += [f"  - closest answered: **{h.record.id}.** {h.record.question} ({h.score:.2f})"
+                  for h in hints.get(record.id, ())]
+    return "\n".join(lines) + "\n"

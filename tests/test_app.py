@@ -5,7 +5,9 @@ and index lives under tmp_path through INDEXER_DATA_DIR and INDEXER_CACHE_DIR.
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import os
 import re
@@ -19,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
+from indexer.rendering import missing_csv, missing_markdown
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -141,16 +144,26 @@ def cards(at: AppTest) -> list[dict]:
         title = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", value, re.S)
         if title:
             found.append({"rank": int(title[1]), "question": title[2], "greyed": value.startswith(":gray[")})
-        elif found and value.startswith(":gray-badge[#") and "details" not in found[-1]:
-            found[-1]["details"] = value
-            found[-1]["id"] = int(re.match(r":gray-badge\[#(\d+)\]", value)[1])
+        elif found and value.startswith(':gray-badge[<a href="?id=') and "details" not in found[-1]:
+            found[-1]["details"] = unlinked(value)
+            found[-1]["id"] = int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', value)[1])
         elif found and "score" in value and "score" not in found[-1]:
             found[-1]["score"] = float(re.search(r"(\d\.\d\d)", value)[1])
     return found
 
 
+def unlinked(markdown: str) -> str:
+    """`markdown` with each entry link (`<a href="?id=17" target="_self">#17</a>`) read as the "#17" it
+    shows; a link whose address does not match its text is left as it is, and fails the test."""
+    return re.sub(r'<a href="\?id=([^"]+)" target="_self">#\1</a>', r"#\1", markdown)
+
+
 def markdown_text(at: AppTest) -> str:
-    return "\n".join(m.value for m in at.main.markdown)
+    return "\n".join(unlinked(m.value) for m in at.main.markdown)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [unlinked(c.value) for c in at.main.caption]
 
 
 def keyed_ids(at: AppTest, prefix: str) -> list[str]:
@@ -191,7 +204,7 @@ def test_batch_normalization_finds_15_or_31_and_flags_31_missing(app_env):
     by_id = {c["id"]: c for c in results}
     assert "Missing answer" in by_id[31]["details"]
     assert "Missing answer" not in by_id[15]["details"]
-    assert "No answer yet." in [c.value for c in at.main.caption]
+    assert "No answer yet." in captions(at)
 
 
 def test_deep_link_runs_the_query(app_env):
@@ -296,29 +309,45 @@ def test_missing_view_search_button_opens_search_with_that_question(app_env):
     assert at.text_input(key="query").value == "What is batch normalization?"
     # #31 has no answer: it is not offered as its own best match (it was, with score 1.00), its twin #15 is
     assert 31 not in [c["id"] for c in cards(at)] and cards(at)[0]["id"] == 15
-    assert any("#31 itself is left out" in c.value for c in at.main.caption)
+    assert any("#31 itself is left out" in c for c in captions(at))
     search(at, "batch normalization")  # a query of one's own shows every entry again
     assert 31 in [c["id"] for c in cards(at)]
 
 
-def test_missing_exports_hold_the_ten_entries(app_module):
+def test_missing_exports_hold_the_ten_entries_with_their_hints():
     qa = QAIndex.open()
     missing = qa.missing()
-    csv_rows = app_module.missing_csv(missing).decode().strip().split("\n")
-    assert csv_rows[0] == "id,question,section,line,source"
-    assert {int(row.split(",")[0]) for row in csv_rows[1:]} == MISSING_IDS
-    markdown = app_module.missing_markdown(missing, len(qa.records))
+    hints = {record.id: qa.hints(record.id, k=3) for record in missing}
+    rows = list(csv.DictReader(io.StringIO(missing_csv(missing, hints).decode())))
+    assert list(rows[0]) == ["id", "question", "section", "line", "source", "closest answered entries"]
+    assert {int(row["id"]) for row in rows} == MISSING_IDS
+    batch_norm = next(row for row in rows if row["id"] == "31")
+    assert batch_norm["closest answered entries"].startswith("15: What Is Dropout and Batch Normalization? (0.")
+    assert batch_norm["closest answered entries"].count("; ") == 2  # three hints
+    markdown = missing_markdown(missing, hints, len(qa.records))
     assert "10 of 82 entries have no answer." in markdown
-    assert markdown.count("- [ ] **") == 10
+    assert markdown.count("- [ ] **") == 10 and markdown.count("  - closest answered: **") == 30
+    assert "- [ ] **31.** What is batch normalization?" in markdown
+    assert markdown.split("- [ ] **31.**")[1].split("\n")[1].startswith(
+        "  - closest answered: **15.** What Is Dropout and Batch Normalization? (0.")
+
+
+def browsed_ids(at: AppTest) -> list[int]:
+    """The ids of Browse's rows, read from their links ("?id=17")."""
+    links = list(at.dataframe[0].value["id"])
+    assert all(re.fullmatch(r"\?id=\d+", link) for link in links)
+    return [int(link.removeprefix("?id=")) for link in links]
 
 
 def test_browse_view_filters_by_status_and_text(app_env):
     at = run_app({"view": "browse"})
     table = at.dataframe[0].value
-    assert len(table) == 82
-    assert list(table.columns[:5]) == ["id", "question", "status", "section", "answer length"]
+    assert len(table) == 82 and browsed_ids(at) == list(range(1, 83))
+    assert list(table.columns[:5]) == ["id", "question", "answer", "status", "section"]
+    assert not any("The filters hide" in c for c in captions(at))
     at.button_group(key="browse_status").set_value(["missing"]).run()
-    assert set(at.dataframe[0].value["id"]) == MISSING_IDS
+    assert set(browsed_ids(at)) == MISSING_IDS
+    assert "Showing 10 of 82 entries. The filters hide 72." in captions(at)[-1]
     at.button_group(key="browse_status").set_value(["ok", "missing", "link_only"]).run()
     at.text_input(key="browse_filter").input("dropout").run()
     questions = list(at.dataframe[0].value["question"])
@@ -355,7 +384,7 @@ def test_a_point_picked_on_the_map_opens_its_entry_below(app_env):
     text = markdown_text(at)
     assert "**31.&nbsp; What is batch normalization?**" in text
     assert "Near-duplicate of #15" in text and "Missing answer" in text
-    assert "No answer yet." in [c.value for c in at.main.caption]
+    assert "No answer yet." in captions(at)
 
 
 def test_an_entry_listed_under_its_topic_searches_for_it(app_env):
@@ -400,7 +429,7 @@ def test_duplicates_view_lists_the_known_pairs_with_scores(app_env):
     labels = {b.key: b.label for b in at.button if b.key and b.key.startswith("pair-")}
     assert labels["pair-15-31-31"] == "What is batch normalization? (no answer yet)"
     assert labels["pair-15-31-15"] == "What Is Dropout and Batch Normalization?"
-    assert "#31 has no answer yet; the answer of #15 may cover it." in [c.value for c in at.main.caption]
+    assert "#31 has no answer yet; the answer of #15 may cover it." in captions(at)
 
 
 def test_duplicates_slider_raises_the_bar_and_a_question_opens_its_search(app_env):
@@ -440,7 +469,7 @@ def test_section_filter_restricts_search_and_browse(app_env):
     at.button_group(key="view").set_value("browse").run()
     assert list(at.dataframe[0].value["section"].unique()) == ["Accounts", "Billing", "Shipping"]
     at.selectbox(key="browse_section").select("Shipping").run()
-    assert list(at.dataframe[0].value["id"]) == [5, 6]
+    assert browsed_ids(at) == [5, 6]
 
 
 def test_browse_hides_the_section_filter_when_there_are_no_sections(app_env):

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -272,11 +273,12 @@ def test_notes_about_the_query_are_shown(app_env):
     assert cards(at)
 
 
-def test_related_topics_lists_neighbours_when_opened_and_searches_one(app_env):
+def test_related_questions_lists_neighbours_when_opened_and_searches_one(app_env):
     at = search(run_app(), "what is batch normalization")
     first = cards(at)[0]
     related_buttons = lambda: [b for b in at.button if b.key and b.key.startswith(f"related-{first['id']}-")]
     assert related_buttons() == []  # closed panels are not filled
+    assert [e.label for e in at.main.expander][:2] == ["Related questions"] * 2
     at.session_state[f"related-open-{first['id']}"] = True  # what opening the expander does
     at.run()
     related = related_buttons()
@@ -286,6 +288,105 @@ def test_related_topics_lists_neighbours_when_opened_and_searches_one(app_env):
     related[0].click().run()
     assert at.text_input(key="query").value == question
     assert cards(at)[0]["question"].replace("\\", "") == question
+
+
+# ---- the note on what the options hide -----------------------------------------------------------
+
+def hidden_note(at: AppTest) -> str | None:
+    notes = [c for c in captions(at) if "Hidden by the search options" in c]
+    assert len(notes) <= 1
+    return notes[0] if notes else None
+
+
+def test_a_deep_link_says_how_many_results_the_minimum_score_hides(app_env):
+    expected = QAIndex.open().search("dropout", k=5)
+    hidden = len(expected.nearest) - len(expected.hits)
+    assert hidden > 0  # "dropout" has one clear match; the rest of the top five score below 0.25
+    at = run_app({"q": "dropout"})
+    assert len(cards(at)) == len(expected.hits)
+    assert f"{hidden} results scoring below the minimum score 0.25" in hidden_note(at)
+
+
+def test_the_note_names_hidden_unanswered_entries_and_the_section(app_env):
+    at = search(run_app(), "what is batch normalization")
+    assert hidden_note(at) is None  # all five pass and nothing is filtered
+    at.toggle(key="include_missing").set_value(False).run()
+    assert "1 entry without an answer" in hidden_note(at)  # #31, the best match
+    (app_env / "data" / "shop.md").write_text(SECTIONED_DOCUMENT, encoding="utf-8")
+    at = select_document(run_app(), "shop.md")
+    search(at, "how do I pay").selectbox(key="section").select("Billing").run()
+    assert "every entry outside the section Billing" in hidden_note(at)
+
+
+# ---- an entry's own page and the URL as page state --------------------------------------------------
+
+def test_an_entry_link_opens_its_page_with_answer_twin_and_related_questions(app_env):
+    at = run_app({"id": "31"})
+    text = markdown_text(at)
+    assert "**31.&nbsp; What is batch normalization?**" in text
+    assert "Missing answer" in text and "Near-duplicate of #15" in text and "line " in text
+    assert "No answer yet." in captions(at)
+    assert [s.value for s in at.main.subheader] == ["Near-duplicate", "Related questions"]
+    assert "#15 &nbsp; What Is Dropout and Batch Normalization?" in text  # the twin, linked
+    assert len(keyed_ids(at, "related-31-")) == 5 and not at.text_input  # a page of its own, no search box
+    assert dict(at.query_params) == {"id": "31"}
+
+
+def test_an_answered_entry_page_renders_its_answer(app_env):
+    at = run_app({"id": "17"})
+    (answer,) = [m for m in at.main.markdown if m.value.startswith("<div>")]
+    assert answer.proto.allow_html and "verfitting" in answer.value
+    assert "Missing answer" not in markdown_text(at)
+
+
+@pytest.mark.parametrize("shown_id", ["999", "abc", "17.0", "ml_interview_qa.md#17"])
+def test_an_unknown_id_gets_one_line_and_a_usable_page(app_env, shown_id):
+    at = run_app({"id": shown_id})
+    (warning,) = at.warning
+    assert warning.value.replace("\\", "") == f"ml_interview_qa.md has no entry with the id {shown_id}."
+    assert "id" not in at.query_params
+    assert cards(search(at, "what does batch normalization do"))  # the search page works as usual
+
+
+def test_closing_an_entry_or_picking_a_view_leaves_its_page(app_env):
+    at = run_app({"id": "17"})
+    at.button(key="close_entry").click().run()
+    assert "id" not in at.query_params and at.text_input(key="query").value == ""
+    at = run_app({"id": "17"})
+    at.button_group(key="view").set_value("missing").run()
+    assert dict(at.query_params) == {"view": "missing"}
+    assert at.subheader[0].value == "10 of 82 entries have no answer"
+
+
+def test_back_and_forward_restore_the_search_and_view_from_the_url(app_env):
+    at = search(run_app(), "what is dropout")
+    search(at, "what is batch normalization")
+    at.button_group(key="view").set_value("missing").run()
+    assert dict(at.query_params) == {"q": "what is batch normalization", "view": "missing"}
+    at.query_params.clear()
+    at.query_params["q"] = "what is dropout"  # what Back to the first search reruns the script with
+    at.run()
+    assert at.text_input(key="query").value == "what is dropout"
+    assert cards(at)[0]["question"] == "What Is Dropout and Batch Normalization?"
+    at.query_params["view"] = "missing"  # and Forward again, to a view
+    at.run()
+    assert at.subheader[0].value == "10 of 82 entries have no answer"
+    at.button_group(key="view").set_value("search").run()  # the query lived on while the view was shown
+    assert at.text_input(key="query").value == "what is dropout"
+
+
+ENTRY_LINK = re.compile(r'<a href="\?id=(\d+)" target="_self">#\1</a>')
+
+
+@pytest.mark.parametrize("view", ["missing", "topics", "duplicates"])
+def test_every_id_a_view_shows_links_to_its_entry_page(app_env, view):
+    at = run_app({"view": view})
+    texts = [m.value for m in at.main.markdown] + [c.value for c in at.main.caption]
+    linked = {int(n) for text in texts for n in ENTRY_LINK.findall(text)}
+    assert [text for text in texts if re.search(r"(?<!&)#\d", ENTRY_LINK.sub("", text))] == []  # no id without its link
+    expected = {"missing": MISSING_IDS, "topics": set(range(1, 83)),
+                "duplicates": {n for pair in KNOWN_DUPLICATES for n in pair}}[view]
+    assert expected <= linked
 
 
 # ---- missing answers and browse --------------------------------------------------------------------
@@ -350,8 +451,22 @@ def test_browse_view_filters_by_status_and_text(app_env):
     assert "Showing 10 of 82 entries. The filters hide 72." in captions(at)[-1]
     at.button_group(key="browse_status").set_value(["ok", "missing", "link_only"]).run()
     at.text_input(key="browse_filter").input("dropout").run()
+    assert "The filters hide" in captions(at)[-1]
     questions = list(at.dataframe[0].value["question"])
     assert "What Is Dropout and Batch Normalization?" in questions and len(questions) < 82
+
+
+def test_browse_shows_answers_shortened_and_a_selected_row_whole(app_env):
+    at = run_app({"view": "browse"})
+    answers = at.dataframe[0].value.set_index(pd.Index(browsed_ids(at)))["answer"]
+    assert answers[31] == "" and all(len(a) <= 120 for a in answers)
+    assert answers[17].endswith("…") and "\n" not in answers[17] and "**" not in answers[17]
+    assert not [m for m in at.main.markdown if m.value.startswith("<div>")]  # no whole answer yet
+    at.session_state["browse_table"] = {"selection": {"rows": [16], "columns": [], "cells": []}}  # a click on #17
+    at.run()
+    assert "**17.&nbsp; What is Overfitting and Underfitting, and How to Combat Them?**" in markdown_text(at)
+    (whole,) = [m for m in at.main.markdown if m.value.startswith("<div>")]
+    assert len(whole.value) > 2 * len(answers[17])
 
 
 # ---- topics and near-duplicates -------------------------------------------------------------------

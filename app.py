@@ -22,38 +22,35 @@ import itertools
 import os
 import re
 import tempfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
+from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, duplicate_pairs, duplicate_partners,
+                           entries_frame, index_key, missing_hints, open_index, overview, search_results,
+                           topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
 from indexer.analysis.charts import topic_map_chart
-from indexer.retrieval.embed import Encoder
-from indexer.engine import PROJECT_ROOT, query_encoder
+from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
-from indexer.documents.text import plain_text
-from indexer.rendering import answer_html, entry_href, entry_link, literal, missing_csv, missing_markdown, sentence
-from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
+from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE
 from indexer.stores.spec import is_database_url, store_spec
-from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
+from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 from indexer.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
          "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
          "browse": ":material/table_rows: Browse"}
-STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
 BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
-ANSWER_PREVIEW_CHARS = 120  # a Browse cell: enough to recognise an answer; the row opens all of it
 STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
 ALL_SECTIONS = ""  # the first option of a section filter
 URL_KEYS = ("q", "view", "id")  # the page state: ?q=batch+norm, ?view=missing, ?id=17 (an entry's own page)
@@ -61,33 +58,6 @@ MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in t
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")  # the bundled corpus's; other documents offer their own questions
 EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
-
-
-@dataclass(frozen=True)
-class Source:
-    """What the page is about: the source file(s), where their index lives, and a name for people."""
-
-    paths: tuple[str, ...]
-    index_dir: str
-    name: str
-    bundled: bool
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    k: int
-    min_score: float
-    include_missing: bool
-    section: str | None = None
-
-
-@dataclass(frozen=True)
-class Hidden:
-    """What the search options kept off the page, for the note that says so."""
-
-    below_minimum: int = 0
-    without_answer: int = 0
-    section: str | None = None
 
 
 # ---- sources and their index folders ------------------------------------------------------------
@@ -136,95 +106,6 @@ def source_stamp(paths: tuple[str, ...]) -> tuple:
         return tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
     except OSError:
         return ()  # QAIndex.open reports the missing file
-
-
-# ---- cached resources ---------------------------------------------------------------------------
-
-@st.cache_resource(show_spinner="Loading the language model…")
-def shared_query_encoder(model: str) -> Encoder:
-    """One query encoder per process, shared by every open index, warmed up so the first search is fast."""
-    encoder = query_encoder(model)
-    encoder.encode(["warm up"])
-    return encoder
-
-
-# validate: every rerun checks (stat calls only) that the cached index's files are still the current
-# ones, untouched; if not, it is opened again, which verifies it and rebuilds a corrupt one.
-@st.cache_resource(show_spinner=False, max_entries=4, validate=QAIndex.is_current)
-def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
-    """Open (building first when missing, stale or corrupt) the index of `paths`; one per process and
-    source version, replaced when its files change on disk.
-
-    The progress bar is drawn inside this function on purpose: Streamlit replays what a cached
-    function drew on every cache hit, and everything drawn here ends as one empty slot.
-    """
-    slot = st.empty()
-    try:
-        qa = QAIndex.open([Path(p) for p in paths], index_dir,  # a folder or a database URL: not Path()
-                          notify=lambda message: slot.progress(0.0, text=build_message(message)),
-                          progress=progress_bar(slot), encoder_factory=shared_query_encoder)
-    finally:
-        slot.empty()
-    qa.search("warm up", k=1)  # loads the encoder and any lazy search state now, not on the first query
-    duplicate_partners(qa, index_key(qa))  # the cards' near-duplicate badges (an n x n product) likewise
-    return qa
-
-
-def index_key(qa: QAIndex) -> str:
-    """The loaded generation's folder: every build gets a new one, so it keys what is computed from vectors."""
-    return str(qa.stored.path)
-
-
-@st.cache_resource(show_spinner="Grouping the entries into topics…", max_entries=4)
-def topic_overview(_qa: QAIndex, generation: str) -> tuple[list[Topic], list[MapPoint]]:
-    """Topics and map points of one index generation (`generation` is the cache key; `_qa` is not hashed)."""
-    found = _qa.topics()
-    return found, topic_map(_qa.stored, found)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def duplicate_pairs(_qa: QAIndex, generation: str, min_score: float) -> list[Duplicate]:
-    return _qa.duplicates(min_score)
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def missing_hints(_qa: QAIndex, generation: str) -> dict[RecordId, list[Hit]]:
-    """The three closest answered entries of each entry without an answer (the view and its exports)."""
-    return {record.id: _qa.hints(record.id, k=3) for record in _qa.missing()}
-
-
-@st.cache_resource(show_spinner="Looking for questions asked twice…", max_entries=4)
-def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId]:
-    """Each entry's near-duplicate at the default threshold (pairs are mutual nearest neighbours: one each)."""
-    partners: dict[RecordId, RecordId] = {}
-    for pair in duplicate_pairs(_qa, generation, DUPLICATE_MIN_SCORE):
-        partners[pair.first], partners[pair.second] = pair.second, pair.first
-    return partners
-
-
-def build_message(notice: str) -> str:
-    """The build notice for people: "building the index at /tmp/…: index at /tmp/… is corrupt: x; rebuild it"
-    becomes "Building the search index (the saved index is corrupt: x)…" (the app is already rebuilding)."""
-    reason = notice.split(": ", 1)[-1].removesuffix("; rebuild it")
-    reason = re.sub(r"^index at .+? (is|has|was) ", r"the saved index \1 ", reason)
-    return f"Building the search index ({reason}). This happens once per document version…"
-
-
-def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]:
-    """The `progress` factory QAIndex.open expects, drawing into `slot` at most once per 5%."""
-    def start(total: int) -> Callable[[int], None]:
-        done, shown = 0, -1
-
-        def advance(n: int) -> None:
-            nonlocal done, shown
-            done += n
-            step = int(20 * done / max(total, 1))
-            if step != shown:
-                shown = step
-                slot.progress(min(done / max(total, 1), 1.0),
-                              text=f"Embedding questions and answers: {done} of {total}")
-        return advance
-    return start
 
 
 def load_or_stop(source: Source) -> QAIndex:
@@ -308,9 +189,9 @@ def sidebar_source() -> tuple[Source, UploadedFile | None]:
 
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
-    missing, link_only = len(qa.missing()), len(qa.link_only())
-    counts = (f"{plural(len(qa.records), 'entry', 'entries')}, {plural(missing, 'missing answer')}, "
-              f"{link_only} link-only")
+    facts = overview(qa, index_key(qa))
+    counts = (f"{plural(facts.entries, 'entry', 'entries')}, {plural(facts.missing, 'missing answer')}, "
+              f"{facts.link_only} link-only")
     with st.sidebar:
         if source.bundled:
             st.caption(f"Bundled corpus: {counts}.")
@@ -345,7 +226,7 @@ def parse_report(summary: BuildSummary) -> None:
 
 def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
     """A "Section" select box when the document has sections; the chosen name, or None for all of them."""
-    options = [ALL_SECTIONS, *qa.sections()]
+    options = [ALL_SECTIONS, *overview(qa, index_key(qa)).sections]
     if len(options) == 1:
         return None
     if st.session_state.get(key) not in options:  # nothing chosen yet, or a section of another document
@@ -372,8 +253,9 @@ def search_options(qa: QAIndex) -> SearchOptions:
 def page_header(qa: QAIndex, source: Source) -> str:
     """Title and the view switch; returns the chosen view (a key of VIEWS)."""
     st.title("Q&A search")
-    answers = "its answer" if len(qa.records) == 1 else "their answers"
-    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(len(qa.records), 'question')} and "
+    entries = overview(qa, index_key(qa)).entries
+    answers = "its answer" if entries == 1 else "their answers"
+    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(entries, 'question')} and "
                f"{answers}. Ask in your own words.")
     return st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
                                 label_visibility="collapsed", on_change=close_entry) or "search"
@@ -435,7 +317,7 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         show(f"Entries that may answer {entry_link(asked_from)}, which has no answer yet "
              f"({entry_link(asked_from)} itself is left out).", st.caption)
     try:
-        result, hidden = run_search(qa, query, options, exclude=asked_from)
+        result, hidden = search_results(qa, index_key(qa), query, options, asked_from)
     except QueryError as exc:
         st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
@@ -454,26 +336,6 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         result_card(qa, rank, hit, greyed=result.no_match)
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions,
-               exclude: RecordId | None = None) -> tuple[SearchResult, Hidden]:
-    """`qa.search` without the entries the page must not offer: those without an answer when the option
-    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back.
-    Also counts what the options kept off the page."""
-    extra = (0 if options.include_missing else len(qa.missing())) + (exclude is not None)
-    result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
-    unanswered = [] if options.include_missing else [h for h in result.nearest[:options.k] if h.record.missing]
-    if extra:
-        def offered(hit: Hit) -> bool:
-            return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
-
-        hits = [h for h in result.hits if offered(h)][:options.k]
-        nearest = [h for h in result.nearest if offered(h)][:options.k]
-        result = replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
-    # below the minimum: among the k nearest, those a lower minimum would show (all of them is its own warning)
-    below = 0 if result.no_match else len(result.nearest) - len(result.hits)
-    return result, Hidden(below, len(unanswered), options.section)
-
-
 def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
     """One line saying what the search options hide, or None when they hide nothing."""
     parts = []
@@ -490,19 +352,21 @@ def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
+    """One result: title, details and score in one element, a score bar, the answer, related questions.
+
+    Few elements on purpose: each is a message and an event-loop wake-up in every page run, and with
+    many users at once they were most of the server's time (no columns: a column is three more)."""
     record = hit.record
+    title = entry_title(rank, record.question)
+    details = details_line(qa, record, f"matched on {hit.matched_on}")
     with st.container(border=True):
-        question_col, score_col = st.columns([5, 1], vertical_alignment="top")
-        title = entry_title(rank, record.question)
-        question_col.markdown(f":gray[{title}]" if greyed else title)
-        show(details_line(qa, record, f"matched on {hit.matched_on}"), question_col.markdown)
         if greyed:  # no bar: a bar reads as "relevant", and these are not
-            score_col.markdown(f":gray[score {hit.score:.2f}]", text_alignment="right")
+            show(f":gray[{title}]\n\n{details} &nbsp; :gray[score {hit.score:.2f}]")
             with st.expander("Answer"):
                 answer(record)
         else:
-            score_col.markdown(f":small[score] **{hit.score:.2f}**", text_alignment="right")
-            score_col.progress(min(max(hit.score, 0.0), 1.0))  # cosine can be negative; the bar shows [0, 1]
+            show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}**")
+            st.progress(min(max(hit.score, 0.0), 1.0), width=160)  # cosine can be negative; the bar shows [0, 1]
             answer(record)
         related_panel(qa, record)
 
@@ -725,7 +589,7 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
 # ---- browse -------------------------------------------------------------------------------------
 
 def browse_view(qa: QAIndex) -> None:
-    sectioned = bool(qa.sections())
+    sectioned = bool(overview(qa, index_key(qa)).sections)
     columns = st.columns([3, 2, 3] if sectioned else [3, 2], vertical_alignment="bottom")
     words = columns[0].text_input("Filter", key="browse_filter", icon=":material/filter_list:",
                                   placeholder="words in any column")
@@ -752,27 +616,6 @@ def browse_view(qa: QAIndex) -> None:
                        "answer": st.column_config.TextColumn("answer", width="large")})
     for row in table.selection.rows:
         entry_card(qa, qa.record(shown.iloc[row]["_record"]))
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def entries_frame(_qa: QAIndex, generation: str) -> pd.DataFrame:
-    """Browse's table of one index generation (built once: a large document's is not cheap)."""
-    records = _qa.records
-    return pd.DataFrame({
-        "id": [entry_href(r.id) for r in records],  # a link to the entry's page, showing the id
-        "question": [r.question for r in records],
-        "answer": [answer_preview(r) for r in records],
-        "status": [STATUS_LABELS[r.status] for r in records],
-        "section": [r.section for r in records],
-        "_record": [r.id for r in records],
-        "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
-    })
-
-
-def answer_preview(record: Record) -> str:
-    """The answer as one line of plain text, cut at ANSWER_PREVIEW_CHARS (a table cell shows no markup)."""
-    text = " ".join(plain_text(record.answer).split())
-    return text if len(text) <= ANSWER_PREVIEW_CHARS else text[:ANSWER_PREVIEW_CHARS - 1].rstrip() + "…"
 
 
 def main() -> None:

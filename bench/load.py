@@ -89,10 +89,22 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def report(users: int, first: list[float], later: list[float], seconds: float) -> str:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time the server process has used (Linux /proc), or nan when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(users: int, first: list[float], later: list[float], seconds: float, cpu: float) -> str:
+    """One line; `cpu` is the server's CPU seconds over the phase, a cost per run that other load on
+    the machine does not inflate the way it inflates latency."""
     return (f"{users:>3} users: page run p50 {statistics.median(later) * 1000:6.0f} ms, "
             f"p95 {percentile(later, 0.95) * 1000:6.0f} ms, {len(later) / seconds:5.1f} runs/s "
-            f"({len(later)} runs in {seconds:.1f} s); first run of a session p50 "
+            f"({len(later)} runs in {seconds:.1f} s); server CPU per run "
+            f"{cpu / (len(first) + len(later)) * 1000:.0f} ms; first run of a session p50 "
             f"{statistics.median(first) * 1000:.0f} ms")
 
 
@@ -147,7 +159,9 @@ def main() -> int:
     try:
         asyncio.run(load(port, 1, 2))  # warm up: model, index and caches load once per process
         for users in counts:
-            print(report(users, *asyncio.run(load(port, users, args.runs))), flush=True)
+            before = cpu_seconds(server and server.pid)
+            first, later, seconds = asyncio.run(load(port, users, args.runs))
+            print(report(users, first, later, seconds, cpu_seconds(server and server.pid) - before), flush=True)
     finally:
         if server is not None:
             stop_server(server)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -139,17 +138,17 @@ def search(at: AppTest, query: str) -> AppTest:
 
 
 def cards(at: AppTest) -> list[dict]:
-    """Result cards in page order: rank, id, question, details line and score, read from the Markdown source."""
+    """Result cards in page order: rank, id, question, details line and score, read from the Markdown source
+    (a card's title, details line and score are one element: two paragraphs)."""
     found: list[dict] = []
     for value in (m.value for m in at.main.markdown):
-        title = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", value, re.S)
-        if title:
-            found.append({"rank": int(title[1]), "question": title[2], "greyed": value.startswith(":gray[")})
-        elif found and value.startswith(':gray-badge[<a href="?id=') and "details" not in found[-1]:
-            found[-1]["details"] = unlinked(value)
-            found[-1]["id"] = int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', value)[1])
-        elif found and "score" in value and "score" not in found[-1]:
-            found[-1]["score"] = float(re.search(r"(\d\.\d\d)", value)[1])
+        title, _, details = value.partition("\n\n")
+        heading = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", title, re.S)
+        if heading and details.startswith(':gray-badge[<a href="?id='):
+            found.append({"rank": int(heading[1]), "question": heading[2], "greyed": title.startswith(":gray["),
+                          "details": unlinked(details),
+                          "id": int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', details)[1]),
+                          "score": float(re.search(r"score\]? \**(-?\d\.\d\d)\**\]?$", details)[1])})
     return found
 
 

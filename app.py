@@ -32,7 +32,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
 from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, duplicate_pairs, duplicate_partners,
-                           entries_frame, index_key, missing_hints, open_index, overview, search_results,
+                           entries_frame, index_key, listed_files, missing_hints, open_index, overview, search_results,
                            topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
@@ -84,10 +84,7 @@ def source_for(path: Path, name: str) -> Source:
 
 def data_files() -> list[Path]:
     """The bundled corpus first, then every supported file under the data folder."""
-    folder = data_dir()
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in SOURCE_TYPES
-                   and not p.name.startswith(".")) if folder.is_dir() else []
-    return [DEFAULT_SOURCE] + [p for p in found if p.resolve() != DEFAULT_SOURCE.resolve()]
+    return list(listed_files(str(data_dir()), SOURCE_TYPES))
 
 
 def save_upload(name: str, data: bytes) -> Path:

@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from indexer import Hit, QAIndex, Record
+from indexer import DEFAULT_SOURCE, Hit, QAIndex, Record
 from indexer.documents.records import RecordId
 from indexer.documents.text import plain_text
 from indexer.engine import query_encoder
@@ -71,6 +71,17 @@ class Hidden:
 
 
 # ---- cached resources ---------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, ttl=10, max_entries=8)
+def listed_files(folder: str, suffixes: tuple[str, ...]) -> tuple[Path, ...]:
+    """The bundled corpus, then every file under `folder` with one of `suffixes`. Walked at most every
+    10 s (a new file shows up within that), not on every page run: the walk was 4 % of server time."""
+    root = Path(folder)
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in suffixes
+                   and not p.name.startswith(".")) if root.is_dir() else []
+    bundled = DEFAULT_SOURCE.resolve()
+    return (DEFAULT_SOURCE, *(p for p in found if p.resolve() != bundled))
+
 
 @st.cache_resource(show_spinner="Loading the language model…")
 def shared_query_encoder(model: str) -> Encoder:

@@ -54,6 +54,7 @@ BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
 STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
 ALL_SECTIONS = ""  # the first option of a section filter
 URL_KEYS = ("q", "view", "id")  # the page state: ?q=batch+norm, ?view=missing, ?id=17 (an entry's own page)
+LOWEST_DUPLICATE_SCORE = 0.3  # the Duplicates slider's lower end
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")  # the bundled corpus's; other documents offer their own questions
@@ -554,13 +555,17 @@ def topic_panel(qa: QAIndex, topic: Topic) -> None:
 
 def duplicates_view(qa: QAIndex) -> None:
     header, threshold = st.columns([3, 2], vertical_alignment="bottom")
-    min_score = threshold.slider("Minimum similarity", 0.3, 1.0, DUPLICATE_MIN_SCORE, 0.05,
+    min_score = threshold.slider("Minimum similarity", LOWEST_DUPLICATE_SCORE, 1.0, DUPLICATE_MIN_SCORE, 0.05,
                                  key="duplicate_min_score", persist_state="session",
                                  help="Cosine similarity of the two questions.")
     pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
+    # a lower bar only adds pairs (the same mutual nearest neighbours, fewer cut off), so the difference is hidden
+    hidden = len(duplicate_pairs(qa, index_key(qa), LOWEST_DUPLICATE_SCORE)) - len(pairs)
     header.subheader(plural(len(pairs), "near-duplicate pair"))
     st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
-               "or answer the missing one from its twin. Click a question to search for it.")
+               "or answer the missing one from its twin. Click a question to search for it."
+               + (f" :material/filter_alt: **The minimum similarity hides {plural(hidden, 'more pair')}**; "
+                  "lower it to see them." if hidden else ""))
     for pair in pairs:
         duplicate_card(qa, pair)
 

@@ -549,8 +549,11 @@ def test_duplicates_view_lists_the_known_pairs_with_scores(app_env):
 def test_duplicates_slider_raises_the_bar_and_a_question_opens_its_search(app_env):
     at = run_app({"view": "duplicates"})
     everything = listed_pairs(at)
+    lowest = QAIndex.open().duplicates(0.3)
+    assert f"The minimum similarity hides {len(lowest) - len(everything)} more pairs" in captions(at)[1]
     at.slider(key="duplicate_min_score").set_value(0.75).run()
     strict = listed_pairs(at)
+    assert f"hides {len(lowest) - len(strict)} more pairs" in captions(at)[1]
     assert (16, 81) in strict and (22, 74) not in strict and set(strict) < set(everything)
     at.button(key="pair-16-81-81").click().run()
     assert at.query_params.get("view") is None

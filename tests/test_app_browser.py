@@ -127,7 +127,7 @@ def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url
     wait_idle(page)
     image = answer.locator("img")
     expect(image).to_have_attribute("alt", "a missing picture")  # a broken image shows its alt text
-    assert image.evaluate("img => img.complete && img.naturalWidth === 0")  # it did fail to load
+    page.wait_for_function("img => img.complete && img.naturalWidth === 0", arg=image.element_handle())  # it failed
     answer.get_by_text("click me").click()
     answer.get_by_text("or me").click()
     table.locator("td").last.hover()

@@ -350,10 +350,10 @@ def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
-    """One result: title, details and score in one element, a score bar, the answer, related questions.
+    """One result: title, details, score and answer in one element, then its related questions.
 
     Few elements on purpose: each is a message and an event-loop wake-up in every page run, and with
-    many users at once they were most of the server's time (no columns: a column is three more)."""
+    many users at once they were most of the server's time (a column is three more, a bar one more)."""
     record = hit.record
     title = entry_title(rank, record.question)
     details = details_line(qa, record, f"matched on {hit.matched_on}")
@@ -363,10 +363,16 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
             with st.expander("Answer"):
                 answer(record)
         else:
-            show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}**")
-            st.progress(min(max(hit.score, 0.0), 1.0), width=160)  # cosine can be negative; the bar shows [0, 1]
-            answer(record)
+            # the answer is one raw HTML line, so it can follow the Markdown as a paragraph of its own
+            body = ":small[:gray[No answer yet.]]" if record.missing else answer_html(record.answer)
+            show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}** {score_bar(hit.score)}\n\n{body}")
         related_panel(qa, record)
+
+
+def score_bar(score: float) -> str:
+    """A score as ten blocks of text, "▰▰▰▰▰▱▱▱▱▱" for 0.5 (cosine can be negative: the bar shows [0, 1])."""
+    filled = round(10 * min(max(score, 0.0), 1.0))
+    return f":blue[{'▰' * filled}]:gray[{'▱' * (10 - filled)}]"
 
 
 def entry_card(qa: QAIndex, record: Record) -> None:

@@ -143,12 +143,14 @@ def cards(at: AppTest) -> list[dict]:
     found: list[dict] = []
     for value in (m.value for m in at.main.markdown):
         title, _, details = value.partition("\n\n")
+        details = details.split("\n\n")[0]  # the answer follows
         heading = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", title, re.S)
         if heading and details.startswith(':gray-badge[<a href="?id='):
             found.append({"rank": int(heading[1]), "question": heading[2], "greyed": title.startswith(":gray["),
                           "details": unlinked(details),
                           "id": int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', details)[1]),
-                          "score": float(re.search(r"score\]? \**(-?\d\.\d\d)\**\]?$", details)[1])})
+                          "score": float(re.search(r"score\]? \**(-?\d\.\d\d)\**", details)[1]),
+                          "answer": value.split("\n\n", 2)[-1] if value.count("\n\n") >= 2 else None})
     return found
 
 
@@ -204,7 +206,7 @@ def test_batch_normalization_finds_15_or_31_and_flags_31_missing(app_env):
     by_id = {c["id"]: c for c in results}
     assert "Missing answer" in by_id[31]["details"]
     assert "Missing answer" not in by_id[15]["details"]
-    assert "No answer yet." in captions(at)
+    assert by_id[31]["answer"] == ":small[:gray[No answer yet.]]" and by_id[15]["answer"].startswith("<div><p>")
 
 
 def test_deep_link_runs_the_query(app_env):
@@ -638,9 +640,10 @@ def test_answers_render_their_html_sanitised_and_keep_code(app_env):
     at.selectbox(key="source").select_index(1).run()
     assert "Indexed **xss.md**: 2 entries" in at.sidebar.success[0].value
     search(at, "how to embed a script")
-    (answer,) = [m for m in at.main.markdown if "Like this:" in m.value]
-    html = answer.value
-    assert answer.proto.allow_html  # rendered as HTML, which is only safe because it was sanitised:
+    (card,) = [m for m in at.main.markdown if "Like this:" in m.value]
+    html = card.value.split("\n\n")[-1]  # the card's title and details line come first
+    assert html.startswith("<div>") and html.endswith("</div>")
+    assert card.proto.allow_html  # rendered as HTML, which is only safe because it was sanitised:
     assert "<script" not in html and "alert(1)" not in html and "onerror" not in html and "<iframe" not in html
     assert '<img src="x">' in html and "<b>x</b>" in html  # harmless tags stay, stripped of their handlers
     assert "<table>" in html and "<td><code>&lt;b&gt;</code></td>" in html

@@ -39,9 +39,9 @@ def wait_idle(page: Page) -> None:
 
 
 def card(page: Page, question: str | re.Pattern):
-    """The result card whose title is `question`: the innermost block holding that title and a score bar."""
+    """The result card whose title is `question`: the innermost block holding that title and a panel."""
     title = page.locator("strong").filter(has_text=question)
-    return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stProgress")).last
+    return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stExpander")).last
 
 
 def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url: str, page: Page, artifacts_dir: Path,

@@ -1,14 +1,16 @@
 """Streamlit front end: search a Q&A document, list its missing answers, map its topics, find entries
-that ask the same thing, browse its entries.
+that ask the same thing, browse its entries, and a page per entry.
 
     streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
     http://localhost:8501/?q=batch+norm       # opens with that query already run
     http://localhost:8501/?view=topics        # opens a view: missing, topics, duplicates or browse
+    http://localhost:8501/?id=17              # opens one entry's page
 
 A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
-documents and touches no vectors. `main()` calls one function per region of the page; the model and
-each index are loaded once per process through `st.cache_resource`, and so are the topics, the map
-and the near-duplicates of each index generation, so a rerun neither re-embeds nor re-clusters.
+documents, touches no vectors and escapes no HTML itself (`indexer.rendering` does). `main()` calls
+one function per region of the page; the URL's q/view/id are the page state (`follow_url`,
+`write_url`). Everything cached (model, indexes, topics, near-duplicates, search results) lives in
+`app_resources.py`, imported once per process. docs/app.md describes the behaviour.
 
 Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
 data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled sources (default

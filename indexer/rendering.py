@@ -115,7 +115,8 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def sanitize_html(html: str) -> str:
-    """`html` cut down to the allowlist above. Links open in a new tab and never tell the target who sent them."""
+    """`html` cut down to the allowlist above. Links never tell their target who sent them (Streamlit's
+    renderer opens them in a new tab)."""
     return nh3.clean(html, tags=set(ALLOWED_TAGS), clean_content_tags=set(DROPPED_WITH_CONTENT),
                      attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
                      url_schemes=set(URL_SCHEMES), filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
@@ -133,16 +134,15 @@ def answer_html(answer: str) -> str:
     return "<div>" + _LINE_BREAK.sub("&#10;", sanitize_html(_MARKDOWN.render(answer))) + "</div>"
 
 
-def entry_href(record_id: object) -> str:
+def entry_href(record_id: RecordId) -> str:
     """The app's link to one entry's page: `?id=17`, `?id=faq.md%2312` (the id as shown, URL-quoted)."""
     return "?id=" + quote(str(record_id), safe="")
 
 
-def entry_link(record_id: object, label: str | None = None) -> str:
-    """An HTML link to an entry's page that opens in the same tab (so Back returns here); the app
+def entry_link(record_id: RecordId) -> str:
+    """An HTML link "#17" to an entry's page that opens in the same tab (so Back returns here); the app
     renders it with Streamlit's Markdown, which would open a Markdown link in a new tab."""
-    text = _escape_html(label if label is not None else f"#{record_id}")
-    return f'<a href="{_escape_html(entry_href(record_id))}" target="_self">{text}</a>'
+    return f'<a href="{_escape_html(entry_href(record_id))}" target="_self">{_escape_html(f"#{record_id}")}</a>'
 
 
 def _escape_html(text: str) -> str:

@@ -33,9 +33,9 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
-from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, duplicate_pairs, duplicate_partners,
-                           entries_frame, index_key, listed_files, missing_hints, open_index, overview, search_results,
-                           topic_overview)
+from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current_index, duplicate_pairs,
+                           duplicate_partners, entries_frame, index_key, listed_files, missing_hints, overview,
+                           resolved, search_results, topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
 from indexer.analysis.charts import topic_map_chart
@@ -76,9 +76,9 @@ def cache_dir() -> Path:
 def source_for(path: Path, name: str) -> Source:
     """The bundled corpus keeps the default store (`index/`, or $INDEXER_STORE); any other file gets an
     index of its own, keyed by its path: a folder under the cache, or a named index in the same database."""
-    path = path.resolve()
+    path = resolved(str(path))
     spec = store_spec(None, DEFAULT_INDEX_DIR)
-    if path == DEFAULT_SOURCE.resolve():
+    if path == resolved(str(DEFAULT_SOURCE)):
         return Source((str(path),), str(spec), name, bundled=True)
     key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     where = f"{str(spec).partition('#')[0]}#{key}" if is_database_url(spec) else str(cache_dir() / "indexes" / key)
@@ -118,7 +118,7 @@ def load_or_stop(source: Source) -> QAIndex:
 
 
 def open_source(source: Source) -> QAIndex:
-    return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+    return current_index(source.paths, source.index_dir, source_stamp(source.paths))
 
 
 def open_error(source: Source, exc: IndexerError) -> str:

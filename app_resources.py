@@ -83,6 +83,13 @@ def listed_files(folder: str, suffixes: tuple[str, ...]) -> tuple[Path, ...]:
     return (DEFAULT_SOURCE, *(p for p in found if p.resolve() != bundled))
 
 
+@st.cache_resource(show_spinner=False, ttl=10, max_entries=64)
+def resolved(path: str) -> Path:
+    """`Path(path).resolve()`, redone at most every 10 s: a realpath walk on every page run was 3 % of
+    the server's time with 20 users."""
+    return Path(path).resolve()
+
+
 @st.cache_resource(show_spinner="Loading the language model…")
 def shared_query_encoder(model: str) -> Encoder:
     """One query encoder per process, shared by every open index, warmed up so the first search is fast."""
@@ -91,9 +98,21 @@ def shared_query_encoder(model: str) -> Encoder:
     return encoder
 
 
-# validate: every rerun checks (stat calls only) that the cached index's files are still the current
-# ones, untouched; if not, it is opened again, which verifies it and rebuilds a corrupt one.
-@st.cache_resource(show_spinner=False, max_entries=4, validate=QAIndex.is_current)
+def current_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
+    """The cached index of `paths`, checked on every page run (stat calls only) to still be the store's
+    current generation, its files untouched; if not, it is opened again, which verifies it and
+    rebuilds a corrupt one.
+
+    Checked here rather than by the cache's `validate`, which Streamlit runs under the cache's lock:
+    with 20 sessions every page run queued there behind the others' stat calls."""
+    qa = open_index(paths, index_dir, stamp)
+    if qa.is_current():
+        return qa
+    open_index.clear(paths, index_dir, stamp)
+    return open_index(paths, index_dir, stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
     """Open (building first when missing, stale or corrupt) the index of `paths`; one per process and
     source version, replaced when its files change on disk.

@@ -114,6 +114,7 @@ def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url
     upload.write_text(XSS_DOCUMENT, encoding="utf-8")
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
     expect(page.get_by_text(re.compile(r"Indexed xss\.md: 2 entries"))).to_be_visible(timeout=90_000)
+    wait_idle(page)  # the sidebar says so before the run ends (the Topics view maps the new document)
     page.get_by_role("radio", name="Search").click()
     box = page.get_by_label("Ask a question")
     box.fill("embed a script")

@@ -1,14 +1,16 @@
 """Streamlit front end: search a Q&A document, list its missing answers, map its topics, find entries
-that ask the same thing, browse its entries.
+that ask the same thing, browse its entries, and a page per entry.
 
     streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
     http://localhost:8501/?q=batch+norm       # opens with that query already run
     http://localhost:8501/?view=topics        # opens a view: missing, topics, duplicates or browse
+    http://localhost:8501/?id=17              # opens one entry's page
 
 A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
-documents and touches no vectors. `main()` calls one function per region of the page; the model and
-each index are loaded once per process through `st.cache_resource`, and so are the topics, the map
-and the near-duplicates of each index generation, so a rerun neither re-embeds nor re-clusters.
+documents, touches no vectors and escapes no HTML itself (`indexer.rendering` does). `main()` calls
+one function per region of the page; the URL's q/view/id are the page state (`follow_url`,
+`write_url`). Everything cached (model, indexes, topics, near-duplicates, search results) lives in
+`app_resources.py`, imported once per process. docs/app.md describes the behaviour.
 
 Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
 data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled sources (default
@@ -22,60 +24,44 @@ import itertools
 import os
 import re
 import tempfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
+from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current_index, duplicate_pairs,
+                           duplicate_partners, entries_frame, index_key, listed_files, missing_hints, overview,
+                           resolved, search_results, topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
 from indexer.documents.places import describe_places
 from indexer.analysis.charts import topic_map_chart
-from indexer.retrieval.embed import Encoder
-from indexer.engine import PROJECT_ROOT, query_encoder
+from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
-from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
+from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE
 from indexer.stores.spec import is_database_url, store_spec
-from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic, topic_map
+from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 from indexer.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
          "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
          "browse": ":material/table_rows: Browse"}
-STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
-BROWSE_COLUMNS = ["id", "question", "status", "section", "answer length"]
+BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
 STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
 ALL_SECTIONS = ""  # the first option of a section filter
+URL_KEYS = ("q", "view", "id")  # the page state: ?q=batch+norm, ?view=missing, ?id=17 (an entry's own page)
+LOWEST_DUPLICATE_SCORE = 0.3  # the Duplicates slider's lower end
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")  # the bundled corpus's; other documents offer their own questions
 EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
-
-
-@dataclass(frozen=True)
-class Source:
-    """What the page is about: the source file(s), where their index lives, and a name for people."""
-
-    paths: tuple[str, ...]
-    index_dir: str
-    name: str
-    bundled: bool
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    k: int
-    min_score: float
-    include_missing: bool
-    section: str | None = None
 
 
 # ---- sources and their index folders ------------------------------------------------------------
@@ -91,9 +77,9 @@ def cache_dir() -> Path:
 def source_for(path: Path, name: str) -> Source:
     """The bundled corpus keeps the default store (`index/`, or $INDEXER_STORE); any other file gets an
     index of its own, keyed by its path: a folder under the cache, or a named index in the same database."""
-    path = path.resolve()
+    path = resolved(str(path))
     spec = store_spec(None, DEFAULT_INDEX_DIR)
-    if path == DEFAULT_SOURCE.resolve():
+    if path == resolved(str(DEFAULT_SOURCE)):
         return Source((str(path),), str(spec), name, bundled=True)
     key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     where = f"{str(spec).partition('#')[0]}#{key}" if is_database_url(spec) else str(cache_dir() / "indexes" / key)
@@ -102,10 +88,7 @@ def source_for(path: Path, name: str) -> Source:
 
 def data_files() -> list[Path]:
     """The bundled corpus first, then every supported file under the data folder."""
-    folder = data_dir()
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in SOURCE_TYPES
-                   and not p.name.startswith(".")) if folder.is_dir() else []
-    return [DEFAULT_SOURCE] + [p for p in found if p.resolve() != DEFAULT_SOURCE.resolve()]
+    return list(listed_files(str(data_dir()), SOURCE_TYPES))
 
 
 def save_upload(name: str, data: bytes) -> Path:
@@ -126,89 +109,6 @@ def source_stamp(paths: tuple[str, ...]) -> tuple:
         return ()  # QAIndex.open reports the missing file
 
 
-# ---- cached resources ---------------------------------------------------------------------------
-
-@st.cache_resource(show_spinner="Loading the language model…")
-def shared_query_encoder(model: str) -> Encoder:
-    """One query encoder per process, shared by every open index, warmed up so the first search is fast."""
-    encoder = query_encoder(model)
-    encoder.encode(["warm up"])
-    return encoder
-
-
-# validate: every rerun checks (stat calls only) that the cached index's files are still the current
-# ones, untouched; if not, it is opened again, which verifies it and rebuilds a corrupt one.
-@st.cache_resource(show_spinner=False, max_entries=4, validate=QAIndex.is_current)
-def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
-    """Open (building first when missing, stale or corrupt) the index of `paths`; one per process and
-    source version, replaced when its files change on disk.
-
-    The progress bar is drawn inside this function on purpose: Streamlit replays what a cached
-    function drew on every cache hit, and everything drawn here ends as one empty slot.
-    """
-    slot = st.empty()
-    try:
-        qa = QAIndex.open([Path(p) for p in paths], index_dir,  # a folder or a database URL: not Path()
-                          notify=lambda message: slot.progress(0.0, text=build_message(message)),
-                          progress=progress_bar(slot), encoder_factory=shared_query_encoder)
-    finally:
-        slot.empty()
-    qa.search("warm up", k=1)  # loads the encoder and any lazy search state now, not on the first query
-    duplicate_partners(qa, index_key(qa))  # the cards' near-duplicate badges (an n x n product) likewise
-    return qa
-
-
-def index_key(qa: QAIndex) -> str:
-    """The loaded generation's folder: every build gets a new one, so it keys what is computed from vectors."""
-    return str(qa.stored.path)
-
-
-@st.cache_resource(show_spinner="Grouping the entries into topics…", max_entries=4)
-def topic_overview(_qa: QAIndex, generation: str) -> tuple[list[Topic], list[MapPoint]]:
-    """Topics and map points of one index generation (`generation` is the cache key; `_qa` is not hashed)."""
-    found = _qa.topics()
-    return found, topic_map(_qa.stored, found)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def duplicate_pairs(_qa: QAIndex, generation: str, min_score: float) -> list[Duplicate]:
-    return _qa.duplicates(min_score)
-
-
-@st.cache_resource(show_spinner="Looking for questions asked twice…", max_entries=4)
-def duplicate_partners(_qa: QAIndex, generation: str) -> dict[RecordId, RecordId]:
-    """Each entry's near-duplicate at the default threshold (pairs are mutual nearest neighbours: one each)."""
-    partners: dict[RecordId, RecordId] = {}
-    for pair in duplicate_pairs(_qa, generation, DUPLICATE_MIN_SCORE):
-        partners[pair.first], partners[pair.second] = pair.second, pair.first
-    return partners
-
-
-def build_message(notice: str) -> str:
-    """The build notice for people: "building the index at /tmp/…: index at /tmp/… is corrupt: x; rebuild it"
-    becomes "Building the search index (the saved index is corrupt: x)…" (the app is already rebuilding)."""
-    reason = notice.split(": ", 1)[-1].removesuffix("; rebuild it")
-    reason = re.sub(r"^index at .+? (is|has|was) ", r"the saved index \1 ", reason)
-    return f"Building the search index ({reason}). This happens once per document version…"
-
-
-def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]:
-    """The `progress` factory QAIndex.open expects, drawing into `slot` at most once per 5%."""
-    def start(total: int) -> Callable[[int], None]:
-        done, shown = 0, -1
-
-        def advance(n: int) -> None:
-            nonlocal done, shown
-            done += n
-            step = int(20 * done / max(total, 1))
-            if step != shown:
-                shown = step
-                slot.progress(min(done / max(total, 1), 1.0),
-                              text=f"Embedding questions and answers: {done} of {total}")
-        return advance
-    return start
-
-
 def load_or_stop(source: Source) -> QAIndex:
     """The open index, or a readable error on the page (never a traceback) and the end of this run."""
     try:
@@ -219,7 +119,7 @@ def load_or_stop(source: Source) -> QAIndex:
 
 
 def open_source(source: Source) -> QAIndex:
-    return open_index(source.paths, source.index_dir, source_stamp(source.paths))
+    return current_index(source.paths, source.index_dir, source_stamp(source.paths))
 
 
 def open_error(source: Source, exc: IndexerError) -> str:
@@ -233,126 +133,20 @@ def open_error(source: Source, exc: IndexerError) -> str:
     return f"**Cannot open {literal(source.name)}:** {literal(detail)}"
 
 
-# ---- Markdown for display -----------------------------------------------------------------------
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-# A code span as the renderer sees one: it may wrap lines but never crosses a blank line (a paragraph).
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
-# A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
-_HTML = re.compile(r"(?:<[A-Za-z/!?][^<>\n]*>)+|<")
-
-
-def literal(text: str) -> str:
-    """Plain text (a question, a name) as Markdown that shows exactly these characters: Markdown
-    punctuation and Streamlit's `:directive[...]` syntax are backslash-escaped, HTML is shown as text."""
-    return html_as_text(text, lambda part: _MARKDOWN_PUNCTUATION.sub(r"\\\1", part))
-
-
-def html_as_text(text: str, escape: Callable[[str], str]) -> str:
-    """`text` with every HTML tag shown as a code span, a stray `<` as `&lt;`, and the rest through `escape`.
-
-    Why code spans rather than `&lt;`: the renderer's GFM autolinking runs over the decoded text up
-    to the next whitespace, so in `&lt;iframe src="https://x.com">&lt;/iframe>` it made
-    `https://x.com">&lt;/iframe>` one link and showed the second `&lt;` literally. Nothing inside a
-    code span is linked or read as HTML. A `<` right after a URL still ends up inside that link, so
-    it gets a space in front.
-    """
-    parts, last = [], 0
-    for match in _HTML.finditer(text):
-        before = text[last:match.start()]  # an earlier tag, shown as code, already ended any link
-        parts.append(escape(before))
-        if _may_autolink(before):
-            parts.append(" ")
-        parts.append(_html_part(match.group(0), escape))
-        last = match.end()
-    parts.append(escape(text[last:]))
-    return "".join(parts)
-
-
-def _may_autolink(before: str) -> bool:
-    """Whether `before` ends in a word the renderer may turn into a link (GFM autolinks run to the next
-    whitespace). Substring tests on the last word: a regex search there was quadratic in its length."""
-    if not before or before[-1].isspace():
-        return False
-    word = before.rsplit(None, 1)[-1]
-    return "://" in word or "www." in word or "@" in word
-
-
-def _html_part(html: str, escape: Callable[[str], str]) -> str:
-    # Streamlit ends a `:gray[...]` label at the first `]`, even inside a code span: a tag holding a
-    # bracket is escaped instead.
-    if html == "<" or "[" in html or "]" in html:
-        return escape(html).replace("<", "&lt;")
-    return code_span(html)
-
-
-def code_span(text: str) -> str:
-    """`text` as an inline code span, fenced by more backticks than it holds in a row."""
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def answer_markdown(answer: str) -> str:
-    """An answer as Markdown that renders as written: tables, lists and code intact, HTML shown as text.
-
-    Outside code, HTML tags become code spans (no tag can be injected, whatever the renderer does
-    with raw HTML) and `$` is escaped (Streamlit would otherwise read "$5 and x$" as LaTeX). Code
-    blocks and code spans are left alone because they already render literally.
-    """
-    out: list[str] = []
-    prose: list[str] = []
-    fence = ""
-    for line in answer.split("\n"):
-        if fence:
-            out.append(line)
-            if re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", line):
-                fence = ""
-            continue
-        opening = _FENCE.match(line)
-        if opening:
-            out.append(_escape_prose("\n".join(prose)))
-            prose, fence = [], opening.group(1)
-            out.append(line)
-        else:
-            prose.append(line)
-    if prose:
-        out.append(_escape_prose("\n".join(prose)))
-    return "\n".join(out)
-
-
-def _escape_prose(text: str) -> str:
-    parts, last = [], 0
-    for span in _CODE_SPAN.finditer(text):
-        parts += [_escape_text(text[last:span.start()]), span.group(0)]
-        last = span.end()
-    parts.append(_escape_text(text[last:]))
-    # A tag shown as code right beside a code span of the answer would merge with it into one span.
-    return "".join(part if not (i and part.startswith("`") and parts[i - 1].endswith("`")) else " " + part
-                   for i, part in enumerate(parts))
-
-
-def _escape_text(text: str) -> str:
-    # `$` would start LaTeX; a backtick left here has no partner (code spans were taken out first) and
-    # could pair with the fence of a tag shown as code, putting the tag back outside code.
-    return html_as_text(text, lambda part: re.sub(r"(?<!\\)([$`])", r"\\\1", part))
-
-
 def entry_title(number: int | str, question: str) -> str:
     """A card's bold title: "**12.&nbsp; What is X?**" (a rank in results, the entry's id elsewhere)."""
     return f"**{literal(str(number))}.&nbsp; {literal(question)}**"
 
 
+def show(markdown: str, element: Callable[..., DeltaGenerator] = st.markdown, **kwargs) -> DeltaGenerator:
+    """Markdown that holds entry links (`rendering.entry_link`, HTML so they open in the same tab). HTML
+    is allowed because everything else in such a line is the app's own text or went through `literal`."""
+    return element(markdown, unsafe_allow_html=True, **kwargs)
+
+
 def status_badges(record: Record) -> str:
     return {"missing": ":orange-badge[:material/help: Missing answer]",
             "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
-
-
-def sentence(text: str) -> str:
-    """A message from the core ("also searched for: …") as a sentence: first letter up, the rest kept
-    (str.capitalize would lower "BERT" or a file name)."""
-    return text[:1].upper() + text[1:]
 
 
 # ---- page regions -------------------------------------------------------------------------------
@@ -396,9 +190,9 @@ def sidebar_source() -> tuple[Source, UploadedFile | None]:
 
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
-    missing, link_only = len(qa.missing()), len(qa.link_only())
-    counts = (f"{plural(len(qa.records), 'entry', 'entries')}, {plural(missing, 'missing answer')}, "
-              f"{link_only} link-only")
+    facts = overview(qa, index_key(qa))
+    counts = (f"{plural(facts.entries, 'entry', 'entries')}, {plural(facts.missing, 'missing answer')}, "
+              f"{facts.link_only} link-only")
     with st.sidebar:
         if source.bundled:
             st.caption(f"Bundled corpus: {counts}.")
@@ -436,7 +230,7 @@ def parse_report(summary: BuildSummary) -> None:
 
 def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
     """A "Section" select box when the document has sections; the chosen name, or None for all of them."""
-    options = [ALL_SECTIONS, *qa.sections()]
+    options = [ALL_SECTIONS, *overview(qa, index_key(qa)).sections]
     if len(options) == 1:
         return None
     if st.session_state.get(key) not in options:  # nothing chosen yet, or a section of another document
@@ -463,19 +257,46 @@ def search_options(qa: QAIndex) -> SearchOptions:
 def page_header(qa: QAIndex, source: Source) -> str:
     """Title and the view switch; returns the chosen view (a key of VIEWS)."""
     st.title("Q&A search")
-    answers = "its answer" if len(qa.records) == 1 else "their answers"
-    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(len(qa.records), 'question')} and "
+    entries = overview(qa, index_key(qa)).entries
+    answers = "its answer" if entries == 1 else "their answers"
+    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(entries, 'question')} and "
                f"{answers}. Ask in your own words.")
-    # Like the query, the view is seeded from the URL once per session and written back on every run.
-    if st.session_state.get("view") not in VIEWS:
-        st.session_state["view"] = st.query_params.get("view") if st.query_params.get("view") in VIEWS else "search"
-    view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
-                                label_visibility="collapsed") or "search"
-    if view == "search":
-        st.query_params.pop("view", None)
-    else:
-        st.query_params["view"] = view
-    return view
+    return st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
+                                label_visibility="collapsed", on_change=close_entry) or "search"
+
+
+# ---- the page's state in its URL ----------------------------------------------------------------
+
+def follow_url() -> None:
+    """Set the page from its URL whenever the URL changed other than by this session's own writes: the
+    first load, a shared link, an entry link, Back or Forward (Streamlit reruns the script with the
+    earlier query string). Otherwise the widgets lead and `write_url` follows them."""
+    url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
+    if st.session_state.get("url") == url:
+        return
+    st.session_state["view"] = url["view"] if url.get("view") in VIEWS else "search"
+    st.session_state["query"] = url.get("q", "")
+    st.session_state["entry"] = url.get("id")
+    st.session_state["url"] = url
+
+
+def write_url() -> None:
+    """The URL is the page state: query, view and open entry. Streamlit adds a history entry whenever
+    the script changes the query string, so Back returns to the previous search, view or entry."""
+    state = {"q": st.session_state.get("query", "").strip() and st.session_state["query"],
+             "view": st.session_state.get("view") if st.session_state.get("view") != "search" else None,
+             "id": st.session_state.get("entry")}
+    wanted = {key: value for key, value in state.items() if value}
+    for key in URL_KEYS:
+        if key not in wanted:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != wanted[key]:
+            st.query_params[key] = wanted[key]
+    st.session_state["url"] = wanted
+
+
+def close_entry() -> None:
+    st.session_state["entry"] = None
 
 
 def examples_for(qa: QAIndex, source: Source) -> list[str]:
@@ -488,28 +309,27 @@ def examples_for(qa: QAIndex, source: Source) -> list[str]:
 
 
 def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:
-    # Deep link: seed the box from ?q= when this session has no query yet (first run, or back from a view).
-    if "query" not in st.session_state:
-        st.session_state["query"] = st.query_params.get("q", "")
-    query = st.text_input("Ask a question", key="query", icon=":material/search:",
+    # persist_state: the query outlives the box while another view is shown, so the URL keeps it
+    query = st.text_input("Ask a question", key="query", icon=":material/search:", persist_state="session",
                           placeholder="Type a question in your own words and press Enter")
     if not query.strip():
-        st.query_params.pop("q", None)
         if examples:
             st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
-    st.query_params["q"] = query  # the URL is always a shareable link to what is on screen
     asked_from = asked_from_entry(query)
     if asked_from is not None:
-        st.caption(f"Entries that may answer #{literal(str(asked_from))}, which has no answer yet "
-                   f"(#{literal(str(asked_from))} itself is left out).")
+        show(f"Entries that may answer {entry_link(asked_from)}, which has no answer yet "
+             f"({entry_link(asked_from)} itself is left out).", st.caption)
     try:
-        result = run_search(qa, query, options, exclude=asked_from)
+        result, hidden = search_results(qa, index_key(qa), query, options, asked_from)
     except QueryError as exc:
         st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
     for note in result.notes:
         st.info(literal(sentence(note)), icon=":material/info:")
+    note = hidden_note(hidden, options)
+    if note:
+        st.caption(note)
     if result.below_minimum:
         st.warning("**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
                    "lower *Minimum score* to see them as results.", icon=":material/search_off:")
@@ -520,56 +340,91 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         result_card(qa, rank, hit, greyed=result.no_match)
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions, exclude: RecordId | None = None) -> SearchResult:
-    """`qa.search` without the entries the page must not offer: those without an answer when the option
-    says so, and `exclude` (the entry the query was asked from); asks for more so k still come back."""
-    extra = (0 if options.include_missing else len(qa.missing())) + (exclude is not None)
-    result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
-    if not extra:
-        return result
-
-    def offered(hit: Hit) -> bool:
-        return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
-
-    hits = [h for h in result.hits if offered(h)][:options.k]
-    nearest = [h for h in result.nearest if offered(h)][:options.k]
-    return replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
+def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
+    """One line saying what the search options hide, or None when they hide nothing."""
+    parts = []
+    if hidden.below_minimum:
+        parts.append(f"{plural(hidden.below_minimum, 'result')} scoring below the minimum score "
+                     f"{options.min_score:.2f}")
+    if hidden.without_answer:
+        parts.append(f"{plural(hidden.without_answer, 'entry', 'entries')} without an answer")
+    if hidden.section:
+        parts.append(f"every entry outside the section {literal(hidden.section)}")
+    if not parts:
+        return None
+    return f":material/filter_alt: **Hidden by the search options:** {'; '.join(parts)}. Change them in the sidebar."
 
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
+    """One result: title, details, score and answer in one element, then its related questions.
+
+    Few elements on purpose: each is a message and an event-loop wake-up in every page run, and with
+    many users at once they were most of the server's time (a column is three more, a bar one more)."""
     record = hit.record
+    title = entry_title(rank, record.question)
+    details = details_line(qa, record, f"matched on {hit.matched_on}")
     with st.container(border=True):
-        question_col, score_col = st.columns([5, 1], vertical_alignment="top")
-        title = entry_title(rank, record.question)
-        question_col.markdown(f":gray[{title}]" if greyed else title)
-        question_col.markdown(details_line(qa, record, f"matched on {hit.matched_on}"))
         if greyed:  # no bar: a bar reads as "relevant", and these are not
-            score_col.markdown(f":gray[score {hit.score:.2f}]", text_alignment="right")
+            show(f":gray[{title}]\n\n{details} &nbsp; :gray[score {hit.score:.2f}]")
             with st.expander("Answer"):
                 answer(record)
         else:
-            score_col.markdown(f":small[score] **{hit.score:.2f}**", text_alignment="right")
-            score_col.progress(min(max(hit.score, 0.0), 1.0))  # cosine can be negative; the bar shows [0, 1]
-            answer(record)
+            # the answer is one raw HTML line, so it can follow the Markdown as a paragraph of its own
+            body = ":small[:gray[No answer yet.]]" if record.missing else answer_html(record.answer)
+            show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}** {score_bar(hit.score)}\n\n{body}")
         related_panel(qa, record)
+
+
+def score_bar(score: float) -> str:
+    """A score as ten blocks of text, "▰▰▰▰▰▱▱▱▱▱" for 0.5 (cosine can be negative: the bar shows [0, 1])."""
+    filled = round(10 * min(max(score, 0.0), 1.0))
+    return f":blue[{'▰' * filled}]:gray[{'▱' * (10 - filled)}]"
 
 
 def entry_card(qa: QAIndex, record: Record) -> None:
     """One entry on its own (opened from the topic map): title, details, answer, related entries."""
     with st.container(border=True):
         st.markdown(entry_title(record.id, record.question))
-        st.markdown(details_line(qa, record, f"line {record.line}", with_id=False))
+        show(details_line(qa, record, f"line {record.line}"))
         answer(record)
         related_panel(qa, record)
 
 
-def details_line(qa: QAIndex, record: Record, note: str, with_id: bool = True) -> str:
-    """The line under a card's title: id, status, near-duplicate, a grey note and the section."""
-    details = [f":gray-badge[#{literal(str(record.id))}]"] if with_id else []
-    details.append(status_badges(record))
+def entry_page(qa: QAIndex, source: Source, shown_id: str) -> bool:
+    """`?id=17`: one entry with its answer, status, section, near-duplicate and related questions.
+    False for an id the document lacks: one line says so, and the caller draws the view as usual."""
+    record = qa.find(shown_id)
+    if record is None:
+        st.warning(f"{literal(source.name)} has no entry with the id {literal(shown_id)}.", icon=":material/link_off:")
+        close_entry()
+        return False
+    st.button("Close", key="close_entry", icon=":material/close:", type="tertiary", on_click=close_entry)
+    with st.container(border=True):
+        st.markdown(entry_title(record.id, record.question))
+        show(details_line(qa, record, f"line {record.line}"))
+        answer(record)
     twin = duplicate_partners(qa, index_key(qa)).get(record.id)
     if twin is not None:
-        details.append(f":blue-badge[:material/content_copy: Near-duplicate of #{literal(str(twin))}]")
+        st.subheader("Near-duplicate", divider="gray")
+        entry_row(qa.record(twin), "Asks the same thing; merge the two, or answer one from the other.")
+    st.subheader("Related questions", divider="gray")
+    related_rows(qa, record)
+    return True
+
+
+def entry_row(record: Record, note: str = "") -> None:
+    """One line for another entry: its id as a link to its page, its question, and a grey note."""
+    missing = " :orange[(no answer yet)]" if record.missing else ""
+    grey = f" &nbsp; :small[:gray[{note}]]" if note else ""
+    show(f"{entry_link(record.id)} &nbsp; {literal(record.question)}{missing}{grey}")
+
+
+def details_line(qa: QAIndex, record: Record, note: str) -> str:
+    """The line under a card's title: id, status, near-duplicate, a grey note and the section."""
+    details = [f":gray-badge[{entry_link(record.id)}]", status_badges(record)]
+    twin = duplicate_partners(qa, index_key(qa)).get(record.id)
+    if twin is not None:
+        details.append(f":blue-badge[:material/content_copy: Near-duplicate of {entry_link(twin)}]")
     details.append(f":small[:gray[{literal(note)}]]")
     if record.section:
         details.append(f":small[:gray[:material/folder: {literal(record.section)}]]")
@@ -577,26 +432,34 @@ def details_line(qa: QAIndex, record: Record, note: str, with_id: bool = True) -
 
 
 def answer(record: Record) -> None:
+    """The answer as the document's author wrote it: Markdown and HTML rendered, after nh3 kept only
+    the allowlisted tags (unsafe_allow_html sees sanitised output only)."""
     if record.missing:
         st.caption("No answer yet.")
     else:
-        st.markdown(answer_markdown(record.answer))
+        st.markdown(answer_html(record.answer), unsafe_allow_html=True)
 
 
 def related_panel(qa: QAIndex, record: Record) -> None:
-    """The nearest other entries; clicking one searches for it.
+    """The nearest other entries, in a panel.
 
     Filled only while open: five always-filled panels doubled the time from Enter to results.
     """
-    panel = st.expander("Related topics", icon=":material/hub:", key=f"related-open-{record.id}", on_change="rerun")
-    if not panel.open:
-        return
-    with panel:
-        for hit in qa.related(record.id, k=5):
-            score_col, question_col = st.columns([1, 9], vertical_alignment="center")
-            score_col.markdown(f"`{hit.score:.2f}`")
-            with question_col:
-                question_button(hit.record, key=f"related-{record.id}-{hit.record.id}")
+    panel = st.expander("Related questions", icon=":material/hub:", key=f"related-open-{record.id}",
+                        on_change="rerun")
+    if panel.open:
+        with panel:
+            related_rows(qa, record)
+
+
+def related_rows(qa: QAIndex, record: Record) -> None:
+    """The five nearest other entries: score, id (a link to its page) and question (a button that searches it)."""
+    for hit in qa.related(record.id, k=5):
+        score_col, id_col, question_col = st.columns([1, 1, 8], vertical_alignment="center")
+        score_col.markdown(f"`{hit.score:.2f}`")
+        show(f":small[{entry_link(hit.record.id)}]", id_col.markdown)
+        with question_col:
+            question_button(hit.record, key=f"related-{record.id}-{hit.record.id}")
 
 
 def question_button(record: Record, key: str) -> None:
@@ -629,46 +492,34 @@ def asked_from_entry(query: str) -> RecordId | None:
 
 def missing_view(qa: QAIndex) -> None:
     missing, total = qa.missing(), len(qa.records)
+    hints = missing_hints(qa, index_key(qa))
     header, downloads = st.columns([3, 2], vertical_alignment="bottom")
     header.subheader(entries_phrase(len(missing), total, "no answer"))
     if missing:
         csv_col, md_col = downloads.columns(2)
-        csv_col.download_button("CSV", missing_csv(missing), "missing_answers.csv", "text/csv",
+        csv_col.download_button("CSV", missing_csv(missing, hints), "missing_answers.csv", "text/csv",
                                 icon=":material/download:", on_click="ignore", width="stretch")
-        md_col.download_button("Markdown", missing_markdown(missing, total), "missing_answers.md",
+        md_col.download_button("Markdown", missing_markdown(missing, hints, total), "missing_answers.md",
                                "text/markdown", icon=":material/download:", on_click="ignore", width="stretch")
     for record in missing:
         with st.container(border=True):
             question_col, action_col = st.columns([5, 1], vertical_alignment="top")
             question_col.markdown(entry_title(record.id, record.question))
-            where = [f"line {record.line}"] + ([literal(record.section)] if record.section else [])
-            question_col.caption(" · ".join(where))
+            where = [entry_link(record.id), f"line {record.line}"] + ([literal(record.section)] if record.section else [])
+            show(" · ".join(where), question_col.caption)
             action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
                               args=(record,), width="stretch")
-            hints = qa.hints(record.id, k=3)
-            if hints:
-                st.markdown("Closest answered entries:\n" + "\n".join(
-                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[#{literal(str(h.record.id))}]"
-                    for h in hints))
+            if hints[record.id]:
+                show("Closest answered entries:\n" + "\n".join(
+                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[{entry_link(h.record.id)}]"
+                    for h in hints[record.id]))
     link_only = qa.link_only()
     if link_only:
         st.subheader(entries_phrase(len(link_only), total, "only links for an answer"))
         for record in link_only:
             with st.container(border=True):
                 st.markdown(f"{entry_title(record.id, record.question)} &nbsp; {status_badges(record)}")
-                st.markdown(answer_markdown(record.answer))
-
-
-def missing_csv(missing: list[Record]) -> bytes:
-    frame = pd.DataFrame([{"id": r.id, "question": r.question, "section": r.section, "line": r.line,
-                           "source": Path(r.source).name} for r in missing])
-    return frame.to_csv(index=False).encode()
-
-
-def missing_markdown(missing: list[Record], total: int) -> str:
-    lines = ["# Missing answers", "", entries_phrase(len(missing), total, "no answer") + ".", ""]
-    lines += [f"- [ ] **{r.id}.** {r.question} (line {r.line})" for r in missing]
-    return "\n".join(lines) + "\n"
+                answer(record)
 
 
 # ---- topics and near-duplicates -----------------------------------------------------------------
@@ -709,20 +560,24 @@ def topic_panel(qa: QAIndex, topic: Topic) -> None:
         for record_id in topic.record_ids:
             record = qa.record(record_id)
             id_col, question_col = st.columns([1, 12], vertical_alignment="center")
-            id_col.markdown(f":small[:gray[#{literal(str(record.id))}]]")
+            show(f":small[{entry_link(record.id)}]", id_col.markdown)
             with question_col:
                 question_button(record, key=f"topic-{record.id}")
 
 
 def duplicates_view(qa: QAIndex) -> None:
     header, threshold = st.columns([3, 2], vertical_alignment="bottom")
-    min_score = threshold.slider("Minimum similarity", 0.3, 1.0, DUPLICATE_MIN_SCORE, 0.05,
+    min_score = threshold.slider("Minimum similarity", LOWEST_DUPLICATE_SCORE, 1.0, DUPLICATE_MIN_SCORE, 0.05,
                                  key="duplicate_min_score", persist_state="session",
                                  help="Cosine similarity of the two questions.")
     pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
+    # a lower bar only adds pairs (the same mutual nearest neighbours, fewer cut off), so the difference is hidden
+    hidden = len(duplicate_pairs(qa, index_key(qa), LOWEST_DUPLICATE_SCORE)) - len(pairs)
     header.subheader(plural(len(pairs), "near-duplicate pair"))
     st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
-               "or answer the missing one from its twin. Click a question to search for it.")
+               "or answer the missing one from its twin. Click a question to search for it."
+               + (f" :material/filter_alt: **The minimum similarity hides {plural(hidden, 'more pair')}**; "
+                  "lower it to see them." if hidden else ""))
     for pair in pairs:
         duplicate_card(qa, pair)
 
@@ -732,7 +587,7 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
     with st.container(border=True):
         for row, record in enumerate((first, second)):
             id_col, question_col, score_col = st.columns([1, 9, 2], vertical_alignment="center")
-            id_col.markdown(f":gray-badge[#{literal(str(record.id))}]")
+            show(f":gray-badge[{entry_link(record.id)}]", id_col.markdown)
             with question_col:
                 question_button(record, key=f"pair-{pair.first}-{pair.second}-{record.id}")
             if row == 0:  # the score beside the first question, its bar beside the second
@@ -741,14 +596,14 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
                 score_col.progress(min(max(pair.score, 0.0), 1.0))
         if first.missing != second.missing:
             unanswered, answered = (first, second) if first.missing else (second, first)
-            st.caption(f"#{literal(str(unanswered.id))} has no answer yet; the answer of "
-                       f"#{literal(str(answered.id))} may cover it.")
+            show(f"{entry_link(unanswered.id)} has no answer yet; the answer of {entry_link(answered.id)} "
+                 "may cover it.", st.caption)
 
 
 # ---- browse -------------------------------------------------------------------------------------
 
 def browse_view(qa: QAIndex) -> None:
-    sectioned = bool(qa.sections())
+    sectioned = bool(overview(qa, index_key(qa)).sections)
     columns = st.columns([3, 2, 3] if sectioned else [3, 2], vertical_alignment="bottom")
     words = columns[0].text_input("Filter", key="browse_filter", icon=":material/filter_list:",
                                   placeholder="words in any column")
@@ -758,42 +613,41 @@ def browse_view(qa: QAIndex) -> None:
     if sectioned:
         with columns[1]:
             section = section_filter(qa, "browse_section")
-    frame = entries_frame(qa.records)
+    frame = entries_frame(qa, index_key(qa))
     shown = frame[frame["status"].isin([STATUS_LABELS[s] for s in statuses])]
     if section:
         shown = shown[shown["section"] == section]
     if words.strip():
-        needle = words.strip().lower()
-        shown = shown[shown["_text"].str.contains(needle, regex=False)]
-    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}. Click a column header to sort.")
-    st.dataframe(shown, hide_index=True, column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
-                 column_config={"question": st.column_config.TextColumn("question", width="large"),
-                                "answer length": st.column_config.NumberColumn("answer length", format="%d chars")})
-
-
-def entries_frame(records: list[Record]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": [r.id for r in records],  # ints sort as numbers; multi-file ids are "file.md#12" strings
-        "question": [r.question for r in records],
-        "status": [STATUS_LABELS[r.status] for r in records],
-        "section": [r.section for r in records],
-        "answer length": [len(r.answer.strip()) for r in records],
-        "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
-    })
+        shown = shown[shown["_text"].str.contains(words.strip().lower(), regex=False)]
+    hidden = f" The filters hide {len(frame) - len(shown)}." if len(shown) < len(frame) else ""
+    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}.{hidden} Select a row to read "
+               "its whole answer below; click an id to open the entry's page.")
+    table = st.dataframe(
+        shown, hide_index=True, key="browse_table", on_select="rerun", selection_mode="single-row",
+        column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
+        column_config={"id": st.column_config.LinkColumn("id", display_text=r"\?id=(.*)", width="small"),
+                       "question": st.column_config.TextColumn("question", width="medium"),
+                       "answer": st.column_config.TextColumn("answer", width="large")})
+    for row in table.selection.rows:
+        entry_card(qa, qa.record(shown.iloc[row]["_record"]))
 
 
 def main() -> None:
     st.set_page_config(page_title="Q&A search", page_icon="🔎", layout="centered")
+    follow_url()
     qa, source = open_document()
     sidebar_summary(qa, source)
     if qa.build_summary is not None:
         parse_report(qa.build_summary)
     view = page_header(qa, source)
-    if view == "search":
-        search_view(qa, search_options(qa), examples_for(qa, source))
-    else:
-        {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
-         "browse": browse_view}[view](qa)
+    entry = st.session_state.get("entry")
+    if entry is None or not entry_page(qa, source, entry):
+        if view == "search":
+            search_view(qa, search_options(qa), examples_for(qa, source))
+        else:
+            {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
+             "browse": browse_view}[view](qa)
+    write_url()
 
 
 if __name__ == "__main__":  # Streamlit runs the script as __main__; tests may import the helpers

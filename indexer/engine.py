@@ -266,3 +266,11 @@ class QAIndex:
 
     def record(self, record_id: RecordId) -> Record:
         return self.records[self.stored.position_of[record_id]]
+
+    def find(self, shown_id: str) -> Record | None:
+        """The entry whose id reads `shown_id` as the app and CLI show it ("17", or "faq.md#12" when the
+        index spans several files), or None: a link from a URL may name any id."""
+        text = shown_id.strip()
+        keys = (int(text), text) if text.isascii() and text.isdigit() else (text,)
+        position = next((self.stored.position_of[key] for key in keys if key in self.stored.position_of), None)
+        return None if position is None else self.records[position]

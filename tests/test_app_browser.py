@@ -20,8 +20,12 @@ OVERFITTING = ("What is Overfitting and Underfitting, and How to Combat Them?",
 XSS_DOCUMENT = """\
 **1. How do I embed a script in an answer?**
 
-Like this: <script>window.__xss = "script"</script> and <img src=x onerror="window.__xss = 'img'">.
-Or <iframe src="https://example.com"></iframe>.
+Like this: <script>window.__xss = "script"; console.log("xss: script")</script> and
+<img src="x" alt="a missing picture" onerror="window.__xss = 'img'; alert('xss: img')">.
+Or <a href="javascript:window.__xss='link';alert('xss: link')">click me</a>, [or me](javascript:alert('xss: md')),
+<iframe src="https://example.com"></iframe> and <svg onload="alert('xss: svg')"></svg>.
+
+<table><tr><th>engine</th><th>speed</th></tr><tr><td>faiss</td><td onmouseover="alert('xss: td')">fast</td></tr></table>
 
 **2. What is the capital of France?**
 
@@ -35,12 +39,12 @@ def wait_idle(page: Page) -> None:
 
 
 def card(page: Page, question: str | re.Pattern):
-    """The result card whose title is `question`: the innermost block holding that title and a score bar."""
+    """The result card whose title is `question`: the innermost block holding that title and a panel."""
     title = page.locator("strong").filter(has_text=question)
-    return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stProgress")).last
+    return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stExpander")).last
 
 
-def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page: Page, artifacts_dir: Path,
+def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url: str, page: Page, artifacts_dir: Path,
                                                          tmp_path: Path) -> None:
     page.goto(streamlit_url)
     box = page.get_by_label("Ask a question")
@@ -67,6 +71,18 @@ def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page
     expect(card(page, "What is batch normalization?")).to_contain_text("Missing answer")
     wait_idle(page)
 
+    # Its near-duplicate badge links to #15's own page in the same tab; Back returns to the search.
+    card(page, "What is batch normalization?").get_by_role("link", name="#15").click()
+    expect(page.get_by_role("heading", name="Related questions")).to_be_visible()
+    expect(page.locator("strong").filter(has_text="What Is Dropout and Batch Normalization?")).to_be_visible()
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query) == {"id": ["15"]} and len(page.context.pages) == 1
+    page.screenshot(path=str(artifacts_dir / "entry.png"), full_page=True)
+    page.go_back()
+    expect(page.get_by_label("Ask a question")).to_have_value("batch normalization")
+    expect(card(page, "What is batch normalization?")).to_contain_text("Missing answer")
+    wait_idle(page)
+
     # The Missing answers view, reached the way a user does, and kept in the URL.
     page.get_by_role("radio", name="Missing answers").click()
     expect(page.get_by_text("10 of 82 entries have no answer")).to_be_visible()
@@ -89,23 +105,38 @@ def test_search_deep_link_missing_view_and_inert_upload(streamlit_url: str, page
     assert parse_qs(urlparse(page.url).query)["view"] == ["topics"]
     page.screenshot(path=str(artifacts_dir / "topics.png"), full_page=True)
 
-    # An uploaded document with a script tag and an onerror image: shown as text, nothing runs.
+    # An uploaded hostile document: its HTML renders, sanitised; nothing in it runs, not even when clicked.
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text))
     upload = tmp_path / "xss.md"
     upload.write_text(XSS_DOCUMENT, encoding="utf-8")
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
     expect(page.get_by_text(re.compile(r"Indexed xss\.md: 2 entries"))).to_be_visible(timeout=90_000)
+    wait_idle(page)  # the sidebar says so before the run ends (the Topics view maps the new document)
     page.get_by_role("radio", name="Search").click()
     box = page.get_by_label("Ask a question")
     box.fill("embed a script")
     box.press("Enter")
     answer = page.get_by_test_id("stMarkdownContainer").filter(has_text="Like this:")
-    expect(answer).to_contain_text('<script>window.__xss = "script"</script>')
-    expect(answer).to_contain_text("<img src=x onerror=")
-    expect(answer).to_contain_text('<iframe src="https://example.com"></iframe>')  # no half-linked tag
-    expect(answer).not_to_contain_text("&lt;")
+    table = answer.locator("table")
+    expect(table.locator("th")).to_have_text(["engine", "speed"])  # a real table, not its source
+    expect(table.locator("td")).to_have_text(["faiss", "fast"])
+    expect(answer).not_to_contain_text("<script")
+    expect(answer.get_by_text("click me")).to_be_visible()
     wait_idle(page)
-    assert page.evaluate("window.__xss") is None
-    assert page.locator('[data-testid="stMain"] script, [data-testid="stMain"] img[src="x"], '
-                        '[data-testid="stMain"] iframe, [data-testid="stMain"] a[href*="iframe"]').count() == 0
+    image = answer.locator("img")
+    expect(image).to_have_attribute("alt", "a missing picture")  # a broken image shows its alt text
+    page.wait_for_function("img => img.complete && img.naturalWidth === 0", arg=image.element_handle())  # it failed
+    answer.get_by_text("click me").click()
+    answer.get_by_text("or me").click()
+    table.locator("td").last.hover()
+    page.wait_for_timeout(500)  # give anything that might run a moment to do so
+    assert dialogs == [] and page.evaluate("window.__xss") is None
+    assert not [text for text in logged if "xss" in text]
+    main = page.get_by_test_id("stMain")
+    assert main.locator("script, iframe, svg [onload], [onerror], [onmouseover], a[href^='javascript']").count() == 0
+    assert main.locator("a", has_text="click me").get_attribute("href") is None
     page.screenshot(path=str(artifacts_dir / "upload.png"), full_page=True)
     assert page.console_errors == []

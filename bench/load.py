@@ -1,0 +1,172 @@
+"""Many users at once: N concurrent Streamlit sessions searching through `?q=`, over the app's websocket
+(no browser), on this machine only. Prints the latency of a page run (p50, p95) and page runs per second.
+
+    .venv/bin/python bench/load.py                       # 1 user, then 20 users; starts its own server
+    .venv/bin/python bench/load.py --users 1,5,20 --runs 10
+    .venv/bin/python bench/load.py --port 8501           # against a running `streamlit run app.py`
+
+Each virtual user opens one session (as a browser tab does), then asks queries from eval/dev_queries.jsonl
+one after another: a `rerun_script` BackMsg whose query_string is "q=<query>", timed until the server's
+`script_finished` ForwardMsg. That is what the browser sends on a deep link or on Back, and the app's
+page state comes from that query string. The first run of a session (a fresh page) is timed apart.
+
+Bounded on purpose: loopback only, at most MAX_USERS sessions and MAX_RUNS runs each, and every wait
+has a deadline. What it does not measure: the browser's rendering, or the network.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_USERS = 50
+MAX_RUNS = 100
+RUN_TIMEOUT = 60.0  # seconds one page run may take before the benchmark gives up
+
+
+def queries() -> list[str]:
+    lines = (ROOT / "eval" / "dev_queries.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["query"] for line in lines if line.strip()]
+
+
+def rerun_message(query: str) -> bytes:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    message = BackMsg()
+    message.rerun_script.query_string = urlencode({"q": query})
+    message.rerun_script.page_script_hash = ""
+    return message.SerializeToString()
+
+
+async def page_run(websocket, query: str) -> float:
+    """Seconds from asking for a run with ?q=query to the server saying the script finished."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    started = time.perf_counter()
+    await websocket.send(rerun_message(query))
+    while True:
+        message = ForwardMsg()
+        message.ParseFromString(await asyncio.wait_for(websocket.recv(), RUN_TIMEOUT))
+        if message.WhichOneof("type") == "script_finished":
+            if message.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                continue  # not ours to time: the next script_finished ends this run
+            return time.perf_counter() - started
+
+
+async def one_user(port: int, user: int, runs: int, first: list[float], later: list[float]) -> None:
+    import websockets
+
+    asked = queries()
+    async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
+                                  max_size=None, open_timeout=RUN_TIMEOUT) as websocket:
+        first.append(await page_run(websocket, asked[user % len(asked)]))
+        for run in range(runs):
+            later.append(await page_run(websocket, asked[(user * 7 + run + 1) % len(asked)]))
+
+
+async def load(port: int, users: int, runs: int) -> tuple[list[float], list[float], float]:
+    first: list[float] = []
+    later: list[float] = []
+    started = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(one_user(port, u, runs, first, later) for u in range(users))),
+                           timeout=RUN_TIMEOUT * (runs + 1) * 2)
+    return first, later, time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time the server process has used (Linux /proc), or nan when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(users: int, first: list[float], later: list[float], seconds: float, cpu: float) -> str:
+    """One line; `cpu` is the server's CPU seconds over the phase, a cost per run that other load on
+    the machine does not inflate the way it inflates latency."""
+    return (f"{users:>3} users: page run p50 {statistics.median(later) * 1000:6.0f} ms, "
+            f"p95 {percentile(later, 0.95) * 1000:6.0f} ms, {len(later) / seconds:5.1f} runs/s "
+            f"({len(later)} runs in {seconds:.1f} s); server CPU per run "
+            f"{cpu / (len(first) + len(later)) * 1000:.0f} ms; first run of a session p50 "
+            f"{statistics.median(first) * 1000:.0f} ms")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    """`streamlit run app.py` on loopback, own process group; returns once /_stcore/health says ok."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"streamlit exited with {server.returncode}")
+        try:
+            with opener.open(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit("streamlit did not become healthy within 60 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", default="1,20", help="comma-separated concurrent session counts (default 1,20)")
+    parser.add_argument("--runs", type=int, default=10, help="timed page runs per user after its first")
+    parser.add_argument("--port", type=int, help="an app already running on 127.0.0.1 (default: start one)")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.users.split(",")]
+    if not all(1 <= n <= MAX_USERS for n in counts) or not 1 <= args.runs <= MAX_RUNS:
+        parser.error(f"users must be 1..{MAX_USERS} and runs 1..{MAX_RUNS}")
+    port = args.port or free_port()
+    server = None if args.port else start_server(port)
+    try:
+        asyncio.run(load(port, 1, 2))  # warm up: model, index and caches load once per process
+        for users in counts:
+            before = cpu_seconds(server and server.pid)
+            first, later, seconds = asyncio.run(load(port, users, args.runs))
+            print(report(users, first, later, seconds, cpu_seconds(server and server.pid) - before), flush=True)
+    finally:
+        if server is not None:
+            stop_server(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

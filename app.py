@@ -145,8 +145,8 @@ def show(markdown: str, element: Callable[..., DeltaGenerator] = st.markdown, **
 
 
 def status_badges(record: Record) -> str:
-    return {"missing": ":orange-badge[:material/help: Missing answer]",
-            "link_only": ":violet-badge[:material/link: Link only]"}.get(record.status, "")
+    return {"missing": f":orange-badge[:material/help: {STATUS_LABELS['missing'].capitalize()}]",
+            "link_only": f":violet-badge[:material/link: {STATUS_LABELS['link_only'].capitalize()}]"}.get(record.status, "")
 
 
 # ---- page regions -------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def sidebar_source() -> tuple[Source, UploadedFile | None]:
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
     facts = overview(qa, index_key(qa))
     counts = (f"{plural(facts.entries, 'entry', 'entries')}, {plural(facts.missing, 'missing answer')}, "
-              f"{facts.link_only} link-only")
+              f"{facts.link_only} {STATUS_LABELS['link_only']}")
     with st.sidebar:
         if source.bundled:
             st.caption(f"Bundled corpus: {counts}.")

@@ -20,6 +20,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from indexer import DEFAULT_SOURCE, Hit, QAIndex, Record
+from indexer.wording import STATUS_LABELS
 from indexer.documents.records import RecordId
 from indexer.documents.text import plain_text
 from indexer.engine import query_encoder
@@ -29,7 +30,6 @@ from indexer.retrieval.search import SearchResult
 from indexer.analysis import topics as topic_analysis  # looked up on use, so tests can count its calls
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 
-STATUS_LABELS = {"ok": "answered", "missing": "missing", "link_only": "link only"}
 ANSWER_PREVIEW_CHARS = 120  # a Browse cell: enough to recognise an answer; the row opens all of it
 
 

@@ -625,7 +625,7 @@ def test_uploaded_csv_is_indexed_apart_and_searchable(app_env):
     at = run_app()
     at.file_uploader(key="upload").set_value(("faq.csv", FAQ_CSV.encode(), "text/csv")).run()
     assert not at.exception
-    assert "Indexed **faq.csv**: 3 entries, 1 missing answer, 0 link-only." in [s.value for s in at.sidebar.success]
+    assert "Indexed **faq.csv**: 3 entries, 1 missing answer, 0 link only." in [s.value for s in at.sidebar.success]
     results = cards(search(at, "I forgot my login"))
     assert results[0]["question"] == "How do I reset my password?"
     assert list((app_env / "cache" / "uploads").rglob("faq.csv"))
@@ -732,5 +732,5 @@ def test_a_one_entry_document_is_counted_in_the_singular(app_env):
     at = run_app()
     at.file_uploader(key="upload").set_value(("one.md", b"**1. Why?**\n\nBecause.\n", "text/markdown")).run()
     assert not at.exception
-    assert at.sidebar.success[0].value == "Indexed **one.md**: 1 entry, 0 missing answers, 0 link-only."
+    assert at.sidebar.success[0].value == "Indexed **one.md**: 1 entry, 0 missing answers, 0 link only."
     assert "1 question and its answer." in at.main.caption[0].value

@@ -38,6 +38,7 @@ from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current
                            resolved, search_results, topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
+from indexer.documents.places import describe_places
 from indexer.analysis.charts import topic_map_chart
 from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
@@ -200,7 +201,8 @@ def sidebar_summary(qa: QAIndex, source: Source) -> None:
 
 
 def parse_report(summary: BuildSummary) -> None:
-    """What a build just read, so a user can check the parse: how, its warnings, the lines not taken.
+    """What a build just read, so a user can check the parse: how, where every line went, its warnings,
+    and everything not taken.
 
     Shown only after a build (an upload, a new document, an edited one); open when there are warnings.
     """
@@ -212,12 +214,14 @@ def parse_report(summary: BuildSummary) -> None:
             style = STYLE_NAMES.get(report.style, report.style)
             st.markdown(f"**{literal(Path(report.source).name)}**: {plural(len(report.records), 'entry', 'entries')}, "
                         f"read as {literal(style)}.")
+            if report.places:
+                st.caption(literal(sentence(describe_places(report.places))) + ".")
         for warning in summary.warnings:
             st.warning(literal(sentence(warning)), icon=":material/warning:")
         if skipped:
-            lines = [f"- line {line}: {literal(why)}" for line, why in skipped[:10]]
-            more = [f"- and {len(skipped) - 10} more"] if len(skipped) > 10 else []
-            st.markdown("Lines that looked like questions but were not taken:\n" + "\n".join(lines + more))
+            lines = [f"- line {line}: {literal(why)}" for line, why in skipped]
+            st.markdown("Not taken as entries (prose in no entry, lines that looked like entries):\n"
+                        + "\n".join(lines))
         elif not summary.warnings:
             st.markdown("No warnings, and no question-like line was left out.")
         st.caption(f"Indexed in {summary.seconds:.1f} s: {summary.embedded} texts embedded, "

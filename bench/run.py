@@ -161,12 +161,14 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         rng = np.random.default_rng(0)
         vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
         from indexer.build import IVF_MIN_ROWS, _manifest
+        from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
         from indexer.retrieval.embed import model_fingerprint, text_key
         from indexer.retrieval.lexical import LexicalIndex
 
         fp = model_fingerprint("all-MiniLM-L6-v2")
         index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
-        manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts))
+        manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts),
+                             DEFAULT_NO_MATCH.to_dict())
         store = FaissStore(index_dir)
         with store.lock():
             store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,

@@ -18,18 +18,25 @@ from typing import Callable
 
 import numpy as np
 
-from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, Progress, model_fingerprint, text_key
-from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from indexer.retrieval.lexical import LEXICAL_VERSION
-from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
 from indexer.documents.parse import ParseReport, file_sha256, parse_corpus, source_files
 from indexer.documents.records import Record
-from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
-from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex
-from indexer.reuse import EntryKeys, PreviousBuild
 from indexer.documents.text import answer_text, answer_texts, has_words
+from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from indexer.retrieval.embed import (
+    DEFAULT_MODEL,
+    Encoder,
+    Progress,
+    model_fingerprint,
+    text_key,
+)
+from indexer.retrieval.lexical import LEXICAL_VERSION
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
+from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
+from indexer.reuse import EntryKeys, PreviousBuild
+from indexer.stores.base import LoadedIndex, Store
+from indexer.stores.disk import FORMAT_VERSION, RowTable
 
-PARSER_VERSION = 2  # raise it whenever parsing gives different records: saved indexes are then rebuilt
+PARSER_VERSION = 3  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
 # 1.6 ms instead of 17.7 ms per query at 200k rows, recall@10 0.995 against exact (bench/hnsw.py), and
 # search.py re-scores its candidates exactly. Below it a scan is cheap enough (≤ ~6 ms). HNSW, faster
@@ -60,7 +67,7 @@ class BuildSummary:
                 "index_type": self.index_type, "warnings": self.warnings,
                 "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
                              "by_section": _count_sections(r.records),
-                             "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
+                             "places": r.places, "not_taken": [{"line": line, "why": why} for line, why in r.skipped]}
                             for r in self.reports]}
 
 
@@ -132,12 +139,15 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
     return None
 
 
-def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
+def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
           model: str = DEFAULT_MODEL, progress: ProgressFactory | None = None,
-          index_type: str = "auto", announce: Callable[[], None] | None = None) -> BuildSummary:
+          index_type: str = "auto", announce: Callable[[], None] | None = None,
+          no_match: dict | None = None) -> BuildSummary:
     """Parse `sources`, embed what is not cached, and write a new generation to `store`.
 
     `announce` is called once the sources parsed, so a notice never precedes a parse error.
+    `no_match`: the no-match parameters to answer with; by default those the previous generation was
+    calibrated with from feedback (`calibrate --save`), else the shipped ones.
     """
     started = time.perf_counter()
     files = source_files(sources)
@@ -155,6 +165,7 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         rows = embedding_rows(records, model_fp, previous.entry_keys(kept), plain_answer)
         lexical = previous.lexical(records, kept, plain_answer)
         cache = previous.vectors()
+        no_match = no_match or previous.calibrated_no_match() or DEFAULT_NO_MATCH.to_dict()
     finally:
         previous.release()  # a database reader holds its generation: let the write below drop it
     with store.lock():
@@ -164,7 +175,7 @@ def build(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], 
         chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
         manifest = _manifest(records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds,
-                             len(todo))
+                             len(todo), no_match)
         manifest["source_args"] = [str(Path(source).resolve()) for source in sources]
         manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
                               "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
@@ -191,7 +202,7 @@ def _row_vectors(rows: RowTable, cache: dict[str, np.ndarray], todo: list[int], 
 
 
 def _manifest(records: list[Record], files: list[Path], model: str, model_fp: str, dimension: int,
-              fields: list[str], index_type: str, seconds: float, embedded: int) -> dict:
+              fields: list[str], index_type: str, seconds: float, embedded: int, no_match: dict) -> dict:
     sources = source_fingerprint(files)
     return {
         "parser_version": PARSER_VERSION,
@@ -212,14 +223,14 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
         "build_seconds": round(seconds, 3),
         "embedded_texts": embedded,
         "search": {"default_mode": DEFAULT_MODE, "lexical_weight": LEXICAL_WEIGHT, "min_score": DEFAULT_MIN_SCORE},
-        "no_match": DEFAULT_NO_MATCH.to_dict(),
+        "no_match": no_match,
     }
 
 
-def ensure_index(sources: list[Path], store: FaissStore, encoder_factory: Callable[[], Encoder],
+def ensure_index(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
                  model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
                  progress: ProgressFactory | None = None,
-                 on_built: Callable[[BuildSummary], None] | None = None) -> StoredIndex:
+                 on_built: Callable[[BuildSummary], None] | None = None) -> LoadedIndex:
     """A verified index for these sources and model, built or rebuilt first when needed."""
     fingerprint = source_fingerprint(source_files(sources))
     try:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
-from indexer.wording import entries_phrase, plural
+from indexer.wording import STATUS_LABELS, entries_phrase, plural, status_label
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
 
@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode(sub)
     sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_argument("--log", action="store_true",
+                     help="record the search in the index's query log (for `gaps`; off when INDEXER_QUERY_LOG=off)")
+
+    sub = command("gaps", cmd_gaps, "list the questions readers asked that the document does not answer "
+                                    "(from the query log), grouped, largest first")
+    sub.add_argument("--since", type=_date, metavar="DATE", help="only searches from DATE on (YYYY-MM-DD, UTC)")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON")
+    output.add_argument("--markdown", action="store_true",
+                        help="print entry skeletons in the document's style (each question, an empty answer)")
+    output.add_argument("--csv", action="store_true", help="print CSV")
 
     sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
     sub.add_argument("--json", action="store_true", help="print JSON")
@@ -98,11 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("eval", cmd_eval, "measure retrieval quality on labelled queries (JSON lines)")
-    sub.add_argument("queries", nargs="+", type=Path, metavar="QUERIES.jsonl",
+    sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl",
                      help='files of {"query": ..., "relevant": [ids], "kind": ...} lines')
+    sub.add_argument("--suite", type=Path, metavar="SUITE.json",
+                     help="evaluate several documents instead (eval/suite.json), each in its own temporary index, "
+                          "with the no-match model fitted leave-one-document-out")
+    sub.add_argument("--from-log", action="store_true",
+                     help='also label the query log\'s searches that got feedback: "answered" -> that entry, '
+                          '"none of these" -> none')
     _add_mode(sub)
     sub.add_argument("--calibrate", action="store_true",
                      help="also fit the no-match model: cross-validated metrics and the fitted parameters")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("calibrate", cmd_calibrate,
+                  "refit the no-match decision for this index on its readers' feedback (the query log)")
+    sub.add_argument("--from-log", action="store_true", required=True,
+                     help="use the query log's feedback: \"answered\" -> that entry, \"none of these\" -> none")
+    sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl", help="more labelled queries to add")
+    sub.add_argument("--save", action="store_true",
+                     help="keep the refitted parameters (a new generation; later rebuilds keep them) when they "
+                          "decide better in cross-validation")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("parse", cmd_parse, "parse Q&A files and print the records, without building", index=False)
@@ -125,6 +152,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _date(text: str):
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: give YYYY-MM-DD") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _cosine(text: str) -> float:
@@ -189,12 +226,8 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _status_label(status: str) -> str:
-    return {"missing": "MISSING", "link_only": "link-only"}.get(status, "")
-
-
 def _status_suffix(status: str) -> str:
-    return f"  [{_status_label(status)}]" if _status_label(status) else ""
+    return "" if status == "ok" else f"  [{status_label(status)}]"
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -216,7 +249,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for report in summary.reports:
             _print_parse_summary(report, out)
         print(f"built {store.location}: {summary.records} records ({summary.missing} missing, "
-              f"{summary.link_only} link-only) in {summary.seconds:.1f} s; "
+              f"{summary.link_only} {STATUS_LABELS['link_only']}) in {summary.seconds:.1f} s; "
               f"{summary.changed} entries new or changed; embedded {summary.embedded} texts, "
               f"reused {summary.reused}", file=out)
     return 0
@@ -227,8 +260,9 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError("give either a QUERY or --batch FILE (see: python -m indexer search --help)")
     qa = _open(args, err)
     if args.batch is not None:
-        return _search_batch(qa, args, out)
+        return _search_batch(qa, args, out, err)
     result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode, section=args.section)
+    _log_search(qa, result, args, err)
     for note in result.notes:
         print(f"note: {note}", file=err)
     if args.json:
@@ -243,29 +277,27 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
+def _search_batch(qa, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from indexer.errors import QueryError
 
-    queries = _read_batch(args.batch)
+    from indexer.analysis.queryfiles import read_queries
+
+    queries = read_queries(args.batch)
     for query, encoded in zip(queries, qa.encode(queries)):
         if isinstance(encoded, QueryError):
             row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
         else:
-            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section).to_dict()
+            result = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section)
+            _log_search(qa, result, args, err)
+            row = result.to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
 
 
-def _read_batch(name: str) -> list[str]:
-    from indexer.errors import QueryError
-
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QueryError(f"{name}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"{name}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+def _log_search(qa, result, args: argparse.Namespace, err: TextIO) -> None:
+    """With --log, record the search; a failing log is one warning line, and the search goes on."""
+    if args.log:
+        qa.log_search(result, notify=lambda message: print(f"warning: {message}", file=err))
 
 
 def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -375,6 +407,9 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
+    from indexer.analysis.calibration import describe
+
+    print(f"{'no-match model:':<18}{describe(manifest.get('no_match'))}", file=out)
     return 0
 
 
@@ -395,35 +430,174 @@ def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.analysis.evaluate import calibrate, check_ids, cross_validate, load_queries, report, run_queries
-    from indexer.documents.records import field_values
+    from indexer.analysis.evaluate import calibrate, cross_validate, report
 
-    queries = [q for path in args.queries for q in load_queries(path)]
+    if args.suite:
+        return _eval_suite(args, out, err)
+    if not args.queries and not args.from_log:
+        raise UsageError("give QUERIES.jsonl files, --from-log, --suite, or both files and --from-log "
+                         "(see: python -m indexer eval --help)")
     qa = _open(args, err)
-    check_ids(queries, field_values(qa.records, "id"))
-    outcomes, evidence = run_queries(qa, queries, args.mode)
+    extra = _logged_feedback(qa, err) if args.from_log else []
+    queries, outcomes, evidence = _answer_labelled(args.queries, qa, args.mode, extra)
     result = {"mode": args.mode, "queries": len(queries), "metrics": report(queries, outcomes)}
     if args.calibrate:
         result["cross_validated"] = cross_validate(queries, outcomes, evidence)
-        result["fitted_no_match"] = calibrate(queries, evidence).to_dict()
+        result["fitted_no_match"] = calibrate(queries, outcomes, evidence).to_dict()
     if args.json:
         _print_json(result, out)
         return 0
-    tables = [("as configured", result["metrics"])]
+    _print_metrics(f"mode {args.mode}, as configured", result["metrics"], out)
     if args.calibrate:
-        tables.append(("no-match model cross-validated (5-fold x 5)", result["cross_validated"]))
-    columns = ["queries", "hit@1", "hit@3", "strict_hit@3", "mrr@10", "ndcg@10", "no_match_accuracy",
-               "false_rejection"]
-    for title, table in tables:
-        print(f"mode {args.mode}, {title}:", file=out)
-        print(f"{'kind':<16}" + "".join(f"{c.replace('_accuracy', '').replace('false_', 'false '):>16}"
-                                           for c in columns), file=out)
-        for group, values in table.items():
-            cells = "".join(f"{'-' if values[c] is None else values[c]:>16}" for c in columns)
-            print(f"{group or '(no kind)':<16}{cells}", file=out)
-    if args.calibrate:
+        _print_metrics(f"mode {args.mode}, no-match model cross-validated (5-fold x 5)", result["cross_validated"], out)
         print("fitted no-match model: " + json.dumps(result["fitted_no_match"]), file=out)
     return 0
+
+
+def _answer_labelled(paths: list[Path], qa, mode: str, extra: list | None = None):
+    """Load labelled queries (and any `extra` ones), check their ids against the index, and answer them."""
+    from indexer.analysis.evaluate import check_ids, run_queries
+    from indexer.analysis.queryfiles import load_queries
+    from indexer.documents.records import field_values
+
+    queries = [q for path in paths for q in load_queries(path)] + (extra or [])
+    check_ids(queries, field_values(qa.records, "id"))
+    outcomes, evidence = run_queries(qa, queries, mode)
+    return queries, outcomes, evidence
+
+
+def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every suite document in a temporary index of its own; figures leave-one-document-out."""
+    import tempfile
+
+    from indexer.analysis.evaluate import DocumentRun, calibrate_documents, leave_one_document_out, load_suite, report
+    from indexer.engine import QAIndex
+
+    _, _, model = _settings(args)
+    runs, configured = [], {}
+    with tempfile.TemporaryDirectory(prefix="indexer-eval-") as folder:
+        for document in load_suite(args.suite):
+            qa = QAIndex.open([document.document], Path(folder) / document.name, model,
+                              notify=lambda m: print(m, file=err), progress=_progress_bar(err))
+            queries, outcomes, evidence = _answer_labelled(document.queries, qa, args.mode)
+            runs.append(DocumentRun(document.name, queries, outcomes, evidence))
+            configured[document.name] = report(queries, outcomes)
+    result = {"mode": args.mode, "as_configured": configured, "leave_one_document_out": leave_one_document_out(runs)}
+    if args.calibrate:
+        result["fitted_no_match"] = calibrate_documents(runs).to_dict()
+    if args.json:
+        _print_json(result, out)
+        return 0
+    for name, table in result["leave_one_document_out"].items():
+        _print_metrics(f"{name}: no-match model fitted on the other documents", table, out)
+    if args.calibrate:
+        print("no-match model fitted on every document: " + json.dumps(result["fitted_no_match"]), file=out)
+    return 0
+
+
+# metric → column heading of the eval tables
+_METRIC_COLUMNS = {"queries": "queries", "hit@1": "hit@1", "hit@3": "hit@3", "strict_hit@3": "strict hit@3",
+                   "mrr@10": "mrr@10", "ndcg@10": "ndcg@10", "no_match_accuracy": "no match",
+                   "false_rejection": "false rej.", "good_precision": "good prec."}
+
+
+def _print_metrics(title: str, table: dict[str, dict], out: TextIO) -> None:
+    print(title + ":", file=out)
+    print(f"{'kind':<16}" + "".join(f"{heading:>14}" for heading in _METRIC_COLUMNS.values()), file=out)
+    for group, values in table.items():
+        cells = "".join(f"{'-' if values[c] is None else values[c]:>14}" for c in _METRIC_COLUMNS)
+        print(f"{group or '(no kind)':<16}{cells}", file=out)
+
+
+def _logged_feedback(qa, err: TextIO) -> list:
+    """The query log's feedback as labelled queries; those naming an entry the document no longer
+    has (answered before a rebuild) are left out with a note."""
+    from indexer.documents.records import field_values
+    from indexer.errors import QueryError
+    from indexer.querylog import existing_query_log, feedback_queries
+
+    log = existing_query_log(qa.store)
+    known = set(field_values(qa.records, "id"))
+    labelled = feedback_queries(log.entries())
+    kept = [q for q in labelled if all(record_id in known for record_id in q.relevant)]
+    if len(kept) < len(labelled):
+        print(f"note: left out {plural(len(labelled) - len(kept), 'logged query', 'logged queries')} "
+              "answered by an entry the document no longer has", file=err)
+    if not kept:
+        raise QueryError(f"the query log at {log.location} holds no feedback yet")
+    return kept
+
+
+def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from indexer.analysis.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
+    from indexer.analysis.queryfiles import load_queries
+
+    qa = _open(args, err)
+    queries = _logged_feedback(qa, err) + [q for path in args.queries for q in load_queries(path)]
+    result = calibrate_from_feedback(qa, queries)
+    saved = bool(args.save and result.better and result.model)
+    if saved:
+        _rebuild_with(args, qa, saved_parameters(result.model, len(queries)), err)
+    if args.json:
+        _print_json({**result.to_dict(), "saved": saved}, out)
+        return 0
+    print(f"feedback: {plural(result.answerable, 'answered query', 'answered queries')}, "
+          f"{plural(result.unanswerable, 'query', 'queries')} with none of the results useful", file=out)
+    if not result.enough:
+        print(f"not enough feedback to refit (at least {MIN_OF_EACH} of each and {MIN_QUERIES} in all); "
+              "the parameters in use stay", file=out)
+        return 0
+    for title, metrics in (("in use", result.current), ("refitted, cross-validated", result.refitted)):
+        print(f"  {title + ':':<27} no-match accuracy {metrics['no_match_accuracy']}, "
+              f"false rejections {metrics['false_rejection']}, strict hit@3 {metrics['strict_hit@3']}", file=out)
+    verdict = "saved: this index now answers with the refitted parameters" if saved else (
+        "the refitted parameters decide better; --save keeps them" if result.better
+        else "the refitted parameters do not decide better; the parameters in use stay")
+    print(verdict, file=out)
+    return 0
+
+
+def _rebuild_with(args: argparse.Namespace, qa, no_match: dict, err: TextIO) -> None:
+    """A new generation of the same sources with these no-match parameters (vectors all reused)."""
+    from indexer.build import build
+    from indexer.engine import build_encoder, resolve_sources
+
+    sources, _, model = _settings(args)
+    build(resolve_sources(sources, qa.store), qa.store, lambda: build_encoder(model), model, _progress_bar(err),
+          no_match=no_match)
+
+
+def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from indexer.analysis.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
+    from indexer.querylog import existing_query_log
+    from indexer.stores.spec import open_store
+
+    spec, _ = _store_and_model(args)
+    entries = existing_query_log(open_store(spec)).entries(since=args.since)  # before _open: no log, no build
+    qa = _open(args, err)
+    gaps = find_gaps(entries, qa)
+    if args.json:
+        _print_json({"groups": [gap.to_dict() for gap in gaps]}, out)
+    elif args.markdown:
+        print(gaps_markdown(gaps, entry_style(qa.records, qa.manifest)), file=out, end="")
+    elif args.csv:
+        print(gaps_csv(gaps), file=out, end="")
+    else:
+        _print_gaps(gaps, len(entries), out)
+    return 0
+
+
+def _print_gaps(gaps: list, searched: int, out: TextIO) -> None:
+    print(f"{plural(len(gaps), 'question')} the document does not answer, from "
+          f"{plural(searched, 'logged search', 'logged searches')}{':' if gaps else '.'}", file=out)
+    for number, gap in enumerate(gaps, start=1):
+        print(f"{number:>2}. {_short(gap.label, 80)}  (asked {gap.count}x, {gap.first_asked:%Y-%m-%d} to "
+              f"{gap.last_asked:%Y-%m-%d})", file=out)
+        for query in [query for query in gap.queries if query != gap.label][:5]:
+            print(f"      also: {_short(query, 80)}", file=out)
+        if gap.nearest:
+            print("      nearest: " + ", ".join(f"[{record_id}] {score:.2f}" for record_id, score in gap.nearest),
+                  file=out)
 
 
 def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -432,30 +606,35 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reports = parse_corpus(source_files(args.files))
     if args.json:
         _print_json([{"source": r.source, "style": r.style, "counts": r.counts(), "warnings": r.warnings,
-                      "skipped": [{"line": line, "why": why} for line, why in r.skipped],
+                      "skipped": [{"line": line, "why": why} for line, why in r.skipped], "places": r.places,
                       "records": [rec.to_dict() for rec in r.records]} for r in reports], out)
         return 0
     for report in reports:
         _print_parse_summary(report, out)
         for record in report.records:
             section = f"  ({record.section})" if record.section else ""
-            print(f"  [{record.id}] {_status_label(record.status) or 'ok':<9} {_short(record.question, 80)}{section}",
+            print(f"  [{record.id}] {status_label(record.status):<14} {_short(record.question, 80)}{section}",
                   file=out)
     return 0
 
 
 def _print_parse_summary(report, out: TextIO) -> None:
-    """What a user needs to check that a document was read right: counts, sections, warnings, misses."""
+    """What a user needs to check that a document was read right: counts, sections, where every line
+    went, warnings, and everything not taken."""
+    from indexer.documents.places import describe_places
+
     counts = report.counts()
     print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
-          f"{counts['missing']} missing, {counts['link_only']} link-only", file=out)
+          f"{counts['missing']} missing, {counts['link_only']} {STATUS_LABELS['link_only']}", file=out)
     sections: dict[str, int] = {}
     for record in report.records:
         sections[record.section] = sections.get(record.section, 0) + 1
     if any(sections):
         print("  by section: " + ", ".join(f"{name or '(none)'} {count}" for name, count in sections.items()),
               file=out)
+    if report.places:
+        print(f"  lines: {describe_places(report.places)}", file=out)
     for warning in report.warnings:
         print(f"  warning: {warning}", file=out)
-    for line, why in report.skipped[:5]:
+    for line, why in report.skipped:
         print(f"  not taken: line {line}: {why}", file=out)

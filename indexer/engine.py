@@ -17,18 +17,35 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from indexer.build import BuildSummary, Notify, ProgressFactory, ensure_index
-from indexer.retrieval.embed import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
-from indexer.errors import IndexerError, QueryError, SourceError
-from indexer.retrieval.lexical import LexicalIndex, apply_corrections
-from indexer.retrieval.nomatch import NoMatchModel
 from indexer.documents.records import Hit, Record, RecordId, field_values
-from indexer.retrieval.search import (DEFAULT_K, DEFAULT_MODE, EncodedQuery, SearchResult, clean_query, link_only_answers,
-                     missing_answers, related, search)
-from indexer.stores.disk import StoredIndex
+from indexer.errors import IndexerError, QueryError, SourceError
+from indexer.retrieval.embed import (
+    DEFAULT_MODEL,
+    Encoder,
+    SentenceTransformerEncoder,
+    vocabulary,
+)
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.retrieval.nomatch import NoMatchModel
+from indexer.retrieval.search import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    EncodedQuery,
+    SearchResult,
+    clean_query,
+    link_only_answers,
+    missing_answers,
+    related,
+    search,
+)
+from indexer.retrieval.tokens import apply_corrections
+from indexer.stores.base import LoadedIndex, Store
+from indexer.stores.disk import FaissStore, StoredIndex
 from indexer.stores.spec import open_store, store_spec
 
 if TYPE_CHECKING:
     from indexer.analysis.topics import Duplicate, Topic
+    from indexer.querylog import QueryLog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -88,7 +105,7 @@ def query_encoder(model: str) -> Encoder:
 
 
 class QAIndex:
-    def __init__(self, stored: StoredIndex, model: str,
+    def __init__(self, stored: LoadedIndex, model: str,
                  encoder_factory: Callable[[str], Encoder] = query_encoder) -> None:
         self.stored = stored
         self.model = model
@@ -98,6 +115,8 @@ class QAIndex:
         self._topics: list | None = None
         self._duplicates: dict[float, list] = {}
         self.build_summary: BuildSummary | None = None
+        self.store: Store | None = None  # where `open` found the index; its query log lives there
+        self._query_log: "QueryLog | None" = None
 
     @classmethod
     def open(cls, sources: list[Path] | None = None, index_dir: str | Path | None = None,
@@ -115,6 +134,7 @@ class QAIndex:
                               model, notify, progress, on_built=summaries.append)
         qa = cls(stored, model, encoder_factory)
         qa.build_summary = summaries[-1] if summaries else None
+        qa.store = store
         return qa
 
     def is_current(self) -> bool:
@@ -160,7 +180,7 @@ class QAIndex:
             except QueryError as exc:
                 prepared.append(exc)
                 continue
-            lexical = self.lexical.match(text)
+            lexical = self.lexical.match(text, vocabulary(self.model))
             variants = [text] + ([apply_corrections(text, lexical.corrected)] if lexical.corrected else [])
             prepared.append((text, notes, lexical, variants))
             texts.extend(variants)
@@ -184,6 +204,33 @@ class QAIndex:
         if isinstance(encoded, QueryError):
             raise encoded
         return self.search_encoded(encoded, k, min_score, mode, section)
+
+    @property
+    def generation(self) -> str:
+        """The loaded generation's name: its folder, or its id in PostgreSQL."""
+        return str(getattr(self.stored, "generation", None) or Path(self.stored.path).name)
+
+    @property
+    def query_log(self) -> "QueryLog | None":
+        """The index's query log (querylog.py), opened on first use; None when INDEXER_QUERY_LOG=off."""
+        from indexer.querylog import QueryLogError, open_query_log
+
+        if self._query_log is None:
+            folder = self.stored.path.parent if isinstance(self.stored, StoredIndex) else None
+            store = self.store or (FaissStore(folder) if folder else None)
+            if store is None:  # a PostgreSQL index made without `open`: its database is not known here
+                raise QueryLogError("this index has no known store for a query log; open it with QAIndex.open")
+            self._query_log = open_query_log(store)
+        return self._query_log
+
+    def log_search(self, result: SearchResult, notify: Callable[[str], None] | None = None) -> int | None:
+        """Record a search in the query log; its row id for `query_log.feedback(row, ...)`, or None when
+        logging is off or fails (`notify` gets one line, default: the `indexer` logger; never raises)."""
+        from indexer.querylog import record_search, warn
+
+        confidence = (float(1 - self.no_match_model.probability(np.asarray(result.evidence))[0])
+                      if result.evidence else None)
+        return record_search(lambda: self.query_log, result, self.generation, confidence, notify or warn)
 
     def topics(self) -> list["Topic"]:
         from indexer.analysis.topics import topics

@@ -15,38 +15,25 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable
 
 import numpy as np
 
-from indexer.errors import IndexerError
-from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex, entry_tokens
 from indexer.documents.parse import Known
 from indexer.documents.records import Record, field_values
 from indexer.documents.text import answer_text
+from indexer.errors import IndexerError
+from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex
+from indexer.retrieval.nomatch import FEATURES
+from indexer.retrieval.tokens import entry_tokens
+from indexer.stores.base import LoadedIndex, Store
 
 EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)
 
 
-class PreviousIndex(Protocol):
-    """What this module reads of a loaded generation (store.StoredIndex and pgstore's both offer it)."""
-
-    manifest: dict
-    records: Sequence[Record]
-    lexical: LexicalIndex | None
-
-    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]: ...
-
-    def entry_keys(self) -> list[EntryKeys]: ...
-
-
-class Store(Protocol):
-    def load(self) -> PreviousIndex: ...
-
-
 @dataclass
 class PreviousBuild:
-    index: PreviousIndex | None
+    index: LoadedIndex | None
     model_fp: str
     parser_version: int
 
@@ -76,6 +63,14 @@ class PreviousBuild:
     @property
     def _same_model(self) -> bool:
         return self.index is not None and self.index.manifest.get("model_fingerprint") == self.model_fp
+
+    def calibrated_no_match(self) -> dict | None:
+        """The no-match parameters the previous generation was calibrated with from its readers' feedback,
+        if any and if they are for the features in use (a rebuild must not lose them)."""
+        saved = self.index.manifest.get("no_match") if self.index is not None else None
+        if saved and saved.get("fitted_on") == "feedback" and saved.get("features") == list(FEATURES):
+            return saved
+        return None
 
     def known(self) -> Known | None:
         return Known.from_columns(self._columns) if self._same_parser else None

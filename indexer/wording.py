@@ -1,4 +1,5 @@
-"""Counts in words, the same in the CLI and the app: "1 entry", "10 of 82 entries have no answer"."""
+"""Words shown to people, the same in the CLI and the app: status labels, and counts ("1 entry",
+"10 of 82 entries have no answer")."""
 from __future__ import annotations
 
 
@@ -11,3 +12,12 @@ def entries_phrase(count: int, total: int, what: str) -> str:
     """"10 of 82 entries have no answer" (or "1 of 82 entries has ...")."""
     verb = "has" if count == 1 else "have"
     return f"{count} of {total} entries {verb} {what}"
+
+
+# What an entry's status is called wherever it is shown; "ok" entries carry no label.
+STATUS_LABELS = {"ok": "answered", "missing": "missing answer", "link_only": "link only"}
+
+
+def status_label(status: str) -> str:
+    """The label of a status ("missing" → "missing answer"); the status itself when it has none."""
+    return STATUS_LABELS.get(status, status)

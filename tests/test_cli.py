@@ -38,7 +38,7 @@ def index_dir(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("cli") / "index"
     code, out, err = run("build", "--index-dir", str(path), "--source", str(CORPUS))
     assert code == 0, err
-    assert "82 records (10 missing, 1 link-only)" in out
+    assert "82 records (10 missing, 1 link only)" in out
     return str(path)
 
 
@@ -63,7 +63,7 @@ def test_search_finds_a_missing_entry_by_its_question_and_flags_it(index_dir):
 def test_min_score_drops_results_and_reports_no_match(index_dir):
     data = json.loads(run("search", "how to bake sourdough", "--json", "--min-score", "0.9",
                           "--index-dir", index_dir)[1])
-    assert data == {"query": "how to bake sourdough", "no_match": True, "results": []}
+    assert data == {"query": "how to bake sourdough", "no_match": True, "confidence": "no good match", "results": []}
     code, out, _ = run("search", "how to bake sourdough", "--min-score", "0.9", "--index-dir", index_dir)
     assert code == 0 and out.startswith("No good match")
 

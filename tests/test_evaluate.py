@@ -9,7 +9,13 @@ import pytest
 from core_fixtures import DEV_QUERIES, ROOT
 from indexer.cli import main
 from indexer.errors import QueryError
-from indexer.analysis.evaluate import LabelledQuery, Outcome, cross_validate, load_queries, metrics, report, run_queries
+import numpy as np
+
+import indexer.analysis.evaluate as evaluate_module
+from indexer.analysis.evaluate import (DocumentRun, Outcome, cross_validate, leave_one_document_out, load_suite, metrics,
+                                       report, run_queries)
+from indexer.analysis.queryfiles import LabelledQuery, load_queries
+from indexer.retrieval.nomatch import fit
 
 EXTRA_QUERIES = ROOT / "eval" / "extra_queries.jsonl"
 
@@ -71,3 +77,62 @@ def test_eval_command_prints_json_per_kind(real_index, tmp_path, dev_queries, ca
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["mode"] == "hybrid" and data["queries"] == 42
     assert {"overall", "paraphrase", "typo", "no_match"} <= set(data["metrics"])
+
+
+def _document(name: str, no_match_when_high: bool, seed: int) -> DocumentRun:
+    """40 answerable and 40 unanswerable queries whose one feature separates them, one way or the other."""
+    rng = np.random.default_rng(seed)
+    low, high = rng.uniform(-2, -0.5, size=40), rng.uniform(0.5, 2, size=40)
+    unanswerable, answerable = (high, low) if no_match_when_high else (low, high)
+    queries = [LabelledQuery(f"{name} a{i}", [i + 1], "x") for i in range(40)]
+    queries += [LabelledQuery(f"{name} n{i}", [], "none") for i in range(40)]
+    outcomes = [Outcome([i + 1], False) for i in range(40)] + [Outcome([1], False) for _ in range(40)]
+    evidence = np.concatenate([answerable, unanswerable])[:, None] * np.ones((1, 1))
+    return DocumentRun(name, queries, outcomes, evidence)
+
+
+def test_leave_one_document_out_scores_each_document_with_a_model_fitted_without_it(monkeypatch):
+    runs = [_document("a", True, 1), _document("b", True, 2), _document("odd", False, 3)]
+    fitted_on: list[set] = []
+    monkeypatch.setattr(evaluate_module, "fit", lambda x, y, groups=None, first_correct=None:
+                        fitted_on.append(set(groups.tolist())) or fit(x, y, groups, first_correct))
+    result = leave_one_document_out(runs)
+    assert fitted_on == [{"b", "odd"}, {"a", "odd"}, {"a", "b"}]
+    # "odd" follows the opposite rule: a model that never saw it gets it wrong, which in-sample fitting would hide
+    assert result["odd"]["overall"]["no_match_accuracy"] <= 0.1 and result["odd"]["overall"]["false_rejection"] >= 0.9
+    in_sample = fit(runs[2].evidence, np.array([not q.relevant for q in runs[2].queries], dtype=float))
+    assert (in_sample.probability(runs[2].evidence)[40:] >= in_sample.threshold).mean() > 0.9
+
+
+def test_a_suite_names_documents_and_their_query_files_relative_to_itself(tmp_path):
+    (tmp_path / "suite.json").write_text(json.dumps({"documents": [
+        {"name": "one", "document": "docs/one.md", "queries": ["one.jsonl", "more.jsonl"]}]}))
+    [document] = load_suite(tmp_path / "suite.json")
+    assert document.name == "one" and document.document == tmp_path / "docs/one.md"
+    assert document.queries == [tmp_path / "one.jsonl", tmp_path / "more.jsonl"]
+    (tmp_path / "bad.json").write_text('{"documents": [{"name": 1}]}')
+    with pytest.raises(QueryError, match="not a suite"):
+        load_suite(tmp_path / "bad.json")
+
+
+def test_the_shipped_suite_has_four_documents_with_sixty_queries_of_every_kind_each():
+    suite = load_suite(ROOT / "eval" / "suite.json")
+    assert len(suite) >= 3 and all(d.document.is_file() for d in suite)
+    for document in suite:
+        queries = [q for path in document.queries for q in load_queries(path)]
+        kinds = {q.kind for q in queries}
+        assert len(queries) >= 60, document.name
+        assert {"keyword", "long_paraphrase", "typo", "compound", "answer_content", "near_topic",
+                "off_topic"} <= kinds, document.name
+
+
+def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(capsys):
+    """The cross-document figures docs/quality.md reports, guarded against regressions (real model)."""
+    code = main(["eval", "--suite", str(ROOT / "eval" / "suite.json"), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(data["leave_one_document_out"]) == 4
+    for name, table in data["leave_one_document_out"].items():
+        overall = table["overall"]
+        assert overall["hit@3"] >= 0.95, name
+        assert overall["no_match_accuracy"] >= 0.7 and overall["false_rejection"] <= 0.2, name
+        assert overall["good_precision"] >= 0.85, name

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.retrieval.lexical import LexicalIndex, acronyms, apply_corrections, damerau_distance, stem
 from indexer.documents.records import Record
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.retrieval.tokens import acronyms, apply_corrections, damerau_distance, stem
 
 
 def record(i: int, question: str, answer: str = "") -> Record:
@@ -41,6 +42,46 @@ def test_typos_are_corrected_to_document_words_but_short_words_are_left_alone(le
     assert apply_corrections("Vanishng gradents", match.corrected) == "vanishing gradients"
 
 
+@pytest.fixture
+def words_index() -> LexicalIndex:
+    return LexicalIndex.from_records([
+        record(1, "What is an autoencoder?", "A network that learns to rebuild its input."),
+        record(2, "Why use batch norm?", "It keeps activations in range."),
+        record(3, "What does the firewall block?", "Incoming connections that matter to attackers."),
+        record(4, "How do k nearest neighbors vote?", "By the labels of the closest points."),
+        record(5, "Where is the guest network?", "In the app settings."),
+    ])
+
+
+VOCABULARY = frozenset({"master", "password", "guest", "network", "neighbours", "neighbors", "batch", "fire", "wall"})
+
+
+def test_a_real_word_of_the_model_vocabulary_is_never_corrected(words_index):
+    match = words_index.match("master password", VOCABULARY)
+    assert "master" not in match.corrected  # not "matter", though one edit away and in the document
+    assert words_index.correct("master", VOCABULARY) is None
+
+
+def test_one_edit_typos_of_document_words_are_found(words_index):
+    assert words_index.match("autoencodr", VOCABULARY).corrected == {"autoencodr": "autoencoder"}
+    # with the vocabulary to rule out real words, short non-words are corrected too
+    assert words_index.match("gest network", VOCABULARY).corrected == {"gest": "guest"}
+    assert words_index.correct("gest") is None  # without it, 4 letters are too few to guess
+
+
+def test_run_together_and_split_words_meet_the_documents_spelling(words_index):
+    together = words_index.match("batchnorm", VOCABULARY)
+    assert together.corrected == {"batchnorm": "batch norm"} and int(np.argmax(together.coverage)) == 1
+    apart = words_index.match("fire wall", VOCABULARY)
+    assert apart.corrected == {"fire wall": "firewall"} and int(np.argmax(apart.coverage)) == 2
+    assert apart.unknown_share == 0.0  # "fire" and "wall" no longer count as words the document lacks
+    assert apply_corrections("the Fire  Wall rules", apart.corrected) == "the firewall rules"
+
+
+def test_british_and_american_spellings_meet(words_index):
+    assert words_index.match("neighbours", VOCABULARY).corrected == {"neighbours": "neighbors"}
+
+
 def test_acronyms_meet_their_spelled_out_forms_both_ways(lexical):
     assert "gan" in acronyms("Explain Generative Adversarial Network.")
     assert int(np.argmax(lexical.match("GAN").coverage)) == 1
@@ -64,7 +105,7 @@ def _arrays_equal(a: LexicalIndex, b: LexicalIndex) -> bool:
 def test_an_updated_index_equals_one_built_from_scratch_after_random_edits():
     import random
 
-    from indexer.retrieval.lexical import entry_tokens
+    from indexer.retrieval.tokens import entry_tokens
 
     rng = random.Random(4)
     vocabulary = "gradient descent Generative Adversarial Network dropout layers batch normalisation " \

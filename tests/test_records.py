@@ -6,7 +6,8 @@ import pytest
 
 from core_fixtures import CORPUS
 from indexer.build import build
-from indexer.documents.records import Record, RecordTable, field_values
+from indexer.documents.records import Record, field_values
+from indexer.stores.record_table import RecordTable
 from indexer.retrieval.search import missing_answers, section_positions
 from indexer.stores.disk import FaissStore
 

@@ -10,7 +10,7 @@ from indexer.errors import QueryError
 from indexer.documents.records import Record
 from indexer.retrieval.lexical import LexicalMatch
 from indexer.retrieval.nomatch import FEATURES, NoMatchModel
-from indexer.retrieval.search import EncodedQuery, clean_query, related, score_spread, spread_positions
+from indexer.retrieval.search import EncodedQuery, clean_query, mean_dense_score, related, spread_positions
 from indexer.retrieval.search import search as search_index
 from indexer.stores.disk import RowTable, StoredIndex, vector_index
 
@@ -73,7 +73,7 @@ def test_nothing_above_the_minimum_gives_no_match_but_keeps_the_nearest():
     index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
     result = search(index, unit(-1, -0.1), "q", k=2, min_score=0.3)
     assert result.no_match and result.hits == [] and len(result.nearest) == 2
-    assert result.to_dict() == {"query": "q", "no_match": True, "results": []}
+    assert result.to_dict() == {"query": "q", "no_match": True, "confidence": "no good match", "results": []}
 
 
 def test_the_no_match_model_empties_the_results_but_keeps_the_nearest():
@@ -94,17 +94,18 @@ def dense_oracle(index: StoredIndex, query: np.ndarray, position: int) -> float:
     return max(float(index.vectors[row] @ query) for row in rows)
 
 
-def test_spread_is_the_deviation_of_the_dense_score_over_the_entries():
+def test_gap_to_mean_is_the_best_dense_score_above_the_querys_mean_over_the_entries():
     index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]),
                        [unit(1, 1, 0), None, unit(0, 1, 1)])
     query = unit(1, 0.5, 0.2)
-    expected = np.std([dense_oracle(index, query, i) for i in range(3)])
-    assert score_spread(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
+    dense = [dense_oracle(index, query, i) for i in range(3)]
+    assert mean_dense_score(index, query[None, :]) == pytest.approx(np.mean(dense), abs=1e-6)
     evidence = search(index, query, "q", k=2).evidence
-    assert len(evidence) == len(FEATURES) and evidence[FEATURES.index("spread")] == pytest.approx(expected, abs=1e-6)
+    assert len(evidence) == len(FEATURES)
+    assert evidence[FEATURES.index("gap_to_mean")] == pytest.approx(max(dense) - np.mean(dense), abs=1e-6)
 
 
-def test_spread_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeypatch):
+def test_the_mean_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeypatch):
     monkeypatch.setattr(search_module, "SPREAD_SAMPLE", 10)
     assert spread_positions(7).tolist() == list(range(7))
     positions = spread_positions(1000)
@@ -117,8 +118,8 @@ def test_spread_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeypat
     monkeypatch.setattr(StoredIndex, "field_cosines", lambda self, q, p, real=StoredIndex.field_cosines:
                         scored.append(len(p)) or real(self, q, p))
     query = unit(*rng.normal(size=8))
-    expected = np.std([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])
-    assert score_spread(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
+    expected = np.mean([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])
+    assert mean_dense_score(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
     assert scored == [10]  # the cost follows the sample, not the index
 
 
@@ -161,3 +162,32 @@ def test_queries_are_cleaned_and_very_long_ones_cut_with_a_note():
     text, notes = clean_query("word " * 100_000)
     assert len(text) == search_module.MAX_QUERY_CHARS and "cut" in notes[0]
     assert clean_query("什么是过拟合")[0] == "什么是过拟合"
+
+
+def test_the_list_is_sorted_by_the_score_it_shows_in_hybrid_mode():
+    rng = np.random.default_rng(5)
+    index = make_index(rng.normal(size=(30, 8)).astype(np.float32),
+                       [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(30)])
+    coverage = rng.uniform(0, 1, size=30).astype(np.float32)
+    lexical = LexicalMatch(np.zeros(30, np.float32), ["t"], {}, coverage, 0.0)
+    result = search_index(index, EncodedQuery("q", unit(*rng.normal(size=8))[None, :], lexical), 10, -1.0,
+                          "hybrid", NEVER_NO_MATCH)
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 10
+    for hit in result.hits:  # the shown score is the fused value; the field cosines stay available
+        dense = max(hit.question_score, hit.answer_score if hit.answer_score is not None else -1.0)
+        fused = (dense + search_module.LEXICAL_WEIGHT * coverage[hit.record.id - 1]) / (1 + search_module.LEXICAL_WEIGHT)
+        assert hit.score == pytest.approx(fused, abs=1e-5)
+
+
+@pytest.mark.parametrize("bias", [-100.0, -2.0, 0.0, 2.0, 100.0])
+def test_confidence_is_one_of_three_levels_and_agrees_with_no_match(bias):
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, unit(1, 1)])
+    model = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=bias, threshold=0.6, good_below=0.3)
+    result = search(index, unit(1, 0.1), "q", k=2, min_score=-1, no_match_model=model)
+    assert result.confidence in ("good match", "possibly related", "no good match")
+    assert (result.confidence == "no good match") == result.no_match == (bias >= 0.5)
+    assert result.to_dict()["confidence"] == result.confidence
+    p = 1 / (1 + np.exp(-bias))
+    expected = "no good match" if p >= 0.6 else "good match" if p < 0.3 else "possibly related"
+    assert result.confidence == expected

@@ -14,7 +14,8 @@ from core_fixtures import CORPUS, ExplodingEncoder
 from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex
-from indexer.documents.records import Record, RecordTable
+from indexer.documents.records import Record
+from indexer.stores.record_table import RecordTable
 from indexer.stores.disk import (FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path,
                            vector_index)
 

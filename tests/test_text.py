@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.documents.text import clean_question, has_links, plain_text, prose_text
+from indexer.documents.text import (clean_question, has_links, is_nav_line, only_link_words, plain_text, prose_text,
+                                    strip_boilerplate)
 
 WIKI_LINK = "[BERT](https://en.wikipedia.org/wiki/BERT_(language_model))"
 
@@ -44,3 +45,49 @@ def test_source_suffix_with_a_parenthesised_url_is_dropped():
 ])
 def test_malformed_links_and_unpaired_backticks_degrade_gracefully(markdown, expected):
     assert plain_text(markdown) == expected
+
+
+def test_code_spans_keep_their_underscores_and_stars():
+    assert plain_text("Define `__init__` and use `a*b`, not __bold__.") == "Define __init__ and use a*b, not bold."
+    assert clean_question("**What does `__init__` do?**") == "What does __init__ do?"
+
+
+def test_fenced_code_keeps_its_tags_and_symbols():
+    assert plain_text("Markup:\n\n```html\n<div class=\"a_b\">*x*</div>\n```\n\n<b>after</b>") == \
+        'Markup: <div class="a_b">*x*</div> after'
+
+
+def test_a_one_line_triple_backtick_span_is_code_not_a_fence():
+    assert plain_text("```print(1)``` then <b>more</b>") == "print(1) then more"
+
+
+def test_link_text_with_brackets_is_one_link():
+    assert prose_text("[[Answer]](https://x.org/a)") == ""
+    assert plain_text("[[↑] Back to top](#top)") == "[↑] Back to top"
+
+
+def test_boilerplate_is_left_out_of_the_embedded_answer():
+    answer = ("A key.\n\n###### Source\n\n* https://github.com/x/y\n\n[[↑] Back to top](#SQL)\n\n"
+              "- [What is X?](#what-is-x)\n- [What is Y?](#what-is-y)")
+    assert strip_boilerplate(answer).strip() == "A key."
+    assert plain_text(strip_boilerplate(answer)) == "A key."
+
+
+def test_a_source_word_in_prose_and_code_is_not_boilerplate():
+    answer = "Sources of error are many.\n\n```\n# Source\nx = 1\n```"
+    assert strip_boilerplate(answer) == answer
+
+
+@pytest.mark.parametrize("prose, only", [("Answer", True), ("see here", True), ("src", True),
+                                         ("Yes, see here", False), ("", True)])
+def test_words_around_a_link(prose, only):
+    assert only_link_words(prose) is only
+
+
+@pytest.mark.parametrize("line, nav", [
+    ("[[↑] Back to top](#SQL)", True), ("**[⬆ Back to Top](#table-of-contents)**", True),
+    ('<div align="right"><a href="#top">Back to top</a></div>', True), ("- [What is X?](#what-is-x)", True),
+    ("See [the intro](#intro) for more.", False), ("[docs](https://x.org)", False),
+])
+def test_lines_of_in_page_links_only_are_navigation(line, nav):
+    assert is_nav_line(line) is nav

@@ -3,7 +3,12 @@
 A query file holds JSON lines `{"query": str, "relevant": [ids], "kind": str}`; `relevant: []` marks a
 query the document does not answer. Metrics over answerable queries: hit@1, hit@3, strict hit@3 (a
 correct result counts only when the query was not flagged no-match), MRR@10, nDCG@10 (binary gains);
-over unanswerable ones: no-match accuracy; and the false-rejection rate of answerable queries.
+over unanswerable ones: no-match accuracy; and the false-rejection rate of answerable queries; and,
+for the confidence levels, how often a "good match" has its answer ranked first (`good_precision`).
+
+Across documents: a suite file (`eval/suite.json`) names documents and their query files. Everything
+fitted (the no-match model) is measured leave-one-document-out: a document's figures come from a model
+fitted on the other documents only, which is what a user's own, unseen document gets.
 """
 from __future__ import annotations
 
@@ -15,17 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.analysis.queryfiles import LabelledQuery
 from indexer.errors import QueryError
 from indexer.retrieval.nomatch import FEATURES, NoMatchModel, fit
 from indexer.documents.records import RecordId
-
-
-@dataclass(frozen=True)
-class LabelledQuery:
-    query: str
-    relevant: list[RecordId]
-    kind: str
-    where: str = ""  # "file: line n", for error messages
 
 
 @dataclass(frozen=True)
@@ -34,31 +32,7 @@ class Outcome:
 
     ranked: list[RecordId]
     no_match: bool
-
-
-def load_queries(path: Path) -> list[LabelledQuery]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise QueryError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
-    queries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            query, relevant, kind = row["query"], row["relevant"], row.get("kind", "")
-            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str) or \
-                    not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in relevant):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None
-        queries.append(LabelledQuery(query, relevant, kind, f"{path}: line {number}"))
-    if not queries:
-        raise QueryError(f"{path}: no queries")
-    return queries
+    confidence: str = ""
 
 
 def check_ids(queries: list[LabelledQuery], ids: Iterable[RecordId]) -> None:
@@ -103,6 +77,8 @@ def metrics(queries: list[LabelledQuery], outcomes: list[Outcome]) -> dict[str, 
         "ndcg@10": mean([_ndcg(o.ranked, set(q.relevant)) for q, o in answerable]),
         "no_match_accuracy": mean([float(o.no_match) for o in unanswerable]),
         "false_rejection": mean([float(o.no_match) for _, o in answerable]),
+        "good_precision": mean([float(r == 1) for r, (_, o) in zip(ranks, answerable) if o.confidence == "good match"]
+                               + [0.0 for o in unanswerable if o.confidence == "good match"]),
     }
 
 
@@ -124,7 +100,7 @@ def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outco
             evidence.append(np.zeros(len(FEATURES)))
             continue
         result = qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
-        outcomes.append(Outcome([h.record.id for h in result.nearest], result.no_match))
+        outcomes.append(Outcome([h.record.id for h in result.nearest], result.no_match, result.confidence))
         evidence.append(np.asarray(result.evidence))
     return outcomes, np.vstack(evidence)
 
@@ -141,7 +117,7 @@ def cross_validate(queries: list[LabelledQuery], outcomes: list[Outcome], eviden
         decided = np.zeros(len(queries), dtype=bool)
         for part in np.array_split(order, folds):
             train = np.setdiff1d(order, part)
-            model = fit(evidence[train], labels[train])
+            model = fit(evidence[train], labels[train], first_correct=first_correct(queries, outcomes)[train])
             decided[part] = model.probability(evidence[part]) >= model.threshold
         reports.append(report(queries, [Outcome(o.ranked, bool(d)) for o, d in zip(outcomes, decided)]))
     return {group: {key: _mean_of([r[group][key] for r in reports]) for key in reports[0][group]}
@@ -157,6 +133,68 @@ def _mean_of(values: list) -> float | int | None:
     return round(sum(present) / len(present), 4)
 
 
-def calibrate(queries: list[LabelledQuery], evidence: np.ndarray) -> NoMatchModel:
-    """The no-match model fitted on all labelled queries (what `cross_validate` estimates)."""
-    return fit(evidence, np.array([not q.relevant for q in queries], dtype=float))
+def calibrate(queries: list[LabelledQuery], outcomes: list[Outcome], evidence: np.ndarray) -> NoMatchModel:
+    """The no-match model fitted on all labelled queries of one document (what `cross_validate` estimates)."""
+    return fit(evidence, np.array([not q.relevant for q in queries], dtype=float),
+               first_correct=first_correct(queries, outcomes))
+
+
+def first_correct(queries: list[LabelledQuery], outcomes: list[Outcome]) -> np.ndarray:
+    """Per query: is its first result one of its relevant entries?"""
+    return np.array([bool(o.ranked) and o.ranked[0] in set(q.relevant) for q, o in zip(queries, outcomes)])
+
+
+# ---- across documents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteDocument:
+    name: str
+    document: Path
+    queries: list[Path]
+
+
+@dataclass(frozen=True)
+class DocumentRun:
+    """One suite document's labelled queries, as answered, with the no-match evidence of each."""
+
+    name: str
+    queries: list[LabelledQuery]
+    outcomes: list[Outcome]
+    evidence: np.ndarray
+
+
+def load_suite(path: Path) -> list[SuiteDocument]:
+    """`{"documents": [{"name", "document", "queries": [...]}]}`, paths relative to the suite file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = [(d["name"], d["document"], d["queries"]) for d in data["documents"]]
+        if not all(isinstance(n, str) and isinstance(doc, str) and isinstance(qs, list) for n, doc, qs in entries):
+            raise TypeError
+    except FileNotFoundError:
+        raise QueryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise QueryError(f'{path}: not a suite ({{"documents": [{{"name", "document", "queries": [...]}}]}})') from None
+    base = Path(path).parent
+    return [SuiteDocument(name, base / document, [base / q for q in queries]) for name, document, queries in entries]
+
+
+def leave_one_document_out(runs: list[DocumentRun]) -> dict[str, dict[str, dict]]:
+    """Per document, its metrics when the no-match model was fitted on the other documents only."""
+    result = {}
+    for held_out in runs:
+        model = calibrate_documents([run for run in runs if run is not held_out])
+        probabilities = model.probability(held_out.evidence)
+        outcomes = [Outcome(o.ranked, bool(p >= model.threshold), model.level(float(p)))
+                    for o, p in zip(held_out.outcomes, probabilities)]
+        result[held_out.name] = report(held_out.queries, outcomes)
+    return result
+
+
+def calibrate_documents(runs: list[DocumentRun]) -> NoMatchModel:
+    """The no-match model fitted on several documents' queries, every document weighing the same."""
+    queries = [q for run in runs for q in run.queries]
+    outcomes = [o for run in runs for o in run.outcomes]
+    groups = np.array([run.name for run in runs for _ in run.queries])
+    return fit(np.vstack([run.evidence for run in runs]), np.array([not q.relevant for q in queries], dtype=float),
+               groups=groups, first_correct=first_correct(queries, outcomes))

@@ -2,7 +2,7 @@
 and hints for missing answers.
 
 - Clusters: spherical k-means (cosine) on each entry's vector (question and answer combined, see
-  `StoredIndex.entry_vectors`); the number of clusters is the k in 2..√(2n) with the best silhouette
+  `LoadedIndex.entry_vectors`); the number of clusters is the k in 2..√(2n) with the best silhouette
   (cosine distance, on at most 2,000 sampled entries). Deterministic: fixed seeds.
 - Labels: the three words most particular to a cluster (class-based TF-IDF of question and answer
   words: frequent in the cluster, rare in the other clusters), shown as written in the document.
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.retrieval.lexical import stem, words
 from indexer.documents.records import Record, RecordId
-from indexer.stores.disk import StoredIndex
 from indexer.documents.text import plain_text
+from indexer.retrieval.tokens import stem, words
+from indexer.stores.base import LoadedIndex
 
 DUPLICATE_MIN_SCORE = 0.6
 _SILHOUETTE_SAMPLE = 2000
@@ -148,7 +148,7 @@ def topic_labels(records: list[Record], assignment: np.ndarray, size: int = 3) -
     return labels
 
 
-def topics(index: StoredIndex) -> list[Topic]:
+def topics(index: LoadedIndex) -> list[Topic]:
     """Clusters of the index's entries, largest first, each with a readable label."""
     assignment = cluster(index.entry_vectors())
     labels = topic_labels(index.records, assignment)
@@ -157,7 +157,7 @@ def topics(index: StoredIndex) -> list[Topic]:
             for number, group in enumerate(groups, start=1)]
 
 
-def topic_map(index: StoredIndex, found: list[Topic]) -> list[MapPoint]:
+def topic_map(index: LoadedIndex, found: list[Topic]) -> list[MapPoint]:
     """Every entry placed in 2-D by PCA of its vector, with its topic number and status."""
     vectors = index.entry_vectors()
     centred = vectors - vectors.mean(axis=0)
@@ -184,7 +184,7 @@ def _nearest_other(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, 
     return nearest, best
 
 
-def near_duplicates(index: StoredIndex, min_score: float = DUPLICATE_MIN_SCORE) -> list[Duplicate]:
+def near_duplicates(index: LoadedIndex, min_score: float = DUPLICATE_MIN_SCORE) -> list[Duplicate]:
     """Pairs of entries asking the same thing, best first (see module docstring for the rule)."""
     n = len(index.records)
     if n < 2:

@@ -2,68 +2,58 @@
 
 Three entry styles are recognised and one is chosen per document, by which has the most
 question-like lines (ties: bold, then heading, then Q:/A:):
-- bold question lines, numbered or not: `**12. What is X?**`, `1. **What is X?**`, `**What is X? ⭐️**`
-- heading questions: `### 12) What is X?`, `#### Q: What is X?`, `## What is X?`
+- bold lines, numbered or not: `**12. What is X?**`, `1. **What is X?**`, `**What is X? ⭐️**`
+- headings: `### 12) What is X?`, `#### Q: What is X?`, `## What is X?`
 - `Q:` / `A:` pairs (also `**Q:**`, `Question 3:`, `Answer:`)
 
-Lines inside fenced code blocks are never entries. Headings that are not questions become the
-`section` of the entries below them (a document title is not a section). An optional solution marker
-(`*solution*`, `*Solution:*`, `**Answer:**`, any case) on the first line of an answer is dropped,
-keeping any text written after it. This module knows nothing about files, ids or statuses
+Question words only choose the style. Then structure decides what an entry is: in a heading document,
+every heading at the entries' level (the level most question headings use) with an answer under it is
+an entry, question or statement; a heading above that level, or one followed only by entries, is a
+section. In a bold document, a bold line with an answer under it is an entry when it has the shape the
+question lines share (a number, a list marker, a trailing decoration such as ⭐️, a paragraph of its
+own). Front and back matter headings ("Table of contents", "References", "Contributing", ...) are never
+entries, and neither is the title (the first heading, when no other is as high).
+
+Lines inside fenced code blocks are never entries. An optional solution marker (`*solution*`,
+`*Solution:*`, `**Answer:**`, any case) on the first line of an answer is dropped, keeping any text
+written after it; separators and back-to-top links after an answer are dropped too. Where every
+other line of the document went is `places.py`. This module knows nothing about files, ids or statuses
 (see `parse.py`).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from indexer.documents.text import clean_question, prose_text, strip_decorations
+from indexer.documents.lines import A_LINE, BOLD_LINE, Q_LINE, Line, classify_lines, strip_bold_body
+from indexer.documents.places import Span, is_matter_heading, place_lines, prose_not_taken
+from indexer.documents.text import clean_question, is_nav_line, is_source_line, prose_text, strip_decorations
 
-_FENCE_OPEN = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_ATX_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
-_SETEXT_RULE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
-_BOLD_LINE = re.compile(r"^\s{0,3}(?:(?P<list>[-*+]|\d{1,5}[.)])\s+)?(?:\*\*|__)(?P<body>.*\S)\s*$")
-_BOLD_END = re.compile(r"(?:\*\*|__)[^*_\w]*$")
 _NUMBERED = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?(\d{1,5})\s*[.):\-]\s+", re.I)
 _LIST_NUMBER = re.compile(r"^(\d{1,5})[.)]$")
-_Q_LINE = re.compile(
-    r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:Q|Question)\s*(?P<num>\d{1,5})?\s*[:.)]\s*(?:\*\*|__)?\s*(?P<text>.*)$",
-    re.I,
-)
-_A_LINE = re.compile(r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Answer)\s*\d{0,5}\s*[:.)]\s*(?:\*\*|__)?\s?(?P<text>.*)$", re.I)
+_LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,5}[.)])\s")
+_Q_LABEL = re.compile(r"^(?:Q|Question)\s*\d{0,5}\s*[:.)]", re.IGNORECASE)
 _MARKER = re.compile(
     r"^\s{0,3}(?:[*_]{1,2}\s*(?:solution|answer|ans)s?\s*:?\s*[*_]{1,2}\s*:?|(?:solution|answer)s?\s*:)\s?(?P<rest>.*)$",
     re.I,
 )
+_MARKER_HEADING = re.compile(r"^(?:answers?|solutions?|ans)\s*:?$", re.IGNORECASE)
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
+# `<br/>` lines people put between entries, and empty anchors (`<a name="q12"></a>`) put before them
+_BREAK = re.compile(r"^\s*(?:(?:<(?:br|hr)\s*/?>|<a\s+(?:name|id)=[^<>]*>\s*</a>)\s*)+$", re.IGNORECASE)
 _BACK_TO_TOP = re.compile(r"^\s*(?:\*\*)?\[[^\]]*back to (?:top|contents|index)[^\]]*\]\([^)]*\)(?:\*\*)?\s*$", re.I)
 _QUESTION_WORD = re.compile(
     r"^(?:what|why|how|when|where|which|who|whom|whose|is|are|can|could|do|does|did|should|would|will|"
     r"explain|describe|define|compare|name|list|give|tell|write|implement|suppose|given)\b",
     re.I,
 )
-# Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these, or with a
-# digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
-# text without trying the patterns.
-_STRUCTURE_STARTS = frozenset("#*_-+QqAa")
-# Headings that close the entry list rather than introduce a section of it.
-_BACK_MATTER = re.compile(
-    r"^(?:references?|sources?|resources|further reading|see also|links|credits|acknowledge?ments?|"
-    r"contribut\w*|license|sponsors?|table of contents|contents|about|authors?)\b",
-    re.I,
-)
-
-
-class Line(NamedTuple):
-    """One classified line of the document (1-based `number`). A tuple, not a dataclass: a document
-    has tens of thousands of lines and a tuple is built 2.5x faster."""
-
-    number: int
-    text: str
-    kind: str  # "text" | "fenced" | "heading" | "bold" | "q" | "a"
-    level: int = 0  # heading level
-    title: str = ""  # heading text, or the bold/Q line's question text
+# What a bold entry line may carry that the document's question lines share (see `_bold_shape`).
+_SHAPES = ("numbered", "listed", "decorated", "paragraph")
+_SHAPE_NAMES = {"numbered": "the number", "listed": "the list marker", "decorated": "the decoration",
+                "paragraph": "the blank line before"}
+SHARED_SHARE = 0.8  # a shape is the document's when this share of its question lines have it
 
 
 @dataclass(frozen=True)
@@ -81,96 +71,64 @@ class RawEntry:
 class MarkdownParse:
     style: str
     entries: list[RawEntry]
-    skipped: list[tuple[int, str]]  # (line, why) for lines that looked like entries but were not taken
+    skipped: list[tuple[int, str]]  # (line, why): prose in no entry, and lines that looked like entries
+    places: list[str] = field(default_factory=list)  # where each line went ("" for a blank line)
+
+    def place_counts(self) -> dict[str, int]:
+        """Non-blank lines per place; together they are every non-blank line of the document."""
+        counts: dict[str, int] = {}
+        for place in self.places:
+            if place:
+                counts[place] = counts.get(place, 0) + 1
+        return counts
 
 
 def parse_markdown(text: str) -> MarkdownParse:
     lines = classify_lines(text.split("\n"))
-    style, starts = choose_style(lines)
+    style, seeds = choose_style(lines)
     if style == "":
-        return MarkdownParse("", [], _skipped_candidates(lines, set()))
-    title_line = _title_line(lines, starts)
-    entries = _collect_entries(lines, starts, style, title_line)
-    return MarkdownParse(style, entries, _skipped_candidates(lines, set(starts)))
-
-
-def classify_lines(raw_lines: list[str]) -> list[Line]:
-    """Tag each line; fenced code is opaque, setext headings are folded into their text line."""
-    out: list[Line] = []
-    fence: str | None = None
-    for i, text in enumerate(raw_lines, start=1):
-        start = text.lstrip()[:1]
-        structural = start in _STRUCTURE_STARTS or start.isdecimal()
-        if fence is None and not structural and start not in ("`", "~"):
-            out.append(Line(i, text, "text"))  # most lines: decided without a call or a pattern
-            continue
-        opener = _FENCE_OPEN.match(text) if start in ("`", "~") else None
-        if fence is not None:
-            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) and not text.strip(
-            )[len(opener.group(1)):].strip():
-                fence = None
-            out.append(Line(i, text, "fenced"))
-            continue
-        if opener:
-            fence = opener.group(1)
-            out.append(Line(i, text, "fenced"))
-            continue
-        out.append(_classify(i, text, start) if structural else Line(i, text, "text"))
-    return _fold_setext(out)
-
-
-def _classify(number: int, text: str, start: str) -> Line:
-    """A line outside code fences that may be structural; `start` is its first non-blank character."""
-    # The letter after any list marker and bold opener: only a Q or an A can begin a Q:/A: line.
-    label = text.lstrip().lstrip("-*+").lstrip().lstrip("*_")[:1]
-    heading = _ATX_HEADING.match(text) if start == "#" else None
-    if heading:
-        return Line(number, text, "heading", len(heading.group(1)), heading.group(2).strip())
-    q_line = _Q_LINE.match(text) if label in ("Q", "q") else None
-    if q_line and q_line.group("text").strip():
-        return Line(number, text, "q", title=text.strip())
-    # `Answer:` and `**Answer:**` are also solution markers; they are still "a" lines (a Q:/A: document
-    # needs them to close its questions), and other styles drop them from the answer as markers.
-    if label in ("A", "a") and _A_LINE.match(text):
-        return Line(number, text, "a")
-    bold = _BOLD_LINE.match(text) if "**" in text or "__" in text else None
-    if bold and _BOLD_END.search(strip_decorations(text)) and _strip_bold_body(bold.group("body")):
-        return Line(number, text, "bold", title=text.strip())
-    return Line(number, text, "text")
-
-
-def _strip_bold_body(body: str) -> str:
-    return body.replace("**", "").replace("__", "").strip()
-
-
-def _fold_setext(lines: list[Line]) -> list[Line]:
-    out = list(lines)
-    for i in range(1, len(out)):
-        rule, above = out[i], out[i - 1]
-        if rule.kind != "text" or above.kind != "text" or not above.text.strip():
-            continue
-        match = _SETEXT_RULE.match(rule.text)
-        if not match or (i >= 2 and out[i - 2].text.strip() and out[i - 2].kind in ("text", "a")):
-            continue  # a rule under a multi-line paragraph is a thematic break here, not a heading
-        level = 1 if match.group(1).startswith("=") else 2
-        out[i - 1] = Line(above.number, above.text, "heading", level, above.text.strip())
-        out[i] = Line(rule.number, rule.text, "setext_rule")
-    return out
+        return MarkdownParse("", [], _skipped_candidates(lines, set(), "", None))
+    title_line = _title_line(lines, seeds)
+    shared = _shared_shape(lines, seeds) if style == "bold" else None
+    starts, level = entry_starts(lines, style, seeds, title_line, shared)
+    entries, spans = _collect_entries(lines, starts, style, title_line, level)
+    places, headings = place_lines(lines, spans, title_line)
+    candidates = _skipped_candidates(lines, set(starts), style, shared)
+    listed = {line for line, _ in candidates}  # a line is listed once, with the more specific reason
+    prose = [(line, why) for line, why in prose_not_taken(lines, places, headings) if line not in listed]
+    return MarkdownParse(style, entries, sorted(candidates + prose), places)
 
 
 def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
-    """Pick the entry style with the most question-like lines; return it and its start indexes."""
+    """Pick the entry style with the most question-like lines; return it and those lines' indexes."""
     candidates = {
         "bold": [i for i, ln in enumerate(lines) if ln.kind == "bold" and _bold_is_question(lines, i)],
-        "heading": [i for i, ln in enumerate(lines) if ln.kind == "heading" and _heading_is_question(ln)],
+        "heading": [i for i, ln in enumerate(lines) if ln.kind == "heading" and _looks_like_question(ln.title)],
         "qa": [i for i, ln in enumerate(lines) if ln.kind == "q" and _q_has_answer(lines, i)],
     }
+    if _mostly_under(lines, candidates["bold"], set(candidates["heading"])):
+        candidates["bold"] = []  # numbered steps or sub-questions inside the answers of question headings
     style = max(candidates, key=lambda name: len(candidates[name]))  # dict order breaks ties
     return (style, candidates[style]) if candidates[style] else ("", [])
 
 
+def _mostly_under(lines: list[Line], inner: list[int], outer: set[int]) -> bool:
+    """True when most of the `inner` lines have one of the `outer` headings as the nearest heading above."""
+    if not inner or not outer:
+        return False
+    nearest, under, pending = -1, 0, iter(inner)
+    target = next(pending, None)
+    for i, line in enumerate(lines):
+        if i == target:
+            under += nearest in outer
+            target = next(pending, None)
+        if line.kind == "heading":
+            nearest = i
+    return 2 * under > len(inner)
+
+
 def _looks_like_question(title: str) -> bool:
-    if _NUMBERED.match(title.replace("**", "").replace("__", "").lstrip("#").strip()):
+    if _NUMBERED.match(strip_bold_body(title).lstrip("#").strip()):
         return True  # decided without cleaning the title, which costs more
     clean = clean_question(title)
     return clean.endswith("?") or bool(_QUESTION_WORD.match(clean))
@@ -178,24 +136,21 @@ def _looks_like_question(title: str) -> bool:
 
 def _bold_is_question(lines: list[Line], i: int) -> bool:
     line = lines[i]
-    bold = _BOLD_LINE.match(line.text)
+    bold = BOLD_LINE.match(line.text)
     numbered_list = bool(bold and bold.group("list") and _LIST_NUMBER.match(bold.group("list")))
     return numbered_list or _looks_like_question(line.title) or _next_is_marker(lines, i)
 
 
-def _heading_is_question(line: Line) -> bool:
-    return _looks_like_question(line.title)
-
-
 def _next_is_marker(lines: list[Line], i: int) -> bool:
-    for line in lines[i + 1:]:
-        if line.text.strip():
-            return bool(_MARKER.match(line.text))
+    for j in range(i + 1, len(lines)):  # indexes, not a slice: a slice per line is quadratic
+        if lines[j].text.strip():
+            return bool(_MARKER.match(lines[j].text))
     return False
 
 
 def _q_has_answer(lines: list[Line], i: int) -> bool:
-    for line in lines[i + 1:]:
+    for j in range(i + 1, len(lines)):
+        line = lines[j]
         if line.kind == "a":
             return True
         if line.kind in ("q", "heading"):
@@ -205,7 +160,8 @@ def _q_has_answer(lines: list[Line], i: int) -> bool:
 
 def _title_line(lines: list[Line], starts: list[int]) -> int | None:
     """The document title: the first heading, before any entry, if no other heading is as high."""
-    headings = [i for i, ln in enumerate(lines) if ln.kind == "heading" and i not in starts]
+    taken = set(starts)
+    headings = [i for i, ln in enumerate(lines) if ln.kind == "heading" and i not in taken]
     if not headings or headings[0] > starts[0]:
         return None
     first = lines[headings[0]]
@@ -214,32 +170,155 @@ def _title_line(lines: list[Line], starts: list[int]) -> int | None:
     return headings[0]
 
 
-def _collect_entries(lines: list[Line], starts: list[int], style: str, title_line: int | None) -> list[RawEntry]:
+# ---- structure: which lines in the entry style are entries ------------------------------------------
+
+def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | None,
+                 shared: set[str] | None = None) -> tuple[list[int], int]:
+    """Every entry's first line: the question-like lines (`seeds`) and, by structure, the other lines in
+    the entry style with an answer under them. Also the entries' heading level (7 when not headings).
+    `shared` is the shape of the bold question lines (`_shared_shape`), for bold documents."""
+    seed_set = set(seeds)
+    if style == "heading":
+        level = _entry_level(lines, seeds)
+        numbered = _entries_numbered(lines, seeds, level)
+        if numbered:  # the number is part of the entry style: unnumbered headings are no entries
+            seed_set -= {i for i in seeds if lines[i].level > level and not _is_labelled(lines[i].title)}
+        more = [] if numbered else [
+            i for i, line in enumerate(lines)
+            if line.kind == "heading" and line.level == level and i not in seed_set and i != title
+            and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
+    elif style == "bold":
+        level, more = 7, _bold_statements(lines, seeds, _shared_shape(lines, seeds) if shared is None else shared)
+    else:
+        level, more = 7, []
+    return sorted(seed_set.union(more)), level
+
+
+def _entry_level(lines: list[Line], seeds: list[int]) -> int:
+    """The heading level most question headings use (the higher one on a tie)."""
+    counts: dict[int, int] = {}
+    for i in seeds:
+        counts[lines[i].level] = counts.get(lines[i].level, 0) + 1
+    return min(counts, key=lambda level: (-counts[level], level))
+
+
+def _entries_numbered(lines: list[Line], seeds: list[int], level: int) -> bool:
+    """Whether the question headings at the entries' level share a number (or a `Q:` label). Then a
+    question heading below that level without one is a sub-heading of an answer ("#### What are the
+    drawbacks?" under "## 2. How does Git differ?"), and a statement heading is no entry."""
+    entries = [i for i in seeds if lines[i].level == level]
+    return sum(_is_labelled(lines[i].title) for i in entries) >= SHARED_SHARE * len(entries)
+
+
+def _is_labelled(title: str) -> bool:
+    """True for a numbered or `Q:`-labelled title: `12) What is X?`, `Q: What is X?`, `Question 3. X?`."""
+    body = strip_bold_body(title)
+    return bool(_NUMBERED.match(body) or _Q_LABEL.match(body))
+
+
+def _has_answer(lines: list[Line], i: int, level: int, seeds: set[int]) -> bool:
+    """Whether a heading has an answer under it: any text before the next entry or heading as high.
+    Separators and navigation links are not an answer."""
+    for j in range(i + 1, len(lines)):
+        line = lines[j]
+        if j in seeds or (line.kind == "heading" and line.level <= level):
+            return False
+        if line.kind != "setext_rule" and line.text.strip() and not is_separator(line.text):
+            return True
+    return False
+
+
+def is_separator(text: str) -> bool:
+    """A line a reader skips between entries: a rule, `<br/>`, a back-to-top or other in-page link."""
+    return bool(_RULE.match(text) or _BREAK.match(text) or _BACK_TO_TOP.match(text) or is_nav_line(text))
+
+
+def _bold_statements(lines: list[Line], seeds: list[int], shared: set[str]) -> list[int]:
+    """Bold lines that are not question-like but have the shape the document's question lines share
+    and an answer under them: `**Precision-recall trade-off ⭐️**` among `**What is X? ⭐️**` entries."""
+    seed_set = set(seeds)
+    # Without a number or decoration to go by, only a bold line after the first entry is taken.
+    first = 0 if shared - {"paragraph"} else seeds[0]
+    return [i for i in range(first, len(lines))
+            if lines[i].kind == "bold" and i not in seed_set and _is_bold_statement(lines, i, shared, seed_set)]
+
+
+def _shared_shape(lines: list[Line], seeds: list[int]) -> set[str]:
+    """The shapes (`_bold_shape`) that most of the question lines have."""
+    shapes = [_bold_shape(lines, i) for i in seeds]
+    return {shape for shape in _SHAPES if sum(shape in s for s in shapes) >= SHARED_SHARE * len(shapes)}
+
+
+def _is_bold_statement(lines: list[Line], i: int, shared: set[str], seeds: set[int]) -> bool:
+    words = strip_decorations(strip_bold_body(lines[i].text))
+    if words.endswith(":") or _MARKER.match(lines[i].text) or is_source_line(lines[i].text):
+        return False  # a label inside an answer: "**Example:**", "**Solution**", "**Sources**"
+    if not shared <= _bold_shape(lines, i):
+        return False
+    following = next((j for j in range(i + 1, len(lines)) if lines[j].text.strip()), None)
+    return (following is not None and following not in seeds
+            and lines[following].kind not in ("heading", "bold", "setext_rule"))
+
+
+def _bold_shape(lines: list[Line], i: int) -> set[str]:
+    """What a bold line carries besides its words: a number, a list marker, a trailing decoration, a
+    blank line (or heading) before it."""
+    bold = BOLD_LINE.match(lines[i].text)
+    marker = (bold.group("list") or "") if bold else ""
+    body = strip_bold_body(bold.group("body")) if bold else lines[i].text
+    unbolded = strip_bold_body(lines[i].text)
+    shape = set()
+    if _LIST_NUMBER.match(marker) or _NUMBERED.match(body):
+        shape.add("numbered")
+    elif marker:
+        shape.add("listed")
+    if strip_decorations(unbolded) != unbolded:
+        shape.add("decorated")
+    if i == 0 or not lines[i - 1].text.strip() or lines[i - 1].kind in ("heading", "setext_rule"):
+        shape.add("paragraph")
+    return shape
+
+
+# ---- entries: question, answer, section -------------------------------------------------------------
+
+def _collect_entries(lines: list[Line], starts: list[int], style: str, title_line: int | None,
+                     level: int) -> tuple[list[RawEntry], list[Span]]:
+    sections = _sections(lines, starts, title_line, level)
     entries: list[RawEntry] = []
-    start_set = set(starts)
-    section = ""
-    # Sections come from non-entry headings; in heading style only from those above the entries' level
-    # (a deeper heading is a sub-heading inside an answer).
-    top_level = min(lines[i].level for i in starts) if style == "heading" else 7
-    openers = [i for i, line in enumerate(lines) if line.kind == "heading" and i not in start_set
-               and i != title_line and line.level < top_level]
-    section_at: dict[int, str] = {}
-    next_opener = 0
-    for start in starts:
-        while next_opener < len(openers) and openers[next_opener] < start:
-            title = clean_question(lines[openers[next_opener]].title)
-            section = "" if _BACK_MATTER.match(title) else title
-            next_opener += 1
-        section_at[start] = section
+    spans: list[Span] = []
     for n, start in enumerate(starts):
         limit = starts[n + 1] if n + 1 < len(starts) else len(lines)
         end = _answer_end(lines, start, limit, style)
         question_raw, body_start = _question_and_body_start(lines, start, end, style)
-        body = [ln.text for ln in lines[body_start:end] if ln.kind != "setext_rule"]
-        answer = _tidy_answer(body, last=(n + 1 == len(starts)) or end < limit)
+        body = [i for i in range(body_start, end) if lines[i].kind != "setext_rule"]
+        kept, first_text, back = _tidy_answer(lines, body, last=(n + 1 == len(starts)) or end < limit)
+        texts = [lines[i].text for i in kept]
+        if first_text is not None:
+            texts[0] = first_text
+        answer = "\n".join(text.rstrip() for text in texts)
+        if _LIST_ITEM.match(lines[start].text):  # the answer is the item's indented continuation
+            answer = textwrap.dedent(answer)
         entries.append(RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer,
-                                section_at[start]))
-    return entries
+                                sections[start]))
+        spans.append(Span(start, body_start, end, frozenset(kept), frozenset(back)))
+    return entries, spans
+
+
+def _sections(lines: list[Line], starts: list[int], title_line: int | None, level: int) -> dict[int, str]:
+    """Each entry's section: the last heading before it that is no entry, no title and not below the
+    entries' level (a deeper heading is a sub-heading inside an answer). Back matter ends a section."""
+    start_set = set(starts)
+    openers = [i for i, line in enumerate(lines) if line.kind == "heading" and i not in start_set
+               and i != title_line and line.level <= level]
+    section_at: dict[int, str] = {}
+    section, next_opener = "", 0
+    for start in starts:
+        while next_opener < len(openers) and openers[next_opener] < start:
+            title = lines[openers[next_opener]].title
+            section = "" if is_matter_heading(title) else clean_question(title)
+            next_opener += 1
+        section_at[start] = section
+    return section_at
 
 
 def _answer_end(lines: list[Line], start: int, limit: int, style: str) -> int:
@@ -268,75 +347,94 @@ def _question_and_body_start(lines: list[Line], start: int, end: int, style: str
 
 
 def _entry_number(line: Line) -> int | None:
-    bold = _BOLD_LINE.match(line.text) if line.kind == "bold" else None
+    bold = BOLD_LINE.match(line.text) if line.kind == "bold" else None
     if bold and bold.group("list"):
         listed = _LIST_NUMBER.match(bold.group("list"))
         if listed:
             return int(listed.group(1))
     if line.kind == "q":
-        q_line = _Q_LINE.match(line.text)
+        q_line = Q_LINE.match(line.text)
         if q_line and q_line.group("num"):
             return int(q_line.group("num"))
-    body = line.title.replace("**", "").replace("__", "").lstrip("#").strip()
+    body = strip_bold_body(line.title).lstrip("#").strip()
     if line.kind == "bold" and bold:
-        body = _strip_bold_body(bold.group("body"))
+        body = strip_bold_body(bold.group("body"))
     number = _NUMBERED.match(body)
     return int(number.group(1)) if number else None
 
 
-def _tidy_answer(body: list[str], last: bool) -> str:
-    """Drop the solution marker, surrounding blank lines, separators and, after the last entry, link lists."""
-    body = _drop_answer_label(body)
-    body = _strip_blank_edges(body)
-    while body and (_RULE.match(body[-1]) or _BACK_TO_TOP.match(body[-1])):
-        body = _strip_blank_edges(body[:-1])
+class _Body(NamedTuple):
+    """An answer being tidied: the indexes of its lines, and the text its first line keeps when a label
+    or marker was cut from it."""
+
+    lines: list[int]
+    first_text: str | None
+
+    def text(self, lines: list[Line], k: int) -> str:
+        return self.first_text if k == 0 and self.first_text is not None else lines[self.lines[k]].text
+
+
+def _tidy_answer(lines: list[Line], body: list[int], last: bool) -> tuple[list[int], str | None, list[int]]:
+    """The lines an answer keeps (indexes), the text of its first line when a label was cut from it, and
+    the trailing lines that belong to the document instead (reference links after the last answer).
+    Dropped: the solution marker, blank edges, separators and back-to-top links at the end."""
+    tidy = _strip_blank_edges(lines, _drop_answer_label(lines, body))
+    while tidy.lines and is_separator(tidy.text(lines, len(tidy.lines) - 1)):
+        tidy = _strip_blank_edges(lines, _Body(tidy.lines[:-1], tidy.first_text if len(tidy.lines) > 1 else None))
+    back: list[int] = []
     if last:
-        body = _drop_trailing_link_paragraphs(body)
-    return "\n".join(line.rstrip() for line in body)
+        tidy, back = _drop_trailing_link_paragraphs(lines, tidy)
+    return tidy.lines, tidy.first_text, back
 
 
-def _drop_answer_label(body: list[str]) -> list[str]:
-    for i, line in enumerate(body):
-        if not line.strip():
+def _drop_answer_label(lines: list[Line], body: list[int]) -> _Body:
+    for k, i in enumerate(body):
+        text = lines[i].text
+        if not text.strip():
             continue
-        a_line = _A_LINE.match(line)
-        marker = _MARKER.match(line)
+        if lines[i].kind == "heading" and _MARKER_HEADING.match(lines[i].title):
+            return _Body(body[k + 1:], None)  # "### Answer" over the answer
+        marker = _MARKER.match(text)
         if marker:
-            return [marker.group("rest")] + body[i + 1:] if marker.group("rest").strip() else body[i + 1:]
+            rest = marker.group("rest")
+            return _Body(body[k:], rest) if rest.strip() else _Body(body[k + 1:], None)
+        a_line = A_LINE.match(text)
         if a_line:
-            return [a_line.group("text")] + body[i + 1:]
-        return body
-    return body
+            return _Body(body[k:], a_line.group("text"))
+        return _Body(body, None)
+    return _Body(body, None)
 
 
-def _strip_blank_edges(body: list[str]) -> list[str]:
-    start, end = 0, len(body)
-    while start < end and not body[start].strip():
+def _strip_blank_edges(lines: list[Line], body: _Body) -> _Body:
+    start, end = 0, len(body.lines)
+    while start < end and not body.text(lines, start).strip():
         start += 1
-    while end > start and not body[end - 1].strip():
+    while end > start and not body.text(lines, end - 1).strip():
         end -= 1
-    return body[start:end]
+    return _Body(body.lines[start:end], body.first_text if start == 0 and end > 0 else None)
 
 
-def _drop_trailing_link_paragraphs(body: list[str]) -> list[str]:
-    """Reference links after the last answer belong to the document, not to that answer."""
-    paragraphs = _paragraphs(body)
+def _drop_trailing_link_paragraphs(lines: list[Line], body: _Body) -> tuple[_Body, list[int]]:
+    """Reference links after the last answer belong to the document, not to that answer; a link list
+    under a "Source" label is the entry's own and stays."""
+    paragraphs = _paragraphs(lines, body)
     keep = len(paragraphs)
-    while keep > 1 and _is_link_list(paragraphs[keep - 1]):
+    while keep > 1 and _is_link_list(paragraphs[keep - 1]) and not _is_source_label(paragraphs[keep - 2]):
         keep -= 1
     if keep == len(paragraphs) or not any(prose_text("\n".join(p)) for p in paragraphs[:keep]):
-        return body
-    kept: list[str] = []
-    for paragraph in paragraphs[:keep]:
-        kept.extend(paragraph + [""])
-    return _strip_blank_edges(kept)
+        return body, []
+    kept_count = sum(len(p) for p in paragraphs[:keep])
+    nonblank = [k for k in range(len(body.lines)) if body.text(lines, k).strip()]
+    cut = nonblank[kept_count - 1] + 1
+    return _Body(body.lines[:cut], body.first_text), body.lines[cut:]
 
 
-def _paragraphs(body: list[str]) -> list[list[str]]:
+def _paragraphs(lines: list[Line], body: _Body) -> list[list[str]]:
     paragraphs: list[list[str]] = [[]]
-    for line in body:
-        if line.strip():
-            paragraphs[-1].append(line)
+    for k in range(len(body.lines)):
+        text = body.text(lines, k)
+        if text.strip():
+            paragraphs[-1].append(text)
         elif paragraphs[-1]:
             paragraphs.append([])
     return [p for p in paragraphs if p]
@@ -348,21 +446,38 @@ def _is_link_list(paragraph: list[str]) -> bool:
     return has_link and "![" not in text and not prose_text(text)
 
 
-def _skipped_candidates(lines: list[Line], taken: set[int]) -> list[tuple[int, str]]:
-    """Lines a reader might mistake for entries, with why they were not taken (first few)."""
+def _is_source_label(paragraph: list[str]) -> bool:
+    return len(paragraph) == 1 and is_source_line(paragraph[0])
+
+
+def _why_bold_not_taken(lacks: set[str]) -> str:
+    if not lacks:  # it has the entries' shape, but comes before the first of them
+        return "bold line before the first entry, in a document whose entries share no number or decoration"
+    names = " or ".join(_SHAPE_NAMES[shape] for shape in _SHAPES if shape in lacks)
+    return f"bold line without {names} that the entries share; kept in the answer above it"
+
+
+def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
+                        shared: set[str] | None) -> list[tuple[int, str]]:
+    """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
+    the bold entries' shape in a bold document: a bold line without it is reported."""
     skipped: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
         if line.kind in ("text", "setext_rule") or i in taken:
             continue
-        if line.kind == "fenced" and (_BOLD_LINE.match(line.text) and _NUMBERED.match(
-                line.text.strip().lstrip("*_").strip()) or _Q_LINE.match(line.text)):
+        if line.kind == "fenced" and (BOLD_LINE.match(line.text) and _NUMBERED.match(
+                line.text.strip().lstrip("*_").strip()) or Q_LINE.match(line.text)):
             skipped.append((line.number, "inside a fenced code block"))
         elif line.kind == "bold" and _looks_like_question(line.title):
             skipped.append((line.number, "bold question line in a document of another entry style"))
+        elif line.kind == "bold" and shared is not None and _is_bold_statement(lines, i, set(), taken):
+            skipped.append((line.number, _why_bold_not_taken(shared - _bold_shape(lines, i))))
         elif line.kind == "q":
             skipped.append((line.number, "Q: line without an A: line"))
-        elif line.kind == "heading" and _heading_is_question(line):
-            skipped.append((line.number, "question heading in a document of another entry style"))
+        elif line.kind == "heading" and _looks_like_question(line.title):
+            skipped.append((line.number, "question heading without the number the entries share; kept in the answer "
+                                         "above it" if style == "heading" else
+                                         "question heading in a document of another entry style"))
         if len(skipped) >= 20:
             break
     return skipped

@@ -5,13 +5,15 @@ objects) and JSON Lines, all with `question` and `answer` columns. Sources are o
 never written. Limits, with a clear error past them: 64 MiB per file, 1,000 files per corpus.
 
 Status rule: `missing` when the answer is empty or only a placeholder ("TODO", "TBD", "Answer here",
-"Coming soon", "...", any case); `link_only` when it has links or images but no prose of its own;
-otherwise `ok`.
+"Coming soon", "...", any case); `link_only` when it has links or images but no prose of its own (words
+such as "Answer", "link", "here", "src", "source" around a link are not prose, nor is boilerplate such as
+a "Source" label); otherwise `ok`.
 
-Id rule: an entry keeps the number written in the document when that number is unique; unnumbered
-entries and later repeats of a number get the next free numbers after the largest one, in document
-order (a warning names every repeat). Without any numbers, ids are 1..N in document order. When a
-corpus has several files, ids become "file.md#12".
+Id rule: in a numbered document (at least half its entries carry a number) an entry keeps the number
+written in the document when that number is unique; unnumbered entries and later repeats of a number get
+the next free numbers after the largest one, in document order (a warning names every repeat).
+Otherwise ids are 1..N in reading order, as a person counts the entries (a stray "2024:" in one heading
+does not number a document, and numbering that starts over in each section, with a warning). When a corpus has several files, ids become "file.md#12".
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from typing import Iterator, Mapping
 from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.records import Record, RecordId, Status
-from indexer.documents.text import clean_question, has_links, has_words, is_placeholder, prose_text
+from indexer.documents.text import (clean_question, has_links, has_words, is_placeholder, only_link_words, prose_text,
+                                    strip_boilerplate)
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MAX_SOURCE_FILES = 1000
@@ -41,13 +44,16 @@ _ANSWER_COLUMNS = ("answer", "a")
 
 @dataclass(frozen=True)
 class ParseReport:
-    """What a source file yielded: records, the entry style found, warnings, lines not taken."""
+    """What a source file yielded: records, the entry style found, warnings, what was not taken (prose in
+    no entry, lines that looked like entries) and, for Markdown, how many non-blank lines went to each
+    place (`places.PLACES`): together every non-blank line of the document."""
 
     source: str
     records: list[Record]
     style: str
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    places: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         by_status = {"ok": 0, "missing": 0, "link_only": 0}
@@ -92,11 +98,12 @@ class Known:
 
 
 def answer_status(answer: str) -> Status:
-    """Classify an answer as a person would: empty or placeholder → missing; only links → link_only."""
+    """Classify an answer as a person would: empty or placeholder → missing; only links (with at most
+    words such as "Answer", "here", "source" around them) → link_only. Boilerplate does not count as prose."""
     if not answer.strip():
         return "missing"
-    prose = prose_text(answer)
-    if has_words(prose):
+    prose = prose_text(strip_boilerplate(answer))
+    if has_words(prose) and not (only_link_words(prose) and has_links(answer)):
         return "missing" if is_placeholder(prose) else "ok"
     if has_links(answer):
         return "link_only"
@@ -175,16 +182,16 @@ def parse_file(path: Path, known: Known | None = None) -> ParseReport:
     kind = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_table(text)
     if kind:
         raws, warnings = _parse_table(text, kind, path)
-        style, skipped = kind, []
+        style, skipped, places = kind, [], {}
     else:
         parsed = parse_markdown(text)
         raws = [RawRecord(e.line, e.question_raw, e.answer, e.number, e.section) for e in parsed.entries]
-        style, skipped, warnings = parsed.style, parsed.skipped, []
+        style, skipped, warnings, places = parsed.style, parsed.skipped, [], parsed.place_counts()
     if not raws:
         hint = "" if kind else " (expected bold questions like **1. What is X?**, question headings or Q:/A: pairs)"
         raise SourceError(f"{path}: no question-and-answer entries found{hint}")
     records, id_warnings = _assign_ids(raws, str(path), known or Known())
-    return ParseReport(str(path), records, style, warnings + id_warnings, skipped)
+    return ParseReport(str(path), records, style, warnings + id_warnings, skipped, places)
 
 
 def read_source_text(path: Path) -> str:
@@ -307,10 +314,7 @@ def _cell(value: object) -> str:
 
 def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[Record], list[str]]:
     """Unique ids by the module's id rule; warn about repeated numbers."""
-    seen: dict[int, list[int]] = {}
-    for raw in raws:
-        if raw.number is not None:
-            seen.setdefault(raw.number, []).append(raw.line)
+    seen, warnings = _document_numbers(raws)
     if not seen:
         ids: list[RecordId] = list(range(1, len(raws) + 1))
     else:
@@ -324,11 +328,6 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
             else:
                 ids.append(next_free)
                 next_free += 1
-    warnings = [
-        f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
-        f"the first keeps id {number}, the others get new ids"
-        for number, lines in seen.items() if len(lines) > 1
-    ]
     records = [
         Record(id=record_id, question=known.question(raw.question_raw), answer=raw.answer,
                status=known.status(raw.answer), line=raw.line, section=raw.section,
@@ -336,3 +335,21 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
         for record_id, raw in zip(ids, raws)
     ]
     return records, warnings
+
+
+def _document_numbers(raws: list[RawRecord]) -> tuple[dict[int, list[int]], list[str]]:
+    """The numbers the entries carry (number → lines), or none when they do not number the document: when
+    fewer than half the entries carry one, or when numbering starts again (it counts within sections)."""
+    seen: dict[int, list[int]] = {}
+    for raw in raws:
+        if raw.number is not None:
+            seen.setdefault(raw.number, []).append(raw.line)
+    if seen and len(seen[min(seen)]) > 1:
+        low, again = min(seen), len(seen[min(seen)]) - 1
+        return {}, [f"entry numbers start again at {low} ({again} {'time' if again == 1 else 'times'}); "
+                    "ids count the entries in reading order instead"]
+    if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
+        return {}, []
+    return seen, [f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
+                  f"the first keeps id {number}, the others get new ids"
+                  for number, lines in seen.items() if len(lines) > 1]

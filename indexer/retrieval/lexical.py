@@ -1,9 +1,11 @@
-"""Lexical evidence: BM25 over each entry's question and answer, with typo-tolerant query terms.
+"""Lexical evidence: BM25 over each entry's question and answer tokens (tokens.py), with typo-tolerant
+query terms, and the index's arrays for saving and loading.
 
-Tokens are lower-cased words with a light English stemmer (plurals, -ing, -ed), so "Gradients",
-"gradient" and "gradient's" match. A query word the document never uses is replaced by the document
-words closest to it in character trigrams (when close enough), so "vanishng gradents" still finds
-"vanishing gradients". Pure numpy/scipy-free Python: nothing heavy is imported.
+A query word the document never uses is joined with its neighbour or split in two when that gives
+document words ("fire wall" → "firewall", "batchnorm" → "batch norm"), else replaced by the document
+word closest to it in character trigrams and edit distance (when close enough, and never when the
+model knows it as a real word), so "vanishng gradents" still finds "vanishing gradients". Pure
+numpy: nothing heavy is imported.
 
 Acronyms meet their spelled-out forms both ways: an entry saying "Generative Adversarial Network" also
 holds the term "gan", and a query saying "you only look once" also asks for "yolo" when the document
@@ -13,10 +15,8 @@ Deliberately not here: dense vectors (search.py) and how lexical and dense evide
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -25,97 +25,28 @@ import numpy as np
 
 from indexer.documents.records import Record
 from indexer.documents.text import answer_texts
+from indexer.retrieval.tokens import (
+    WORD,
+    EntryTokens,
+    damerau_distance,
+    entry_tokens,
+    spelled_out,
+    spelling_variants,
+    stem,
+    trigrams,
+    words,
+)
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset("""
-a an and are as at be been being but by can could did do does doing for from had has have how i if in into is it
-its it's me my of on or our should so than that the their them then there these they this those to too very was
-we were what when where which while who whom why will with would you your yours vs versus about also any some
-such between explain describe define tell give name what's whats
-""".split())
 _K1, _B = 1.2, 0.75
-_FUZZY_ONE_EDIT_LENGTH = 6  # shorter words are left alone: "bake" is not a typo of "take"
+# Without the model's vocabulary, only long words are corrected: "bake" is not a typo of "take".
+_FUZZY_ONE_EDIT_LENGTH = 6
 _FUZZY_TWO_EDITS_LENGTH = 10
-LEXICAL_VERSION = 1  # bump when tokens change (here or in text.py's plain text): saved indexes are then rebuilt
-
-
-@functools.lru_cache(maxsize=1 << 18)  # a corpus repeats few distinct words many times
-def stem(word: str) -> str:
-    """A light stemmer: enough to match plurals and simple verb forms, never clever.
-
-    >>> [stem(w) for w in ("gradients", "labelled", "evaluating", "evaluate", "batches")]
-    ['gradient', 'label', 'evaluat', 'evaluat', 'batch']
-    """
-    for suffix, replacement, min_stem in (("ies", "y", 3), ("sses", "ss", 3), ("ing", "", 3), ("ed", "", 3),
-                                          ("es", "", 4), ("s", "", 3)):
-        if word.endswith(suffix) and len(word) - len(suffix) >= min_stem and not word.endswith("ss"):
-            word = word[: len(word) - len(suffix)] + replacement
-            break
-    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "aeiouls":
-        word = word[:-1]  # running → run
-    elif len(word) > 5 and word.endswith("ll"):
-        word = word[:-1]  # labelled → label
-    if len(word) > 4 and word.endswith("e"):
-        word = word[:-1]  # evaluate and evaluating meet at "evaluat"
-    return word
-
-
-def damerau_distance(a: str, b: str, limit: int) -> int:
-    """Edit distance counting a swap of two neighbours as one edit; stops early past `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]
-
-
-_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:[ \t-]+[A-Z][a-z]+){1,4}\b")
-
-
-def acronyms(text: str) -> list[str]:
-    """Initials of capitalised word runs: "Generative Adversarial Network" → ["gan"]."""
-    found = []
-    for run in _CAPITALISED_RUN.findall(text):
-        initials = "".join(w[0] for w in re.split(r"[ \t-]+", run)).lower()
-        # "Explain Generative Adversarial Network": a leading capitalised verb must not hide "gan"
-        found.extend(initials[start:] for start in range(len(initials) - 1))
-    return found
-
-
-def _spelled_out(query_words: list[str], known: dict[str, int]) -> list[str]:
-    """Terms the document uses that are the initials of 2–5 consecutive query words."""
-    found = []
-    for size in range(2, 6):
-        for start in range(len(query_words) - size + 1):
-            initials = "".join(w[0] for w in query_words[start:start + size])
-            if initials in known:
-                found.append(initials)
-    return found
-
-
-def apply_corrections(text: str, corrected: dict[str, str]) -> str:
-    """The query with each corrected word replaced, e.g. "vanishng gradents" → "vanishing gradients"."""
-    return _WORD.sub(lambda m: corrected.get(m.group(0).lower(), m.group(0)), text)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words without stop words, before stemming."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
-def _trigrams(word: str) -> set[str]:
-    padded = f"  {word} "
-    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+# With it, real words are never corrected, so a non-word can be corrected from 4 letters ("gest" → "guest",
+# "stroy" → "story") and by two edits from 8 ("normalisaton"); shorter non-words are acronyms or codes.
+_VOCAB_ONE_EDIT_LENGTH = 4
+_VOCAB_TWO_EDITS_LENGTH = 8
+_COMPOUND_PART = 3  # the shortest part of a run-together word ("setupguide" → "setup guide", not "se tupguide")
+LEXICAL_VERSION = 2  # bump when tokens change (tokens.py, or text.py's plain text): saved indexes are then rebuilt
 
 
 class LexicalVersionError(ValueError):
@@ -261,39 +192,81 @@ class LexicalIndex:
         i = self.term_id.get(term)
         return unknown if i is None else float(self.idf[i])
 
-    def correct(self, word: str) -> str | None:
-        """The document word closest to a query word the document never uses, if one is close enough."""
+    def correct(self, word: str, vocabulary: frozenset[str] = frozenset()) -> str | None:
+        """The document word closest to a query word the document never uses, if one is close enough.
+
+        `vocabulary`: the embedding model's whole words. A word in it is a real word the document
+        happens not to use ("master" is never "corrected" into "matter"); knowing that, shorter
+        non-words can be corrected than without it."""
         if stem(word) in self.term_id:
             return word
-        if len(word) < _FUZZY_ONE_EDIT_LENGTH or not word.isalpha():
+        variant = next((v for v in spelling_variants(word) if stem(v) in self.term_id), None)
+        if variant:
+            return variant  # "neighbours" meets "neighbors" though both are real words
+        if word in vocabulary or not word.isalpha():
             return None
-        limit = 2 if len(word) >= _FUZZY_TWO_EDITS_LENGTH else 1
+        one_edit, two_edits = ((_VOCAB_ONE_EDIT_LENGTH, _VOCAB_TWO_EDITS_LENGTH) if vocabulary
+                               else (_FUZZY_ONE_EDIT_LENGTH, _FUZZY_TWO_EDITS_LENGTH))
+        if len(word) < one_edit:
+            return None
+        limit = 2 if len(word) >= two_edits else 1
         candidates: Counter[int] = Counter()
-        for gram in _trigrams(word):
+        for gram in trigrams(word):
             candidates.update(self._by_trigram.get(gram, np.zeros(0, np.int32)).tolist())
-        best, best_key = None, (limit + 1, 0.0)
+        best, best_key = None, (limit + 1, False, 0.0)
         for candidate_id, shared in candidates.items():
             candidate = self.spellings[candidate_id]
-            if shared < 2 or candidate[0] != word[0]:  # typos rarely hit the first letter
+            # typos rarely hit the first letter; a short word shares few trigrams with its typo ("zreo": none
+            # but the first with "zero"), so there the first letter is enough to be a candidate
+            if shared < (1 if len(word) < _FUZZY_ONE_EDIT_LENGTH else 2) or candidate[0] != word[0]:
                 continue
-            # closest first; among equals the more common word, since typos of frequent words are likelier
-            key = (damerau_distance(word, candidate, limit), self._idf(stem(candidate), 99.0))
+            # closest first; among equals a longer word (typing drops letters more often than it adds
+            # them: "gest" is "guest" before "get"), then the more common word, whose typos are likelier
+            key = (damerau_distance(word, candidate, limit), len(candidate) < len(word), self._idf(stem(candidate), 99.0))
             if key < best_key:
                 best, best_key = candidate, key
         return best if best_key[0] <= limit else None
 
-    def match(self, query: str) -> LexicalMatch:
-        corrected: dict[str, str] = {}
-        terms: list[str] = []
+    def match(self, query: str, vocabulary: frozenset[str] = frozenset()) -> LexicalMatch:
+        """BM25 and coverage of a query; words the document never uses are first joined with their
+        neighbour, split in two, or corrected (`correct`), when that gives document words."""
+        all_words = [w.lower() for w in WORD.findall(query)]
+        corrected = self._compounds(all_words)
+        joined = {part for typed in corrected if " " in typed for part in typed.split()}
+        terms: list[str] = [stem(w) for typed, used in corrected.items() if " " in typed for w in used.split()]
         for word in words(query):
-            known = self.correct(word)
+            if word in joined:
+                continue
+            known = corrected.get(word) or self.correct(word, vocabulary)
             if known is not None and known != word:
                 corrected[word] = known
-            terms.append(stem(known or word))  # an unknown word stays: it counts against coverage
-        all_words = [w.lower() for w in _WORD.findall(query)]
-        terms.extend(t for t in _spelled_out(all_words, self.term_id) if t not in terms)
+            terms.extend(stem(w) for w in (known or word).split())  # an unknown word stays: it counts against coverage
+        terms.extend(t for t in spelled_out(all_words, self.term_id) if t not in terms)
         coverage, unknown_share = self._coverage(terms)
         return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share)
+
+    def _compounds(self, query_words: list[str]) -> dict[str, str]:
+        """Run-together and split words meet the document's spelling: "batchnorm" → "batch norm" when the
+        document says "batch norm", "fire wall" → "firewall" when it says "firewall"."""
+        found: dict[str, str] = {}
+        for first, second in zip(query_words, query_words[1:]):
+            if (first.isalpha() and second.isalpha() and stem(first + second) in self.term_id
+                    and not (stem(first) in self.term_id and stem(second) in self.term_id)):
+                found[f"{first} {second}"] = first + second
+        for word in query_words:
+            if stem(word) not in self.term_id and word.isalpha() and len(word) >= 2 * _COMPOUND_PART:
+                split = self._split(word)
+                if split:
+                    found[word] = split
+        return found
+
+    def _split(self, word: str) -> str | None:
+        """`word` as two document words, the most even split first."""
+        cuts = sorted(range(_COMPOUND_PART, len(word) - _COMPOUND_PART + 1), key=lambda i: abs(len(word) / 2 - i))
+        for cut in cuts:
+            if stem(word[:cut]) in self.term_id and stem(word[cut:]) in self.term_id:
+                return f"{word[:cut]} {word[cut:]}"
+        return None
 
     def _bm25(self, terms: list[str]) -> np.ndarray:
         best = np.zeros(self.size, dtype=np.float32)
@@ -321,23 +294,6 @@ class LexicalIndex:
                 coverage[self.records_with(self.term_id[term])] += weight
         unknown = sum(w for t, w in weights.items() if t not in self.term_id)
         return coverage / total, unknown / total
-
-
-@dataclass(frozen=True)
-class EntryTokens:
-    """One entry's lexical content: its terms per field (repeats count) and its words as written."""
-
-    question: list[str]
-    answer: list[str]
-    words: frozenset[str]
-
-
-def entry_tokens(question: str, answer: str) -> EntryTokens:
-    """`question` as clean text, `answer` as plain text ("" when missing)."""
-    question_words, answer_words = words(question), words(answer)
-    return EntryTokens([stem(w) for w in question_words] + acronyms(question),
-                       [stem(w) for w in answer_words] + acronyms(answer),
-                       frozenset(question_words) | frozenset(answer_words))
 
 
 @dataclass(frozen=True)
@@ -418,7 +374,7 @@ def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "Lexic
     spellings = sorted(word_counts)
     grams: dict[str, list[int]] = {}
     for i, word in enumerate(spellings):
-        for gram in _trigrams(word):
+        for gram in trigrams(word):
             grams.setdefault(gram, []).append(i)
     by_trigram = {gram: np.array(ids, dtype=np.int32) for gram, ids in grams.items()}
     return LexicalIndex(size, terms, fields, lengths, spellings, by_trigram, containing,

@@ -1,14 +1,18 @@
 """Encoded query → ranked, scored entries; entry → related entries; the list of missing answers.
 
-The score users see: every entry has a question vector and, when its answer has words, an answer
-vector; its `score` is the cosine of its best-matching field, max(question cosine, answer cosine), in
-[-1, 1] and comparable across queries. `matched_on` names that field, or `both` when the two are within
-`BOTH_MARGIN` of each other. Entries with missing answers compete on their question and come flagged.
+Every entry has a question vector and, when its answer has words, an answer vector; its dense score
+is the cosine of its best-matching field, max(question cosine, answer cosine), and `matched_on` names
+that field, or `both` when the two are within `BOTH_MARGIN` of each other (the field cosines stay
+available as `question_score` and `answer_score`). Entries with missing answers compete on their
+question and come flagged.
 
-The order of results depends on the mode (`MODES`); the default, `hybrid`, ranks by
-`score + LEXICAL_WEIGHT × coverage`, where coverage is the IDF-weighted share of the query's words
-(typos corrected) that the entry contains (lexical.py). The fused value only orders results.
-Whether there is a good match at all is decided by `nomatch.py`, not by the order.
+The `score` shown is the value results are sorted by, so the list always reads in order. In the
+default mode, `hybrid`, it is `(dense + LEXICAL_WEIGHT × coverage) / (1 + LEXICAL_WEIGHT)`, where
+coverage is the IDF-weighted share of the query's words (typos corrected) that the entry contains
+(lexical.py): at most 1, and equal to the cosine for an entry that contains none of the query's words
+and 1/6 above it for one that contains them all. In the `dense`, `question` and `answer` modes it is
+that cosine; in `bm25` and `rrf` their own values. Whether there is a good match at all, and how
+confident the answer is, is decided by `nomatch.py`, not by the order.
 
 Exactness: for the top k entries under max-fusion it is enough to look at the top 2k rows of the
 vector index (each entry owns at most two rows), so large indexes are searched through FAISS and only
@@ -23,22 +27,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.errors import QueryError
 from indexer.retrieval.lexical import LexicalMatch
-from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, FEATURES, NoMatchModel
-from indexer.documents.records import Hit, Record, RecordId, field_values
-from indexer.stores.disk import StoredIndex
+from indexer.retrieval.nomatch import (
+    DEFAULT_NO_MATCH,
+    FEATURES,
+    Confidence,
+    NoMatchModel,
+    query_word_feature,
+)
+from indexer.stores.base import LoadedIndex
 
 DEFAULT_K = 5
 DEFAULT_MIN_SCORE = 0.25  # results below this cosine are dropped from a list (the no-match decision is separate)
 DEFAULT_MODE = "hybrid"
 MODES = ("hybrid", "dense", "question", "answer", "bm25", "rrf")
+# How much lexical coverage adds to the cosine: chosen on the bundled corpus's labelled queries (0.1 to
+# 0.3 all rank within 1 % hit@1 of each other there and on the other documents of eval/suite.json).
 LEXICAL_WEIGHT = 0.2
 _RRF_K = 60
-BOTH_MARGIN = 0.05
+BOTH_MARGIN = 0.05  # two field cosines this close are the same evidence: the card says "question and answer"
 MAX_QUERY_CHARS = 2000  # well past the model's 256 tokens; longer queries are cut with a note
 _EXHAUSTIVE_ROWS = 20_000
-SPREAD_SAMPLE = 500  # entries the score spread is measured on: a stable deviation (±3 %) at a fixed, small cost
+SPREAD_SAMPLE = 500  # entries a query's mean cosine is measured on: stable (±3 %) at a fixed, small cost
+# Candidates from the vector index for the top k: each entry owns at most two rows, so 2k rows hold
+# them under max-fusion; 10 more leave room for lexical coverage to lift an entry just below.
+_CANDIDATE_SLACK = 10
+_QUERY_WORD = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -51,10 +67,12 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     evidence: tuple[float, ...] = ()  # the no-match features of this result (nomatch.FEATURES)
     below_minimum: bool = False  # the caller's minimum score, not the no-match model, emptied `hits`
+    confidence: Confidence = "no good match"  # nomatch.CONFIDENCE_LEVELS; "no good match" exactly when no_match
 
     def to_dict(self) -> dict:
         """The stable JSON shape of `search --json` (CLI contract)."""
-        return {"query": self.query, "no_match": self.no_match, "results": [h.to_dict() for h in self.hits]}
+        return {"query": self.query, "no_match": self.no_match, "confidence": self.confidence,
+                "results": [h.to_dict() for h in self.hits]}
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
@@ -83,20 +101,20 @@ class EncodedQuery:
     notes: list[str] = field(default_factory=list)
 
 
-def field_scores(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def field_scores(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Question and answer cosines of the given record positions (answer is NaN where there is none)."""
     return index.field_cosines(np.atleast_2d(query_vectors), positions)
 
 
-def candidate_positions(index: StoredIndex, query_vectors: np.ndarray, k: int,
+def candidate_positions(index: LoadedIndex, query_vectors: np.ndarray, k: int,
                         lexical_scores: np.ndarray | None = None) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
     total = index.row_count
     if total <= _EXHAUSTIVE_ROWS:
         return np.arange(len(index.records))
-    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, 2 * k + 10))]
+    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, 2 * k + _CANDIDATE_SLACK))]
     if lexical_scores is not None:
-        depth = min(len(lexical_scores), 2 * k + 10)
+        depth = min(len(lexical_scores), 2 * k + _CANDIDATE_SLACK)
         found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
     return np.unique(np.concatenate(found))
 
@@ -123,7 +141,7 @@ def rank_scores(mode: str, question: np.ndarray, answer: np.ndarray, lexical: Le
     if mode == "rrf":
         return _reciprocal_rank(dense) + _reciprocal_rank(lexical.scores[positions])
     if mode == "hybrid":
-        return dense + LEXICAL_WEIGHT * lexical.coverage[positions]
+        return (dense + LEXICAL_WEIGHT * lexical.coverage[positions]) / (1 + LEXICAL_WEIGHT)
     raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
@@ -133,7 +151,7 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     return 1 / (_RRF_K + ranks)
 
 
-def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
+def score_entries(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
                   lexical: LexicalMatch | None = None, limit: int | None = None) -> list[Hit]:
     """The best `limit` hits among the given positions (all when None), best first by the mode's order;
     ties go to the entry earlier in the document. Only the chosen few become `Hit` objects."""
@@ -150,12 +168,12 @@ def score_entries(index: StoredIndex, query_vectors: np.ndarray, positions: np.n
 
 def _hit(record: Record, question_score: float, answer_score: float | None, rank_score: float) -> Hit:
     if answer_score is None or question_score - answer_score > BOTH_MARGIN:
-        matched_on, score = "question", question_score
+        matched_on = "question"
     elif answer_score - question_score > BOTH_MARGIN:
-        matched_on, score = "answer", answer_score
+        matched_on = "answer"
     else:
-        matched_on, score = "both", max(question_score, answer_score)
-    return Hit(record, score, matched_on, question_score, answer_score, rank_score=rank_score)
+        matched_on = "both"
+    return Hit(record, rank_score, matched_on, question_score, answer_score, rank_score=rank_score)
 
 
 def spread_positions(record_count: int) -> np.ndarray:
@@ -163,25 +181,24 @@ def spread_positions(record_count: int) -> np.ndarray:
     return np.unique(np.linspace(0, record_count - 1, min(record_count, SPREAD_SAMPLE)).astype(np.int64))
 
 
-def score_spread(index: StoredIndex, query_vectors: np.ndarray) -> float:
-    """Standard deviation of the dense score (max of question and answer cosine) over the entries,
-    measured on `spread_positions`, so a large index costs no more than 500 entries' worth."""
+def mean_dense_score(index: LoadedIndex, query_vectors: np.ndarray) -> float:
+    """The query's mean dense score (max of question and answer cosine) over the entries, measured on
+    `spread_positions`, so a large index costs no more than 500 entries' worth."""
     if not index.records:
         return 0.0
     question, answer = field_scores(index, query_vectors, spread_positions(len(index.records)))
-    return float(dense_scores(question, answer).std())
+    return float(dense_scores(question, answer).mean())
 
 
-def no_match_features(hits: list[Hit], lexical: LexicalMatch, index: StoredIndex, spread: float) -> np.ndarray:
+def no_match_features(query: EncodedQuery, hits: list[Hit], index: LoadedIndex, mean_dense: float) -> np.ndarray:
     """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`)."""
     if not hits:
         return np.zeros(len(FEATURES))
-    by_cosine = sorted((h.score for h in hits), reverse=True)
     top = hits[0]
-    margin = by_cosine[0] - (by_cosine[1] if len(by_cosine) > 1 else 0.0)
-    coverage_top = float(lexical.coverage[index.position_of[top.record.id]])
-    return np.array([top.score, margin, coverage_top, float(lexical.coverage.max(initial=0.0)),
-                     lexical.unknown_share, spread])
+    best_dense = max(max(h.question_score, h.answer_score if h.answer_score is not None else -1.0) for h in hits)
+    coverage_top = float(query.lexical.coverage[index.position_of[top.record.id]])
+    return np.array([top.score, best_dense - mean_dense, coverage_top, query.lexical.unknown_share,
+                     query_word_feature(len(_QUERY_WORD.findall(query.text)))])
 
 
 def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
@@ -197,7 +214,7 @@ def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
     return positions
 
 
-def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
+def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
            mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
            section: str | None = None) -> SearchResult:
     """The k best entries for an encoded query, and whether any of them is a good match.
@@ -212,8 +229,9 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
                  else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores))
     ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=max(k, 2))
     nearest = ranked[:k]
-    evidence = no_match_features(ranked[:max(k, 2)], query.lexical, index, score_spread(index, query.vectors))
-    no_match = no_match_model.decide(evidence)
+    evidence = no_match_features(query, ranked[:max(k, 2)], index, mean_dense_score(index, query.vectors))
+    confidence = no_match_model.confidence(evidence)
+    no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]
     notes = list(query.notes)
     if query.lexical.corrected:
@@ -223,10 +241,11 @@ def search(index: StoredIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
         notes.append(f"no result reaches the minimum score {threshold:.2f} (the best scores "
                      f"{max(h.score for h in nearest):.2f})")
     return SearchResult(query.text, hits, nearest, no_match=not hits, notes=notes,
-                        evidence=tuple(float(v) for v in evidence), below_minimum=below_minimum)
+                        evidence=tuple(float(v) for v in evidence), below_minimum=below_minimum,
+                        confidence=confidence if hits else "no good match")
 
 
-def related(index: StoredIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
+def related(index: LoadedIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
     """The entries closest to entry `record_id`'s question, excluding itself (no re-embedding)."""
     position = index.position_of.get(record_id)
     if position is None:

@@ -502,7 +502,7 @@ def _remove_old_generations(index_dir: Path) -> None:
 
 
 class FaissStore:
-    """The embedded store: one index folder on disk. The interface a second store must also offer."""
+    """The embedded store: one index folder on disk (implements `base.Store`)."""
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)

@@ -31,7 +31,7 @@ import hashlib
 import re
 import threading
 import weakref
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import psycopg
@@ -92,7 +92,7 @@ class PgStore:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
-    def write(self, records: list[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
+    def write(self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
               lexical: LexicalIndex) -> None:
         """Write a new generation and make it current in one transaction. Call with `lock()` held."""
         dimension = int(manifest["dimension"])

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from indexer.stores.base import Store
 from indexer.stores.disk import FaissStore
-
-if TYPE_CHECKING:
-    from indexer.stores.postgres import PgStore
 
 STORE_ENV = "INDEXER_STORE"
 _URL_SCHEMES = ("postgresql://", "postgres://")
@@ -31,7 +28,7 @@ def store_spec(explicit: str | Path | None, default: Path) -> str | Path:
     return explicit or os.environ.get(STORE_ENV, "").strip() or default
 
 
-def open_store(spec: str | Path) -> "FaissStore | PgStore":
+def open_store(spec: str | Path) -> Store:
     if isinstance(spec, Path) and str(spec).startswith(tuple(s[:-1] for s in _URL_SCHEMES)):
         raise TypeError(f"{spec}: pass a database URL as a str; Path() has already merged its '//'")
     if is_database_url(spec):

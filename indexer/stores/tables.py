@@ -2,8 +2,8 @@
 
 Format 3 (written): four files that load as views of their bytes; no text is decoded until asked for.
 
-    records.npy          one row per record: its short fields (`records.SHORT_FIELDS`) as int64, and where
-                         its long fields (`records.TEXT_FIELDS`) end in record_texts.bin
+    records.npy          one row per record: its short fields (`record_table.SHORT_FIELDS`) as int64, and where
+                         its long fields (`record_table.TEXT_FIELDS`) end in record_texts.bin
     record_values.json   per short field: null when its column holds the values themselves (ints: ids,
                          lines), else the distinct values its column indexes (statuses, sections, sources)
     record_texts.bin     the long fields of every record, UTF-8, back to back; decoded per record on demand
@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.documents.records import SHORT_FIELDS, TEXT_FIELDS, Buffer, Record, RecordTable
+from indexer.documents.records import Record
+from indexer.stores.record_table import SHORT_FIELDS, TEXT_FIELDS, Buffer, RecordTable
 
 RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS = "records.npy", "record_values.json", "record_texts.bin", "rows.npy"
 TABLE_FILES = (RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS)  # format 3

@@ -1,0 +1,87 @@
+"""The store interface, written down once: what the core (build, search, topics, the engine) may use of
+a store and of the index it loads. Two implementations stand behind it: `disk.FaissStore` (an index
+folder, FAISS) and `postgres.PgStore` (PostgreSQL + pgvector); `tests/test_pgstore.py` runs one
+battery of store tests against both.
+
+Vector contract, for every implementation: vectors are L2-normalised float32, so an inner product is
+a cosine in [-1, 1], higher is more similar. A record's *position* is its index in `records`; each
+record owns one question row and, when its answer has words, one answer row.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from indexer.documents.records import Record, RecordId
+
+if TYPE_CHECKING:
+    from indexer.retrieval.lexical import LexicalIndex
+    from indexer.stores.tables import RowTable
+
+
+class LoadedIndex(Protocol):
+    """A loaded, verified generation of an index."""
+
+    # Read-only (properties), so an implementation may hold a list, a column table or a cached value.
+    @property
+    def manifest(self) -> dict:
+        """Format version, model, dimension, counts, sources, the no-match parameters."""
+
+    @property
+    def records(self) -> Sequence[Record]:
+        """In document order: position i is records[i]."""
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The saved lexical index; None for a generation written before they were saved (format 1)."""
+
+    @property
+    def position_of(self) -> Mapping[RecordId, int]: ...
+
+    @property
+    def row_count(self) -> int:
+        """Question rows plus answer rows."""
+
+    def is_current(self) -> bool:
+        """Still the store's current generation: cheap enough to ask on every app rerun."""
+
+    def field_cosines(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best question and answer cosines over the query vectors (m, d) for these record positions;
+        the answer cosine is NaN where a record has no answer row."""
+
+    def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
+        """Record positions owning the `depth` nearest rows of any query vector (approximate for large
+        indexes; callers score the candidates exactly with `field_cosines`)."""
+
+    def question_vector(self, position: int) -> np.ndarray: ...
+
+    def entry_vectors(self) -> np.ndarray:
+        """One normalised vector per record (question and answer combined), for topics and duplicates."""
+
+    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
+        """Text key → vector for every row embedded with this model (empty for another model)."""
+
+    def entry_keys(self) -> list[tuple[str, str | None]]:
+        """Per record, the text keys of its question row and answer row (None without one)."""
+
+
+class Store(Protocol):
+    """Where generations of one index live: read, write atomically, serialise builds."""
+
+    location: str  # for messages: a folder or a database URL with its index name
+
+    def read_manifest(self) -> dict | None:
+        """The current generation's manifest, None when there is no index yet."""
+
+    def load(self) -> LoadedIndex:
+        """The current generation, verified; IndexerError subclasses when missing, stale or corrupt."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Held by a build, so two builds of one index never interleave."""
+
+    def write(self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
+              lexical: LexicalIndex) -> None:
+        """A new generation, made current in one atomic step; readers see the old or the new one."""

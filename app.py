@@ -363,7 +363,7 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
         feedback_button(qa, row, None, "None of these", key=f"none-{row}")
     failed = st.session_state.pop("feedback_error", None)
     if failed:
-        st.warning(literal(sentence(failed)), icon=":material/warning:")
+        log_warning(failed)
 
 
 def confidence_note(result: SearchResult) -> None:
@@ -383,9 +383,13 @@ def logged_search(qa: QAIndex, result: SearchResult, shown: tuple) -> int | None
     panel, a feedback click, Back to it) do not log it again."""
     logged: dict[tuple, int | None] = st.session_state.setdefault("logged_searches", {})
     if shown not in logged:
-        logged[shown] = qa.log_search(result, notify=lambda line: st.warning(literal(sentence(line)),
-                                                                             icon=":material/warning:"))
+        logged[shown] = qa.log_search(result, notify=log_warning)
     return logged[shown]
+
+
+def log_warning(line: str) -> None:
+    """A query-log failure as one warning line ("Query log: … is locked by another process …")."""
+    st.warning(literal(sentence(line)), icon=":material/warning:")
 
 
 def feedback_button(qa: QAIndex, row: int, answered: RecordId | None, label: str, key: str) -> None:

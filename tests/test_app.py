@@ -774,7 +774,8 @@ CONFIDENCE_WORDS = {"good match": "Good match", "possibly related": "Possibly re
 def confidence_shown(at: AppTest) -> str:
     """The confidence level the page states above the results (exactly one)."""
     notes = [e.value for e in [*at.main.success, *at.main.info, *at.main.warning]]
-    (level,) = [level for level, words in CONFIDENCE_WORDS.items() for note in notes if note.startswith(f"**{words}.**")]
+    (level,) = [level for level, words in CONFIDENCE_WORDS.items()
+                for note in notes if note.startswith(f"**{words}.**")]
     return level
 
 
@@ -805,7 +806,8 @@ def test_a_search_is_logged_once_and_not_again_on_reruns(logged_index):
     at.slider(key="k").set_value(3).run()  # other options: another search
     assert len(log_entries(logged_index)) == 2
     search(at, "what is dropout")
-    assert [e.query for e in log_entries(logged_index)] == ["what does batch normalization do"] * 2 + ["what is dropout"]
+    queries = [e.query for e in log_entries(logged_index)]
+    assert queries == ["what does batch normalization do"] * 2 + ["what is dropout"]
     line = at.sidebar.caption[-1].value.replace("\\", "")
     assert line.endswith(f"Searches are logged to {logged_index / 'querylog.sqlite'}")
 

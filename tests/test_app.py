@@ -808,6 +808,9 @@ def test_a_search_is_logged_once_and_not_again_on_reruns(logged_index):
     search(at, "what is dropout")
     queries = [e.query for e in log_entries(logged_index)]
     assert queries == ["what does batch normalization do"] * 2 + ["what is dropout"]
+    at.query_params["q"] = "what does batch normalization do"  # Back, to a search this session has shown
+    at.run()
+    assert cards(at) and len(log_entries(logged_index)) == 3
     line = at.sidebar.caption[-1].value.replace("\\", "")
     assert line.endswith(f"Searches are logged to {logged_index / 'querylog.sqlite'}")
 

@@ -360,7 +360,7 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
     for rank, hit in enumerate(result.hits or result.nearest, start=1):
         result_card(qa, rank, hit, greyed=result.no_match, row=row)
     if row is not None:
-        feedback_button(qa, row, None, "None of these", key=f"none-{row}")
+        feedback_button(qa, row, None, "None of these", key=f"none-{row}", icon=":material/thumb_down:")
     failed = st.session_state.pop("feedback_error", None)
     if failed:
         log_warning(failed)
@@ -392,12 +392,12 @@ def log_warning(line: str) -> None:
     st.warning(literal(sentence(line)), icon=":material/warning:")
 
 
-def feedback_button(qa: QAIndex, row: int, answered: RecordId | None, label: str, key: str) -> None:
+def feedback_button(qa: QAIndex, row: int, answered: RecordId | None, label: str, key: str, icon: str) -> None:
     """A one-click mark on a logged search: `answered` (an entry's id) answered it, or None: none of
     these did. Marked, the button says so and a second click undoes it."""
     marked = st.session_state.get("feedback", {}).get(row) == feedback_mark(answered)
     st.button(f"{label} · Undo" if marked else label, key=key, type="primary" if marked else "tertiary",
-              icon=":material/check_circle:" if marked else None, on_click=toggle_feedback, args=(qa, row, answered),
+              icon=":material/check_circle:" if marked else icon, on_click=toggle_feedback, args=(qa, row, answered),
               help="Marked in the query log; click again to take it back." if marked else
               "Recorded in the query log (without anything about you), for whoever maintains the document.")
 
@@ -448,7 +448,7 @@ def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
 
 def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False, row: int | None = None) -> None:
     """One result: title, details, score and answer in one element, "This answered my question" when the
-    search was logged (`row`), then its related questions.
+    search was logged (`row`) and the entry has an answer, then its related questions.
 
     Few elements on purpose: each is a message and an event-loop wake-up in every page run, and with
     many users at once they were most of the server's time (a column is three more, a bar one more)."""
@@ -464,8 +464,9 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False, row: int
             # the answer is one raw HTML line, so it can follow the Markdown as a paragraph of its own
             body = ":small[:gray[No answer yet.]]" if record.missing else answer_html(record.answer)
             show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}** {score_bar(hit.score)}\n\n{body}")
-        if row is not None:
-            feedback_button(qa, row, record.id, "This answered my question", key=f"answered-{row}-{record.id}")
+        if row is not None and not record.missing:  # an entry without an answer cannot have answered it
+            feedback_button(qa, row, record.id, "This answered my question", key=f"answered-{row}-{record.id}",
+                            icon=":material/thumb_up:")
         related_panel(qa, record)
 
 

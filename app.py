@@ -3,13 +3,15 @@ that ask the same thing, browse its entries, and a page per entry.
 
     streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
     http://localhost:8501/?q=batch+norm       # opens with that query already run
-    http://localhost:8501/?view=topics        # opens a view: missing, topics, duplicates or browse
+    http://localhost:8501/?view=topics        # opens a view: missing, gaps, topics, duplicates or browse
     http://localhost:8501/?id=17              # opens one entry's page
 
 A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
 documents, touches no vectors and escapes no HTML itself (`indexer.rendering` does). `main()` calls
 one function per region of the page; the URL's q/view/id are the page state (`follow_url`,
-`write_url`). Everything cached (model, indexes, topics, near-duplicates, search results) lives in
+`write_url`). Every search shown is recorded once in the index's query log, with the reader's
+feedback ("This answered my question", "None of these"); the "Asked, not answered" view groups what
+it did not answer. Everything cached (model, indexes, topics, near-duplicates, search results) lives in
 `app_resources.py`, imported once per process. docs/app.md describes the behaviour.
 
 Environment (optional): INDEXER_DATA_DIR is the folder whose files the sidebar offers (default
@@ -34,23 +36,26 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
 from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current_index, duplicate_pairs,
-                           duplicate_partners, entries_frame, index_key, listed_files, missing_hints, overview,
-                           resolved, search_results, topic_overview)
+                           duplicate_partners, entries_frame, index_key, listed_files, logged_gaps, missing_hints,
+                           overview, resolved, search_results, topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
 from indexer.build import BuildSummary
 from indexer.documents.places import describe_places
 from indexer.analysis.charts import topic_map_chart
+from indexer.analysis.gaps import Gap, entry_style, gaps_csv, gaps_markdown
 from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
 from indexer.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
-from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE
+from indexer.querylog import QueryLog, QueryLogError
+from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
 from indexer.stores.spec import is_database_url, store_spec
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 from indexer.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
+         "gaps": ":material/contact_support: Asked, not answered",
          "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
          "browse": ":material/table_rows: Browse"}
 BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
@@ -62,6 +67,14 @@ MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in t
 EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
             "precision vs recall")  # the bundled corpus's; other documents offer their own questions
 EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
+# SearchResult.confidence in words, each with the callout that shows it and what it means for the reader
+CONFIDENCE_NOTES: dict[str, tuple[Callable[..., DeltaGenerator], str, str, str]] = {
+    "good match": (st.success, ":material/check_circle:", "Good match", "The first result most likely answers it."),
+    "possibly related": (st.info, ":material/help:", "Possibly related — check the answers",
+                         "These entries are close to the question; none may answer it."),
+    "no good match": (st.warning, ":material/search_off:", "No good match",
+                      "No entry answers this well; the nearest ones are shown below, greyed."),
+}
 
 
 # ---- sources and their index folders ------------------------------------------------------------
@@ -200,6 +213,18 @@ def sidebar_summary(qa: QAIndex, source: Source) -> None:
             st.success(f"Indexed **{literal(source.name)}**: {counts}.", icon=":material/check_circle:")
 
 
+def sidebar_log_status(qa: QAIndex) -> None:
+    """One line: whether searches are logged (INDEXER_QUERY_LOG=off turns it off), and where."""
+    try:
+        log = qa.query_log
+    except QueryLogError as exc:
+        line = f":material/warning: Searches are not logged: {literal(str(exc))}"
+    else:
+        line = (":material/history: Searches are not logged (INDEXER_QUERY_LOG=off)." if log is None
+                else f":material/history: Searches are logged to {literal(log.location)}")
+    st.sidebar.caption(line)
+
+
 def parse_report(summary: BuildSummary) -> None:
     """What a build just read, so a user can check the parse: how, where every line went, its warnings,
     and everything not taken.
@@ -330,14 +355,80 @@ def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> Non
     note = hidden_note(hidden, options)
     if note:
         st.caption(note)
+    confidence_note(result)
+    row = logged_search(qa, result, (index_key(qa), query, options, asked_from))
+    for rank, hit in enumerate(result.hits or result.nearest, start=1):
+        result_card(qa, rank, hit, greyed=result.no_match, row=row)
+    if row is not None:
+        feedback_button(qa, row, None, "None of these", key=f"none-{row}", icon=":material/thumb_down:")
+    failed = st.session_state.pop("feedback_error", None)
+    if failed:
+        log_warning(failed)
+
+
+def confidence_note(result: SearchResult) -> None:
+    """How sure the list is, in words: good match, possibly related, or no good match. When the
+    minimum score emptied the list it says that instead: the options hid the results, not the model."""
     if result.below_minimum:
         st.warning("**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
                    "lower *Minimum score* to see them as results.", icon=":material/search_off:")
-    elif result.no_match:
-        st.warning("**No good match.** No entry answers this well; the nearest ones are shown below, greyed.",
-                   icon=":material/search_off:")
-    for rank, hit in enumerate(result.hits or result.nearest, start=1):
-        result_card(qa, rank, hit, greyed=result.no_match)
+        return
+    element, icon, words, meaning = CONFIDENCE_NOTES[result.confidence]
+    element(f"**{words}.** {meaning}", icon=icon)
+
+
+def logged_search(qa: QAIndex, result: SearchResult, shown: tuple) -> int | None:
+    """The query-log row of the search on the page (None: logging is off or failed). Logged the first
+    time this session shows `shown` (index, query, options), so reruns caused by other widgets (a
+    panel, a feedback click, Back to it) do not log it again."""
+    logged: dict[tuple, int | None] = st.session_state.setdefault("logged_searches", {})
+    if shown not in logged:
+        logged[shown] = qa.log_search(result, notify=log_warning)
+    return logged[shown]
+
+
+def log_warning(line: str) -> None:
+    """A query-log failure as one warning line ("Query log: … is locked by another process …")."""
+    st.warning(literal(sentence(line)), icon=":material/warning:")
+
+
+def feedback_button(qa: QAIndex, row: int, answered: RecordId | None, label: str, key: str, icon: str) -> None:
+    """A one-click mark on a logged search: `answered` (an entry's id) answered it, or None: none of
+    these did. Marked, the button says so and a second click undoes it."""
+    marked = st.session_state.get("feedback", {}).get(row) == feedback_mark(answered)
+    st.button(f"{label} · Undo" if marked else label, key=key, type="primary" if marked else "tertiary",
+              icon=":material/check_circle:" if marked else icon, on_click=toggle_feedback, args=(qa, row, answered),
+              help="Marked in the query log; click again to take it back." if marked else
+              "Recorded in the query log (without anything about you), for whoever maintains the document.")
+
+
+def feedback_mark(answered: RecordId | None) -> tuple[str, RecordId | None]:
+    return ("answered", answered) if answered is not None else ("none", None)
+
+
+def toggle_feedback(qa: QAIndex, row: int, answered: RecordId | None) -> None:
+    """Button callback: set the mark, or clear it when it is the one already set (a new mark replaces
+    another). A log failure becomes one warning under the list."""
+    marks: dict[int, tuple] = st.session_state.setdefault("feedback", {})
+    mark = feedback_mark(answered)
+    try:
+        log = open_log(qa)
+        if marks.get(row) == mark:
+            log.clear_feedback(row)
+            marks.pop(row)
+        else:
+            log.feedback(row, answered=answered, none_of_these=answered is None)
+            marks[row] = mark
+    except QueryLogError as exc:
+        st.session_state["feedback_error"] = f"query log: {exc}"
+
+
+def open_log(qa: QAIndex) -> QueryLog:
+    """The log a search was recorded in (it was, or there would be no row to mark)."""
+    log = qa.query_log
+    if log is None:
+        raise QueryLogError("logging was turned off (INDEXER_QUERY_LOG=off); the feedback was not recorded")
+    return log
 
 
 def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
@@ -355,8 +446,9 @@ def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
     return f":material/filter_alt: **Hidden by the search options:** {'; '.join(parts)}. Change them in the sidebar."
 
 
-def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
-    """One result: title, details, score and answer in one element, then its related questions.
+def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False, row: int | None = None) -> None:
+    """One result: title, details, score and answer in one element, "This answered my question" when the
+    search was logged (`row`) and the entry has an answer, then its related questions.
 
     Few elements on purpose: each is a message and an event-loop wake-up in every page run, and with
     many users at once they were most of the server's time (a column is three more, a bar one more)."""
@@ -372,6 +464,9 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False) -> None:
             # the answer is one raw HTML line, so it can follow the Markdown as a paragraph of its own
             body = ":small[:gray[No answer yet.]]" if record.missing else answer_html(record.answer)
             show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}** {score_bar(hit.score)}\n\n{body}")
+        if row is not None and not record.missing:  # an entry without an answer cannot have answered it
+            feedback_button(qa, row, record.id, "This answered my question", key=f"answered-{row}-{record.id}",
+                            icon=":material/thumb_up:")
         related_panel(qa, record)
 
 
@@ -496,11 +591,8 @@ def missing_view(qa: QAIndex) -> None:
     header, downloads = st.columns([3, 2], vertical_alignment="bottom")
     header.subheader(entries_phrase(len(missing), total, "no answer"))
     if missing:
-        csv_col, md_col = downloads.columns(2)
-        csv_col.download_button("CSV", missing_csv(missing, hints), "missing_answers.csv", "text/csv",
-                                icon=":material/download:", on_click="ignore", width="stretch")
-        md_col.download_button("Markdown", missing_markdown(missing, hints, total), "missing_answers.md",
-                               "text/markdown", icon=":material/download:", on_click="ignore", width="stretch")
+        download_buttons(downloads, missing_csv(missing, hints), missing_markdown(missing, hints, total),
+                         "missing_answers")
     for record in missing:
         with st.container(border=True):
             question_col, action_col = st.columns([5, 1], vertical_alignment="top")
@@ -510,9 +602,7 @@ def missing_view(qa: QAIndex) -> None:
             action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
                               args=(record,), width="stretch")
             if hints[record.id]:
-                show("Closest answered entries:\n" + "\n".join(
-                    f"- `{h.score:.2f}` {literal(h.record.question)} :gray[{entry_link(h.record.id)}]"
-                    for h in hints[record.id]))
+                show(nearest_list("Closest answered entries:", [(h.record, h.score) for h in hints[record.id]]))
     link_only = qa.link_only()
     if link_only:
         st.subheader(entries_phrase(len(link_only), total, "only links for an answer"))
@@ -520,6 +610,61 @@ def missing_view(qa: QAIndex) -> None:
             with st.container(border=True):
                 st.markdown(f"{entry_title(record.id, record.question)} &nbsp; {status_badges(record)}")
                 answer(record)
+
+
+def download_buttons(place: DeltaGenerator, csv_data: str | bytes, markdown: str, stem: str) -> None:
+    """A view's two exports side by side: `stem`.csv and `stem`.md (no rerun on click)."""
+    csv_col, md_col = place.columns(2)
+    csv_col.download_button("CSV", csv_data, f"{stem}.csv", "text/csv", icon=":material/download:",
+                            on_click="ignore", width="stretch")
+    md_col.download_button("Markdown", markdown, f"{stem}.md", "text/markdown", icon=":material/download:",
+                           on_click="ignore", width="stretch")
+
+
+def nearest_list(title: str, scored: list[tuple[Record, float]]) -> str:
+    """Markdown: a title, then one line per entry: its score, its question and its id linked to its page."""
+    return title + "\n" + "\n".join(f"- `{score:.2f}` {literal(record.question)} :gray[{entry_link(record.id)}]"
+                                     for record, score in scored)
+
+
+# ---- what readers asked that the document does not answer -----------------------------------------
+
+def gaps_view(qa: QAIndex) -> None:
+    """The query log's unanswered searches (no good match, or "None of these"), grouped by meaning,
+    largest group first, with entry skeletons to add to the document."""
+    try:
+        logged, gaps = logged_gaps(qa)
+    except QueryLogError as exc:  # no log yet (logging off), or one that cannot be read
+        st.info(literal(sentence(str(exc))), icon=":material/info:")
+        return
+    if not gaps:
+        st.info("No searches logged yet." if not logged else
+                f"Every one of the {plural(logged, 'logged search', 'logged searches')} found a good match "
+                "or was marked as answered.", icon=":material/info:")
+        return
+    header, downloads = st.columns([3, 2], vertical_alignment="bottom")
+    header.subheader(f"{plural(len(gaps), 'question')} asked, not answered")
+    download_buttons(downloads, gaps_csv(gaps), gaps_markdown(gaps, entry_style(qa.records, qa.manifest)),
+                     "asked_not_answered")
+    st.caption(f"From {plural(logged, 'logged search', 'logged searches')}: those that found no good match or "
+               "got *None of these*, grouped by meaning, most asked first. The Markdown download holds a new "
+               "entry for each, in the document's style, to write the answer into.")
+    for gap in gaps:
+        gap_card(qa, gap)
+
+
+def gap_card(qa: QAIndex, gap: Gap) -> None:
+    """One unanswered question: how often and when it was asked, in which words, and the nearest entries."""
+    when = f"{gap.first_asked:%Y-%m-%d %H:%M}" + (
+        f" to {gap.last_asked:%Y-%m-%d %H:%M}" if gap.last_asked != gap.first_asked else "")
+    with st.container(border=True):
+        lines = [f"**{literal(gap.label)}** &nbsp; :gray[asked {plural(gap.count, 'time')}, {when} UTC]"]
+        others = [query for query in gap.queries if query != gap.label]
+        if others:
+            lines.append(":small[Also asked as: " + "; ".join(f"“{literal(query)}”" for query in others) + "]")
+        if gap.nearest:
+            lines.append(nearest_list("Nearest entries:", [(qa.record(i), score) for i, score in gap.nearest]))
+        show("\n\n".join(lines))
 
 
 # ---- topics and near-duplicates -----------------------------------------------------------------
@@ -637,6 +782,7 @@ def main() -> None:
     follow_url()
     qa, source = open_document()
     sidebar_summary(qa, source)
+    sidebar_log_status(qa)
     if qa.build_summary is not None:
         parse_report(qa.build_summary)
     view = page_header(qa, source)
@@ -645,7 +791,7 @@ def main() -> None:
         if view == "search":
             search_view(qa, search_options(qa), examples_for(qa, source))
         else:
-            {"missing": missing_view, "topics": topics_view, "duplicates": duplicates_view,
+            {"missing": missing_view, "gaps": gaps_view, "topics": topics_view, "duplicates": duplicates_view,
              "browse": browse_view}[view](qa)
     write_url()
 

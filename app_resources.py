@@ -6,6 +6,8 @@ scans every loaded module), about a tenth of the server's time with 20 users sea
     model (one per process) -> index (one per source version) -> per index generation: topics, map,
     near-duplicates, counts, hints, Browse's table -> per query and options: search results
 
+Not cached: the query log's gaps (`logged_gaps`), which change with every search logged.
+
 Everything here is keyed by what it depends on and computed once; app.py draws the page.
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ from indexer.retrieval.embed import Encoder
 from indexer.retrieval.search import SearchResult
 from indexer.analysis import topics as topic_analysis  # looked up on use, so tests can count its calls
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
+from indexer.analysis.gaps import Gap, find_gaps
+from indexer.querylog import existing_query_log
 
 ANSWER_PREVIEW_CHARS = 120  # a Browse cell: enough to recognise an answer; the row opens all of it
 
@@ -216,7 +220,8 @@ def run_search(qa: QAIndex, query: str, options: SearchOptions,
 
         hits = [h for h in result.hits if offered(h)][:options.k]
         nearest = [h for h in result.nearest if offered(h)][:options.k]
-        result = replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits)
+        result = replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits,
+                         confidence=result.confidence if hits else "no good match")
     # below the minimum: among the k nearest, those a lower minimum would show (all of them is its own warning)
     below = 0 if result.no_match else len(result.nearest) - len(result.hits)
     return result, Hidden(below, len(unanswered), options.section)
@@ -241,3 +246,12 @@ def answer_preview(record: Record) -> str:
     """The answer as one line of plain text, cut at ANSWER_PREVIEW_CHARS (a table cell shows no markup)."""
     text = " ".join(plain_text(record.answer).split())
     return text if len(text) <= ANSWER_PREVIEW_CHARS else text[:ANSWER_PREVIEW_CHARS - 1].rstrip() + "…"
+
+
+def logged_gaps(qa: QAIndex) -> tuple[int, list[Gap]]:
+    """How many searches the index's query log holds, and its unanswered ones grouped by meaning,
+    largest group first. Read also while logging is off; a missing or unreadable log raises
+    QueryLogError. Encodes the gap queries, so only the "Asked, not answered" view calls it."""
+    log = qa.query_log or existing_query_log(qa.store)
+    entries = log.entries()
+    return len(entries), find_gaps(entries, qa)

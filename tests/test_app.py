@@ -1,7 +1,9 @@
 """app.py through Streamlit's AppTest (no server, no browser), with the real model and the bundled corpus.
 
 The bundled corpus uses the repository's index/ (built once if missing); every other source, upload
-and index lives under tmp_path through INDEXER_DATA_DIR and INDEXER_CACHE_DIR.
+and index lives under tmp_path through INDEXER_DATA_DIR and INDEXER_CACHE_DIR. Searches are not logged
+(INDEXER_QUERY_LOG=off), so the repository's query log is never written; tests of the log serve the
+bundled corpus from a copy of its index in tmp_path (`logged_index`), whose log is their own.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
+from indexer.querylog import LogEntry, SqliteQueryLog
 from indexer.rendering import missing_csv, missing_markdown
+from indexer.stores.spec import STORE_ENV
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -109,7 +114,31 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("INDEXER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("INDEXER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("INDEXER_QUERY_LOG", "off")  # else the bundled corpus logs to the repository's index/
     return tmp_path
+
+
+def copy_bundled_index(folder: Path) -> Path:
+    """`folder` holding a copy of the bundled corpus's current index generation (index/ is built first
+    on a fresh clone): the same index, with a query log of its own."""
+    QAIndex.open(index_dir=DEFAULT_INDEX_DIR)
+    generation = (DEFAULT_INDEX_DIR / "current").resolve()
+    shutil.copytree(generation, folder / generation.name)
+    (folder / "current").symlink_to(generation.name)
+    return folder
+
+
+@pytest.fixture
+def logged_index(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bundled corpus served from a copy of its index under tmp_path, with logging on; the log is
+    `<returned folder>/querylog.sqlite`."""
+    monkeypatch.setenv(STORE_ENV, str(copy_bundled_index(app_env / "index")))
+    monkeypatch.delenv("INDEXER_QUERY_LOG")
+    return app_env / "index"
+
+
+def log_entries(index_dir: Path) -> list[LogEntry]:
+    return SqliteQueryLog(index_dir / "querylog.sqlite", create=False).entries()
 
 
 @pytest.fixture(scope="module")
@@ -734,3 +763,136 @@ def test_a_one_entry_document_is_counted_in_the_singular(app_env):
     assert not at.exception
     assert at.sidebar.success[0].value == "Indexed **one.md**: 1 entry, 0 missing answers, 0 link only."
     assert "1 question and its answer." in at.main.caption[0].value
+
+
+# ---- confidence, the query log and feedback ---------------------------------------------------------
+
+CONFIDENCE_WORDS = {"good match": "Good match", "possibly related": "Possibly related — check the answers",
+                    "no good match": "No good match"}
+
+
+def confidence_shown(at: AppTest) -> str:
+    """The confidence level the page states above the results (exactly one)."""
+    notes = [e.value for e in [*at.main.success, *at.main.info, *at.main.warning]]
+    (level,) = [level for level, words in CONFIDENCE_WORDS.items()
+                for note in notes if note.startswith(f"**{words}.**")]
+    return level
+
+
+@pytest.mark.parametrize("query, level", [("what is dropout", "good match"),
+                                          ("how to stop overfiting", "possibly related"),
+                                          ("how do I bake banana bread", "no good match")])
+def test_every_result_list_says_how_confident_it_is(app_env, query, level):
+    expected = QAIndex.open().search(query)
+    assert expected.confidence == level  # each case shows a different level
+    at = search(run_app(), query)
+    assert confidence_shown(at) == expected.confidence
+    assert cards(at) and all(c["greyed"] == (level == "no good match") for c in cards(at))
+
+
+def feedback_buttons(at: AppTest) -> dict[str, str]:
+    """The feedback buttons on the page, by key: "answered-<row>-<id>" on cards, "none-<row>" for the list."""
+    return {b.key: b.label for b in at.button if b.key and b.key.startswith(("answered-", "none-"))}
+
+
+def test_a_search_is_logged_once_and_not_again_on_reruns(logged_index):
+    at = search(run_app(), "what does batch normalization do")
+    (entry,) = log_entries(logged_index)
+    shown = cards(at)
+    assert entry.query == "what does batch normalization do" and not entry.no_match
+    assert [record_id for record_id, _ in entry.results] == [c["id"] for c in shown]
+    at.session_state[f"related-open-{shown[0]['id']}"] = True  # another widget: a rerun, the same search
+    at.run()
+    at.slider(key="k").set_value(3).run()  # other options: another search
+    assert len(log_entries(logged_index)) == 2
+    search(at, "what is dropout")
+    queries = [e.query for e in log_entries(logged_index)]
+    assert queries == ["what does batch normalization do"] * 2 + ["what is dropout"]
+    at.query_params["q"] = "what does batch normalization do"  # Back, to a search this session has shown
+    at.run()
+    assert cards(at) and len(log_entries(logged_index)) == 3
+    line = at.sidebar.caption[-1].value.replace("\\", "")
+    assert line.endswith(f"Searches are logged to {logged_index / 'querylog.sqlite'}")
+
+
+def test_feedback_is_one_click_and_a_second_click_undoes_it(logged_index):
+    at = search(run_app(), "what does batch normalization do")
+    (row,) = [e.id for e in log_entries(logged_index)]
+    answered = [c["id"] for c in cards(at) if "Missing answer" not in c["details"]]  # #31 cannot have answered it
+    assert 15 in answered and 31 in [c["id"] for c in cards(at)] and 31 not in answered
+    assert feedback_buttons(at) == {**{f"answered-{row}-{i}": "This answered my question" for i in answered},
+                                    f"none-{row}": "None of these"}
+    other = next(i for i in answered if i != 15)
+    at.button(key=f"answered-{row}-15").click().run()
+    (entry,) = log_entries(logged_index)  # feedback logs no new search
+    assert (entry.feedback, entry.answered_id) == ("answered", 15)
+    assert feedback_buttons(at)[f"answered-{row}-15"] == "This answered my question · Undo"
+    at.button(key=f"answered-{row}-15").click().run()
+    assert (log_entries(logged_index)[0].feedback, feedback_buttons(at)[f"answered-{row}-15"]) == (
+        None, "This answered my question")
+    at.button(key=f"none-{row}").click().run()
+    assert log_entries(logged_index)[0].feedback == "none"
+    assert feedback_buttons(at)[f"none-{row}"] == "None of these · Undo"
+    at.button(key=f"answered-{row}-{other}").click().run()  # a new mark replaces the other
+    assert (log_entries(logged_index)[0].feedback, log_entries(logged_index)[0].answered_id) == ("answered", other)
+    assert feedback_buttons(at)[f"none-{row}"] == "None of these"
+    at.button(key=f"answered-{row}-{other}").click().run()
+    assert log_entries(logged_index)[0].feedback is None and len(log_entries(logged_index)) == 1
+
+
+def test_with_logging_off_nothing_is_logged_and_no_feedback_is_offered(logged_index, monkeypatch):
+    monkeypatch.setenv("INDEXER_QUERY_LOG", "off")
+    at = search(run_app(), "how do I bake banana bread")
+    assert cards(at) and feedback_buttons(at) == {}
+    assert "Searches are not logged (INDEXER_QUERY_LOG=off)." in at.sidebar.caption[-1].value.replace("\\", "")
+    assert not (logged_index / "querylog.sqlite").exists()
+    at.button_group(key="view").set_value("gaps").run()
+    (info,) = at.main.info
+    assert info.value.replace("\\", "").startswith(f"No query log at {logged_index / 'querylog.sqlite'}")
+
+
+def test_a_log_that_cannot_be_written_is_one_warning_and_the_search_goes_on(logged_index):
+    (logged_index / "querylog.sqlite").write_bytes(b"not a database" * 100)
+    at = search(run_app(), "what is dropout")
+    (warning,) = [w.value.replace("\\", "") for w in at.main.warning]
+    assert warning.startswith("Query log: ") and "cannot be used (file is not a database)" in warning
+    assert "\n" not in warning
+    assert cards(at) and feedback_buttons(at) == {}
+    at.run()
+    assert not at.main.warning  # tried once per search, not on every rerun
+
+
+def test_asked_not_answered_groups_the_unanswered_searches_with_downloads(logged_index, monkeypatch):
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    downloads: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def kept(self, data, mimetype, kind, filename=None):
+        downloads[filename] = data if isinstance(data, bytes) else data.encode()
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", kept)
+    at = run_app({"view": "gaps"})
+    assert [i.value for i in at.main.info] == ["No searches logged yet."]
+    at.button_group(key="view").set_value("search").run()
+    # the first two are one phrasing (case and end punctuation aside), the third another of the same question
+    for query in ("how do I bake banana bread", "How do I bake banana bread?", "how can I make banana bread?",
+                  "what is dropout"):
+        search(at, query)
+    row = log_entries(logged_index)[-1].id
+    at.button(key=f"none-{row}").click().run()  # "what is dropout" found its entry, but not what the reader wanted
+    at.button_group(key="view").set_value("gaps").run()
+    assert at.query_params["view"] == "gaps"
+    assert at.main.subheader[0].value == "2 questions asked, not answered"
+    banana, dropout = [m.value for m in at.main.markdown if "asked " in m.value and " UTC]" in m.value]
+    assert banana.startswith("**how can I make banana bread?** &nbsp; :gray[asked 3 times, ")
+    assert "Also asked as: “how do I bake banana bread”" in banana and "Nearest entries:" in banana
+    assert dropout.startswith("**what is dropout** &nbsp; :gray[asked 1 time, ")
+    assert ENTRY_LINK.findall(dropout)[0] == "15"  # the nearest entries link to their pages
+    markdown = downloads["asked_not_answered.md"].decode()
+    assert markdown.startswith("**83. How can I make banana bread?**\n\n<!-- asked 3 times")
+    assert "**84. What is dropout?**" in markdown
+    rows = list(csv.DictReader(io.StringIO(downloads["asked_not_answered.csv"].decode())))
+    assert [(r["label"], r["count"]) for r in rows] == [("how can I make banana bread?", "3"), ("what is dropout", "1")]
+    assert rows[0]["queries"] == "how do I bake banana bread | how can I make banana bread?"

@@ -1,20 +1,29 @@
 """End to end in a real browser: `streamlit run app.py` driven by headless system chromium.
 
-One test walks what a first-time user does (search, a shared ?q= link, the Missing answers view, the
-topic map, an upload) so the server, the browser and the model load are paid for once.
+One test walks what a first-time user does (search, a shared ?q= link, the Missing answers view,
+"None of these" on a question the document does not answer and the "Asked, not answered" view, the
+topic map, an upload) so the server, the browser and the model load are paid for once. The server
+serves the bundled corpus from a copy of its index, so the searches it logs go to a log of its own.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
+from test_app import copy_bundled_index
+
+from indexer.querylog import SWITCH_ENV
+from indexer.stores.spec import STORE_ENV
 
 pytestmark = pytest.mark.browser
 
+UNANSWERED = "how do I bake banana bread"  # no good match in the bundled corpus
 OVERFITTING = ("What is Overfitting and Underfitting, and How to Combat Them?",
                "How do you ensure you’re not overfitting with a model?")
 XSS_DOCUMENT = """\
@@ -31,6 +40,34 @@ Or <a href="javascript:window.__xss='link';alert('xss: link')">click me</a>, [or
 
 Paris.
 """
+
+
+@pytest.fixture(scope="session")
+def server_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str | None]]:
+    """While the shared server starts: the bundled corpus from a copy of its index, logging on. Yields
+    what the variables were, for `streamlit_url` to put back once the server has read them."""
+    store = copy_bundled_index(tmp_path_factory.mktemp("store"))
+    saved = {name: os.environ.pop(name, None) for name in (STORE_ENV, SWITCH_ENV)}
+    os.environ[STORE_ENV] = str(store)
+    try:
+        yield saved
+    finally:
+        restore_environment(saved)
+
+
+def restore_environment(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def streamlit_url(server_environment: dict[str, str | None], streamlit_url: str) -> str:
+    """conftest's server, started in `server_environment`, which no other test sees afterwards."""
+    restore_environment(server_environment)
+    return streamlit_url
 
 
 def wait_idle(page: Page) -> None:
@@ -89,6 +126,25 @@ def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url
     wait_idle(page)
     assert parse_qs(urlparse(page.url).query)["view"] == ["missing"]
     page.screenshot(path=str(artifacts_dir / "missing.png"), full_page=True)
+
+    # A question the document does not answer: the list says so, the reader says "None of these", and
+    # the question shows up under "Asked, not answered".
+    page.get_by_role("radio", name="Search").click()
+    box = page.get_by_label("Ask a question")
+    box.fill(UNANSWERED)
+    box.press("Enter")
+    expect(page.get_by_text("No good match.")).to_be_visible()
+    wait_idle(page)
+    page.get_by_role("button", name="None of these").click()
+    expect(page.get_by_role("button", name="None of these · Undo")).to_be_visible()
+    wait_idle(page)
+    page.screenshot(path=str(artifacts_dir / "feedback.png"), full_page=True)
+    page.get_by_role("radio", name="Asked, not answered").click()
+    expect(page.locator("strong").filter(has_text=UNANSWERED)).to_be_visible()
+    expect(page.get_by_text("1 question asked, not answered")).to_be_visible()
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query)["view"] == ["gaps"]
+    page.screenshot(path=str(artifacts_dir / "gaps.png"), full_page=True)
 
     # The topic map: Vega draws one mark per entry; clicking entry 31's point opens its card below the map.
     page.goto(f"{streamlit_url}/?view=topics")

@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_names() -> list[str]:
+    """The commands, in the order `--help` lists them."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(subparsers.choices)
+
+
 def _add_mode(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "question", "answer", "bm25", "rrf"),
                      help="ranking: hybrid (default: dense + lexical coverage), dense (best of question/answer "

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("build", cmd_build, "parse the source and (re)build its index")
+    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), "
+                          "cpu, cuda")
     sub.add_argument("--json", action="store_true", help="print the build summary as JSON")
 
     sub = command("search", cmd_search, "find the entries closest to a question")
@@ -212,7 +215,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     sources, spec, model = _settings(args)
     store = open_store(spec)
-    summary = build(sources, store, lambda: build_encoder(model), model, _progress_bar(err))
+    summary = build(sources, store, lambda: build_encoder(model, args.device), model, _progress_bar(err))
     from indexer.retrieval.onnx_encoder import ensure_onnx_export
 
     ensure_onnx_export(model)  # while torch is loaded anyway: the first query then needs no torch

@@ -61,9 +61,9 @@ def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
                       "which is no longer there; say which document to search with --source")
 
 
-def build_encoder(model: str) -> Encoder:
-    """The encoder for builds: all cores."""
-    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1)
+def build_encoder(model: str, device: str = "auto") -> Encoder:
+    """The encoder for builds: a GPU when torch sees one (`device` auto), else all cores."""
+    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1, device=device)
 
 
 def query_encoder(model: str) -> Encoder:

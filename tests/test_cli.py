@@ -218,14 +218,24 @@ def test_section_filter_keeps_only_that_sections_entries(tmp_path):
 
 
 def test_build_summary_reports_styles_sections_and_lines_not_taken(tmp_path):
-    code, out, _ = run("build", "--json", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
-                       "--index-dir", str(tmp_path / "index"))
+    code, out, _ = run("build", "--json", "--device", "cpu", "--source",
+                       str(ROOT / "tests" / "fixtures" / "headings.md"), "--index-dir", str(tmp_path / "index"))
     summary = json.loads(out)
     source = summary["sources"][0]
     assert code == 0 and source["style"] == "heading" and source["entries"] == 4
     assert source["by_status"] == {"ok": 3, "missing": 1, "link_only": 0}
     assert source["by_section"] == {"Linear regression": 2, "Trees": 2}
     assert source["not_taken"] == [{"line": 15, "why": "inside a fenced code block"}]
+
+
+def test_build_on_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a GPU here: the build would succeed")
+    code, _, err = run("build", "--device", "cuda", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
+                       "--index-dir", str(tmp_path / "index"))
+    assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
 
 
 def test_a_minimum_score_that_empties_the_list_says_so(index_dir):

@@ -256,11 +256,11 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO) -> int:
     from indexer.errors import QueryError
 
     queries = _read_batch(args.batch)
-    for query, encoded in zip(queries, qa.encode(queries)):
-        if isinstance(encoded, QueryError):
-            row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
+    for query, result in zip(queries, qa.search_many(queries, args.k, args.min_score, args.mode, args.section)):
+        if isinstance(result, QueryError):
+            row = {"query": query, "no_match": True, "results": [], "error": str(result)}
         else:
-            row = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section).to_dict()
+            row = result.to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -29,6 +30,9 @@ from indexer.stores.spec import open_store, store_spec
 
 if TYPE_CHECKING:
     from indexer.analysis.topics import Duplicate, Topic
+
+# Queries per task of a batch search: the encoder's batch size, and enough tasks to keep every core busy.
+BATCH_CHUNK = 32
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -184,6 +188,37 @@ class QAIndex:
         if isinstance(encoded, QueryError):
             raise encoded
         return self.search_encoded(encoded, k, min_score, mode, section)
+
+    def search_many(self, queries: list[str], k: int = DEFAULT_K, min_score: float | None = None,
+                    mode: str = DEFAULT_MODE, section: str | None = None) -> list[SearchResult | QueryError]:
+        """One result per query, in order (a query with nothing to search for gives its error), on every core.
+
+        Queries are sorted by length (less padding) and cut into chunks, each cleaned, embedded and searched
+        by one worker, as a single query is: onnxruntime, numpy and FAISS let go of the GIL, so workers run
+        side by side on one shared, one-thread encoder. The results are those `search` gives one by one.
+        """
+        if not queries:
+            return []
+        from threadpoolctl import threadpool_limits  # here: a single query never needs it
+
+        _ = self.encoder, self.lexical, self.stored.position_of  # made once, before the workers share them
+        order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
+        chunks = [order[start:start + BATCH_CHUNK] for start in range(0, len(order), BATCH_CHUNK)]
+
+        def run(chunk: list[int]) -> list[SearchResult | QueryError]:
+            encoded = self.encode([queries[i] for i in chunk])
+            return [item if isinstance(item, QueryError) else self.search_encoded(item, k, min_score, mode, section)
+                    for item in encoded]
+
+        results: list[SearchResult | QueryError] = [QueryError("not searched")] * len(queries)
+        # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half
+        # speed (10,000 entries: 3.4-3.8 ms a query against 6.8-7.0 ms).
+        with threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool:
+            for chunk, found in zip(chunks, pool.map(run, chunks)):
+                for i, result in zip(chunk, found):
+                    results[i] = result
+        return results
 
     def topics(self) -> list["Topic"]:
         from indexer.analysis.topics import topics

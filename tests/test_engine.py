@@ -1,0 +1,33 @@
+"""`QAIndex` over many items at once: a batch search and batched hints give what one-by-one calls give."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core_fixtures import DEV_QUERIES
+from indexer.engine import BATCH_CHUNK
+from indexer.errors import QueryError
+
+
+def outcome(result) -> tuple:
+    """What a batch must reproduce: the entries in order and whether there was a match (scores may differ
+    in the last float bits: a query embedded beside others is padded differently)."""
+    return [hit.record.id for hit in result.hits], [hit.record.id for hit in result.nearest], result.no_match
+
+
+def test_a_batch_search_gives_what_one_by_one_searches_give_in_order(real_index):
+    queries = [json.loads(line)["query"] for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
+    queries = (queries * 3)[:2 * BATCH_CHUNK + 5]  # several chunks, so several workers
+    queries[7] = "   "
+    results = real_index.search_many(queries, k=5, min_score=0.0)
+    assert len(results) == len(queries) and isinstance(results[7], QueryError)
+    for query, result in zip(queries, results):
+        if query.strip():
+            alone = real_index.search(query, k=5, min_score=0.0)
+            assert outcome(result) == outcome(alone) and result.query == alone.query
+            assert [h.score for h in result.nearest] == pytest.approx([h.score for h in alone.nearest], abs=1e-5)
+
+
+def test_a_batch_search_of_nothing_is_empty(real_index):
+    assert real_index.search_many([]) == []

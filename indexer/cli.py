@@ -282,7 +282,7 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     qa = _open(args, err)
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
-    hints = {r.id: qa.hints(r.id) for r in missing}
+    hints = dict(zip([r.id for r in missing], qa.hints_many([r.id for r in missing])))
     if args.json:
         def entry(r, with_hints: bool) -> dict:
             data = {"id": r.id, "question": r.question, "status": r.status, "line": r.line, "section": r.section,

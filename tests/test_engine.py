@@ -31,3 +31,18 @@ def test_a_batch_search_gives_what_one_by_one_searches_give_in_order(real_index)
 
 def test_a_batch_search_of_nothing_is_empty(real_index):
     assert real_index.search_many([]) == []
+
+
+def test_hints_of_every_missing_entry_at_once_equal_hints_one_by_one(real_index):
+    missing = [record.id for record in real_index.missing()]
+    together = real_index.hints_many(missing)
+    assert len(together) == len(missing) == 10
+    for record_id, hints in zip(missing, together):
+        alone = real_index.hints(record_id)
+        assert [h.record.id for h in hints] == [h.record.id for h in alone]
+        assert [h.score for h in hints] == pytest.approx([h.score for h in alone], abs=1e-6)
+        assert all(h.record.has_answer and h.record.id != record_id for h in hints)
+
+
+def test_hints_of_no_entries_are_none(real_index):
+    assert real_index.hints_many([]) == []

@@ -58,7 +58,7 @@ import numpy as np
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex, LexicalVersionError
 from indexer.documents.records import Record, RecordId, field_values
-from indexer.stores.tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_bytes, npy_view, npz_views, table_files,
+from indexer.stores.tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_view, npz_views, table_files,
                      tables_from)
 
 FORMAT_VERSION = 3
@@ -485,16 +485,37 @@ def _load_ivf(generation: Path):
     return _set_probes(index)
 
 
-def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, bytes]:
-    """File name → bytes of the vectors: plain `.npy` (and an IVF index for `ivf`), or a FAISS HNSW index."""
+# A file's contents as one buffer, or as parts written one after another: the vectors are never copied
+# into one bytes object (at a million entries that copy alone took 3 GB).
+Blob = Buffer | tuple[Buffer, ...]
+
+
+def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, Blob]:
+    """File name → bytes of the vectors: plain `.npy` (and an IVF index for `ivf`), or a FAISS HNSW index.
+    FAISS's serialized bytes are written from its own array, the vectors after an `.npy` header."""
     import faiss
 
     if index_type == "hnsw":
-        return {"vectors.faiss": faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()}
-    blobs = {"vectors.npy": npy_bytes(np.asarray(vectors, dtype=np.float32).reshape(-1, dimension))}
+        return {"vectors.faiss": faiss.serialize_index(vector_index(vectors, index_type, dimension))}
+    array = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    blobs: dict[str, Blob] = {"vectors.npy": (header.getvalue(), memoryview(array.reshape(-1).view(np.uint8)))}
     if index_type == "ivf":
-        blobs[IVF_FILE] = faiss.serialize_index(vector_index(vectors, index_type, dimension)).tobytes()
+        blobs[IVF_FILE] = faiss.serialize_index(vector_index(array, index_type, dimension))
     return blobs
+
+
+def _parts(blob: Blob) -> tuple[memoryview, ...]:
+    return tuple(memoryview(part).cast("B") for part in (blob if isinstance(blob, tuple) else (blob,)))
+
+
+def _file_entry(blob: Blob) -> dict:
+    """The manifest's record of a file: its sha256 and size."""
+    digest = hashlib.sha256()
+    for part in _parts(blob):
+        digest.update(part)
+    return {"sha256": digest.hexdigest(), "bytes": sum(len(part) for part in _parts(blob))}
 
 
 def lexical_blob(lexical: LexicalIndex) -> bytes:
@@ -526,13 +547,13 @@ def write_index(index_dir: Path, records: Sequence[Record], rows: RowTable, vect
     name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
     tmp = index_dir / f"{name}.tmp"
     tmp.mkdir(parents=True)
-    blobs = {
+    blobs: dict[str, Blob] = {
         **table_files(records, rows),
         **_vector_blobs(vectors, manifest["index_type"], manifest["dimension"]),
         "lexical.npz": lexical_blob(lexical),
     }
     manifest = {**manifest, "format_version": FORMAT_VERSION,
-                "files": {n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in blobs.items()}}
+                "files": {name: _file_entry(blob) for name, blob in blobs.items()}}
     for file_name, blob in {**blobs, "manifest.json": json.dumps(manifest, indent=2).encode()}.items():
         _write_synced(tmp / file_name, blob)
     final = index_dir / name
@@ -545,9 +566,10 @@ def write_index(index_dir: Path, records: Sequence[Record], rows: RowTable, vect
     return final
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: Blob) -> None:
     with open(path, "wb") as fh:
-        fh.write(data)
+        for part in _parts(data):
+            fh.write(part)
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -62,6 +62,53 @@ def synthetic_corpus(size: int, seed: int = 7) -> str:
     return "".join(parts)
 
 
+def noisy_copies(sample, rows: int, noise: float = 0.02, chunk: int = 100_000):
+    """`rows` unit float32 vectors: the sample's vectors in turn, each with Gaussian noise, made by chunks
+    (a million entries' float64 noise at once would take 6 GB)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = np.empty((rows, sample.shape[1]), dtype=np.float32)
+    for start in range(0, rows, chunk):
+        part = sample[np.arange(start, min(rows, start + chunk)) % len(sample)]
+        part = part + rng.standard_normal(part.shape, dtype=np.float32) * noise
+        vectors[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return vectors
+
+
+def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 2000) -> dict:
+    """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
+    are embedded (timed against the raw encode, for the extrapolated build figures) and every other
+    row reuses one of those vectors with small noise. Returns the build figures."""
+    import numpy as np
+
+    from indexer.build import IVF_MIN_ROWS, _manifest, embedding_texts
+    from indexer.documents.parse import parse_file
+    from indexer.retrieval.embed import model_fingerprint, text_key
+    from indexer.retrieval.lexical import LexicalIndex
+    from indexer.stores.disk import FaissStore, RowTable
+
+    records = parse_file(source).records
+    positions, fields, texts = embedding_texts(records)
+    sample = min(len(texts), sample)
+    (measured, sample_vectors), (floor, _) = best_of_alternating(
+        lambda: build_encoder.encode(texts[:sample]),
+        lambda: build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True,
+                                            show_progress_bar=False))
+    scale = len(texts) / sample
+    vectors = noisy_copies(sample_vectors, len(texts))
+    fp = model_fingerprint("all-MiniLM-L6-v2")
+    index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
+    manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts))
+    store = FaissStore(index_dir)
+    with store.lock():
+        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
+                                      [text_key(fp, t) for t in texts]), vectors, manifest,
+                    LexicalIndex.from_records(records))
+    return dict(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
+                note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
+
+
 # Runs `python -m indexer ARGS` and reports the process's own peak RSS (KiB) on its last stderr line.
 # VmHWM, not ru_maxrss: the latter counts the pages a forked child shared with this (big) process.
 _RSS_WRAPPER = ("import re, runpy, sys\nsys.argv = ['indexer'] + sys.argv[1:]\ntry:\n"
@@ -148,30 +195,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         row["note"] = (f"build embedded {summary.embedded} texts in-process; the CLI build took "
                        f"{row['cli_build_s']:.1f} s wall with imports and model load")
     else:
-        records = parse_file(source).records
-        positions, fields, texts = embedding_texts(records)
-        sample = min(len(texts), 2000)
-        (measured, sample_vectors), (floor, _) = best_of_alternating(
-            lambda: build_encoder.encode(texts[:sample]),
-            lambda: build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True,
-                                                show_progress_bar=False))
-        scale = len(texts) / sample
-        row.update(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
-                   note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
-        rng = np.random.default_rng(0)
-        vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
-        from indexer.build import IVF_MIN_ROWS, _manifest
-        from indexer.retrieval.embed import model_fingerprint, text_key
-        from indexer.retrieval.lexical import LexicalIndex
-
-        fp = model_fingerprint("all-MiniLM-L6-v2")
-        index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
-        manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts))
-        store = FaissStore(index_dir)
-        with store.lock():
-            store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
-                                          [text_key(fp, t) for t in texts]), normalize(vectors), manifest,
-                        LexicalIndex.from_records(records))
+        row.update(synthetic_index(source, index_dir, build_encoder))
     row["texts_per_s"] = row["texts"] / row["build_s"]
     row["build_ratio"] = row["build_s"] / row["floor_build_s"]
     row["disk_mb"] = sum(p.stat().st_size for p in (index_dir / "current").resolve().iterdir()) / 2**20

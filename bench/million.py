@@ -3,7 +3,7 @@
     .venv/bin/python bench/million.py                       # 1,000,000 entries (~15 min, ~12 GB free RAM)
     .venv/bin/python bench/million.py --entries 20000       # a quick check of the script itself
 
-The corpus is bench/run.py's synthetic document. Embedding a million entries would take ~2 h on this
+The corpus is bench/run.py's synthetic document, in files of 100,000 entries. Embedding a million entries would take ~2 h on this
 machine, so, as run.py does above its embed limit, 2,000 texts are embedded for real once (cached in
 bench/out/) and every row is one of those vectors plus small noise. The build runs in a child process
 (its peak RSS is its own): parse, lexical index, vectors, inverted file, verified write. Timed: the
@@ -39,14 +39,15 @@ import numpy as np
 from pathlib import Path
 started = time.perf_counter()
 from indexer.build import IVF_MIN_ROWS, _manifest, embedding_texts
-from indexer.documents.parse import parse_file
+from indexer.documents.parse import parse_corpus, source_files
 from indexer.retrieval.embed import model_fingerprint, text_key
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.disk import FaissStore, RowTable
 from run import noisy_copies
 source, index_dir = Path(sys.argv[1]), Path(sys.argv[2])
 times = {}
-records = parse_file(source).records
+files = source_files([source])
+records = [record for report in parse_corpus(files) for record in report.records]
 times['parse_s'] = time.perf_counter() - started
 positions, fields, texts = embedding_texts(records)
 fp = model_fingerprint('all-MiniLM-L6-v2')
@@ -56,7 +57,7 @@ vectors = noisy_copies(np.load(sys.argv[4]), len(keys))
 mark = time.perf_counter()
 lexical = LexicalIndex.from_records(records)
 times['lexical_s'] = time.perf_counter() - mark
-manifest = _manifest(records, [source], 'all-MiniLM-L6-v2', fp, vectors.shape[1], fields,
+manifest = _manifest(records, files, 'all-MiniLM-L6-v2', fp, vectors.shape[1], fields,
                      'ivf' if len(keys) >= IVF_MIN_ROWS else 'flat', 0.0, 0)
 mark = time.perf_counter()
 store = FaissStore(index_dir)
@@ -87,6 +88,17 @@ def sample_vectors():
     SAMPLE.parent.mkdir(parents=True, exist_ok=True)
     np.save(SAMPLE, vectors)
     return vectors
+
+
+def write_corpus(folder: Path, entries: int, per_file: int = 100_000) -> None:
+    """The synthetic document cut into files of at most `per_file` entries (one file may hold at most
+    64 MiB: a million entries are ~490 MiB), each from its own seed; a folder is one corpus."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.md"):
+        stale.unlink()
+    for number, start in enumerate(range(0, entries, per_file)):
+        text = synthetic_corpus(min(per_file, entries - start), seed=7 + number)
+        (folder / f"part{number:02d}.md").write_text(text, encoding="utf-8")
 
 
 def build(source: Path, index_dir: Path) -> dict:
@@ -135,9 +147,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = OUT / f"n{args.entries}"
-    folder.mkdir(parents=True, exist_ok=True)
-    source, index_dir = folder / "corpus.md", folder / "index"
-    source.write_text(synthetic_corpus(args.entries), encoding="utf-8")
+    source, index_dir = folder / "corpus", folder / "index"
+    write_corpus(source, args.entries)
     sample_vectors()
     row = {"entries": args.entries, **build(source, index_dir)}
     row["disk_mb"] = sum(p.stat().st_size for p in (index_dir / "current").resolve().iterdir()) / 2**20

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("build", cmd_build, "parse the source and (re)build its index")
+    # embed.DEVICES, spelled out: importing embed would import numpy for every --help (a test checks they agree)
     sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), "
                           "cpu, cuda")

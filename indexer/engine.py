@@ -9,6 +9,7 @@ loaded on the first search, so `missing` and `related` never load a model.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -210,15 +211,13 @@ class QAIndex:
             return [item if isinstance(item, QueryError) else self.search_encoded(item, k, min_score, mode, section)
                     for item in encoded]
 
-        results: list[SearchResult | QueryError] = [QueryError("not searched")] * len(queries)
         # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half
         # speed (10,000 entries: 3.4-3.8 ms a query against 6.8-7.0 ms).
         with threadpool_limits(1, user_api="blas"), \
                 ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool:
-            for chunk, found in zip(chunks, pool.map(run, chunks)):
-                for i, result in zip(chunk, found):
-                    results[i] = result
-        return results
+            found = dict(zip(itertools.chain.from_iterable(chunks),
+                             itertools.chain.from_iterable(pool.map(run, chunks))))
+        return [found[i] for i in range(len(queries))]
 
     def topics(self) -> list["Topic"]:
         from indexer.analysis.topics import topics
@@ -240,8 +239,8 @@ class QAIndex:
         return self.related(record_id, k=k, answered_only=True)
 
     def hints_many(self, record_ids: Sequence[RecordId], k: int = 3) -> list[list[Hit]]:
-        """`hints` of many entries (every missing one) with one batched search: at 100,000 entries ~0.3 ms
-        an entry instead of ~1.4 ms."""
+        """`hints` of many entries (every missing one) with one batched search: at 100,000 entries the
+        10,064 missing entries' hints take ~2.4 s, where `missing --json` took 13 s with one search each."""
         return related_many(self.stored, record_ids, k, answered_only=True)
 
     def sections(self) -> list[str]:

@@ -157,10 +157,10 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import faiss
 
     from indexer.build import build, embedding_texts
-    from indexer.retrieval.embed import SentenceTransformerEncoder, normalize
+    from indexer.retrieval.embed import SentenceTransformerEncoder
     from indexer.engine import QAIndex
     from indexer.documents.parse import parse_file
-    from indexer.stores.disk import FaissStore, RowTable
+    from indexer.stores.disk import FaissStore
 
     folder = OUT / f"n{size}"
     folder.mkdir(parents=True, exist_ok=True)

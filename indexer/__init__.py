@@ -27,7 +27,7 @@ _EXPORTS = {"QAIndex": "indexer.engine", "DEFAULT_SOURCE": "indexer.engine", "DE
             "IndexerError": "indexer.errors", "Record": "indexer.documents.records",
             "Hit": "indexer.documents.records"}
 
-__all__ = list(_EXPORTS)
+__all__ = ["QAIndex", "Record", "Hit", "IndexerError", "DEFAULT_SOURCE", "DEFAULT_INDEX_DIR"]  # = _EXPORTS
 
 
 def __getattr__(name: str) -> Any:

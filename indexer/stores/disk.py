@@ -487,7 +487,7 @@ def _load_ivf(generation: Path):
 
 # A file's contents as one buffer, or as parts written one after another: the vectors are never copied
 # into one bytes object (at a million entries that copy would be 2.8 GB, and FAISS's bytes 1.4 GB more).
-Blob = Buffer | tuple[Buffer, ...]
+Blob = Buffer | memoryview | np.ndarray | tuple[bytes | memoryview, ...]
 
 
 def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[str, Blob]:
@@ -500,7 +500,7 @@ def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[
     array = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension)
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    blobs: dict[str, Blob] = {"vectors.npy": (header.getvalue(), memoryview(array.reshape(-1).view(np.uint8)))}
+    blobs: dict[str, Blob] = {"vectors.npy": (header.getvalue(), array.reshape(-1).view(np.uint8).data)}
     if index_type == "ivf":
         blobs[IVF_FILE] = faiss.serialize_index(vector_index(array, index_type, dimension))
     return blobs

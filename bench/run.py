@@ -1,12 +1,18 @@
 """Speed benchmark: build throughput, warm and cold query latency, memory and disk, against raw floors.
 
-    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (takes ~20 min)
+    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (~20 min; docs/benchmarks.md used --embed-limit 2000)
     .venv/bin/python bench/run.py --sizes 82,2000      # quicker
 
 Every timing is reported next to a floor measured in the same run on the same texts, and as a
 ratio to it, because this machine is noisy (builds and their floor: best of two, run alternately):
 - build floor: sentence-transformers `encode` of exactly the texts the build embeds (all cores);
-- query floor: torch encode of one query (1 thread) + exact FAISS flat search, per query.
+- query floor: torch encode of one query (1 thread) + exact FAISS flat search, per query;
+- batch floor: torch encoding the same queries in batches of 64 on every core + one exact FAISS flat
+  search of them all, against `search_many` (what `search --batch` runs; best of three, alternately);
+- cold search: over a cold `python -c "import sentence_transformers"` (median of 3 each).
+Also measured: `missing --json` in a fresh process (median of 3, peak RSS), the recall@3 of the hints it
+lists against brute force, and a one-entry edit's rebuild. The tables and their reading are in
+docs/benchmarks.md.
 Corpora are synthetic, deterministic, in the bundled document's format (bold numbered questions,
 `*solution*` markers, answers of realistic lengths, ~10 % empty). Sizes above --embed-limit are not
 embedded in full (an hour at 100k): their first --embed-limit entries are, and the rest reuse those

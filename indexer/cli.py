@@ -182,12 +182,12 @@ def _progress_bar(err: TextIO):
     return factory
 
 
-def _open(args: argparse.Namespace, err: TextIO):
+def _open(args: argparse.Namespace, err: TextIO, will_search: bool = False):
     from indexer.engine import QAIndex
 
     sources, spec, model = _settings(args)
     return QAIndex.open(sources, spec, model, notify=lambda m: print(m, file=err),
-                        progress=_progress_bar(err))
+                        progress=_progress_bar(err), preload_encoder=will_search)
 
 
 def _print_json(data: object, out: TextIO) -> None:
@@ -235,7 +235,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if (args.query is None) == (args.batch is None):
         raise UsageError("give either a QUERY or --batch FILE (see: python -m indexer search --help)")
-    qa = _open(args, err)
+    qa = _open(args, err, will_search=True)
     if args.batch is not None:
         return _search_batch(qa, args, out)
     result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode, section=args.section)

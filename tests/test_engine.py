@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -46,3 +47,24 @@ def test_hints_of_every_missing_entry_at_once_equal_hints_one_by_one(real_index)
 
 def test_hints_of_no_entries_are_none(real_index):
     assert real_index.hints_many([]) == []
+
+
+def test_a_preloaded_encoder_is_made_once_while_opening_and_then_used(tmp_path, fake_encoder):
+    from core_fixtures import CORPUS
+    from indexer.build import build
+    from indexer.engine import QAIndex
+    from indexer.stores.disk import FaissStore
+
+    build([CORPUS], FaissStore(tmp_path / "index"), lambda: fake_encoder, fake_encoder.model)
+    made = []
+    started = threading.Event()
+
+    def factory(model: str):
+        made.append(model)
+        started.set()
+        return fake_encoder
+
+    qa = QAIndex.open([CORPUS], tmp_path / "index", fake_encoder.model, encoder_factory=factory, preload_encoder=True)
+    assert started.wait(timeout=30)  # made without any search asking for it
+    assert qa.search("what is overfitting").nearest and qa.encoder is fake_encoder
+    assert made == [fake_encoder.model]

@@ -1,12 +1,18 @@
 """Speed benchmark: build throughput, warm and cold query latency, memory and disk, against raw floors.
 
-    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (takes ~20 min)
+    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (~20 min; docs/benchmarks.md used --embed-limit 2000)
     .venv/bin/python bench/run.py --sizes 82,2000      # quicker
 
 Every timing is reported next to a floor measured in the same run on the same texts, and as a
 ratio to it, because this machine is noisy (builds and their floor: best of two, run alternately):
 - build floor: sentence-transformers `encode` of exactly the texts the build embeds (all cores);
-- query floor: torch encode of one query (1 thread) + exact FAISS flat search, per query.
+- query floor: torch encode of one query (1 thread) + exact FAISS flat search, per query;
+- batch floor: torch encoding the same queries in batches of 64 on every core + one exact FAISS flat
+  search of them all, against `search_many` (what `search --batch` runs; best of three, alternately);
+- cold search: over a cold `python -c "import sentence_transformers"` (median of 3 each).
+Also measured: `missing --json` in a fresh process (median of 3, peak RSS), the recall@3 of the hints it
+lists against brute force, and a one-entry edit's rebuild. The tables and their reading are in
+docs/benchmarks.md.
 Corpora are synthetic, deterministic, in the bundled document's format (bold numbered questions,
 `*solution*` markers, answers of realistic lengths, ~10 % empty). Sizes above --embed-limit are not
 embedded in full (an hour at 100k): their first --embed-limit entries are, and the rest reuse those
@@ -23,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,6 +68,51 @@ def synthetic_corpus(size: int, seed: int = 7) -> str:
             answer = f"{topic.capitalize()} ({n}): {answer}"
         parts.append(f"**{n}. {question}**\n\n{marker}\n\n{answer}\n\n")
     return "".join(parts)
+
+
+def noisy_copies(sample, rows: int, noise: float = 0.02, chunk: int = 100_000):
+    """`rows` unit float32 vectors: the sample's vectors in turn, each with Gaussian noise, made by chunks
+    (a million entries' float64 noise at once would take 6 GB)."""
+    rng = np.random.default_rng(0)
+    vectors = np.empty((rows, sample.shape[1]), dtype=np.float32)
+    for start in range(0, rows, chunk):
+        part = sample[np.arange(start, min(rows, start + chunk)) % len(sample)]
+        part = part + rng.standard_normal(part.shape, dtype=np.float32) * noise
+        vectors[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return vectors
+
+
+def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 2000) -> dict:
+    """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
+    are embedded (timed against the raw encode, for the extrapolated build figures) and every other
+    row reuses one of those vectors with small noise. Returns the build figures."""
+    from indexer.build import IVF_MIN_ROWS, _manifest, embedding_texts
+    from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
+    from indexer.documents.parse import parse_file
+    from indexer.retrieval.embed import model_fingerprint, text_key
+    from indexer.retrieval.lexical import LexicalIndex
+    from indexer.stores.disk import FaissStore, RowTable
+
+    records = parse_file(source).records
+    positions, fields, texts = embedding_texts(records)
+    sample = min(len(texts), sample)
+    (measured, sample_vectors), (floor, _) = best_of_alternating(
+        lambda: build_encoder.encode(texts[:sample]),
+        lambda: build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True,
+                                            show_progress_bar=False))
+    scale = len(texts) / sample
+    vectors = noisy_copies(sample_vectors, len(texts))
+    fp = model_fingerprint("all-MiniLM-L6-v2")
+    index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
+    manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts),
+                         DEFAULT_NO_MATCH.to_dict())
+    store = FaissStore(index_dir)
+    with store.lock():
+        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
+                                      [text_key(fp, t) for t in texts]), vectors, manifest,
+                    LexicalIndex.from_records(records))
+    return dict(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
+                note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
 
 
 # Runs `python -m indexer ARGS` and reports the process's own peak RSS (KiB) on its last stderr line.
@@ -110,13 +163,12 @@ def queries() -> list[str]:
 
 def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import faiss
-    import numpy as np
 
     from indexer.build import build, embedding_texts
-    from indexer.retrieval.embed import SentenceTransformerEncoder, normalize
+    from indexer.retrieval.embed import SentenceTransformerEncoder
     from indexer.engine import QAIndex
     from indexer.documents.parse import parse_file
-    from indexer.stores.disk import FaissStore, RowTable
+    from indexer.stores.disk import FaissStore
 
     folder = OUT / f"n{size}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,32 +200,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         row["note"] = (f"build embedded {summary.embedded} texts in-process; the CLI build took "
                        f"{row['cli_build_s']:.1f} s wall with imports and model load")
     else:
-        records = parse_file(source).records
-        positions, fields, texts = embedding_texts(records)
-        sample = min(len(texts), 2000)
-        (measured, sample_vectors), (floor, _) = best_of_alternating(
-            lambda: build_encoder.encode(texts[:sample]),
-            lambda: build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True,
-                                                show_progress_bar=False))
-        scale = len(texts) / sample
-        row.update(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
-                   note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
-        rng = np.random.default_rng(0)
-        vectors = sample_vectors[np.arange(len(texts)) % sample] + rng.normal(0, 0.02, (len(texts), 384))
-        from indexer.build import IVF_MIN_ROWS, _manifest
-        from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
-        from indexer.retrieval.embed import model_fingerprint, text_key
-        from indexer.retrieval.lexical import LexicalIndex
-
-        fp = model_fingerprint("all-MiniLM-L6-v2")
-        index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
-        manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts),
-                             DEFAULT_NO_MATCH.to_dict())
-        store = FaissStore(index_dir)
-        with store.lock():
-            store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
-                                          [text_key(fp, t) for t in texts]), normalize(vectors), manifest,
-                        LexicalIndex.from_records(records))
+        row.update(synthetic_index(source, index_dir, build_encoder))
     row["texts_per_s"] = row["texts"] / row["build_s"]
     row["build_ratio"] = row["build_s"] / row["floor_build_s"]
     row["disk_mb"] = sum(p.stat().st_size for p in (index_dir / "current").resolve().iterdir()) / 2**20
@@ -204,17 +231,82 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     row["api_ratio"] = row["api_p50_ms"] / row["floor_p50_ms"]
     row["index_type"] = qa.manifest["index_type"]
 
-    # the CLI batch path and a cold CLI search, as subprocesses (their peak RSS is the children's)
+    row.update(batch_against_floor(qa, qs, build_encoder))
+    row["hint_recall"] = hint_recall(qa)
+
+    # the CLI batch path, cold search and missing, as subprocesses (their peak RSS is the children's)
     batch = folder / "queries.txt"
     batch.write_text("\n".join(qs) + "\n")
     cli = ["search", "--source", str(source), "--index-dir", str(index_dir)]
     batch_total, row["batch_rss_mb"], _ = run_cli(*cli, "--batch", str(batch), "--json")
     cold = [run_cli(*cli, "overfitting on the training set") for _ in range(3)]
+    missing = [run_cli("missing", "--json", "--source", str(source), "--index-dir", str(index_dir)) for _ in range(3)]
     row.update(batch_total_s=batch_total, cold_search_s=statistics.median(c[0] for c in cold),
-               search_rss_mb=max(c[1] for c in cold))
+               search_rss_mb=max(c[1] for c in cold), missing_json_s=statistics.median(m[0] for m in missing),
+               missing_rss_mb=max(m[1] for m in missing))
+    row["cold_search_vs_import_st"] = row["cold_search_s"] / cold_import_sentence_transformers()
     row.update(edit_rebuild(source, index_dir, qa.records))
     rows.append(row)
     print(json.dumps(row), file=sys.stderr)
+
+
+def batch_against_floor(qa, texts: list[str], torch_encoder, rounds: int = 3) -> dict:
+    """`search --batch`'s core (`search_many`) per query, against its floor: torch encoding the same queries
+    in batches of 64 on every core plus one exact FAISS flat search of them all (every core). Alternating,
+    best of `rounds` each."""
+    import faiss
+    import torch
+
+    flat = faiss.IndexFlatIP(qa.stored.vectors.shape[1])
+    flat.add(np.ascontiguousarray(qa.stored.vectors))
+
+    def floor():
+        torch.set_num_threads(os.cpu_count())
+        faiss.omp_set_num_threads(os.cpu_count())
+        vectors = torch_encoder._model.encode(texts, batch_size=64, normalize_embeddings=True,
+                                              convert_to_numpy=True, show_progress_bar=False)
+        flat.search(vectors, 10)
+
+    def ours():
+        faiss.omp_set_num_threads(1)  # as a query process runs
+        qa.search_many(texts)
+
+    (ours_s, _), (floor_s, _) = best_of_alternating(ours, floor, rounds)
+    return {"batch_ms": 1000 * ours_s / len(texts), "batch_floor_ms": 1000 * floor_s / len(texts),
+            "batch_ratio": ours_s / floor_s}
+
+
+def hint_recall(qa, sample: int = 200) -> float:
+    """Share of the exact hints (the 3 answered entries of best dense score, over every entry) that
+    `hints_many` finds, on an even sample of the missing entries."""
+    stored = qa.stored
+    missing = [record.id for record in qa.missing()]
+    chosen = missing[:: max(1, len(missing) // sample)][:sample]
+    if not chosen:
+        return float("nan")
+    answered = stored.answer_row >= 0
+    found = qa.hints_many(chosen)
+    recalls = []
+    for record_id, hints in zip(chosen, found):
+        position = stored.position_of[record_id]
+        row_scores = stored.vectors @ stored.question_vector(position)
+        entry = row_scores[stored.question_row]
+        entry[answered] = np.maximum(entry[answered], row_scores[stored.answer_row[answered]])
+        entry[~answered] = -np.inf
+        entry[position] = -np.inf
+        exact = {stored.records[int(p)].id for p in np.argpartition(-entry, 2)[:3]}
+        recalls.append(len(exact & {hint.record.id for hint in hints}) / 3)
+    return float(np.mean(recalls))
+
+
+def cold_import_sentence_transformers(runs: int = 3) -> float:
+    """Median wall time of a fresh `python -c "import sentence_transformers"`: the cold-search yardstick."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sentence_transformers"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 # One rebuild in a fresh process, as `python -m indexer build` would run it after an edit, with the
@@ -269,18 +361,23 @@ def print_table(rows: list[dict], cold: dict[str, float]) -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
           f"cold `--help` {cold['--help']:.2f} s, cold `info` {cold['info']:.2f} s (median of 3)\n")
     print("| entries | texts | build s | texts/s | torch floor s | build/floor | query p50 / p95 ms | floor p50 / p95 ms "
-          "| p50/floor | batch: 200 queries s | cold CLI search s | one-edit rebuild s + model load s (texts embedded) "
-          "| index "
-          "| disk MB | peak RSS MB build / search |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| p50/floor | index | disk MB | peak RSS MB build / search |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['entries']:,} | {r['texts']:,} | {r['build_s']:.1f} | {r['texts_per_s']:.0f} | "
               f"{r['floor_build_s']:.1f} | {r['build_ratio']:.2f} | {r['api_p50_ms']:.1f} / {r['api_p95_ms']:.1f} | "
-              f"{r['floor_p50_ms']:.1f} / {r['floor_p95_ms']:.1f} | {r['api_ratio']:.2f} | "
-              f"{r['batch_total_s']:.2f} | {r['cold_search_s']:.2f} | {r['edit_rebuild_s']:.2f} + "
-              f"{r['edit_model_load_s']:.1f} ({r['edit_embedded']}) | "
-              f"{r['index_type']} | "
+              f"{r['floor_p50_ms']:.1f} / {r['floor_p95_ms']:.1f} | {r['api_ratio']:.2f} | {r['index_type']} | "
               f"{r['disk_mb']:.1f} | {r['build_rss_mb']:.0f} / {r['search_rss_mb']:.0f} |")
+    print()
+    print("| entries | batch ms/query (floor ms, ratio) | batch CLI: 200 queries s | cold search s "
+          "(/ cold import sentence_transformers) | missing --json s (peak RSS MB) | hint recall@3 "
+          "| one-edit rebuild s + model load s (texts embedded) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['entries']:,} | {r['batch_ms']:.2f} ({r['batch_floor_ms']:.2f}, {r['batch_ratio']:.2f}) | "
+              f"{r['batch_total_s']:.2f} | {r['cold_search_s']:.2f} ({r['cold_search_vs_import_st']:.2f}) | "
+              f"{r['missing_json_s']:.2f} ({r['missing_rss_mb']:.0f}) | {r['hint_recall']:.3f} | "
+              f"{r['edit_rebuild_s']:.2f} + {r['edit_model_load_s']:.1f} ({r['edit_embedded']}) |")
     for r in rows:
         print(f"- {r['entries']:,}: {r['note']}; query encoder {r['query_encoder']}")
 

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("build", cmd_build, "parse the source and (re)build its index")
+    # embed.DEVICES, spelled out: importing embed would import numpy for every --help (a test checks they agree)
+    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), "
+                          "cpu, cuda")
     sub.add_argument("--json", action="store_true", help="print the build summary as JSON")
 
     sub = command("search", cmd_search, "find the entries closest to a question")
@@ -136,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="file(s) or folder(s) to parse")
     sub.add_argument("--json", action="store_true", help="print the records as JSON")
     return parser
+
+
+def command_names() -> list[str]:
+    """The commands, in the order `--help` lists them."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(subparsers.choices)
 
 
 def _add_mode(sub: argparse.ArgumentParser) -> None:
@@ -209,12 +219,12 @@ def _progress_bar(err: TextIO):
     return factory
 
 
-def _open(args: argparse.Namespace, err: TextIO):
+def _open(args: argparse.Namespace, err: TextIO, will_search: bool = False):
     from indexer.engine import QAIndex
 
     sources, spec, model = _settings(args)
     return QAIndex.open(sources, spec, model, notify=lambda m: print(m, file=err),
-                        progress=_progress_bar(err))
+                        progress=_progress_bar(err), preload_encoder=will_search)
 
 
 def _print_json(data: object, out: TextIO) -> None:
@@ -239,7 +249,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     sources, spec, model = _settings(args)
     store = open_store(spec)
-    summary = build(sources, store, lambda: build_encoder(model), model, _progress_bar(err))
+    summary = build(sources, store, lambda: build_encoder(model, args.device), model, _progress_bar(err))
     from indexer.retrieval.onnx_encoder import ensure_onnx_export
 
     ensure_onnx_export(model)  # while torch is loaded anyway: the first query then needs no torch
@@ -258,7 +268,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if (args.query is None) == (args.batch is None):
         raise UsageError("give either a QUERY or --batch FILE (see: python -m indexer search --help)")
-    qa = _open(args, err)
+    qa = _open(args, err, will_search=True)
     if args.batch is not None:
         return _search_batch(qa, args, out, err)
     result = qa.search(args.query, k=args.k, min_score=args.min_score, mode=args.mode, section=args.section)
@@ -283,11 +293,10 @@ def _search_batch(qa, args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     from indexer.analysis.queryfiles import read_queries
 
     queries = read_queries(args.batch)
-    for query, encoded in zip(queries, qa.encode(queries)):
-        if isinstance(encoded, QueryError):
-            row = {"query": query, "no_match": True, "results": [], "error": str(encoded)}
+    for query, result in zip(queries, qa.search_many(queries, args.k, args.min_score, args.mode, args.section)):
+        if isinstance(result, QueryError):
+            row = {"query": query, "no_match": True, "results": [], "error": str(result)}
         else:
-            result = qa.search_encoded(encoded, args.k, args.min_score, args.mode, args.section)
             _log_search(qa, result, args, err)
             row = result.to_dict()
         print(json.dumps(row, ensure_ascii=False), file=out)
@@ -305,7 +314,7 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     qa = _open(args, err)
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
-    hints = {r.id: qa.hints(r.id) for r in missing}
+    hints = dict(zip([r.id for r in missing], qa.hints_many([r.id for r in missing])))
     if args.json:
         def entry(r, with_hints: bool) -> dict:
             data = {"id": r.id, "question": r.question, "status": r.status, "line": r.line, "section": r.section,

@@ -9,8 +9,10 @@ loaded on the first search, so `missing` and `related` never load a model.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -36,6 +38,7 @@ from indexer.retrieval.search import (
     link_only_answers,
     missing_answers,
     related,
+    related_many,
     search,
 )
 from indexer.retrieval.tokens import apply_corrections
@@ -46,6 +49,9 @@ from indexer.stores.spec import open_store, store_spec
 if TYPE_CHECKING:
     from indexer.analysis.topics import Duplicate, Topic
     from indexer.querylog import QueryLog
+
+# Queries per task of a batch search: the encoder's batch size, and enough tasks to keep every core busy.
+BATCH_CHUNK = 32
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = PROJECT_ROOT / "data" / "ml_interview_qa.md"
@@ -78,9 +84,9 @@ def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
                       "which is no longer there; say which document to search with --source")
 
 
-def build_encoder(model: str) -> Encoder:
-    """The encoder for builds: all cores."""
-    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1)
+def build_encoder(model: str, device: str = "auto") -> Encoder:
+    """The encoder for builds: a GPU when torch sees one (`device` auto), else all cores."""
+    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1, device=device)
 
 
 def query_encoder(model: str) -> Encoder:
@@ -104,6 +110,14 @@ def query_encoder(model: str) -> Encoder:
     return SentenceTransformerEncoder(model, threads=1)
 
 
+def _started(encoder_factory: Callable[[str], Encoder], model: str) -> Callable[[str], Encoder]:
+    """`encoder_factory(model)` already running in a thread, as a factory that waits for its result."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(encoder_factory, model)
+    pool.shutdown(wait=False)  # the task runs on; nothing else is ever submitted
+    return lambda _model: future.result()
+
+
 class QAIndex:
     def __init__(self, stored: LoadedIndex, model: str,
                  encoder_factory: Callable[[str], Encoder] = query_encoder) -> None:
@@ -122,14 +136,20 @@ class QAIndex:
     def open(cls, sources: list[Path] | None = None, index_dir: str | Path | None = None,
              model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
              progress: ProgressFactory | None = None,
-             encoder_factory: Callable[[str], Encoder] = query_encoder) -> "QAIndex":
+             encoder_factory: Callable[[str], Encoder] = query_encoder,
+             preload_encoder: bool = False) -> "QAIndex":
         """Open the index for `sources`, building or rebuilding it first when it is missing, stale or corrupt.
 
         `build_summary` tells what a build found (warnings, lines not taken), or is None when the index
-        was fresh. `encoder_factory` lets several indexes share one query encoder.
+        was fresh. `encoder_factory` lets several indexes share one query encoder. `preload_encoder`
+        (for a process that will search) loads the encoder while the index is verified and loaded: at
+        100,000 entries a cold search took 0.56 s instead of 0.65 s; an error loading it still comes
+        with the first search.
         """
         summaries: list[BuildSummary] = []
         store = open_store(store_spec(index_dir, DEFAULT_INDEX_DIR))  # index_dir: a folder or a PostgreSQL URL
+        if preload_encoder:
+            encoder_factory = _started(encoder_factory, model)
         stored = ensure_index(resolve_sources(sources, store), store, lambda: build_encoder(model),
                               model, notify, progress, on_built=summaries.append)
         qa = cls(stored, model, encoder_factory)
@@ -232,6 +252,35 @@ class QAIndex:
                       if result.evidence else None)
         return record_search(lambda: self.query_log, result, self.generation, confidence, notify or warn)
 
+    def search_many(self, queries: list[str], k: int = DEFAULT_K, min_score: float | None = None,
+                    mode: str = DEFAULT_MODE, section: str | None = None) -> list[SearchResult | QueryError]:
+        """One result per query, in order (a query with nothing to search for gives its error), on every core.
+
+        Queries are sorted by length (less padding) and cut into chunks, each cleaned, embedded and searched
+        by one worker, as a single query is: onnxruntime, numpy and FAISS let go of the GIL, so workers run
+        side by side on one shared, one-thread encoder. The results are those `search` gives one by one.
+        """
+        if not queries:
+            return []
+        from threadpoolctl import threadpool_limits  # here: a single query never needs it
+
+        _ = self.encoder, self.lexical, self.stored.position_of  # made once, before the workers share them
+        order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
+        chunks = [order[start:start + BATCH_CHUNK] for start in range(0, len(order), BATCH_CHUNK)]
+
+        def run(chunk: list[int]) -> list[SearchResult | QueryError]:
+            encoded = self.encode([queries[i] for i in chunk])
+            return [item if isinstance(item, QueryError) else self.search_encoded(item, k, min_score, mode, section)
+                    for item in encoded]
+
+        # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half
+        # speed (10,000 entries: 3.4-3.8 ms a query against 6.8-7.0 ms).
+        with threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool:
+            found = dict(zip(itertools.chain.from_iterable(chunks),
+                             itertools.chain.from_iterable(pool.map(run, chunks))))
+        return [found[i] for i in range(len(queries))]
+
     def topics(self) -> list["Topic"]:
         from indexer.analysis.topics import topics
 
@@ -250,6 +299,11 @@ class QAIndex:
     def hints(self, record_id: RecordId, k: int = 3) -> list[Hit]:
         """Answered entries that best cover an entry, e.g. for whoever writes its missing answer."""
         return self.related(record_id, k=k, answered_only=True)
+
+    def hints_many(self, record_ids: Sequence[RecordId], k: int = 3) -> list[list[Hit]]:
+        """`hints` of many entries (every missing one) with one batched search: at 100,000 entries the
+        10,064 missing entries' hints take ~2.4 s, where `missing --json` took 13 s with one search each."""
+        return related_many(self.stored, record_ids, k, answered_only=True)
 
     def sections(self) -> list[str]:
         """Section names in document order (entries outside any section are not listed)."""

@@ -163,17 +163,34 @@ def test_bad_documents_exit_2_with_one_line_and_no_traceback_as_a_process(tmp_pa
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
 
 
-def test_help_imports_nothing_heavy():
-    # its speed is measured by bench/run.py (cold --help); here, what keeps it fast
-    probe = ("import sys; from indexer.cli import main\n"
-             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-             "print([m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers', 'pandas') "
-             "if m in sys.modules], file=sys.stderr)")
+HEAVY_MODULES = ("numpy", "torch", "faiss", "streamlit", "sentence_transformers", "onnxruntime", "pandas",
+                 "indexer.engine")
+
+
+def test_help_of_every_command_imports_nothing_heavy():
+    # its speed is measured by bench/run.py (cold --help); here, what keeps it fast: one process runs
+    # `--help` and then every command's `--help`, and reports which heavy modules got imported
+    probe = ("import sys\nfrom indexer.cli import command_names, main\n"
+             "for argv in [['--help']] + [[name, '--help'] for name in command_names()]:\n"
+             "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
+             f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.stderr.strip().splitlines()[-1] == "[]"
-    for command in ("build", "search", "missing", "related", "info", "parse"):
-        proc = run_process(command, "--help")
-        assert proc.returncode == 0 and "usage:" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+COMMANDS = ("build", "search", "gaps", "missing", "related", "topics", "duplicates", "info", "eval", "calibrate", "parse")
+
+
+def test_the_help_tests_cover_every_command():
+    from indexer.cli import command_names
+
+    assert command_names() == list(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_for_every_command_as_a_process(command):
+    proc = run_process(command, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m indexer " + command)
 
 
 def test_importing_indexer_loads_no_torch_faiss_or_streamlit():
@@ -201,14 +218,24 @@ def test_section_filter_keeps_only_that_sections_entries(tmp_path):
 
 
 def test_build_summary_reports_styles_sections_and_lines_not_taken(tmp_path):
-    code, out, _ = run("build", "--json", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
-                       "--index-dir", str(tmp_path / "index"))
+    code, out, _ = run("build", "--json", "--device", "cpu", "--source",
+                       str(ROOT / "tests" / "fixtures" / "headings.md"), "--index-dir", str(tmp_path / "index"))
     summary = json.loads(out)
     source = summary["sources"][0]
     assert code == 0 and source["style"] == "heading" and source["entries"] == 4
     assert source["by_status"] == {"ok": 3, "missing": 1, "link_only": 0}
     assert source["by_section"] == {"Linear regression": 2, "Trees": 2}
     assert source["not_taken"] == [{"line": 15, "why": "inside a fenced code block"}]
+
+
+def test_build_on_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a GPU here: the build would succeed")
+    code, _, err = run("build", "--device", "cuda", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
+                       "--index-dir", str(tmp_path / "index"))
+    assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
 
 
 def test_a_minimum_score_that_empties_the_list_says_so(index_dir):

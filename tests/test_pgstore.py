@@ -142,6 +142,8 @@ def test_round_trip_answers_like_a_brute_force_oracle(new_store, fake_encoder):
     nearest_rows = np.argsort(-cosines, axis=0, kind="stable")[:20].T.ravel()
     expected_nearest = sorted(np.asarray(positions)[nearest_rows].tolist())
     assert sorted(loaded.nearest_positions(queries, 20).tolist()) == expected_nearest
+    each = [sorted(np.asarray(positions)[np.argsort(-cosines[:, i], kind="stable")[:20]].tolist()) for i in range(2)]
+    assert [sorted(found.tolist()) for found in loaded.nearest_positions_each(queries, 20)] == each
     np.testing.assert_allclose(loaded.question_vector(40), vectors[40], atol=1e-7)
     entries = loaded.entry_vectors()
     assert entries.shape == (82, 16)
@@ -374,6 +376,9 @@ def test_search_results_equal_faiss_on_the_dev_queries(real_pair, monkeypatch, s
         assert got.no_match == expected.no_match
     # related() goes through question_vector and the same candidate search
     assert [h.record.id for h in pg_qa.related(17)] == [h.record.id for h in faiss_qa.related(17)]
+    missing = [record.id for record in faiss_qa.missing()]
+    assert [[h.record.id for h in hints] for hints in pg_qa.hints_many(missing)] == \
+        [[h.record.id for h in hints] for hints in faiss_qa.hints_many(missing)]
 
 
 # ---- rebuilds under concurrent readers -----------------------------------------------------------

@@ -15,9 +15,9 @@ from indexer.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.documents.records import Record
+from indexer.stores.disk import (BATCH_PROBE_DIVISOR, FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable,
+                                 StoredIndex, current_path, exact_nearest_rows, ivf_nearest_rows, vector_index)
 from indexer.stores.record_table import RecordTable
-from indexer.stores.disk import (FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable, StoredIndex, current_path,
-                           vector_index)
 
 MODEL = "fake-model"
 FLAT_FILES = ("records.npy", "record_values.json", "record_texts.bin", "rows.npy", "vectors.npy", "lexical.npz")
@@ -330,6 +330,39 @@ def test_an_inverted_file_over_clustered_vectors_finds_the_exact_neighbours(tmp_
     index = vector_index(vectors, "ivf", 32)
     queries = vectors[:50] + 0.2 * rng.standard_normal((50, 32)).astype(np.float32)
     _, found = index.search(queries, 2 * 10 + 10)  # the depth search.py asks for, for the top 10
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98
+
+
+def _clustered(rows: int, dimension: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors in clusters, and 60 queries near some of them."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((100, dimension)).astype(np.float32)
+    vectors = centers[rng.integers(0, 100, rows)] + 0.5 * rng.standard_normal((rows, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors, vectors[:60] + 0.2 * rng.standard_normal((60, dimension)).astype(np.float32)
+
+
+def test_a_batch_of_exact_nearest_rows_equals_a_brute_force_scan():
+    vectors, queries = _clustered(3000, 16, seed=8)
+    found = exact_nearest_rows(vectors, queries, 30, block=7)  # blocks that do not divide the batch
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :30]
+    assert [set(f) for f in found.tolist()] == [set(e) for e in exact.tolist()]
+
+
+def test_a_batch_over_an_inverted_file_probing_every_list_is_exact():
+    vectors, queries = _clustered(6000, 16, seed=9)
+    index = vector_index(vectors, "ivf", 16)
+    index.nprobe = index.nlist * BATCH_PROBE_DIVISOR  # the batch probes nprobe / divisor lists: here all
+    found = ivf_nearest_rows(index, vectors, queries, 30)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :30]
+    assert [set(f) for f in found.tolist()] == [set(e) for e in exact.tolist()]
+
+
+def test_a_batch_over_an_inverted_file_finds_the_nearest_rows_a_single_search_finds():
+    vectors, queries = _clustered(40_000, 32, seed=5)
+    index = vector_index(vectors, "ivf", 32)
+    found = ivf_nearest_rows(index, vectors, queries, 2 * 10 + 10)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98
 

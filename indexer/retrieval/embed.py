@@ -22,6 +22,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 
 Progress = Callable[[int], None]  # called with the number of texts just encoded
+DEVICES = ("auto", "cpu", "cuda")  # where a build encodes; queries always run on the CPU (one text at a time)
 
 
 class Encoder(Protocol):
@@ -68,6 +69,23 @@ def model_fingerprint(model: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def resolve_device(requested: str = "auto") -> str:
+    """The torch device a build encodes on: `auto` is CUDA when torch sees a GPU, else the CPU.
+
+    Asking for `cuda` where torch sees none is an error rather than a silent fall back to the CPU."""
+    if requested not in DEVICES:
+        raise ModelError(f"device must be one of {', '.join(DEVICES)}, not {requested!r}")
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if requested == "cuda":
+        raise ModelError("--device cuda: torch sees no CUDA device here; use --device auto or cpu")
+    return "cpu"
+
+
 def text_key(model_fp: str, text: str) -> str:
     """Cache key of one embedded text: the same text under the same model is never embedded twice."""
     return hashlib.sha256(f"{model_fp}\0{text}".encode()).hexdigest()[:32]
@@ -101,8 +119,9 @@ _FEW_TEXTS = 8
 class SentenceTransformerEncoder:
     """sentence-transformers on torch: used for builds, and for queries when ONNX is unavailable."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, threads: int | None = None, device: str = "cpu") -> None:
         self.model = model
+        self.device = resolve_device(device)
         path = resolve_model_path(model)
         # Never reach for a hub at run time unless asked to (HF_HUB_OFFLINE=0): an unknown name would
         # otherwise retry the network for over a minute before failing.
@@ -114,7 +133,7 @@ class SentenceTransformerEncoder:
 
         self.threads = threads or torch.get_num_threads()  # torch's own default, taken before we change it
         try:
-            self._model = SentenceTransformer(path, device="cpu")
+            self._model = SentenceTransformer(path, device=self.device)
         except Exception as exc:  # the library raises many types for a bad name or path
             first = str(exc).strip().split("\n")[0][:200]
             offline = os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).is_dir()

@@ -112,11 +112,16 @@ def candidate_positions(index: LoadedIndex, query_vectors: np.ndarray, k: int,
     total = index.row_count
     if total <= _EXHAUSTIVE_ROWS:
         return np.arange(len(index.records))
-    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, 2 * k + _CANDIDATE_SLACK))]
+    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, row_depth(k)))]
     if lexical_scores is not None:
-        depth = min(len(lexical_scores), 2 * k + _CANDIDATE_SLACK)
+        depth = min(len(lexical_scores), row_depth(k))
         found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
     return np.unique(np.concatenate(found))
+
+
+def row_depth(k: int) -> int:
+    """Nearest rows that hold the top k entries (each entry owns at most two rows), with a margin."""
+    return 2 * k + _CANDIDATE_SLACK
 
 
 def dense_scores(question: np.ndarray, answer: np.ndarray) -> np.ndarray:
@@ -247,14 +252,45 @@ def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
 
 def related(index: LoadedIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
     """The entries closest to entry `record_id`'s question, excluding itself (no re-embedding)."""
+    position = _position(index, record_id)
+    query_vector = index.question_vector(position)[None, :]
+    return _related_hits(index, position, query_vector, candidate_positions(index, query_vector, 4 * k + 10), k,
+                         _answered(index) if answered_only else None)
+
+
+def related_many(index: LoadedIndex, record_ids: Sequence[RecordId], k: int = DEFAULT_K,
+                 answered_only: bool = False) -> list[list[Hit]]:
+    """`related` for many entries at once (a hint for every missing entry): the candidates of all of them
+    come from one batched search of the nearest rows, then each entry is scored as `related` scores it."""
+    positions = [_position(index, record_id) for record_id in record_ids]
+    if not positions:
+        return []
+    query_vectors = np.vstack([index.question_vector(position) for position in positions])
+    found = index.nearest_positions_each(query_vectors, row_depth(4 * k + 10))
+    answered = _answered(index) if answered_only else None
+    return [_related_hits(index, position, vector[None, :], np.unique(candidates), k, answered)
+            for position, vector, candidates in zip(positions, query_vectors, found)]
+
+
+def _position(index: LoadedIndex, record_id: RecordId) -> int:
     position = index.position_of.get(record_id)
     if position is None:
         raise QueryError(f"no entry with id {record_id!r}")
-    query_vector = index.question_vector(position)[None, :]
-    positions = candidate_positions(index, query_vector, 4 * k + 10)
+    return position
+
+
+def _answered(index: LoadedIndex) -> np.ndarray:
+    """Per record position, whether it has an answer (`Record.has_answer`), without making the records."""
+    return np.asarray(field_values(index.records, "status")) != "missing"
+
+
+def _related_hits(index: LoadedIndex, position: int, query_vector: np.ndarray, positions: np.ndarray, k: int,
+                  answered: np.ndarray | None) -> list[Hit]:
+    """The best k of `positions` for this entry's question vector, leaving out the entry itself and, given
+    `answered`, the entries without an answer."""
     keep = positions != position
-    if answered_only:
-        keep &= np.fromiter((index.records[p].has_answer for p in positions.tolist()), bool, len(positions))
+    if answered is not None:
+        keep &= answered[positions]
     return score_entries(index, query_vector, positions[keep], limit=k)
 
 

@@ -334,6 +334,10 @@ class PgStoredIndex:
                  for vector in np.asarray(query_vectors, dtype=np.float32)]
         return np.asarray([position for rows in found for (position,) in rows], dtype=np.int64)
 
+    def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
+        """Per query vector, the positions owning its `depth` nearest rows (one query each)."""
+        return [self.nearest_positions(vector[None, :], depth) for vector in np.asarray(query_vectors)]
+
     def question_vector(self, position: int) -> np.ndarray:
         (vector,), = self._query(sql.SQL("SELECT embedding FROM {} WHERE position = %s AND field = 'question'")
                                  .format(self._rows_table), (int(position),))

@@ -1,0 +1,70 @@
+"""`QAIndex` over many items at once: a batch search and batched hints give what one-by-one calls give."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from core_fixtures import DEV_QUERIES
+from indexer.engine import BATCH_CHUNK
+from indexer.errors import QueryError
+
+
+def outcome(result) -> tuple:
+    """What a batch must reproduce: the entries in order and whether there was a match (scores may differ
+    in the last float bits: a query embedded beside others is padded differently)."""
+    return [hit.record.id for hit in result.hits], [hit.record.id for hit in result.nearest], result.no_match
+
+
+def test_a_batch_search_gives_what_one_by_one_searches_give_in_order(real_index):
+    queries = [json.loads(line)["query"] for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
+    queries = (queries * 3)[:2 * BATCH_CHUNK + 5]  # several chunks, so several workers
+    queries[7] = "   "
+    results = real_index.search_many(queries, k=5, min_score=0.0)
+    assert len(results) == len(queries) and isinstance(results[7], QueryError)
+    for query, result in zip(queries, results):
+        if query.strip():
+            alone = real_index.search(query, k=5, min_score=0.0)
+            assert outcome(result) == outcome(alone) and result.query == alone.query
+            assert [h.score for h in result.nearest] == pytest.approx([h.score for h in alone.nearest], abs=1e-5)
+
+
+def test_a_batch_search_of_nothing_is_empty(real_index):
+    assert real_index.search_many([]) == []
+
+
+def test_hints_of_every_missing_entry_at_once_equal_hints_one_by_one(real_index):
+    missing = [record.id for record in real_index.missing()]
+    together = real_index.hints_many(missing)
+    assert len(together) == len(missing) == 10
+    for record_id, hints in zip(missing, together):
+        alone = real_index.hints(record_id)
+        assert [h.record.id for h in hints] == [h.record.id for h in alone]
+        assert [h.score for h in hints] == pytest.approx([h.score for h in alone], abs=1e-6)
+        assert all(h.record.has_answer and h.record.id != record_id for h in hints)
+
+
+def test_hints_of_no_entries_are_none(real_index):
+    assert real_index.hints_many([]) == []
+
+
+def test_a_preloaded_encoder_is_made_once_while_opening_and_then_used(tmp_path, fake_encoder):
+    from core_fixtures import CORPUS
+    from indexer.build import build
+    from indexer.engine import QAIndex
+    from indexer.stores.disk import FaissStore
+
+    build([CORPUS], FaissStore(tmp_path / "index"), lambda: fake_encoder, fake_encoder.model)
+    made = []
+    started = threading.Event()
+
+    def factory(model: str):
+        made.append(model)
+        started.set()
+        return fake_encoder
+
+    qa = QAIndex.open([CORPUS], tmp_path / "index", fake_encoder.model, encoder_factory=factory, preload_encoder=True)
+    assert started.wait(timeout=30)  # made without any search asking for it
+    assert qa.search("what is overfitting").nearest and qa.encoder is fake_encoder
+    assert made == [fake_encoder.model]

@@ -7,7 +7,7 @@ that ask the same thing, browse its entries, and a page per entry.
     http://localhost:8501/?id=17              # opens one entry's page
 
 A thin shell over `indexer`: it picks a source, calls `QAIndex` and draws the results. It parses no
-documents, touches no vectors and escapes no HTML itself (`indexer.rendering` does). `main()` calls
+documents, touches no vectors and escapes no HTML itself (`indexer.display.rendering` does). `main()` calls
 one function per region of the page; the URL's q/view/id are the page state (`follow_url`,
 `write_url`). Every search shown is recorded once in the index's query log, with the reader's
 feedback ("This answered my question", "None of these"); the "Asked, not answered" view groups what
@@ -39,19 +39,19 @@ from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current
                            duplicate_partners, entries_frame, index_key, listed_files, logged_gaps, missing_hints,
                            overview, resolved, search_results, topic_overview)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
-from indexer.build import BuildSummary
+from indexer.indexing.build import BuildSummary
 from indexer.documents.places import describe_places
 from indexer.analysis.charts import topic_map_chart
-from indexer.analysis.gaps import Gap, entry_style, gaps_csv, gaps_markdown
+from indexer.usage.gaps import Gap, entry_style, gaps_csv, gaps_markdown
 from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
 from indexer.documents.records import RecordId
-from indexer.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
-from indexer.querylog import QueryLog, QueryLogError
+from indexer.display.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
+from indexer.usage.querylog import QueryLog, QueryLogError
 from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
 from indexer.stores.spec import is_database_url, store_spec
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
-from indexer.wording import entries_phrase, plural
+from indexer.display.wording import entries_phrase, plural
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
 VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",

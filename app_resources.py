@@ -22,17 +22,17 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from indexer import DEFAULT_SOURCE, Hit, QAIndex, Record
-from indexer.wording import STATUS_LABELS
+from indexer.display.wording import STATUS_LABELS
 from indexer.documents.records import RecordId
 from indexer.documents.text import plain_text
 from indexer.engine import query_encoder
-from indexer.rendering import entry_href
+from indexer.display.rendering import entry_href
 from indexer.retrieval.embed import Encoder
 from indexer.retrieval.search import SearchResult
 from indexer.analysis import topics as topic_analysis  # looked up on use, so tests can count its calls
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
-from indexer.analysis.gaps import Gap, find_gaps
-from indexer.querylog import existing_query_log
+from indexer.usage.gaps import Gap, find_gaps
+from indexer.usage.querylog import existing_query_log
 
 ANSWER_PREVIEW_CHARS = 120  # a Browse cell: enough to recognise an answer; the row opens all of it
 

@@ -38,7 +38,7 @@ sys.path[:0] = [sys.argv[3], sys.argv[3] + '/bench']
 import numpy as np
 from pathlib import Path
 started = time.perf_counter()
-from indexer.build import IVF_MIN_ROWS, _manifest, embedding_texts
+from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
 from indexer.documents.parse import parse_corpus, source_files
 from indexer.retrieval.embed import model_fingerprint, text_key
 from indexer.retrieval.lexical import LexicalIndex
@@ -77,7 +77,7 @@ def sample_vectors():
 
     if SAMPLE.exists():
         return np.load(SAMPLE)
-    from indexer.build import embedding_texts
+    from indexer.indexing.build import embedding_texts
     from indexer.documents.parse import parse_file
     from indexer.retrieval.embed import SentenceTransformerEncoder
 

@@ -86,7 +86,7 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
     """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
     are embedded (timed against the raw encode, for the extrapolated build figures) and every other
     row reuses one of those vectors with small noise. Returns the build figures."""
-    from indexer.build import IVF_MIN_ROWS, _manifest, embedding_texts
+    from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
     from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
     from indexer.documents.parse import parse_file
     from indexer.retrieval.embed import model_fingerprint, text_key
@@ -164,7 +164,7 @@ def queries() -> list[str]:
 def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import faiss
 
-    from indexer.build import build, embedding_texts
+    from indexer.indexing.build import build, embedding_texts
     from indexer.retrieval.embed import SentenceTransformerEncoder
     from indexer.engine import QAIndex
     from indexer.documents.parse import parse_file
@@ -315,7 +315,7 @@ _REBUILD_CHILD = """
 import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from indexer.build import build
+from indexer.indexing.build import build
 from indexer.retrieval.embed import SentenceTransformerEncoder
 from indexer.stores.disk import FaissStore
 encoder = SentenceTransformerEncoder()

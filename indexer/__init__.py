@@ -6,9 +6,39 @@ The public API, importable without loading torch, FAISS or Streamlit:
     qa = QAIndex.open()                 # the bundled corpus; builds index/ on first use
     qa.search("why does my model overfit").hits
 
-Modules: records (types), parse + markdown (documents → records), text (markup stripping),
-embed (model, vectors), store (index on disk), build (parse → embed → store), search (ranking),
-engine (QAIndex), cli (command line). `errors` holds the exception family.
+Module map (data flows one way: source file → records → texts → vectors → index → hits → cards):
+
+    engine                  QAIndex: the one object the CLI and the app talk to
+    cli, __main__           `python -m indexer`: arguments, printing, exit codes
+    errors                  the exception family (one line for the user, exit code 2)
+    documents/  records     the value types Record and Hit
+                parse       files → records: formats, ids, statuses, limits, several files
+                markdown    Markdown entries: the document's entry style decides what an entry is
+                lines       one line's shape (heading, bold line, Q:/A:, list item, fence)
+                places      where every non-blank line went (the parse report's accounting)
+                text        plain text for embedding, prose and link-only detection, clean questions
+    retrieval/  embed       text → vectors with sentence-transformers (builds); the vector contract
+                onnx_encoder  queries → vectors with ONNX Runtime, no torch
+                tokens      words, stemming, initials, spelling pairs, edit distance
+                lexical     the BM25 index; typos and compounds matched against a document
+                search      encoded query → ranked, scored hits; related entries; status filters
+                nomatch     the no-match model and the three confidence levels
+    indexing/   build       parse → embed → write a generation; freshness
+                reuse       what a rebuild takes over from the previous generation
+    stores/     base        the store interface (Store, LoadedIndex), written down once
+                spec        which store a spec names: a folder or a PostgreSQL URL
+                disk        the folder store: generations, lock, atomic writes, verified loads, FAISS
+                tables, record_table  a generation's record files, and the records as columns
+                postgres    the PostgreSQL + pgvector store
+    usage/      querylog    the query log beside the index, and readers' feedback
+                gaps        logged questions the document does not answer, grouped; skeleton exports
+                calibration the no-match decision refitted on an index's own feedback
+    analysis/   topics      topics, the map, near-duplicates, hints for missing answers
+                charts      the topic map as a chart
+                evaluate    metrics on labelled queries; leave-one-document-out
+                queryfiles  query files, plain and labelled
+    display/    wording     status labels and counts in words
+                rendering   Markdown and document HTML made safe to show (nh3 allowlist), entry links
 
 The names below are resolved on first use (PEP 562): `python -m indexer --help` imports this package
 first, and loading the engine here would import numpy and every core module for nothing.

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
-from indexer.wording import STATUS_LABELS, entries_phrase, plural, status_label
+from indexer.display.wording import STATUS_LABELS, entries_phrase, plural, status_label
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
 
@@ -243,7 +243,7 @@ def _status_suffix(status: str) -> str:
 # ---- commands -----------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.build import build
+    from indexer.indexing.build import build
     from indexer.engine import build_encoder
     from indexer.stores.spec import open_store
 
@@ -416,7 +416,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
-    from indexer.analysis.calibration import describe
+    from indexer.usage.calibration import describe
 
     print(f"{'no-match model:':<18}{describe(manifest.get('no_match'))}", file=out)
     return 0
@@ -424,7 +424,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
     """"fresh", "stale: why" or "corrupt: why"."""
-    from indexer.build import source_fingerprint, stale_reason
+    from indexer.indexing.build import source_fingerprint, stale_reason
     from indexer.errors import IndexCorruptError
     from indexer.documents.parse import source_files
 
@@ -523,7 +523,7 @@ def _logged_feedback(qa, err: TextIO) -> list:
     has (answered before a rebuild) are left out with a note."""
     from indexer.documents.records import field_values
     from indexer.errors import QueryError
-    from indexer.querylog import existing_query_log, feedback_queries
+    from indexer.usage.querylog import existing_query_log, feedback_queries
 
     log = existing_query_log(qa.store)
     known = set(field_values(qa.records, "id"))
@@ -538,7 +538,7 @@ def _logged_feedback(qa, err: TextIO) -> list:
 
 
 def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.analysis.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
+    from indexer.usage.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
     from indexer.analysis.queryfiles import load_queries
 
     qa = _open(args, err)
@@ -568,7 +568,7 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _rebuild_with(args: argparse.Namespace, qa, no_match: dict, err: TextIO) -> None:
     """A new generation of the same sources with these no-match parameters (vectors all reused)."""
-    from indexer.build import build
+    from indexer.indexing.build import build
     from indexer.engine import build_encoder, resolve_sources
 
     sources, _, model = _settings(args)
@@ -577,8 +577,8 @@ def _rebuild_with(args: argparse.Namespace, qa, no_match: dict, err: TextIO) -> 
 
 
 def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.analysis.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
-    from indexer.querylog import existing_query_log
+    from indexer.usage.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
+    from indexer.usage.querylog import existing_query_log
     from indexer.stores.spec import open_store
 
     spec, _ = _store_and_model(args)

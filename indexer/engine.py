@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from indexer.build import BuildSummary, Notify, ProgressFactory, ensure_index
+from indexer.indexing.build import BuildSummary, Notify, ProgressFactory, ensure_index
 from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.errors import IndexerError, QueryError, SourceError
 from indexer.retrieval.embed import (
@@ -48,7 +48,7 @@ from indexer.stores.spec import open_store, store_spec
 
 if TYPE_CHECKING:
     from indexer.analysis.topics import Duplicate, Topic
-    from indexer.querylog import QueryLog
+    from indexer.usage.querylog import QueryLog
 
 # Queries per task of a batch search: the encoder's batch size, and enough tasks to keep every core busy.
 BATCH_CHUNK = 32
@@ -233,7 +233,7 @@ class QAIndex:
     @property
     def query_log(self) -> "QueryLog | None":
         """The index's query log (querylog.py), opened on first use; None when INDEXER_QUERY_LOG=off."""
-        from indexer.querylog import QueryLogError, open_query_log
+        from indexer.usage.querylog import QueryLogError, open_query_log
 
         if self._query_log is None:
             folder = self.stored.path.parent if isinstance(self.stored, StoredIndex) else None
@@ -246,7 +246,7 @@ class QAIndex:
     def log_search(self, result: SearchResult, notify: Callable[[str], None] | None = None) -> int | None:
         """Record a search in the query log; its row id for `query_log.feedback(row, ...)`, or None when
         logging is off or fails (`notify` gets one line, default: the `indexer` logger; never raises)."""
-        from indexer.querylog import record_search, warn
+        from indexer.usage.querylog import record_search, warn
 
         confidence = (float(1 - self.no_match_model.probability(np.asarray(result.evidence))[0])
                       if result.evidence else None)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core_fixtures import FakeEncoder  # noqa: E402
-from indexer.build import build  # noqa: E402
+from indexer.indexing.build import build  # noqa: E402
 from indexer.errors import IndexerError  # noqa: E402
 from indexer.stores.disk import FaissStore, load_index  # noqa: E402
 

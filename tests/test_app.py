@@ -24,8 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
-from indexer.querylog import LogEntry, SqliteQueryLog
-from indexer.rendering import missing_csv, missing_markdown
+from indexer.usage.querylog import LogEntry, SqliteQueryLog
+from indexer.display.rendering import missing_csv, missing_markdown
 from indexer.stores.spec import STORE_ENV
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

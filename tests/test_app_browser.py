@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_app import copy_bundled_index
 
-from indexer.querylog import SWITCH_ENV
+from indexer.usage.querylog import SWITCH_ENV
 from indexer.stores.spec import STORE_ENV
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from core_fixtures import CORPUS
-from indexer.build import build
+from indexer.indexing.build import build
 from indexer.documents.parse import parse_file
 from indexer.stores.disk import FaissStore
 
@@ -49,13 +49,13 @@ def test_a_rebuild_after_edits_equals_a_build_from_scratch(tmp_path, corpus_copy
 
 
 def test_an_unchanged_corpus_rebuilds_without_deriving_anything_again(tmp_path, fake_encoder, monkeypatch):
-    import indexer.reuse
+    import indexer.indexing.reuse
 
     store = FaissStore(tmp_path / "index")
     build([CORPUS], store, lambda: fake_encoder, MODEL)
     tokenised: list[str] = []
-    original = indexer.reuse.entry_tokens
-    monkeypatch.setattr(indexer.reuse, "entry_tokens", lambda q, a: tokenised.append(q) or original(q, a))
+    original = indexer.indexing.reuse.entry_tokens
+    monkeypatch.setattr(indexer.indexing.reuse, "entry_tokens", lambda q, a: tokenised.append(q) or original(q, a))
     before = state(store)
     summary = build([CORPUS], store, lambda: fake_encoder, MODEL)
     assert (summary.changed, summary.embedded, tokenised) == (0, 0, [])

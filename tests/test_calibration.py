@@ -7,9 +7,9 @@ import json
 import pytest
 
 from core_fixtures import CORPUS, DEV_QUERIES, ROOT
-from indexer.analysis.calibration import MIN_OF_EACH, saved_parameters
+from indexer.usage.calibration import MIN_OF_EACH, saved_parameters
 from indexer.analysis.queryfiles import load_queries
-from indexer.build import build
+from indexer.indexing.build import build
 from indexer.cli import main
 from indexer.engine import QAIndex
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, NoMatchModel

@@ -51,7 +51,7 @@ def test_hints_of_no_entries_are_none(real_index):
 
 def test_a_preloaded_encoder_is_made_once_while_opening_and_then_used(tmp_path, fake_encoder):
     from core_fixtures import CORPUS
-    from indexer.build import build
+    from indexer.indexing.build import build
     from indexer.engine import QAIndex
     from indexer.stores.disk import FaissStore
 

@@ -1,4 +1,4 @@
-"""Gaps (indexer/analysis/gaps.py): which logged searches count, grouping by meaning (exact on
+"""Gaps (indexer/usage/gaps.py): which logged searches count, grouping by meaning (exact on
 hand-made vectors, and paraphrases with the real model), the Markdown skeleton read back by this
 project's parser, CSV, and the `gaps` command.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from core_fixtures import CORPUS, ROOT
-from indexer.analysis.gaps import EntryStyle, Gap, entry_style, find_gaps, gaps_csv, gaps_markdown, group_vectors
+from indexer.usage.gaps import EntryStyle, Gap, entry_style, find_gaps, gaps_csv, gaps_markdown, group_vectors
 from indexer.documents.parse import parse_file
-from indexer.querylog import LOG_FILE, LogEntry, SqliteQueryLog
+from indexer.usage.querylog import LOG_FILE, LogEntry, SqliteQueryLog
 from test_cli import run
 from test_querylog import index_copy, searched  # noqa: F401  (a private copy of the real-model index)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core_fixtures import CORPUS
-from indexer.build import embedding_texts
+from indexer.indexing.build import embedding_texts
 from indexer.cli import main
 from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown

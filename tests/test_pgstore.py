@@ -26,7 +26,7 @@ import pytest
 
 from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
 from indexer.retrieval import search as search_module
-from indexer.build import build, embedding_texts, ensure_index
+from indexer.indexing.build import build, embedding_texts, ensure_index
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.documents.parse import parse_corpus, source_files

@@ -1,4 +1,4 @@
-"""The query log (indexer/querylog.py): one battery run against the SQLite log and the PostgreSQL
+"""The query log (indexer/usage/querylog.py): one battery run against the SQLite log and the PostgreSQL
 table (records, feedback, retention, many writers at once), then what only the folder store has (a
 file beside the generations that survives rebuilds; damaged or locked files), the engine hook, and
 the CLI (`search --log`, `eval --from-log`).
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from core_fixtures import CORPUS
-from indexer.build import build
+from indexer.indexing.build import build
 from indexer.documents.records import Hit, Record
 from indexer.engine import QAIndex
-from indexer.querylog import (BUSY_TIMEOUT_MS, LOG_FILE, LogEntry, PgQueryLog, QueryLogError, SqliteQueryLog,
+from indexer.usage.querylog import (BUSY_TIMEOUT_MS, LOG_FILE, LogEntry, PgQueryLog, QueryLogError, SqliteQueryLog,
                               existing_query_log, feedback_queries, open_query_log)
 from indexer.retrieval.search import SearchResult
 from indexer.stores.disk import FaissStore

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core_fixtures import CORPUS
-from indexer.build import build
+from indexer.indexing.build import build
 from indexer.documents.records import Record, field_values
 from indexer.stores.record_table import RecordTable
 from indexer.retrieval.search import missing_answers, section_positions

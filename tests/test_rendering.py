@@ -1,4 +1,4 @@
-"""indexer/rendering.py by plain import: plain text as literal Markdown, answers as sanitised HTML.
+"""indexer/display/rendering.py by plain import: plain text as literal Markdown, answers as sanitised HTML.
 
 The sanitiser is checked by what its output is, not by string matching: every hostile snippet is run
 through `answer_html`, the result parsed with the standard library's HTML parser, and each tag,
@@ -13,9 +13,9 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from indexer.rendering import (ALLOWED_ATTRIBUTES, ALLOWED_TAGS, answer_html, code_span, entry_href, entry_link,
+from indexer.display.rendering import (ALLOWED_ATTRIBUTES, ALLOWED_TAGS, answer_html, code_span, entry_href, entry_link,
                                literal, sanitize_html, sentence)
-from indexer.wording import plural
+from indexer.display.wording import plural
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core_fixtures import CORPUS, ExplodingEncoder
-from indexer.build import build, ensure_index
+from indexer.indexing.build import build, ensure_index
 from indexer.errors import IndexCorruptError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.documents.records import Record

@@ -1,0 +1,1 @@
+"""Views over an index: topics, the map, near-duplicates; evaluation on labelled queries."""

@@ -1,0 +1,1 @@
+"""Documents → records: reading files, entry styles, where every line went, plain text."""

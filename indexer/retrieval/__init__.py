@@ -1,0 +1,1 @@
+"""Query → ranked entries: encoders, tokens, the lexical index, ranking, the no-match decision."""

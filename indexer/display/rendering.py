@@ -23,7 +23,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 from indexer.documents.records import Hit, Record, RecordId
-from indexer.wording import entries_phrase
+from indexer.display.wording import entries_phrase
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
 # A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from indexer.documents.records import Record, RecordId, field_values
-from indexer.querylog import LogEntry, same_words
+from indexer.usage.querylog import LogEntry, same_words
 from indexer.retrieval.search import candidate_positions, score_entries
 
 # all-MiniLM-L6-v2: paraphrases of one question score ~0.6-0.9, different questions on one subject

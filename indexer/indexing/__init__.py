@@ -1,0 +1,1 @@
+"""Building an index: parse → embed → write a generation, taking over what did not change."""

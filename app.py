@@ -48,7 +48,8 @@ from indexer.errors import QueryError
 from indexer.documents.records import RecordId
 from indexer.display.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
 from indexer.usage.querylog import QueryLog, QueryLogError
-from indexer.retrieval.search import DEFAULT_K, DEFAULT_MIN_SCORE, SearchResult
+from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE
+from indexer.retrieval.search import SearchResult
 from indexer.stores.spec import is_database_url, store_spec
 from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 from indexer.display.wording import entries_phrase, plural

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn, TextIO
 
+from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_MODE, DEFAULT_MODEL, DEVICES, DUPLICATE_MIN_SCORE, MODES
 from indexer.display.wording import STATUS_LABELS, entries_phrase, plural, status_label
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
@@ -63,12 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--index-dir", dest="store", metavar="DIR",
                              help="the index folder (default: index/); same as --store DIR")
             sub.add_argument("--model", metavar="NAME_OR_PATH",
-                             help="sentence-transformers model (default: all-MiniLM-L6-v2, shipped offline)")
+                             help=f"sentence-transformers model (default: {DEFAULT_MODEL}, shipped offline)")
         return sub
 
     sub = command("build", cmd_build, "parse the source and (re)build its index")
-    # embed.DEVICES, spelled out: importing embed would import numpy for every --help (a test checks they agree)
-    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    sub.add_argument("--device", choices=DEVICES, default=DEVICES[0],
                      help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), "
                           "cpu, cuda")
     sub.add_argument("--json", action="store_true", help="print the build summary as JSON")
@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("search", cmd_search, "find the entries closest to a question")
     sub.add_argument("query", nargs="?", help="the question, in plain words")
     sub.add_argument("--batch", metavar="FILE", help="one query per line ('-' for stdin); prints JSON Lines")
-    sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
-    sub.add_argument("--min-score", type=_cosine, metavar="X", help="drop results scoring below X (a cosine, -1 to 1)")
+    sub.add_argument("-k", type=_positive_int, default=DEFAULT_K, help=f"number of results (default: {DEFAULT_K})")
+    sub.add_argument("--min-score", type=_cosine, metavar="X",
+                     help=f"drop results scoring below X, -1 to 1 (default: {DEFAULT_MIN_SCORE})")
     _add_mode(sub)
     sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("related", cmd_related, "list the entries closest to one entry")
     sub.add_argument("id", help="entry id (its number in the document)")
-    sub.add_argument("-k", type=_positive_int, default=5, help="number of results (default: 5)")
+    sub.add_argument("-k", type=_positive_int, default=DEFAULT_K, help=f"number of results (default: {DEFAULT_K})")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("topics", cmd_topics, "group the entries into topics, with readable labels")
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("duplicates", cmd_duplicates, "list pairs of entries that ask the same thing")
-    sub.add_argument("--min-score", type=_cosine, metavar="X", help="question cosine needed, -1 to 1 (default: 0.6)")
+    sub.add_argument("--min-score", type=_cosine, metavar="X",
+                     help=f"question cosine needed, -1 to 1 (default: {DUPLICATE_MIN_SCORE})")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
@@ -149,9 +151,9 @@ def command_names() -> list[str]:
 
 
 def _add_mode(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "question", "answer", "bm25", "rrf"),
-                     help="ranking: hybrid (default: dense + lexical coverage), dense (best of question/answer "
-                          "cosine), question, answer, bm25, rrf (reciprocal rank fusion)")
+    sub.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
+                     help="ranking: " + ", ".join(f"{mode} ({'default: ' if mode == DEFAULT_MODE else ''}{what})"
+                                                  for mode, what in MODES.items()))
 
 
 def _positive_int(text: str) -> int:
@@ -196,7 +198,6 @@ def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
 
 
 def _store_and_model(args: argparse.Namespace) -> tuple[str | Path, str]:
-    from indexer.retrieval.embed import DEFAULT_MODEL
     from indexer.engine import DEFAULT_INDEX_DIR
     from indexer.stores.spec import store_spec
 
@@ -310,7 +311,7 @@ def _log_search(qa, result, args: argparse.Namespace, err: TextIO) -> None:
 
 
 def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.retrieval.search import link_only_answers, missing_answers
+    from indexer.documents.selection import link_only_answers, missing_answers
 
     qa = _open(args, err)
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
@@ -341,7 +342,7 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_related(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.retrieval.search import parse_record_id
+    from indexer.documents.selection import parse_record_id
 
     qa = _open(args, err)
     record_id = parse_record_id(args.id, qa.records)

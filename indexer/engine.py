@@ -29,19 +29,17 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.retrieval.nomatch import NoMatchModel
+from indexer.defaults import DEFAULT_K, DEFAULT_MODE
 from indexer.retrieval.search import (
-    DEFAULT_K,
-    DEFAULT_MODE,
     EncodedQuery,
     SearchResult,
     clean_query,
-    link_only_answers,
-    missing_answers,
     related,
     related_many,
     search,
 )
 from indexer.retrieval.tokens import apply_corrections
+from indexer.documents.selection import link_only_answers, missing_answers
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FaissStore, StoredIndex
 from indexer.stores.spec import open_store, store_spec

@@ -8,7 +8,7 @@ from core_fixtures import CORPUS
 from indexer.indexing.build import build
 from indexer.documents.records import Record, field_values
 from indexer.stores.record_table import RecordTable
-from indexer.retrieval.search import missing_answers, section_positions
+from indexer.documents.selection import missing_answers, section_positions
 from indexer.stores.disk import FaissStore
 
 RECORDS = [

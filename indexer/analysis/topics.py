@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.defaults import DUPLICATE_MIN_SCORE
 from indexer.documents.records import Record, RecordId
 from indexer.documents.text import plain_text
 from indexer.retrieval.tokens import stem, words
 from indexer.stores.base import LoadedIndex
 
-DUPLICATE_MIN_SCORE = 0.6
 _SILHOUETTE_SAMPLE = 2000
 _UNCOMMON_SHARE = 0.1  # a word in at most this share of questions counts as uncommon
 

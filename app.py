@@ -19,6 +19,7 @@ data/); INDEXER_CACHE_DIR holds uploaded files and the indexes of non-bundled so
 <system temp>/qa-indexer-app), so neither data/ nor the bundled index/ is ever overwritten.
 INDEXER_STORE=postgresql://user@host/db keeps every index in that database instead (pgvector).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,8 @@ import itertools
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import altair as alt
 import streamlit as st
@@ -35,50 +36,81 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
-from app_resources import (STATUS_LABELS, Hidden, SearchOptions, Source, current_index, duplicate_pairs,
-                           duplicate_partners, entries_frame, index_key, listed_files, logged_gaps, missing_hints,
-                           overview, resolved, search_results, topic_overview)
+from app_resources import (
+    STATUS_LABELS,
+    Hidden,
+    SearchOptions,
+    Source,
+    current_index,
+    duplicate_pairs,
+    duplicate_partners,
+    entries_frame,
+    index_key,
+    listed_files,
+    logged_gaps,
+    missing_hints,
+    overview,
+    resolved,
+    search_results,
+    topic_overview,
+)
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, Hit, IndexerError, QAIndex, Record
-from indexer.indexing.build import BuildSummary
-from indexer.documents.places import describe_places
 from indexer.analysis.charts import topic_map_chart
-from indexer.usage.gaps import Gap, entry_style, gaps_csv, gaps_markdown
+from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
+from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE
+from indexer.display.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
+from indexer.display.wording import entries_phrase, plural
+from indexer.documents.places import describe_places
+from indexer.documents.records import RecordId
 from indexer.engine import PROJECT_ROOT
 from indexer.errors import QueryError
-from indexer.documents.records import RecordId
-from indexer.display.rendering import answer_html, entry_link, literal, missing_csv, missing_markdown, sentence
-from indexer.usage.querylog import QueryLog, QueryLogError
-from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE
+from indexer.indexing.build import BuildSummary
 from indexer.retrieval.search import SearchResult
 from indexer.stores.spec import is_database_url, store_spec
-from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
-from indexer.display.wording import entries_phrase, plural
+from indexer.usage.gaps import Gap, entry_style, gaps_csv, gaps_markdown
+from indexer.usage.querylog import QueryLog, QueryLogError
 
 SOURCE_TYPES = ("md", "txt", "csv", "json", "jsonl")  # offered for upload and listed from the data folder
-VIEWS = {"search": ":material/search: Search", "missing": ":material/help: Missing answers",
-         "gaps": ":material/contact_support: Asked, not answered",
-         "topics": ":material/scatter_plot: Topics", "duplicates": ":material/content_copy: Duplicates",
-         "browse": ":material/table_rows: Browse"}
+VIEWS = {
+    "search": ":material/search: Search",
+    "missing": ":material/help: Missing answers",
+    "gaps": ":material/contact_support: Asked, not answered",
+    "topics": ":material/scatter_plot: Topics",
+    "duplicates": ":material/content_copy: Duplicates",
+    "browse": ":material/table_rows: Browse",
+}
 BROWSE_COLUMNS = ["id", "question", "answer", "status", "section"]
 STYLE_NAMES = {"bold": "bold question lines", "heading": "question headings", "qa": "Q:/A: pairs"}
 ALL_SECTIONS = ""  # the first option of a section filter
 URL_KEYS = ("q", "view", "id")  # the page state: ?q=batch+norm, ?view=missing, ?id=17 (an entry's own page)
 LOWEST_DUPLICATE_SCORE = 0.3  # the Duplicates slider's lower end
 MAP_SELECTION = "entry"  # the topic map's point-selection parameter, named in the chart and in its state
-EXAMPLES = ("my model does well in training but badly on new data", "what does batch normalization do",
-            "precision vs recall")  # the bundled corpus's; other documents offer their own questions
+EXAMPLES = (
+    "my model does well in training but badly on new data",
+    "what does batch normalization do",
+    "precision vs recall",
+)  # the bundled corpus's; other documents offer their own questions
 EXAMPLE_MAX_CHARS = 60  # a longer question makes a pill too wide to read as a suggestion
 # SearchResult.confidence in words, each with the callout that shows it and what it means for the reader
 CONFIDENCE_NOTES: dict[str, tuple[Callable[..., DeltaGenerator], str, str, str]] = {
     "good match": (st.success, ":material/check_circle:", "Good match", "The first result most likely answers it."),
-    "possibly related": (st.info, ":material/help:", "Possibly related — check the answers",
-                         "These entries are close to the question; none may answer it."),
-    "no good match": (st.warning, ":material/search_off:", "No good match",
-                      "No entry answers this well; the nearest ones are shown below, greyed."),
+    "possibly related": (
+        st.info,
+        ":material/help:",
+        "Possibly related — check the answers",
+        "These entries are close to the question; none may answer it.",
+    ),
+    "no good match": (
+        st.warning,
+        ":material/search_off:",
+        "No good match",
+        "No entry answers this well; the nearest ones are shown below, greyed.",
+    ),
 }
 
 
 # ---- sources and their index folders ------------------------------------------------------------
+
 
 def data_dir() -> Path:
     return Path(os.environ.get("INDEXER_DATA_DIR") or PROJECT_ROOT / "data")
@@ -159,11 +191,14 @@ def show(markdown: str, element: Callable[..., DeltaGenerator] = st.markdown, **
 
 
 def status_badges(record: Record) -> str:
-    return {"missing": f":orange-badge[:material/help: {STATUS_LABELS['missing'].capitalize()}]",
-            "link_only": f":violet-badge[:material/link: {STATUS_LABELS['link_only'].capitalize()}]"}.get(record.status, "")
+    return {
+        "missing": f":orange-badge[:material/help: {STATUS_LABELS['missing'].capitalize()}]",
+        "link_only": f":violet-badge[:material/link: {STATUS_LABELS['link_only'].capitalize()}]",
+    }.get(record.status, "")
 
 
 # ---- page regions -------------------------------------------------------------------------------
+
 
 def open_document() -> tuple[QAIndex, Source]:
     """The upload's index while there is a readable upload, else the picked document's.
@@ -194,19 +229,31 @@ def sidebar_source() -> tuple[Source, UploadedFile | None]:
         files = data_files()
         pending = st.session_state.get("upload")  # known before the uploader is drawn below
         uploaded = pending is not None and pending.file_id not in st.session_state.get("failed_uploads", {})
-        chosen = st.selectbox("Document", files, key="source", label_visibility="collapsed", disabled=uploaded,
-                              format_func=lambda p: p.name if p == DEFAULT_SOURCE else str(p.relative_to(data_dir())),
-                              help="Remove the uploaded file to pick a document here." if uploaded else None)
-        upload = st.file_uploader("Or upload your own", type=list(SOURCE_TYPES), key="upload",
-                                  help="Markdown with bold or heading questions, Q:/A: pairs, or a CSV/JSON/JSONL "
-                                       "file with question and answer columns.")
+        chosen = st.selectbox(
+            "Document",
+            files,
+            key="source",
+            label_visibility="collapsed",
+            disabled=uploaded,
+            format_func=lambda p: p.name if p == DEFAULT_SOURCE else str(p.relative_to(data_dir())),
+            help="Remove the uploaded file to pick a document here." if uploaded else None,
+        )
+        upload = st.file_uploader(
+            "Or upload your own",
+            type=list(SOURCE_TYPES),
+            key="upload",
+            help="Markdown with bold or heading questions, Q:/A: pairs, or a CSV/JSON/JSONL "
+            "file with question and answer columns.",
+        )
     return source_for(chosen, chosen.name), upload
 
 
 def sidebar_summary(qa: QAIndex, source: Source) -> None:
     facts = overview(qa, index_key(qa))
-    counts = (f"{plural(facts.entries, 'entry', 'entries')}, {plural(facts.missing, 'missing answer')}, "
-              f"{facts.link_only} {STATUS_LABELS['link_only']}")
+    counts = (
+        f"{plural(facts.entries, 'entry', 'entries')}, {plural(facts.missing, 'missing answer')}, "
+        f"{facts.link_only} {STATUS_LABELS['link_only']}"
+    )
     with st.sidebar:
         if source.bundled:
             st.caption(f"Bundled corpus: {counts}.")
@@ -221,8 +268,11 @@ def sidebar_log_status(qa: QAIndex) -> None:
     except QueryLogError as exc:
         line = f":material/warning: Searches are not logged: {literal(str(exc))}"
     else:
-        line = (":material/history: Searches are not logged (INDEXER_QUERY_LOG=off)." if log is None
-                else f":material/history: Searches are logged to {literal(log.location)}")
+        line = (
+            ":material/history: Searches are not logged (INDEXER_QUERY_LOG=off)."
+            if log is None
+            else f":material/history: Searches are logged to {literal(log.location)}"
+        )
     st.sidebar.caption(line)
 
 
@@ -238,20 +288,25 @@ def parse_report(summary: BuildSummary) -> None:
     with st.sidebar.expander(label, icon=":material/fact_check:", expanded=bool(count)):
         for report in summary.reports:
             style = STYLE_NAMES.get(report.style, report.style)
-            st.markdown(f"**{literal(Path(report.source).name)}**: {plural(len(report.records), 'entry', 'entries')}, "
-                        f"read as {literal(style)}.")
+            st.markdown(
+                f"**{literal(Path(report.source).name)}**: {plural(len(report.records), 'entry', 'entries')}, "
+                f"read as {literal(style)}."
+            )
             if report.places:
                 st.caption(literal(sentence(describe_places(report.places))) + ".")
         for warning in summary.warnings:
             st.warning(literal(sentence(warning)), icon=":material/warning:")
         if skipped:
             lines = [f"- line {line}: {literal(why)}" for line, why in skipped]
-            st.markdown("Not taken as entries (prose in no entry, lines that looked like entries):\n"
-                        + "\n".join(lines))
+            st.markdown(
+                "Not taken as entries (prose in no entry, lines that looked like entries):\n" + "\n".join(lines)
+            )
         elif not summary.warnings:
             st.markdown("No warnings, and no question-like line was left out.")
-        st.caption(f"Indexed in {summary.seconds:.1f} s: {summary.embedded} texts embedded, "
-                   f"{summary.reused} reused from the previous build.")
+        st.caption(
+            f"Indexed in {summary.seconds:.1f} s: {summary.embedded} texts embedded, "
+            f"{summary.reused} reused from the previous build."
+        )
 
 
 def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
@@ -261,8 +316,13 @@ def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
         return None
     if st.session_state.get(key) not in options:  # nothing chosen yet, or a section of another document
         st.session_state[key] = ALL_SECTIONS
-    chosen = st.selectbox("Section", options, key=key, format_func=lambda name: name or "All sections",
-                          persist_state="session" if persist else None)
+    chosen = st.selectbox(
+        "Section",
+        options,
+        key=key,
+        format_func=lambda name: name or "All sections",
+        persist_state="session" if persist else None,
+    )
     return chosen or None
 
 
@@ -271,12 +331,20 @@ def search_options(qa: QAIndex) -> SearchOptions:
         st.header("Search options", divider="gray")
         section = section_filter(qa, "section", persist=True)
         k = st.slider("Number of results", 1, 20, DEFAULT_K, key="k", persist_state="session")
-        min_score = st.slider("Minimum score", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.05, key="min_score",
-                              persist_state="session",
-                              help="Cosine similarity of an entry's best-matching field (question or answer); "
-                                   "results scoring below it are left out.")
-        include_missing = st.toggle("Show entries without an answer", True, key="include_missing",
-                                    persist_state="session")
+        min_score = st.slider(
+            "Minimum score",
+            0.0,
+            1.0,
+            DEFAULT_MIN_SCORE,
+            0.05,
+            key="min_score",
+            persist_state="session",
+            help="Cosine similarity of an entry's best-matching field (question or answer); "
+            "results scoring below it are left out.",
+        )
+        include_missing = st.toggle(
+            "Show entries without an answer", True, key="include_missing", persist_state="session"
+        )
     return SearchOptions(k, min_score, include_missing, section)
 
 
@@ -285,13 +353,26 @@ def page_header(qa: QAIndex, source: Source) -> str:
     st.title("Q&A search")
     entries = overview(qa, index_key(qa)).entries
     answers = "its answer" if entries == 1 else "their answers"
-    st.caption(f"Semantic search over **{literal(source.name)}**: {plural(entries, 'question')} and "
-               f"{answers}. Ask in your own words.")
-    return st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="view", required=True,
-                                label_visibility="collapsed", on_change=close_entry) or "search"
+    st.caption(
+        f"Semantic search over **{literal(source.name)}**: {plural(entries, 'question')} and "
+        f"{answers}. Ask in your own words."
+    )
+    return (
+        st.segmented_control(
+            "View",
+            list(VIEWS),
+            format_func=VIEWS.get,
+            key="view",
+            required=True,
+            label_visibility="collapsed",
+            on_change=close_entry,
+        )
+        or "search"
+    )
 
 
 # ---- the page's state in its URL ----------------------------------------------------------------
+
 
 def follow_url() -> None:
     """Set the page from its URL whenever the URL changed other than by this session's own writes: the
@@ -309,9 +390,11 @@ def follow_url() -> None:
 def write_url() -> None:
     """The URL is the page state: query, view and open entry. Streamlit adds a history entry whenever
     the script changes the query string, so Back returns to the previous search, view or entry."""
-    state = {"q": st.session_state.get("query", "").strip() and st.session_state["query"],
-             "view": st.session_state.get("view") if st.session_state.get("view") != "search" else None,
-             "id": st.session_state.get("entry")}
+    state = {
+        "q": st.session_state.get("query", "").strip() and st.session_state["query"],
+        "view": st.session_state.get("view") if st.session_state.get("view") != "search" else None,
+        "id": st.session_state.get("entry"),
+    }
     wanted = {key: value for key, value in state.items() if value}
     for key in URL_KEYS:
         if key not in wanted:
@@ -336,16 +419,24 @@ def examples_for(qa: QAIndex, source: Source) -> list[str]:
 
 def search_view(qa: QAIndex, options: SearchOptions, examples: list[str]) -> None:
     # persist_state: the query outlives the box while another view is shown, so the URL keeps it
-    query = st.text_input("Ask a question", key="query", icon=":material/search:", persist_state="session",
-                          placeholder="Type a question in your own words and press Enter")
+    query = st.text_input(
+        "Ask a question",
+        key="query",
+        icon=":material/search:",
+        persist_state="session",
+        placeholder="Type a question in your own words and press Enter",
+    )
     if not query.strip():
         if examples:
             st.pills("Or try an example", examples, key="example", on_change=use_example)
         return
     asked_from = asked_from_entry(query)
     if asked_from is not None:
-        show(f"Entries that may answer {entry_link(asked_from)}, which has no answer yet "
-             f"({entry_link(asked_from)} itself is left out).", st.caption)
+        show(
+            f"Entries that may answer {entry_link(asked_from)}, which has no answer yet "
+            f"({entry_link(asked_from)} itself is left out).",
+            st.caption,
+        )
     try:
         result, hidden = search_results(qa, index_key(qa), query, options, asked_from)
     except QueryError as exc:
@@ -371,8 +462,11 @@ def confidence_note(result: SearchResult) -> None:
     """How sure the list is, in words: good match, possibly related, or no good match. When the
     minimum score emptied the list it says that instead: the options hid the results, not the model."""
     if result.below_minimum:
-        st.warning("**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
-                   "lower *Minimum score* to see them as results.", icon=":material/search_off:")
+        st.warning(
+            "**Nothing reaches the minimum score.** The nearest entries are shown below, greyed; "
+            "lower *Minimum score* to see them as results.",
+            icon=":material/search_off:",
+        )
         return
     element, icon, words, meaning = CONFIDENCE_NOTES[result.confidence]
     element(f"**{words}.** {meaning}", icon=icon)
@@ -397,10 +491,17 @@ def feedback_button(qa: QAIndex, row: int, answered: RecordId | None, label: str
     """A one-click mark on a logged search: `answered` (an entry's id) answered it, or None: none of
     these did. Marked, the button says so and a second click undoes it."""
     marked = st.session_state.get("feedback", {}).get(row) == feedback_mark(answered)
-    st.button(f"{label} · Undo" if marked else label, key=key, type="primary" if marked else "tertiary",
-              icon=":material/check_circle:" if marked else icon, on_click=toggle_feedback, args=(qa, row, answered),
-              help="Marked in the query log; click again to take it back." if marked else
-              "Recorded in the query log (without anything about you), for whoever maintains the document.")
+    st.button(
+        f"{label} · Undo" if marked else label,
+        key=key,
+        type="primary" if marked else "tertiary",
+        icon=":material/check_circle:" if marked else icon,
+        on_click=toggle_feedback,
+        args=(qa, row, answered),
+        help="Marked in the query log; click again to take it back."
+        if marked
+        else "Recorded in the query log (without anything about you), for whoever maintains the document.",
+    )
 
 
 def feedback_mark(answered: RecordId | None) -> tuple[str, RecordId | None]:
@@ -436,8 +537,9 @@ def hidden_note(hidden: Hidden, options: SearchOptions) -> str | None:
     """One line saying what the search options hide, or None when they hide nothing."""
     parts = []
     if hidden.below_minimum:
-        parts.append(f"{plural(hidden.below_minimum, 'result')} scoring below the minimum score "
-                     f"{options.min_score:.2f}")
+        parts.append(
+            f"{plural(hidden.below_minimum, 'result')} scoring below the minimum score {options.min_score:.2f}"
+        )
     if hidden.without_answer:
         parts.append(f"{plural(hidden.without_answer, 'entry', 'entries')} without an answer")
     if hidden.section:
@@ -466,8 +568,14 @@ def result_card(qa: QAIndex, rank: int, hit: Hit, greyed: bool = False, row: int
             body = ":small[:gray[No answer yet.]]" if record.missing else answer_html(record.answer)
             show(f"{title}\n\n{details} &nbsp; :small[score] **{hit.score:.2f}** {score_bar(hit.score)}\n\n{body}")
         if row is not None and not record.missing:  # an entry without an answer cannot have answered it
-            feedback_button(qa, row, record.id, "This answered my question", key=f"answered-{row}-{record.id}",
-                            icon=":material/thumb_up:")
+            feedback_button(
+                qa,
+                row,
+                record.id,
+                "This answered my question",
+                key=f"answered-{row}-{record.id}",
+                icon=":material/thumb_up:",
+            )
         related_panel(qa, record)
 
 
@@ -541,8 +649,7 @@ def related_panel(qa: QAIndex, record: Record) -> None:
 
     Filled only while open: five always-filled panels doubled the time from Enter to results.
     """
-    panel = st.expander("Related questions", icon=":material/hub:", key=f"related-open-{record.id}",
-                        on_change="rerun")
+    panel = st.expander("Related questions", icon=":material/hub:", key=f"related-open-{record.id}", on_change="rerun")
     if panel.open:
         with panel:
             related_rows(qa, record)
@@ -592,16 +699,25 @@ def missing_view(qa: QAIndex) -> None:
     header, downloads = st.columns([3, 2], vertical_alignment="bottom")
     header.subheader(entries_phrase(len(missing), total, "no answer"))
     if missing:
-        download_buttons(downloads, missing_csv(missing, hints), missing_markdown(missing, hints, total),
-                         "missing_answers")
+        download_buttons(
+            downloads, missing_csv(missing, hints), missing_markdown(missing, hints, total), "missing_answers"
+        )
     for record in missing:
         with st.container(border=True):
             question_col, action_col = st.columns([5, 1], vertical_alignment="top")
             question_col.markdown(entry_title(record.id, record.question))
-            where = [entry_link(record.id), f"line {record.line}"] + ([literal(record.section)] if record.section else [])
+            where = [entry_link(record.id), f"line {record.line}"] + (
+                [literal(record.section)] if record.section else []
+            )
             show(" · ".join(where), question_col.caption)
-            action_col.button("Search", key=f"ask-{record.id}", icon=":material/search:", on_click=ask,
-                              args=(record,), width="stretch")
+            action_col.button(
+                "Search",
+                key=f"ask-{record.id}",
+                icon=":material/search:",
+                on_click=ask,
+                args=(record,),
+                width="stretch",
+            )
             if hints[record.id]:
                 show(nearest_list("Closest answered entries:", [(h.record, h.score) for h in hints[record.id]]))
     link_only = qa.link_only()
@@ -616,19 +732,33 @@ def missing_view(qa: QAIndex) -> None:
 def download_buttons(place: DeltaGenerator, csv_data: str | bytes, markdown: str, stem: str) -> None:
     """A view's two exports side by side: `stem`.csv and `stem`.md (no rerun on click)."""
     csv_col, md_col = place.columns(2)
-    csv_col.download_button("CSV", csv_data, f"{stem}.csv", "text/csv", icon=":material/download:",
-                            on_click="ignore", width="stretch")
-    md_col.download_button("Markdown", markdown, f"{stem}.md", "text/markdown", icon=":material/download:",
-                           on_click="ignore", width="stretch")
+    csv_col.download_button(
+        "CSV", csv_data, f"{stem}.csv", "text/csv", icon=":material/download:", on_click="ignore", width="stretch"
+    )
+    md_col.download_button(
+        "Markdown",
+        markdown,
+        f"{stem}.md",
+        "text/markdown",
+        icon=":material/download:",
+        on_click="ignore",
+        width="stretch",
+    )
 
 
 def nearest_list(title: str, scored: list[tuple[Record, float]]) -> str:
     """Markdown: a title, then one line per entry: its score, its question and its id linked to its page."""
-    return title + "\n" + "\n".join(f"- `{score:.2f}` {literal(record.question)} :gray[{entry_link(record.id)}]"
-                                     for record, score in scored)
+    return (
+        title
+        + "\n"
+        + "\n".join(
+            f"- `{score:.2f}` {literal(record.question)} :gray[{entry_link(record.id)}]" for record, score in scored
+        )
+    )
 
 
 # ---- what readers asked that the document does not answer -----------------------------------------
+
 
 def gaps_view(qa: QAIndex) -> None:
     """The query log's unanswered searches (no good match, or "None of these"), grouped by meaning,
@@ -639,17 +769,24 @@ def gaps_view(qa: QAIndex) -> None:
         st.info(literal(sentence(str(exc))), icon=":material/info:")
         return
     if not gaps:
-        st.info("No searches logged yet." if not logged else
-                f"Every one of the {plural(logged, 'logged search', 'logged searches')} found a good match "
-                "or was marked as answered.", icon=":material/info:")
+        st.info(
+            "No searches logged yet."
+            if not logged
+            else f"Every one of the {plural(logged, 'logged search', 'logged searches')} found a good match "
+            "or was marked as answered.",
+            icon=":material/info:",
+        )
         return
     header, downloads = st.columns([3, 2], vertical_alignment="bottom")
     header.subheader(f"{plural(len(gaps), 'question')} asked, not answered")
-    download_buttons(downloads, gaps_csv(gaps), gaps_markdown(gaps, entry_style(qa.records, qa.manifest)),
-                     "asked_not_answered")
-    st.caption(f"From {plural(logged, 'logged search', 'logged searches')}: those that found no good match or "
-               "got *None of these*, grouped by meaning, most asked first. The Markdown download holds a new "
-               "entry for each, in the document's style, to write the answer into.")
+    download_buttons(
+        downloads, gaps_csv(gaps), gaps_markdown(gaps, entry_style(qa.records, qa.manifest)), "asked_not_answered"
+    )
+    st.caption(
+        f"From {plural(logged, 'logged search', 'logged searches')}: those that found no good match or "
+        "got *None of these*, grouped by meaning, most asked first. The Markdown download holds a new "
+        "entry for each, in the document's style, to write the answer into."
+    )
     for gap in gaps:
         gap_card(qa, gap)
 
@@ -657,7 +794,8 @@ def gaps_view(qa: QAIndex) -> None:
 def gap_card(qa: QAIndex, gap: Gap) -> None:
     """One unanswered question: how often and when it was asked, in which words, and the nearest entries."""
     when = f"{gap.first_asked:%Y-%m-%d %H:%M}" + (
-        f" to {gap.last_asked:%Y-%m-%d %H:%M}" if gap.last_asked != gap.first_asked else "")
+        f" to {gap.last_asked:%Y-%m-%d %H:%M}" if gap.last_asked != gap.first_asked else ""
+    )
     with st.container(border=True):
         lines = [f"**{literal(gap.label)}** &nbsp; :gray[asked {plural(gap.count, 'time')}, {when} UTC]"]
         others = [query for query in gap.queries if query != gap.label]
@@ -670,14 +808,22 @@ def gap_card(qa: QAIndex, gap: Gap) -> None:
 
 # ---- topics and near-duplicates -----------------------------------------------------------------
 
+
 def topics_view(qa: QAIndex) -> None:
     found, points = topic_overview(qa, index_key(qa))
     st.subheader(f"{plural(len(found), 'topic')} in {plural(len(qa.records), 'entry', 'entries')}")
-    st.caption("Each point is an entry: nearby points are about similar things, colour is the topic and a "
-               "cross marks a missing answer. Hover a point to read its question; click it to open the entry.")
-    state = st.altair_chart(clickable_map(points, found), key="topic_map", on_select="rerun",
-                            selection_mode=MAP_SELECTION, width="stretch",
-                            alt=f"Topic map of {plural(len(points), 'entry', 'entries')} in {plural(len(found), 'topic')}")
+    st.caption(
+        "Each point is an entry: nearby points are about similar things, colour is the topic and a "
+        "cross marks a missing answer. Hover a point to read its question; click it to open the entry."
+    )
+    state = st.altair_chart(
+        clickable_map(points, found),
+        key="topic_map",
+        on_select="rerun",
+        selection_mode=MAP_SELECTION,
+        width="stretch",
+        alt=f"Topic map of {plural(len(points), 'entry', 'entries')} in {plural(len(found), 'topic')}",
+    )
     for record in picked_records(qa, state):
         entry_card(qa, record)
     for topic in found:
@@ -687,9 +833,14 @@ def topics_view(qa: QAIndex) -> None:
 def clickable_map(points: list[MapPoint], found: list[Topic]) -> alt.Chart:
     """The core's topic map plus a click selection by id: the picked point grows, the others fade."""
     picked = alt.selection_point(name=MAP_SELECTION, fields=["id"], on="click")
-    return (topic_map_chart(points, found).add_params(picked)
-            .encode(opacity=alt.when(picked).then(alt.value(0.85)).otherwise(alt.value(0.35)),
-                    size=alt.when(picked, empty=False).then(alt.value(240)).otherwise(alt.value(80))))
+    return (
+        topic_map_chart(points, found)
+        .add_params(picked)
+        .encode(
+            opacity=alt.when(picked).then(alt.value(0.85)).otherwise(alt.value(0.35)),
+            size=alt.when(picked, empty=False).then(alt.value(240)).otherwise(alt.value(80)),
+        )
+    )
 
 
 def picked_records(qa: QAIndex, state: VegaLiteState) -> list[Record]:
@@ -713,17 +864,30 @@ def topic_panel(qa: QAIndex, topic: Topic) -> None:
 
 def duplicates_view(qa: QAIndex) -> None:
     header, threshold = st.columns([3, 2], vertical_alignment="bottom")
-    min_score = threshold.slider("Minimum similarity", LOWEST_DUPLICATE_SCORE, 1.0, DUPLICATE_MIN_SCORE, 0.05,
-                                 key="duplicate_min_score", persist_state="session",
-                                 help="Cosine similarity of the two questions.")
+    min_score = threshold.slider(
+        "Minimum similarity",
+        LOWEST_DUPLICATE_SCORE,
+        1.0,
+        DUPLICATE_MIN_SCORE,
+        0.05,
+        key="duplicate_min_score",
+        persist_state="session",
+        help="Cosine similarity of the two questions.",
+    )
     pairs = duplicate_pairs(qa, index_key(qa), round(min_score, 2))
     # a lower bar only adds pairs (the same mutual nearest neighbours, fewer cut off), so the difference is hidden
     hidden = len(duplicate_pairs(qa, index_key(qa), LOWEST_DUPLICATE_SCORE)) - len(pairs)
     header.subheader(plural(len(pairs), "near-duplicate pair"))
-    st.caption("Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
-               "or answer the missing one from its twin. Click a question to search for it."
-               + (f" :material/filter_alt: **The minimum similarity hides {plural(hidden, 'more pair')}**; "
-                  "lower it to see them." if hidden else ""))
+    st.caption(
+        "Pairs whose questions are each other's closest match and share an uncommon word. Merge them, "
+        "or answer the missing one from its twin. Click a question to search for it."
+        + (
+            f" :material/filter_alt: **The minimum similarity hides {plural(hidden, 'more pair')}**; "
+            "lower it to see them."
+            if hidden
+            else ""
+        )
+    )
     for pair in pairs:
         duplicate_card(qa, pair)
 
@@ -742,19 +906,29 @@ def duplicate_card(qa: QAIndex, pair: Duplicate) -> None:
                 score_col.progress(min(max(pair.score, 0.0), 1.0))
         if first.missing != second.missing:
             unanswered, answered = (first, second) if first.missing else (second, first)
-            show(f"{entry_link(unanswered.id)} has no answer yet; the answer of {entry_link(answered.id)} "
-                 "may cover it.", st.caption)
+            show(
+                f"{entry_link(unanswered.id)} has no answer yet; the answer of {entry_link(answered.id)} may cover it.",
+                st.caption,
+            )
 
 
 # ---- browse -------------------------------------------------------------------------------------
 
+
 def browse_view(qa: QAIndex) -> None:
     sectioned = bool(overview(qa, index_key(qa)).sections)
     columns = st.columns([3, 2, 3] if sectioned else [3, 2], vertical_alignment="bottom")
-    words = columns[0].text_input("Filter", key="browse_filter", icon=":material/filter_list:",
-                                  placeholder="words in any column")
-    statuses = columns[-1].pills("Status", list(STATUS_LABELS), selection_mode="multi", default=list(STATUS_LABELS),
-                                 format_func=STATUS_LABELS.get, key="browse_status")
+    words = columns[0].text_input(
+        "Filter", key="browse_filter", icon=":material/filter_list:", placeholder="words in any column"
+    )
+    statuses = columns[-1].pills(
+        "Status",
+        list(STATUS_LABELS),
+        selection_mode="multi",
+        default=list(STATUS_LABELS),
+        format_func=STATUS_LABELS.get,
+        key="browse_status",
+    )
     section = None
     if sectioned:
         with columns[1]:
@@ -766,14 +940,23 @@ def browse_view(qa: QAIndex) -> None:
     if words.strip():
         shown = shown[shown["_text"].str.contains(words.strip().lower(), regex=False)]
     hidden = f" The filters hide {len(frame) - len(shown)}." if len(shown) < len(frame) else ""
-    st.caption(f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}.{hidden} Select a row to read "
-               "its whole answer below; click an id to open the entry's page.")
+    st.caption(
+        f"Showing {len(shown)} of {plural(len(frame), 'entry', 'entries')}.{hidden} Select a row to read "
+        "its whole answer below; click an id to open the entry's page."
+    )
     table = st.dataframe(
-        shown, hide_index=True, key="browse_table", on_select="rerun", selection_mode="single-row",
+        shown,
+        hide_index=True,
+        key="browse_table",
+        on_select="rerun",
+        selection_mode="single-row",
         column_order=[c for c in BROWSE_COLUMNS if c != "section" or sectioned],
-        column_config={"id": st.column_config.LinkColumn("id", display_text=r"\?id=(.*)", width="small"),
-                       "question": st.column_config.TextColumn("question", width="medium"),
-                       "answer": st.column_config.TextColumn("answer", width="large")})
+        column_config={
+            "id": st.column_config.LinkColumn("id", display_text=r"\?id=(.*)", width="small"),
+            "question": st.column_config.TextColumn("question", width="medium"),
+            "answer": st.column_config.TextColumn("answer", width="large"),
+        },
+    )
     for row in table.selection.rows:
         entry_card(qa, qa.record(shown.iloc[row]["_record"]))
 
@@ -792,8 +975,13 @@ def main() -> None:
         if view == "search":
             search_view(qa, search_options(qa), examples_for(qa, source))
         else:
-            {"missing": missing_view, "gaps": gaps_view, "topics": topics_view, "duplicates": duplicates_view,
-             "browse": browse_view}[view](qa)
+            {
+                "missing": missing_view,
+                "gaps": gaps_view,
+                "topics": topics_view,
+                "duplicates": duplicates_view,
+                "browse": browse_view,
+            }[view](qa)
     write_url()
 
 

@@ -10,27 +10,28 @@ Not cached: the query log's gaps (`logged_gaps`), which change with every search
 
 Everything here is keyed by what it depends on and computed once; app.py draws the page.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from indexer import DEFAULT_SOURCE, Hit, QAIndex, Record
+from indexer.analysis import topics as topic_analysis  # looked up on use, so tests can count its calls
+from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
+from indexer.display.rendering import entry_href
 from indexer.display.wording import STATUS_LABELS
 from indexer.documents.records import RecordId
 from indexer.documents.text import plain_text
 from indexer.engine import query_encoder
-from indexer.display.rendering import entry_href
 from indexer.retrieval.embed import Encoder
 from indexer.retrieval.search import SearchResult
-from indexer.analysis import topics as topic_analysis  # looked up on use, so tests can count its calls
-from indexer.analysis.topics import DUPLICATE_MIN_SCORE, Duplicate, MapPoint, Topic
 from indexer.usage.gaps import Gap, find_gaps
 from indexer.usage.querylog import existing_query_log
 
@@ -76,13 +77,21 @@ class Hidden:
 
 # ---- cached resources ---------------------------------------------------------------------------
 
+
 @st.cache_resource(show_spinner=False, ttl=10, max_entries=8)
 def listed_files(folder: str, suffixes: tuple[str, ...]) -> tuple[Path, ...]:
     """The bundled corpus, then every file under `folder` with one of `suffixes`. Walked at most every
     10 s (a new file shows up within that), not on every page run: the walk was 4 % of server time."""
     root = Path(folder)
-    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in suffixes
-                   and not p.name.startswith(".")) if root.is_dir() else []
+    found = (
+        sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower().lstrip(".") in suffixes and not p.name.startswith(".")
+        )
+        if root.is_dir()
+        else []
+    )
     bundled = DEFAULT_SOURCE.resolve()
     return (DEFAULT_SOURCE, *(p for p in found if p.resolve() != bundled))
 
@@ -126,9 +135,13 @@ def open_index(paths: tuple[str, ...], index_dir: str, stamp: tuple) -> QAIndex:
     """
     slot = st.empty()
     try:
-        qa = QAIndex.open([Path(p) for p in paths], index_dir,  # a folder or a database URL: not Path()
-                          notify=lambda message: slot.progress(0.0, text=build_message(message)),
-                          progress=progress_bar(slot), encoder_factory=shared_query_encoder)
+        qa = QAIndex.open(
+            [Path(p) for p in paths],
+            index_dir,  # a folder or a database URL: not Path()
+            notify=lambda message: slot.progress(0.0, text=build_message(message)),
+            progress=progress_bar(slot),
+            encoder_factory=shared_query_encoder,
+        )
     finally:
         slot.empty()
     qa.search("warm up", k=1)  # loads the encoder and any lazy search state now, not on the first query
@@ -159,8 +172,9 @@ def overview(_qa: QAIndex, generation: str) -> Overview:
 
 
 @st.cache_resource(show_spinner=False, max_entries=512)
-def search_results(_qa: QAIndex, generation: str, query: str, options: SearchOptions,
-                   exclude: RecordId | None) -> tuple[SearchResult, Hidden]:
+def search_results(
+    _qa: QAIndex, generation: str, query: str, options: SearchOptions, exclude: RecordId | None
+) -> tuple[SearchResult, Hidden]:
     """`run_search`, once per query and options: a rerun that changes neither (opening a panel, Back,
     a popular query asked again) costs no model call. A QueryError is raised, not cached."""
     return run_search(_qa, query, options, exclude)
@@ -191,6 +205,7 @@ def build_message(notice: str) -> str:
 
 def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]:
     """The `progress` factory QAIndex.open expects, drawing into `slot` at most once per 5%."""
+
     def start(total: int) -> Callable[[int], None]:
         done, shown = 0, -1
 
@@ -200,28 +215,38 @@ def progress_bar(slot: DeltaGenerator) -> Callable[[int], Callable[[int], None]]
             step = int(20 * done / max(total, 1))
             if step != shown:
                 shown = step
-                slot.progress(min(done / max(total, 1), 1.0),
-                              text=f"Embedding questions and answers: {done} of {total}")
+                slot.progress(
+                    min(done / max(total, 1), 1.0), text=f"Embedding questions and answers: {done} of {total}"
+                )
+
         return advance
+
     return start
 
 
-def run_search(qa: QAIndex, query: str, options: SearchOptions,
-               exclude: RecordId | None = None) -> tuple[SearchResult, Hidden]:
+def run_search(
+    qa: QAIndex, query: str, options: SearchOptions, exclude: RecordId | None = None
+) -> tuple[SearchResult, Hidden]:
     """`qa.search` without the entries the page must not offer: those without an answer when the option
     says so, and `exclude` (the entry the query was asked from); asks for more so k still come back.
     Also counts what the options kept off the page."""
     extra = (0 if options.include_missing else overview(qa, index_key(qa)).missing) + (exclude is not None)
     result = qa.search(query, k=options.k + extra, min_score=options.min_score, section=options.section)
-    unanswered = [] if options.include_missing else [h for h in result.nearest[:options.k] if h.record.missing]
+    unanswered = [] if options.include_missing else [h for h in result.nearest[: options.k] if h.record.missing]
     if extra:
+
         def offered(hit: Hit) -> bool:
             return hit.record.id != exclude and (options.include_missing or not hit.record.missing)
 
-        hits = [h for h in result.hits if offered(h)][:options.k]
-        nearest = [h for h in result.nearest if offered(h)][:options.k]
-        result = replace(result, hits=hits, nearest=nearest, no_match=result.no_match or not hits,
-                         confidence=result.confidence if hits else "no good match")
+        hits = [h for h in result.hits if offered(h)][: options.k]
+        nearest = [h for h in result.nearest if offered(h)][: options.k]
+        result = replace(
+            result,
+            hits=hits,
+            nearest=nearest,
+            no_match=result.no_match or not hits,
+            confidence=result.confidence if hits else "no good match",
+        )
     # below the minimum: among the k nearest, those a lower minimum would show (all of them is its own warning)
     below = 0 if result.no_match else len(result.nearest) - len(result.hits)
     return result, Hidden(below, len(unanswered), options.section)
@@ -231,21 +256,23 @@ def run_search(qa: QAIndex, query: str, options: SearchOptions,
 def entries_frame(_qa: QAIndex, generation: str) -> pd.DataFrame:
     """Browse's table of one index generation (built once: a large document's is not cheap)."""
     records = _qa.records
-    return pd.DataFrame({
-        "id": [entry_href(r.id) for r in records],  # a link to the entry's page, showing the id
-        "question": [r.question for r in records],
-        "answer": [answer_preview(r) for r in records],
-        "status": [STATUS_LABELS[r.status] for r in records],
-        "section": [r.section for r in records],
-        "_record": [r.id for r in records],
-        "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
-    })
+    return pd.DataFrame(
+        {
+            "id": [entry_href(r.id) for r in records],  # a link to the entry's page, showing the id
+            "question": [r.question for r in records],
+            "answer": [answer_preview(r) for r in records],
+            "status": [STATUS_LABELS[r.status] for r in records],
+            "section": [r.section for r in records],
+            "_record": [r.id for r in records],
+            "_text": [f"{r.question}\n{r.answer}\n{r.section}".lower() for r in records],
+        }
+    )
 
 
 def answer_preview(record: Record) -> str:
     """The answer as one line of plain text, cut at ANSWER_PREVIEW_CHARS (a table cell shows no markup)."""
     text = " ".join(plain_text(record.answer).split())
-    return text if len(text) <= ANSWER_PREVIEW_CHARS else text[:ANSWER_PREVIEW_CHARS - 1].rstrip() + "…"
+    return text if len(text) <= ANSWER_PREVIEW_CHARS else text[: ANSWER_PREVIEW_CHARS - 1].rstrip() + "…"
 
 
 def logged_gaps(qa: QAIndex) -> tuple[int, list[Gap]]:

@@ -3,6 +3,7 @@ for the first result card. The index must exist (run `python -m indexer build` f
 
     .venv/bin/python bench/app_start.py          # median of 3 launches; needs Debian's chromium
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def free_port() -> int:
@@ -28,11 +36,28 @@ def free_port() -> int:
 def one_launch(browser) -> float:
     port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-                               "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-                               "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True,
-                              env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"},
+    )
     try:
         page = browser.new_page()
         for _ in range(600):  # the server needs a moment before it accepts connections
@@ -55,8 +80,10 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         runs = [one_launch(browser) for _ in range(3)]
         browser.close()
-    print(f"app launch to first result: median {statistics.median(runs):.2f} s "
-          f"(runs: {', '.join(f'{r:.2f}' for r in runs)})")
+    print(
+        f"app launch to first result: median {statistics.median(runs):.2f} s "
+        f"(runs: {', '.join(f'{r:.2f}' for r in runs)})"
+    )
     return 0
 
 

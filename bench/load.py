@@ -13,6 +13,7 @@ page state comes from that query string. The first run of a session (a fresh pag
 Bounded on purpose: loopback only, at most MAX_USERS sessions and MAX_RUNS runs each, and every wait
 has a deadline. What it does not measure: the browser's rendering, or the network.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,9 @@ async def one_user(port: int, user: int, runs: int, first: list[float], later: l
     import websockets
 
     asked = queries()
-    async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
-                                  max_size=None, open_timeout=RUN_TIMEOUT) as websocket:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None, open_timeout=RUN_TIMEOUT
+    ) as websocket:
         first.append(await page_run(websocket, asked[user % len(asked)]))
         for run in range(runs):
             later.append(await page_run(websocket, asked[(user * 7 + run + 1) % len(asked)]))
@@ -79,8 +81,10 @@ async def load(port: int, users: int, runs: int) -> tuple[list[float], list[floa
     first: list[float] = []
     later: list[float] = []
     started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(one_user(port, u, runs, first, later) for u in range(users))),
-                           timeout=RUN_TIMEOUT * (runs + 1) * 2)
+    await asyncio.wait_for(
+        asyncio.gather(*(one_user(port, u, runs, first, later) for u in range(users))),
+        timeout=RUN_TIMEOUT * (runs + 1) * 2,
+    )
     return first, later, time.perf_counter() - started
 
 
@@ -101,11 +105,13 @@ def cpu_seconds(pid: int | None) -> float:
 def report(users: int, first: list[float], later: list[float], seconds: float, cpu: float) -> str:
     """One line; `cpu` is the server's CPU seconds over the phase, a cost per run that other load on
     the machine does not inflate the way it inflates latency."""
-    return (f"{users:>3} users: page run p50 {statistics.median(later) * 1000:6.0f} ms, "
-            f"p95 {percentile(later, 0.95) * 1000:6.0f} ms, {len(later) / seconds:5.1f} runs/s "
-            f"({len(later)} runs in {seconds:.1f} s); server CPU per run "
-            f"{cpu / (len(first) + len(later)) * 1000:.0f} ms; first run of a session p50 "
-            f"{statistics.median(first) * 1000:.0f} ms")
+    return (
+        f"{users:>3} users: page run p50 {statistics.median(later) * 1000:6.0f} ms, "
+        f"p95 {percentile(later, 0.95) * 1000:6.0f} ms, {len(later) / seconds:5.1f} runs/s "
+        f"({len(later)} runs in {seconds:.1f} s); server CPU per run "
+        f"{cpu / (len(first) + len(later)) * 1000:.0f} ms; first run of a session p50 "
+        f"{statistics.median(first) * 1000:.0f} ms"
+    )
 
 
 def free_port() -> int:
@@ -117,10 +123,27 @@ def free_port() -> int:
 def start_server(port: int) -> subprocess.Popen:
     """`streamlit run app.py` on loopback, own process group; returns once /_stcore/health says ok."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"})
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"},
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -3,7 +3,8 @@
     .venv/bin/python bench/million.py                       # 1,000,000 entries (~15 min, ~12 GB free RAM)
     .venv/bin/python bench/million.py --entries 20000       # a quick check of the script itself
 
-The corpus is bench/run.py's synthetic document, in files of 100,000 entries. Embedding a million entries would take ~2 h on this
+The corpus is bench/run.py's synthetic document, in files of 100,000 entries. Embedding a million
+entries would take ~2 h on this
 machine, so, as run.py does above its embed limit, 2,000 texts are embedded for real once (cached in
 bench/out/) and every row is one of those vectors plus small noise. The build runs in a child process
 (its peak RSS is its own): parse, lexical index, vectors, inverted file, verified write. Timed: the
@@ -12,6 +13,7 @@ API (p50/p95 over the labelled queries, ONNX encoder, one thread); recall@10 of 
 dense ranking (`--mode dense`: nearest rows from the inverted file, re-scored exactly) against an exact
 brute-force ranking of every entry.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +79,8 @@ def sample_vectors():
 
     if SAMPLE.exists():
         return np.load(SAMPLE)
-    from indexer.indexing.build import embedding_texts
     from indexer.documents.parse import parse_file
+    from indexer.indexing.build import embedding_texts
     from indexer.retrieval.embed import SentenceTransformerEncoder
 
     corpus = OUT / "sample_corpus.md"
@@ -102,8 +104,13 @@ def write_corpus(folder: Path, entries: int, per_file: int = 100_000) -> None:
 
 
 def build(source: Path, index_dir: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _BUILD_CHILD, str(source), str(index_dir), str(ROOT), str(SAMPLE)],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BUILD_CHILD, str(source), str(index_dir), str(ROOT), str(SAMPLE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -166,13 +173,16 @@ def main() -> int:
     qa = QAIndex.open([source], index_dir)
     texts = queries()
     row.update(warm_queries(qa, texts))
-    row["recall_at_10"] = dense_recall(qa, texts[:args.recall_queries])
+    row["recall_at_10"] = dense_recall(qa, texts[: args.recall_queries])
     row["index_type"] = qa.manifest["index_type"]
     print(json.dumps(row))
-    print(f"| {row['entries']:,} | {row['rows']:,} | {row['build_s']:.0f} (parse {row['parse_s']:.0f}, lexical "
-          f"{row['lexical_s']:.0f}, write {row['write_s']:.0f}) | {row['build_rss_mb']:,.0f} | {row['disk_mb']:,.0f} | "
-          f"{row['cold_search_s']:.2f} | {row['search_rss_mb']:,.0f} | {row['warm_p50_ms']:.1f} / {row['warm_p95_ms']:.1f} "
-          f"| {row['recall_at_10']:.3f} | {row['index_type']} |")
+    print(
+        f"| {row['entries']:,} | {row['rows']:,} | {row['build_s']:.0f} (parse {row['parse_s']:.0f}, lexical "
+        f"{row['lexical_s']:.0f}, write {row['write_s']:.0f}) | {row['build_rss_mb']:,.0f} | {row['disk_mb']:,.0f} | "
+        f"{row['cold_search_s']:.2f} | {row['search_rss_mb']:,.0f} | "
+        f"{row['warm_p50_ms']:.1f} / {row['warm_p95_ms']:.1f} "
+        f"| {row['recall_at_10']:.3f} | {row['index_type']} |"
+    )
     return 0
 
 

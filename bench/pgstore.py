@@ -16,6 +16,7 @@ compares HNSW's nearest rows with exact ones.
 Prints a markdown table per size, then the threshold sweep: PostgreSQL nearest-rows latency, exact
 against HNSW, by row count. Not a test: nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from indexer.documents.records import Record  # noqa: E402
 from indexer.retrieval import search  # noqa: E402
 from indexer.retrieval.lexical import LexicalIndex  # noqa: E402
-from indexer.stores.postgres import PgStore  # noqa: E402
-from indexer.documents.records import Record  # noqa: E402
 from indexer.stores.disk import FaissStore, RowTable  # noqa: E402
+from indexer.stores.postgres import PgStore  # noqa: E402
 
 DIMENSION = 384
 K = 5
@@ -51,8 +52,14 @@ def synthetic(entries: int, seed: int = 0) -> tuple[list[Record], RowTable, np.n
     positions = np.concatenate([np.arange(entries), np.arange(entries)]).astype(np.int32)
     fields = ["question"] * entries + ["answer"] * entries
     rows = RowTable(positions, fields, [f"k{i}" for i in range(2 * entries)])
-    manifest = {"model": "random", "model_fingerprint": "random", "dimension": DIMENSION,
-                "record_count": entries, "question_vectors": entries, "answer_vectors": entries}
+    manifest = {
+        "model": "random",
+        "model_fingerprint": "random",
+        "dimension": DIMENSION,
+        "record_count": entries,
+        "question_vectors": entries,
+        "answer_vectors": entries,
+    }
     return records, rows, vectors, manifest
 
 
@@ -100,23 +107,37 @@ def measure(store, data, query_vectors: np.ndarray, reference: list[list] | None
         started = time.perf_counter()
         index.nearest_positions(q[None, :], 2 * K + 10)
         nearest.append(time.perf_counter() - started)
-    recall = None if reference is None else float(np.mean(
-        [len(set(a) & set(r)) / K for a, r in zip(answers, reference)]))
+    recall = (
+        None if reference is None else float(np.mean([len(set(a) & set(r)) / K for a, r in zip(answers, reference)]))
+    )
     if hasattr(index, "close"):
         index.close()
-    return {"build": build, "load": load, "query": percentiles(times), "nearest": percentiles(nearest),
-            "recall": recall, "answers": answers, "index_type": index.manifest["index_type"]}
+    return {
+        "build": build,
+        "load": load,
+        "query": percentiles(times),
+        "nearest": percentiles(nearest),
+        "recall": recall,
+        "answers": answers,
+        "index_type": index.manifest["index_type"],
+    }
 
 
 def table(entries: int, results: dict[str, dict]) -> str:
-    lines = [f"#### {entries:,} entries ({2 * entries:,} rows)", "",
-             "| store | index | build s | load s | query p50 ms | query p95 ms | nearest p50 ms | nearest p95 ms "
-             "| recall@5 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"#### {entries:,} entries ({2 * entries:,} rows)",
+        "",
+        "| store | index | build s | load s | query p50 ms | query p95 ms | nearest p50 ms | nearest p95 ms "
+        "| recall@5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results.items():
         recall = "-" if r["recall"] is None else f"{r['recall']:.3f}"
-        lines.append(f"| {name.split()[0]} | {r['index_type']} | {r['build']:.1f} | {r['load']:.2f} | "
-                     f"{r['query'][0]:.1f} | {r['query'][1]:.1f} | {r['nearest'][0]:.2f} | {r['nearest'][1]:.2f} | "
-                     f"{recall} |")
+        lines.append(
+            f"| {name.split()[0]} | {r['index_type']} | {r['build']:.1f} | {r['load']:.2f} | "
+            f"{r['query'][0]:.1f} | {r['query'][1]:.1f} | {r['nearest'][0]:.2f} | {r['nearest'][1]:.2f} | "
+            f"{recall} |"
+        )
     return "\n".join(lines)
 
 
@@ -129,18 +150,23 @@ def run_size(url: str, entries: int, query_count: int, work: Path) -> dict[str, 
     results["faiss flat"] = measure(FaissStore(work / f"faiss-flat-{entries}"), flat_data, query_vectors, None)
     reference = results["faiss flat"]["answers"]
     results["faiss hnsw"] = measure(FaissStore(work / f"faiss-hnsw-{entries}"), hnsw_data, query_vectors, reference)
-    results["postgresql exact"] = measure(PgStore(url, f"bench-exact-{entries}", hnsw_min_rows=10**12), flat_data,
-                                          query_vectors, reference)
-    results["postgresql hnsw"] = measure(PgStore(url, f"bench-hnsw-{entries}", hnsw_min_rows=0), flat_data,
-                                         query_vectors, reference)
+    results["postgresql exact"] = measure(
+        PgStore(url, f"bench-exact-{entries}", hnsw_min_rows=10**12), flat_data, query_vectors, reference
+    )
+    results["postgresql hnsw"] = measure(
+        PgStore(url, f"bench-hnsw-{entries}", hnsw_min_rows=0), flat_data, query_vectors, reference
+    )
     results["faiss flat"]["recall"] = 1.0
     return results
 
 
 def sweep(url: str, row_counts: list[int], query_count: int) -> str:
     """PostgreSQL nearest-rows latency (depth 20), exact against HNSW, by row count."""
-    lines = ["| rows | exact p50 ms | exact p95 ms | hnsw p50 ms | hnsw p95 ms | hnsw recall@20 | exact build s "
-             "| hnsw build s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| rows | exact p50 ms | exact p95 ms | hnsw p50 ms | hnsw p95 ms | hnsw recall@20 | exact build s "
+        "| hnsw build s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     depth = 2 * K + 10
     for rows in row_counts:
         data = synthetic(rows // 2, seed=rows)
@@ -163,8 +189,10 @@ def sweep(url: str, row_counts: list[int], query_count: int) -> str:
             index.close()
         recall = np.mean([len(h & e) / len(e) for h, e in zip(found["hnsw"], found["exact"])])
         (e50, e95), (h50, h95) = percentiles(times["exact"]), percentiles(times["hnsw"])
-        lines.append(f"| {rows:,} | {e50:.2f} | {e95:.2f} | {h50:.2f} | {h95:.2f} | {recall:.3f} | "
-                     f"{builds['exact']:.1f} | {builds['hnsw']:.1f} |")
+        lines.append(
+            f"| {rows:,} | {e50:.2f} | {e95:.2f} | {h50:.2f} | {h95:.2f} | {recall:.3f} | "
+            f"{builds['exact']:.1f} | {builds['hnsw']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -172,8 +200,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="entries per index")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--sweep", type=int, nargs="*", default=[2_000, 5_000, 10_000, 20_000, 50_000, 100_000],
-                        help="row counts for the exact-vs-HNSW sweep (none to skip)")
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        nargs="*",
+        default=[2_000, 5_000, 10_000, 20_000, 50_000, 100_000],
+        help="row counts for the exact-vs-HNSW sweep (none to skip)",
+    )
     parser.add_argument("--url", help="an existing PostgreSQL with pgvector (default: start pgserver in a temp folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,8 +217,10 @@ def main() -> None:
             server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         url = args.url or server.get_uri()
         try:
-            print(f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
-                  f"{args.queries} queries, k={K}\n")
+            print(
+                f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
+                f"{args.queries} queries, k={K}\n"
+            )
             for entries in args.sizes:
                 print(table(entries, run_size(url, entries, args.queries, Path(tmp))), "\n", flush=True)
             if args.sweep:

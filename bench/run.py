@@ -1,6 +1,6 @@
 """Speed benchmark: build throughput, warm and cold query latency, memory and disk, against raw floors.
 
-    .venv/bin/python bench/run.py                      # sizes 82, 10000, 100000 (~20 min; docs/benchmarks.md used --embed-limit 2000)
+    .venv/bin/python bench/run.py    # sizes 82, 10000, 100000 (~20 min; docs/benchmarks.md used --embed-limit 2000)
     .venv/bin/python bench/run.py --sizes 82,2000      # quicker
 
 Every timing is reported next to a floor measured in the same run on the same texts, and as a
@@ -18,6 +18,7 @@ Corpora are synthetic, deterministic, in the bundled document's format (bold num
 embedded in full (an hour at 100k): their first --embed-limit entries are, and the rest reuse those
 vectors with small noise; build time there is extrapolated from the measured throughput, and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,23 +36,53 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
-TOPICS = ("gradient descent", "dropout", "batch normalization", "decision trees", "random forests", "k-means",
-          "overfitting", "cross-validation", "precision and recall", "word embeddings", "convolutions",
-          "recurrent networks", "attention", "regularization", "feature scaling", "PCA", "SVMs", "boosting",
-          "learning rate schedules", "data augmentation", "transfer learning", "autoencoders", "GANs", "ROC curves")
-TEMPLATES = ("What is {t}?", "How does {t} work in practice?", "Why would you use {t} for a {d} problem?",
-             "Explain the main idea behind {t}.", "What are the pitfalls of {t} with {d} data?",
-             "Compare {t} and {u}.", "When does {t} fail, and what do you do then?")
+TOPICS = (
+    "gradient descent",
+    "dropout",
+    "batch normalization",
+    "decision trees",
+    "random forests",
+    "k-means",
+    "overfitting",
+    "cross-validation",
+    "precision and recall",
+    "word embeddings",
+    "convolutions",
+    "recurrent networks",
+    "attention",
+    "regularization",
+    "feature scaling",
+    "PCA",
+    "SVMs",
+    "boosting",
+    "learning rate schedules",
+    "data augmentation",
+    "transfer learning",
+    "autoencoders",
+    "GANs",
+    "ROC curves",
+)
+TEMPLATES = (
+    "What is {t}?",
+    "How does {t} work in practice?",
+    "Why would you use {t} for a {d} problem?",
+    "Explain the main idea behind {t}.",
+    "What are the pitfalls of {t} with {d} data?",
+    "Compare {t} and {u}.",
+    "When does {t} fail, and what do you do then?",
+)
 DOMAINS = ("tabular", "image", "text", "time series", "audio", "graph", "small", "imbalanced", "noisy")
-SENTENCES = ("It changes how the model learns from the training data.",
-             "In practice you tune it on a validation set and watch the loss curve.",
-             "A common mistake is to apply it before splitting the data, which leaks information.",
-             "The idea is to trade a little bias for a large reduction in variance.",
-             "With small batches the estimate is noisy, which can help escape sharp minima.",
-             "It is cheap to compute and scales linearly with the number of samples.",
-             "For images it is usually combined with convolutional layers and pooling.",
-             "The result depends strongly on how the features are scaled beforehand.",
-             "You can see its effect by plotting training and validation error against epochs.")
+SENTENCES = (
+    "It changes how the model learns from the training data.",
+    "In practice you tune it on a validation set and watch the loss curve.",
+    "A common mistake is to apply it before splitting the data, which leaks information.",
+    "The idea is to trade a little bias for a large reduction in variance.",
+    "With small batches the estimate is noisy, which can help escape sharp minima.",
+    "It is cheap to compute and scales linearly with the number of samples.",
+    "For images it is usually combined with convolutional layers and pooling.",
+    "The result depends strongly on how the features are scaled beforehand.",
+    "You can see its effect by plotting training and validation error against epochs.",
+)
 
 
 def synthetic_corpus(size: int, seed: int = 7) -> str:
@@ -78,7 +109,7 @@ def noisy_copies(sample, rows: int, noise: float = 0.02, chunk: int = 100_000):
     for start in range(0, rows, chunk):
         part = sample[np.arange(start, min(rows, start + chunk)) % len(sample)]
         part = part + rng.standard_normal(part.shape, dtype=np.float32) * noise
-        vectors[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+        vectors[start : start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
     return vectors
 
 
@@ -86,11 +117,11 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
     """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
     are embedded (timed against the raw encode, for the extrapolated build figures) and every other
     row reuses one of those vectors with small noise. Returns the build figures."""
-    from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
-    from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
     from indexer.documents.parse import parse_file
+    from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
     from indexer.retrieval.embed import model_fingerprint, text_key
     from indexer.retrieval.lexical import LexicalIndex
+    from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
     from indexer.stores.disk import FaissStore, RowTable
 
     records = parse_file(source).records
@@ -98,29 +129,43 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
     sample = min(len(texts), sample)
     (measured, sample_vectors), (floor, _) = best_of_alternating(
         lambda: build_encoder.encode(texts[:sample]),
-        lambda: build_encoder._model.encode(texts[:sample], batch_size=32, normalize_embeddings=True,
-                                            show_progress_bar=False))
+        lambda: build_encoder._model.encode(
+            texts[:sample], batch_size=32, normalize_embeddings=True, show_progress_bar=False
+        ),
+    )
     scale = len(texts) / sample
     vectors = noisy_copies(sample_vectors, len(texts))
     fp = model_fingerprint("all-MiniLM-L6-v2")
     index_type = "ivf" if len(texts) >= IVF_MIN_ROWS else "flat"
-    manifest = _manifest(records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts),
-                         DEFAULT_NO_MATCH.to_dict())
+    manifest = _manifest(
+        records, [source], "all-MiniLM-L6-v2", fp, 384, fields, index_type, 0.0, len(texts), DEFAULT_NO_MATCH.to_dict()
+    )
     store = FaissStore(index_dir)
     with store.lock():
-        store.write(records, RowTable(np.asarray(positions, dtype=np.int32), fields,
-                                      [text_key(fp, t) for t in texts]), vectors, manifest,
-                    LexicalIndex.from_records(records))
-    return dict(texts=len(texts), build_s=measured * scale, floor_build_s=floor * scale, build_rss_mb=float("nan"),
-                note=f"build extrapolated from {sample} texts; vectors = real ones + noise")
+        store.write(
+            records,
+            RowTable(np.asarray(positions, dtype=np.int32), fields, [text_key(fp, t) for t in texts]),
+            vectors,
+            manifest,
+            LexicalIndex.from_records(records),
+        )
+    return dict(
+        texts=len(texts),
+        build_s=measured * scale,
+        floor_build_s=floor * scale,
+        build_rss_mb=float("nan"),
+        note=f"build extrapolated from {sample} texts; vectors = real ones + noise",
+    )
 
 
 # Runs `python -m indexer ARGS` and reports the process's own peak RSS (KiB) on its last stderr line.
 # VmHWM, not ru_maxrss: the latter counts the pages a forked child shared with this (big) process.
-_RSS_WRAPPER = ("import re, runpy, sys\nsys.argv = ['indexer'] + sys.argv[1:]\ntry:\n"
-                "    runpy.run_module('indexer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-                "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), "
-                "file=sys.stderr)")
+_RSS_WRAPPER = (
+    "import re, runpy, sys\nsys.argv = ['indexer'] + sys.argv[1:]\ntry:\n"
+    "    runpy.run_module('indexer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+    "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), "
+    "file=sys.stderr)"
+)
 
 
 def run_cli(*args: str) -> tuple[float, float, str]:
@@ -156,18 +201,23 @@ def percentile(values: list[float], q: float) -> float:
 def queries() -> list[str]:
     dev = ROOT / "eval" / "dev_queries.jsonl"
     extra = ROOT / "eval" / "extra_queries.jsonl"
-    texts = [json.loads(line)["query"] for path in (dev, extra) if path.exists()
-             for line in path.read_text().splitlines() if line.strip()]
+    texts = [
+        json.loads(line)["query"]
+        for path in (dev, extra)
+        if path.exists()
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     return (texts * 2)[:200]
 
 
 def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import faiss
 
+    from indexer.documents.parse import parse_file
+    from indexer.engine import QAIndex
     from indexer.indexing.build import build, embedding_texts
     from indexer.retrieval.embed import SentenceTransformerEncoder
-    from indexer.engine import QAIndex
-    from indexer.documents.parse import parse_file
     from indexer.stores.disk import FaissStore
 
     folder = OUT / f"n{size}"
@@ -183,8 +233,9 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
             import shutil
 
             shutil.rmtree(index_dir)
-        row["cli_build_s"], row["build_rss_mb"], _ = run_cli("build", "--json", "--source", str(source),
-                                                             "--index-dir", str(index_dir / "cli"))
+        row["cli_build_s"], row["build_rss_mb"], _ = run_cli(
+            "build", "--json", "--source", str(source), "--index-dir", str(index_dir / "cli")
+        )
         texts = embedding_texts(parse_file(source).records)[2]
         row["texts"] = len(texts)
 
@@ -195,10 +246,15 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
             return build([source], store, lambda: build_encoder)
 
         (row["build_s"], summary), (row["floor_build_s"], _) = best_of_alternating(
-            build_from_scratch, lambda: build_encoder._model.encode(texts, batch_size=32, normalize_embeddings=True,
-                                                                     show_progress_bar=False))
-        row["note"] = (f"build embedded {summary.embedded} texts in-process; the CLI build took "
-                       f"{row['cli_build_s']:.1f} s wall with imports and model load")
+            build_from_scratch,
+            lambda: build_encoder._model.encode(
+                texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+            ),
+        )
+        row["note"] = (
+            f"build embedded {summary.embedded} texts in-process; the CLI build took "
+            f"{row['cli_build_s']:.1f} s wall with imports and model load"
+        )
     else:
         row.update(synthetic_index(source, index_dir, build_encoder))
     row["texts_per_s"] = row["texts"] / row["build_s"]
@@ -225,9 +281,13 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
         vector = torch_encoder.encode([q])
         flat.search(vector, 10)
         floor.append(time.perf_counter() - started)
-    row.update(api_p50_ms=1000 * percentile(api, 0.5), api_p95_ms=1000 * percentile(api, 0.95),
-               floor_p50_ms=1000 * percentile(floor, 0.5), floor_p95_ms=1000 * percentile(floor, 0.95),
-               query_encoder=type(qa.encoder).__name__)
+    row.update(
+        api_p50_ms=1000 * percentile(api, 0.5),
+        api_p95_ms=1000 * percentile(api, 0.95),
+        floor_p50_ms=1000 * percentile(floor, 0.5),
+        floor_p95_ms=1000 * percentile(floor, 0.95),
+        query_encoder=type(qa.encoder).__name__,
+    )
     row["api_ratio"] = row["api_p50_ms"] / row["floor_p50_ms"]
     row["index_type"] = qa.manifest["index_type"]
 
@@ -241,9 +301,13 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     batch_total, row["batch_rss_mb"], _ = run_cli(*cli, "--batch", str(batch), "--json")
     cold = [run_cli(*cli, "overfitting on the training set") for _ in range(3)]
     missing = [run_cli("missing", "--json", "--source", str(source), "--index-dir", str(index_dir)) for _ in range(3)]
-    row.update(batch_total_s=batch_total, cold_search_s=statistics.median(c[0] for c in cold),
-               search_rss_mb=max(c[1] for c in cold), missing_json_s=statistics.median(m[0] for m in missing),
-               missing_rss_mb=max(m[1] for m in missing))
+    row.update(
+        batch_total_s=batch_total,
+        cold_search_s=statistics.median(c[0] for c in cold),
+        search_rss_mb=max(c[1] for c in cold),
+        missing_json_s=statistics.median(m[0] for m in missing),
+        missing_rss_mb=max(m[1] for m in missing),
+    )
     row["cold_search_vs_import_st"] = row["cold_search_s"] / cold_import_sentence_transformers()
     row.update(edit_rebuild(source, index_dir, qa.records))
     rows.append(row)
@@ -263,8 +327,9 @@ def batch_against_floor(qa, texts: list[str], torch_encoder, rounds: int = 3) ->
     def floor():
         torch.set_num_threads(os.cpu_count())
         faiss.omp_set_num_threads(os.cpu_count())
-        vectors = torch_encoder._model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                              convert_to_numpy=True, show_progress_bar=False)
+        vectors = torch_encoder._model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         flat.search(vectors, 10)
 
     def ours():
@@ -272,8 +337,11 @@ def batch_against_floor(qa, texts: list[str], torch_encoder, rounds: int = 3) ->
         qa.search_many(texts)
 
     (ours_s, _), (floor_s, _) = best_of_alternating(ours, floor, rounds)
-    return {"batch_ms": 1000 * ours_s / len(texts), "batch_floor_ms": 1000 * floor_s / len(texts),
-            "batch_ratio": ours_s / floor_s}
+    return {
+        "batch_ms": 1000 * ours_s / len(texts),
+        "batch_floor_ms": 1000 * floor_s / len(texts),
+        "batch_ratio": ours_s / floor_s,
+    }
 
 
 def hint_recall(qa, sample: int = 200) -> float:
@@ -332,17 +400,26 @@ def edit_rebuild(source: Path, index_dir: Path, records: list) -> dict:
     incremental path. Median of the rebuild times, each in a fresh process, excluding model load."""
     runs = []
     for offset in range(3):
-        edited = [r for r in records[len(records) // 2:] if r.status == "ok"][offset]
+        edited = [r for r in records[len(records) // 2 :] if r.status == "ok"][offset]
         text = source.read_text(encoding="utf-8")
         source.write_text(text.replace(edited.answer, edited.answer + " One more sentence.", 1), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-c", _REBUILD_CHILD, str(source), str(index_dir)], cwd=ROOT,
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.run(
+            [sys.executable, "-c", _REBUILD_CHILD, str(source), str(index_dir)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         if proc.returncode:
             raise RuntimeError(proc.stderr[-2000:])
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     middle = sorted(runs, key=lambda run: run["rebuild_s"])[1]
-    return {"edit_rebuild_s": middle["rebuild_s"], "edit_embedded": middle["embedded"],
-            "edit_changed": middle["changed"], "edit_model_load_s": middle["model_load_s"]}
+    return {
+        "edit_rebuild_s": middle["rebuild_s"],
+        "edit_embedded": middle["embedded"],
+        "edit_changed": middle["changed"],
+        "edit_model_load_s": middle["model_load_s"],
+    }
 
 
 def cold_commands() -> dict[str, float]:
@@ -358,26 +435,36 @@ def cold_commands() -> dict[str, float]:
 
 
 def print_table(rows: list[dict], cold: dict[str, float]) -> None:
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-          f"cold `--help` {cold['--help']:.2f} s, cold `info` {cold['info']:.2f} s (median of 3)\n")
-    print("| entries | texts | build s | texts/s | torch floor s | build/floor | query p50 / p95 ms | floor p50 / p95 ms "
-          "| p50/floor | index | disk MB | peak RSS MB build / search |")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        f"cold `--help` {cold['--help']:.2f} s, cold `info` {cold['info']:.2f} s (median of 3)\n"
+    )
+    print(
+        "| entries | texts | build s | texts/s | torch floor s | build/floor | query p50 / p95 ms | floor p50 / p95 ms "
+        "| p50/floor | index | disk MB | peak RSS MB build / search |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['entries']:,} | {r['texts']:,} | {r['build_s']:.1f} | {r['texts_per_s']:.0f} | "
-              f"{r['floor_build_s']:.1f} | {r['build_ratio']:.2f} | {r['api_p50_ms']:.1f} / {r['api_p95_ms']:.1f} | "
-              f"{r['floor_p50_ms']:.1f} / {r['floor_p95_ms']:.1f} | {r['api_ratio']:.2f} | {r['index_type']} | "
-              f"{r['disk_mb']:.1f} | {r['build_rss_mb']:.0f} / {r['search_rss_mb']:.0f} |")
+        print(
+            f"| {r['entries']:,} | {r['texts']:,} | {r['build_s']:.1f} | {r['texts_per_s']:.0f} | "
+            f"{r['floor_build_s']:.1f} | {r['build_ratio']:.2f} | {r['api_p50_ms']:.1f} / {r['api_p95_ms']:.1f} | "
+            f"{r['floor_p50_ms']:.1f} / {r['floor_p95_ms']:.1f} | {r['api_ratio']:.2f} | {r['index_type']} | "
+            f"{r['disk_mb']:.1f} | {r['build_rss_mb']:.0f} / {r['search_rss_mb']:.0f} |"
+        )
     print()
-    print("| entries | batch ms/query (floor ms, ratio) | batch CLI: 200 queries s | cold search s "
-          "(/ cold import sentence_transformers) | missing --json s (peak RSS MB) | hint recall@3 "
-          "| one-edit rebuild s + model load s (texts embedded) |")
+    print(
+        "| entries | batch ms/query (floor ms, ratio) | batch CLI: 200 queries s | cold search s "
+        "(/ cold import sentence_transformers) | missing --json s (peak RSS MB) | hint recall@3 "
+        "| one-edit rebuild s + model load s (texts embedded) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['entries']:,} | {r['batch_ms']:.2f} ({r['batch_floor_ms']:.2f}, {r['batch_ratio']:.2f}) | "
-              f"{r['batch_total_s']:.2f} | {r['cold_search_s']:.2f} ({r['cold_search_vs_import_st']:.2f}) | "
-              f"{r['missing_json_s']:.2f} ({r['missing_rss_mb']:.0f}) | {r['hint_recall']:.3f} | "
-              f"{r['edit_rebuild_s']:.2f} + {r['edit_model_load_s']:.1f} ({r['edit_embedded']}) |")
+        print(
+            f"| {r['entries']:,} | {r['batch_ms']:.2f} ({r['batch_floor_ms']:.2f}, {r['batch_ratio']:.2f}) | "
+            f"{r['batch_total_s']:.2f} | {r['cold_search_s']:.2f} ({r['cold_search_vs_import_st']:.2f}) | "
+            f"{r['missing_json_s']:.2f} ({r['missing_rss_mb']:.0f}) | {r['hint_recall']:.3f} | "
+            f"{r['edit_rebuild_s']:.2f} + {r['edit_model_load_s']:.1f} ({r['edit_embedded']}) |"
+        )
     for r in rows:
         print(f"- {r['entries']:,}: {r['note']}; query encoder {r['query_encoder']}")
 

@@ -43,6 +43,7 @@ Module map (data flows one way: source file → records → texts → vectors �
 The names below are resolved on first use (PEP 562): `python -m indexer --help` imports this package
 first, and loading the engine here would import numpy and every core module for nothing.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -53,9 +54,14 @@ if TYPE_CHECKING:
     from indexer.engine import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
     from indexer.errors import IndexerError
 
-_EXPORTS = {"QAIndex": "indexer.engine", "DEFAULT_SOURCE": "indexer.engine", "DEFAULT_INDEX_DIR": "indexer.engine",
-            "IndexerError": "indexer.errors", "Record": "indexer.documents.records",
-            "Hit": "indexer.documents.records"}
+_EXPORTS = {
+    "QAIndex": "indexer.engine",
+    "DEFAULT_SOURCE": "indexer.engine",
+    "DEFAULT_INDEX_DIR": "indexer.engine",
+    "IndexerError": "indexer.errors",
+    "Record": "indexer.documents.records",
+    "Hit": "indexer.documents.records",
+}
 
 __all__ = ["QAIndex", "Record", "Hit", "IndexerError", "DEFAULT_SOURCE", "DEFAULT_INDEX_DIR"]  # = _EXPORTS
 

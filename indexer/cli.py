@@ -3,15 +3,26 @@
 Exit codes: 0 success; 2 usage or input errors (one line on stderr, no traceback); 130 interrupted.
 Heavy modules are imported inside the commands so that `--help` stays instant.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Callable, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
-from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_MODE, DEFAULT_MODEL, DEVICES, DUPLICATE_MIN_SCORE, MODES
+from indexer.defaults import (
+    DEFAULT_K,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_MODE,
+    DEFAULT_MODEL,
+    DEVICES,
+    DUPLICATE_MIN_SCORE,
+    MODES,
+)
 from indexer.display.wording import STATUS_LABELS, entries_phrase, plural, status_label
 
 DEFAULT_SOURCE_HELP = "data/ml_interview_qa.md"
@@ -23,8 +34,11 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
-        raise UsageError(f"{message} (see: python -m indexer {self.prog.split()[-1]} --help)"
-                         if " " in self.prog else f"{message} (see: python -m indexer --help)")
+        raise UsageError(
+            f"{message} (see: python -m indexer {self.prog.split()[-1]} --help)"
+            if " " in self.prog
+            else f"{message} (see: python -m indexer --help)"
+        )
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -48,50 +62,81 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m indexer",
-                     description="Semantic search over question-and-answer documents.")
+    parser = _Parser(prog="python -m indexer", description="Semantic search over question-and-answer documents.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, handler: Callable, help_text: str, index: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         if index:
-            sub.add_argument("--source", action="append", type=Path, metavar="PATH",
-                             help=f"Q&A file or folder; repeat for several (default: {DEFAULT_SOURCE_HELP})")
-            sub.add_argument("--store", metavar="DIR_OR_URL",
-                             help="where the index lives: a folder, or postgresql://user@host/db[#name] "
-                                  "(default: $INDEXER_STORE, else index/)")
-            sub.add_argument("--index-dir", dest="store", metavar="DIR",
-                             help="the index folder (default: index/); same as --store DIR")
-            sub.add_argument("--model", metavar="NAME_OR_PATH",
-                             help=f"sentence-transformers model (default: {DEFAULT_MODEL}, shipped offline)")
+            sub.add_argument(
+                "--source",
+                action="append",
+                type=Path,
+                metavar="PATH",
+                help=f"Q&A file or folder; repeat for several (default: {DEFAULT_SOURCE_HELP})",
+            )
+            sub.add_argument(
+                "--store",
+                metavar="DIR_OR_URL",
+                help="where the index lives: a folder, or postgresql://user@host/db[#name] "
+                "(default: $INDEXER_STORE, else index/)",
+            )
+            sub.add_argument(
+                "--index-dir",
+                dest="store",
+                metavar="DIR",
+                help="the index folder (default: index/); same as --store DIR",
+            )
+            sub.add_argument(
+                "--model",
+                metavar="NAME_OR_PATH",
+                help=f"sentence-transformers model (default: {DEFAULT_MODEL}, shipped offline)",
+            )
         return sub
 
     sub = command("build", cmd_build, "parse the source and (re)build its index")
-    sub.add_argument("--device", choices=DEVICES, default=DEVICES[0],
-                     help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), "
-                          "cpu, cuda")
+    sub.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=DEVICES[0],
+        help="where texts are embedded: auto (default: CUDA when torch sees a GPU, else the CPU), cpu, cuda",
+    )
     sub.add_argument("--json", action="store_true", help="print the build summary as JSON")
 
     sub = command("search", cmd_search, "find the entries closest to a question")
     sub.add_argument("query", nargs="?", help="the question, in plain words")
     sub.add_argument("--batch", metavar="FILE", help="one query per line ('-' for stdin); prints JSON Lines")
     sub.add_argument("-k", type=_positive_int, default=DEFAULT_K, help=f"number of results (default: {DEFAULT_K})")
-    sub.add_argument("--min-score", type=_cosine, metavar="X",
-                     help=f"drop results scoring below X, -1 to 1 (default: {DEFAULT_MIN_SCORE})")
+    sub.add_argument(
+        "--min-score",
+        type=_cosine,
+        metavar="X",
+        help=f"drop results scoring below X, -1 to 1 (default: {DEFAULT_MIN_SCORE})",
+    )
     _add_mode(sub)
     sub.add_argument("--section", metavar="NAME", help="only entries under this section heading")
     sub.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_argument("--log", action="store_true",
-                     help="record the search in the index's query log (for `gaps`; off when INDEXER_QUERY_LOG=off)")
+    sub.add_argument(
+        "--log",
+        action="store_true",
+        help="record the search in the index's query log (for `gaps`; off when INDEXER_QUERY_LOG=off)",
+    )
 
-    sub = command("gaps", cmd_gaps, "list the questions readers asked that the document does not answer "
-                                    "(from the query log), grouped, largest first")
+    sub = command(
+        "gaps",
+        cmd_gaps,
+        "list the questions readers asked that the document does not answer "
+        "(from the query log), grouped, largest first",
+    )
     sub.add_argument("--since", type=_date, metavar="DATE", help="only searches from DATE on (YYYY-MM-DD, UTC)")
     output = sub.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON")
-    output.add_argument("--markdown", action="store_true",
-                        help="print entry skeletons in the document's style (each question, an empty answer)")
+    output.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print entry skeletons in the document's style (each question, an empty answer)",
+    )
     output.add_argument("--csv", action="store_true", help="print CSV")
 
     sub = command("missing", cmd_missing, "list entries whose answer is missing (and those that are only links)")
@@ -107,35 +152,64 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("duplicates", cmd_duplicates, "list pairs of entries that ask the same thing")
-    sub.add_argument("--min-score", type=_cosine, metavar="X",
-                     help=f"question cosine needed, -1 to 1 (default: {DUPLICATE_MIN_SCORE})")
+    sub.add_argument(
+        "--min-score",
+        type=_cosine,
+        metavar="X",
+        help=f"question cosine needed, -1 to 1 (default: {DUPLICATE_MIN_SCORE})",
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("eval", cmd_eval, "measure retrieval quality on labelled queries (JSON lines)")
-    sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl",
-                     help='files of {"query": ..., "relevant": [ids], "kind": ...} lines')
-    sub.add_argument("--suite", type=Path, metavar="SUITE.json",
-                     help="evaluate several documents instead (eval/suite.json), each in its own temporary index, "
-                          "with the no-match model fitted leave-one-document-out")
-    sub.add_argument("--from-log", action="store_true",
-                     help='also label the query log\'s searches that got feedback: "answered" -> that entry, '
-                          '"none of these" -> none')
+    sub.add_argument(
+        "queries",
+        nargs="*",
+        type=Path,
+        metavar="QUERIES.jsonl",
+        help='files of {"query": ..., "relevant": [ids], "kind": ...} lines',
+    )
+    sub.add_argument(
+        "--suite",
+        type=Path,
+        metavar="SUITE.json",
+        help="evaluate several documents instead (eval/suite.json), each in its own temporary index, "
+        "with the no-match model fitted leave-one-document-out",
+    )
+    sub.add_argument(
+        "--from-log",
+        action="store_true",
+        help='also label the query log\'s searches that got feedback: "answered" -> that entry, '
+        '"none of these" -> none',
+    )
     _add_mode(sub)
-    sub.add_argument("--calibrate", action="store_true",
-                     help="also fit the no-match model: cross-validated metrics and the fitted parameters")
+    sub.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also fit the no-match model: cross-validated metrics and the fitted parameters",
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
-    sub = command("calibrate", cmd_calibrate,
-                  "refit the no-match decision for this index on its readers' feedback (the query log)")
-    sub.add_argument("--from-log", action="store_true", required=True,
-                     help="use the query log's feedback: \"answered\" -> that entry, \"none of these\" -> none")
+    sub = command(
+        "calibrate",
+        cmd_calibrate,
+        "refit the no-match decision for this index on its readers' feedback (the query log)",
+    )
+    sub.add_argument(
+        "--from-log",
+        action="store_true",
+        required=True,
+        help='use the query log\'s feedback: "answered" -> that entry, "none of these" -> none',
+    )
     sub.add_argument("queries", nargs="*", type=Path, metavar="QUERIES.jsonl", help="more labelled queries to add")
-    sub.add_argument("--save", action="store_true",
-                     help="keep the refitted parameters (a new generation; later rebuilds keep them) when they "
-                          "decide better in cross-validation")
+    sub.add_argument(
+        "--save",
+        action="store_true",
+        help="keep the refitted parameters (a new generation; later rebuilds keep them) when they "
+        "decide better in cross-validation",
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("parse", cmd_parse, "parse Q&A files and print the records, without building", index=False)
@@ -151,9 +225,13 @@ def command_names() -> list[str]:
 
 
 def _add_mode(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
-                     help="ranking: " + ", ".join(f"{mode} ({'default: ' if mode == DEFAULT_MODE else ''}{what})"
-                                                  for mode, what in MODES.items()))
+    sub.add_argument(
+        "--mode",
+        default=DEFAULT_MODE,
+        choices=list(MODES),
+        help="ranking: "
+        + ", ".join(f"{mode} ({'default: ' if mode == DEFAULT_MODE else ''}{what})" for mode, what in MODES.items()),
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -167,13 +245,13 @@ def _positive_int(text: str) -> int:
 
 
 def _date(text: str):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: give YYYY-MM-DD") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _cosine(text: str) -> float:
@@ -187,6 +265,7 @@ def _cosine(text: str) -> float:
 
 
 # ---- shared argument handling -------------------------------------------------------------------
+
 
 def _settings(args: argparse.Namespace) -> tuple[list[Path], str | Path, str]:
     """Sources, store spec (a folder or a PostgreSQL URL: never wrap it in Path) and model."""
@@ -224,8 +303,14 @@ def _open(args: argparse.Namespace, err: TextIO, will_search: bool = False):
     from indexer.engine import QAIndex
 
     sources, spec, model = _settings(args)
-    return QAIndex.open(sources, spec, model, notify=lambda m: print(m, file=err),
-                        progress=_progress_bar(err), preload_encoder=will_search)
+    return QAIndex.open(
+        sources,
+        spec,
+        model,
+        notify=lambda m: print(m, file=err),
+        progress=_progress_bar(err),
+        preload_encoder=will_search,
+    )
 
 
 def _print_json(data: object, out: TextIO) -> None:
@@ -243,9 +328,10 @@ def _status_suffix(status: str) -> str:
 
 # ---- commands -----------------------------------------------------------------------------------
 
+
 def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.indexing.build import build
     from indexer.engine import build_encoder
+    from indexer.indexing.build import build
     from indexer.stores.spec import open_store
 
     sources, spec, model = _settings(args)
@@ -259,10 +345,13 @@ def cmd_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for report in summary.reports:
             _print_parse_summary(report, out)
-        print(f"built {store.location}: {summary.records} records ({summary.missing} missing, "
-              f"{summary.link_only} {STATUS_LABELS['link_only']}) in {summary.seconds:.1f} s; "
-              f"{summary.changed} entries new or changed; embedded {summary.embedded} texts, "
-              f"reused {summary.reused}", file=out)
+        print(
+            f"built {store.location}: {summary.records} records ({summary.missing} missing, "
+            f"{summary.link_only} {STATUS_LABELS['link_only']}) in {summary.seconds:.1f} s; "
+            f"{summary.changed} entries new or changed; embedded {summary.embedded} texts, "
+            f"reused {summary.reused}",
+            file=out,
+        )
     return 0
 
 
@@ -280,18 +369,22 @@ def cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_json(result.to_dict(), out)
         return 0
     if result.no_match:
-        print(f"{'No result reaches the minimum score' if result.below_minimum else 'No good match'}. "
-              "Nearest entries:", file=out)
+        print(
+            f"{'No result reaches the minimum score' if result.below_minimum else 'No good match'}. Nearest entries:",
+            file=out,
+        )
     for rank, hit in enumerate(result.hits or result.nearest, start=1):
-        print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} ({hit.matched_on}) "
-              f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)
+        print(
+            f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} ({hit.matched_on}) "
+            f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}",
+            file=out,
+        )
     return 0
 
 
 def _search_batch(qa, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.errors import QueryError
-
     from indexer.analysis.queryfiles import read_queries
+    from indexer.errors import QueryError
 
     queries = read_queries(args.batch)
     for query, result in zip(queries, qa.search_many(queries, args.k, args.min_score, args.mode, args.section)):
@@ -317,23 +410,39 @@ def cmd_missing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     missing, link_only = missing_answers(qa.records), link_only_answers(qa.records)
     hints = dict(zip([r.id for r in missing], qa.hints_many([r.id for r in missing])))
     if args.json:
+
         def entry(r, with_hints: bool) -> dict:
-            data = {"id": r.id, "question": r.question, "status": r.status, "line": r.line, "section": r.section,
-                    "source": r.source}
+            data = {
+                "id": r.id,
+                "question": r.question,
+                "status": r.status,
+                "line": r.line,
+                "section": r.section,
+                "source": r.source,
+            }
             if with_hints:
                 data["hints"] = [{"id": h.record.id, "score": round(h.score, 4)} for h in hints[r.id]]
             return data
 
-        _print_json({"total": len(qa.records), "missing_count": len(missing), "link_only_count": len(link_only),
-                     "missing": [entry(r, True) for r in missing],
-                     "link_only": [entry(r, False) for r in link_only]}, out)
+        _print_json(
+            {
+                "total": len(qa.records),
+                "missing_count": len(missing),
+                "link_only_count": len(link_only),
+                "missing": [entry(r, True) for r in missing],
+                "link_only": [entry(r, False) for r in link_only],
+            },
+            out,
+        )
         return 0
     print(entries_phrase(len(missing), len(qa.records), "no answer") + (":" if missing else "."), file=out)
     for record in missing:
         print(f"  [{record.id}] {_short(record.question, 100)}  (line {record.line})", file=out)
         if hints[record.id]:
-            print("        closest answered: " + ", ".join(f"[{h.record.id}] {h.score:.2f}" for h in hints[record.id]),
-                  file=out)
+            print(
+                "        closest answered: " + ", ".join(f"[{h.record.id}] {h.score:.2f}" for h in hints[record.id]),
+                file=out,
+            )
     if link_only:
         print(f"{plural(len(link_only), 'entry answers', 'entries answer')} only with links:", file=out)
         for record in link_only:
@@ -353,8 +462,11 @@ def cmd_related(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     print(f"Entries related to [{record.id}] {_short(record.question, 90)}:", file=out)
     for rank, hit in enumerate(hits, start=1):
-        print(f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} "
-              f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}", file=out)
+        print(
+            f"{rank:>2}. [{hit.record.id}] {hit.score:.3f} "
+            f"{_short(hit.record.question, 90)}{_status_suffix(hit.record.status)}",
+            file=out,
+        )
     return 0
 
 
@@ -408,12 +520,24 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         store_state = _freshness(store, manifest, sources, model)
     if args.json:
-        _print_json({**manifest, "status": store_state.split(":")[0], "state": store_state,
-                     "index_dir": store.location}, out)
+        _print_json(
+            {**manifest, "status": store_state.split(":")[0], "state": store_state, "index_dir": store.location}, out
+        )
         return 0
     print(f"index:      {store.location} ({store_state})", file=out)
-    for key in ("model", "dimension", "index_type", "record_count", "missing_count", "link_only_count",
-                "question_vectors", "answer_vectors", "built_at", "build_seconds", "format_version"):
+    for key in (
+        "model",
+        "dimension",
+        "index_type",
+        "record_count",
+        "missing_count",
+        "link_only_count",
+        "question_vectors",
+        "answer_vectors",
+        "built_at",
+        "build_seconds",
+        "format_version",
+    ):
         print(f"{key + ':':<18}{manifest.get(key)}", file=out)
     for source in manifest.get("sources", []):
         print(f"{'source:':<18}{source['path']} (sha256 {source['sha256'][:12]}…, {source['bytes']} bytes)", file=out)
@@ -424,10 +548,10 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
-    """"fresh", "stale: why" or "corrupt: why"."""
-    from indexer.indexing.build import source_fingerprint, stale_reason
-    from indexer.errors import IndexCorruptError
+    """ "fresh", "stale: why" or "corrupt: why"."""
     from indexer.documents.parse import source_files
+    from indexer.errors import IndexCorruptError
+    from indexer.indexing.build import source_fingerprint, stale_reason
 
     reason = stale_reason(manifest, source_fingerprint(source_files(sources)), model)
     if reason:
@@ -445,8 +569,10 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.suite:
         return _eval_suite(args, out, err)
     if not args.queries and not args.from_log:
-        raise UsageError("give QUERIES.jsonl files, --from-log, --suite, or both files and --from-log "
-                         "(see: python -m indexer eval --help)")
+        raise UsageError(
+            "give QUERIES.jsonl files, --from-log, --suite, or both files and --from-log "
+            "(see: python -m indexer eval --help)"
+        )
     qa = _open(args, err)
     extra = _logged_feedback(qa, err) if args.from_log else []
     queries, outcomes, evidence = _answer_labelled(args.queries, qa, args.mode, extra)
@@ -487,8 +613,13 @@ def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     runs, configured = [], {}
     with tempfile.TemporaryDirectory(prefix="indexer-eval-") as folder:
         for document in load_suite(args.suite):
-            qa = QAIndex.open([document.document], Path(folder) / document.name, model,
-                              notify=lambda m: print(m, file=err), progress=_progress_bar(err))
+            qa = QAIndex.open(
+                [document.document],
+                Path(folder) / document.name,
+                model,
+                notify=lambda m: print(m, file=err),
+                progress=_progress_bar(err),
+            )
             queries, outcomes, evidence = _answer_labelled(document.queries, qa, args.mode)
             runs.append(DocumentRun(document.name, queries, outcomes, evidence))
             configured[document.name] = report(queries, outcomes)
@@ -506,9 +637,17 @@ def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # metric → column heading of the eval tables
-_METRIC_COLUMNS = {"queries": "queries", "hit@1": "hit@1", "hit@3": "hit@3", "strict_hit@3": "strict hit@3",
-                   "mrr@10": "mrr@10", "ndcg@10": "ndcg@10", "no_match_accuracy": "no match",
-                   "false_rejection": "false rej.", "good_precision": "good prec."}
+_METRIC_COLUMNS = {
+    "queries": "queries",
+    "hit@1": "hit@1",
+    "hit@3": "hit@3",
+    "strict_hit@3": "strict hit@3",
+    "mrr@10": "mrr@10",
+    "ndcg@10": "ndcg@10",
+    "no_match_accuracy": "no match",
+    "false_rejection": "false rej.",
+    "good_precision": "good prec.",
+}
 
 
 def _print_metrics(title: str, table: dict[str, dict], out: TextIO) -> None:
@@ -531,16 +670,19 @@ def _logged_feedback(qa, err: TextIO) -> list:
     labelled = feedback_queries(log.entries())
     kept = [q for q in labelled if all(record_id in known for record_id in q.relevant)]
     if len(kept) < len(labelled):
-        print(f"note: left out {plural(len(labelled) - len(kept), 'logged query', 'logged queries')} "
-              "answered by an entry the document no longer has", file=err)
+        print(
+            f"note: left out {plural(len(labelled) - len(kept), 'logged query', 'logged queries')} "
+            "answered by an entry the document no longer has",
+            file=err,
+        )
     if not kept:
         raise QueryError(f"the query log at {log.location} holds no feedback yet")
     return kept
 
 
 def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from indexer.usage.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
     from indexer.analysis.queryfiles import load_queries
+    from indexer.usage.calibration import MIN_OF_EACH, MIN_QUERIES, calibrate_from_feedback, saved_parameters
 
     qa = _open(args, err)
     queries = _logged_feedback(qa, err) + [q for path in args.queries for q in load_queries(path)]
@@ -551,36 +693,57 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _print_json({**result.to_dict(), "saved": saved}, out)
         return 0
-    print(f"feedback: {plural(result.answerable, 'answered query', 'answered queries')}, "
-          f"{plural(result.unanswerable, 'query', 'queries')} with none of the results useful", file=out)
+    print(
+        f"feedback: {plural(result.answerable, 'answered query', 'answered queries')}, "
+        f"{plural(result.unanswerable, 'query', 'queries')} with none of the results useful",
+        file=out,
+    )
     if not result.enough:
-        print(f"not enough feedback to refit (at least {MIN_OF_EACH} of each and {MIN_QUERIES} in all); "
-              "the parameters in use stay", file=out)
+        print(
+            f"not enough feedback to refit (at least {MIN_OF_EACH} of each and {MIN_QUERIES} in all); "
+            "the parameters in use stay",
+            file=out,
+        )
         return 0
     for title, metrics in (("in use", result.current), ("refitted, cross-validated", result.refitted)):
-        print(f"  {title + ':':<27} no-match accuracy {metrics['no_match_accuracy']}, "
-              f"false rejections {metrics['false_rejection']}, strict hit@3 {metrics['strict_hit@3']}", file=out)
-    verdict = "saved: this index now answers with the refitted parameters" if saved else (
-        "the refitted parameters decide better; --save keeps them" if result.better
-        else "the refitted parameters do not decide better; the parameters in use stay")
+        print(
+            f"  {title + ':':<27} no-match accuracy {metrics['no_match_accuracy']}, "
+            f"false rejections {metrics['false_rejection']}, strict hit@3 {metrics['strict_hit@3']}",
+            file=out,
+        )
+    verdict = (
+        "saved: this index now answers with the refitted parameters"
+        if saved
+        else (
+            "the refitted parameters decide better; --save keeps them"
+            if result.better
+            else "the refitted parameters do not decide better; the parameters in use stay"
+        )
+    )
     print(verdict, file=out)
     return 0
 
 
 def _rebuild_with(args: argparse.Namespace, qa, no_match: dict, err: TextIO) -> None:
     """A new generation of the same sources with these no-match parameters (vectors all reused)."""
-    from indexer.indexing.build import build
     from indexer.engine import build_encoder, resolve_sources
+    from indexer.indexing.build import build
 
     sources, _, model = _settings(args)
-    build(resolve_sources(sources, qa.store), qa.store, lambda: build_encoder(model), model, _progress_bar(err),
-          no_match=no_match)
+    build(
+        resolve_sources(sources, qa.store),
+        qa.store,
+        lambda: build_encoder(model),
+        model,
+        _progress_bar(err),
+        no_match=no_match,
+    )
 
 
 def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from indexer.stores.spec import open_store
     from indexer.usage.gaps import entry_style, find_gaps, gaps_csv, gaps_markdown
     from indexer.usage.querylog import existing_query_log
-    from indexer.stores.spec import open_store
 
     spec, _ = _store_and_model(args)
     entries = existing_query_log(open_store(spec)).entries(since=args.since)  # before _open: no log, no build
@@ -598,16 +761,24 @@ def cmd_gaps(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _print_gaps(gaps: list, searched: int, out: TextIO) -> None:
-    print(f"{plural(len(gaps), 'question')} the document does not answer, from "
-          f"{plural(searched, 'logged search', 'logged searches')}{':' if gaps else '.'}", file=out)
+    print(
+        f"{plural(len(gaps), 'question')} the document does not answer, from "
+        f"{plural(searched, 'logged search', 'logged searches')}{':' if gaps else '.'}",
+        file=out,
+    )
     for number, gap in enumerate(gaps, start=1):
-        print(f"{number:>2}. {_short(gap.label, 80)}  (asked {gap.count}x, {gap.first_asked:%Y-%m-%d} to "
-              f"{gap.last_asked:%Y-%m-%d})", file=out)
+        print(
+            f"{number:>2}. {_short(gap.label, 80)}  (asked {gap.count}x, {gap.first_asked:%Y-%m-%d} to "
+            f"{gap.last_asked:%Y-%m-%d})",
+            file=out,
+        )
         for query in [query for query in gap.queries if query != gap.label][:5]:
             print(f"      also: {_short(query, 80)}", file=out)
         if gap.nearest:
-            print("      nearest: " + ", ".join(f"[{record_id}] {score:.2f}" for record_id, score in gap.nearest),
-                  file=out)
+            print(
+                "      nearest: " + ", ".join(f"[{record_id}] {score:.2f}" for record_id, score in gap.nearest),
+                file=out,
+            )
 
 
 def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -615,16 +786,27 @@ def cmd_parse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     reports = parse_corpus(source_files(args.files))
     if args.json:
-        _print_json([{"source": r.source, "style": r.style, "counts": r.counts(), "warnings": r.warnings,
-                      "skipped": [{"line": line, "why": why} for line, why in r.skipped], "places": r.places,
-                      "records": [rec.to_dict() for rec in r.records]} for r in reports], out)
+        _print_json(
+            [
+                {
+                    "source": r.source,
+                    "style": r.style,
+                    "counts": r.counts(),
+                    "warnings": r.warnings,
+                    "skipped": [{"line": line, "why": why} for line, why in r.skipped],
+                    "places": r.places,
+                    "records": [rec.to_dict() for rec in r.records],
+                }
+                for r in reports
+            ],
+            out,
+        )
         return 0
     for report in reports:
         _print_parse_summary(report, out)
         for record in report.records:
             section = f"  ({record.section})" if record.section else ""
-            print(f"  [{record.id}] {status_label(record.status):<14} {_short(record.question, 80)}{section}",
-                  file=out)
+            print(f"  [{record.id}] {status_label(record.status):<14} {_short(record.question, 80)}{section}", file=out)
     return 0
 
 
@@ -634,14 +816,16 @@ def _print_parse_summary(report, out: TextIO) -> None:
     from indexer.documents.places import describe_places
 
     counts = report.counts()
-    print(f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
-          f"{counts['missing']} missing, {counts['link_only']} {STATUS_LABELS['link_only']}", file=out)
+    print(
+        f"{report.source}: {len(report.records)} entries ({report.style} style): {counts['ok']} ok, "
+        f"{counts['missing']} missing, {counts['link_only']} {STATUS_LABELS['link_only']}",
+        file=out,
+    )
     sections: dict[str, int] = {}
     for record in report.records:
         sections[record.section] = sections.get(record.section, 0) + 1
     if any(sections):
-        print("  by section: " + ", ".join(f"{name or '(none)'} {count}" for name, count in sections.items()),
-              file=out)
+        print("  by section: " + ", ".join(f"{name or '(none)'} {count}" for name, count in sections.items()), file=out)
     if report.places:
         print(f"  lines: {describe_places(report.places)}", file=out)
     for warning in report.warnings:

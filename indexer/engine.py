@@ -7,20 +7,23 @@
 Opening verifies the index (freshness and checksums) and costs no model load; the query encoder is
 loaded on the first search, so `missing` and `related` never load a model.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.indexing.build import BuildSummary, Notify, ProgressFactory, ensure_index
+from indexer.defaults import DEFAULT_K, DEFAULT_MODE
 from indexer.documents.records import Hit, Record, RecordId, field_values
+from indexer.documents.selection import link_only_answers, missing_answers
 from indexer.errors import IndexerError, QueryError, SourceError
+from indexer.indexing.build import BuildSummary, Notify, ProgressFactory, ensure_index
 from indexer.retrieval.embed import (
     DEFAULT_MODEL,
     Encoder,
@@ -29,7 +32,6 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.retrieval.nomatch import NoMatchModel
-from indexer.defaults import DEFAULT_K, DEFAULT_MODE
 from indexer.retrieval.search import (
     EncodedQuery,
     SearchResult,
@@ -39,7 +41,6 @@ from indexer.retrieval.search import (
     search,
 )
 from indexer.retrieval.tokens import apply_corrections
-from indexer.documents.selection import link_only_answers, missing_answers
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FaissStore, StoredIndex
 from indexer.stores.spec import open_store, store_spec
@@ -78,8 +79,10 @@ def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
         return built_from
     if all(path.name == DEFAULT_SOURCE.name for path in gone):
         return [DEFAULT_SOURCE]  # the bundled document, from where the project used to be
-    raise SourceError(f"the index at {store.location} was built from {', '.join(map(str, gone))}, "
-                      "which is no longer there; say which document to search with --source")
+    raise SourceError(
+        f"the index at {store.location} was built from {', '.join(map(str, gone))}, "
+        "which is no longer there; say which document to search with --source"
+    )
 
 
 def build_encoder(model: str, device: str = "auto") -> Encoder:
@@ -117,8 +120,9 @@ def _started(encoder_factory: Callable[[str], Encoder], model: str) -> Callable[
 
 
 class QAIndex:
-    def __init__(self, stored: LoadedIndex, model: str,
-                 encoder_factory: Callable[[str], Encoder] = query_encoder) -> None:
+    def __init__(
+        self, stored: LoadedIndex, model: str, encoder_factory: Callable[[str], Encoder] = query_encoder
+    ) -> None:
         self.stored = stored
         self.model = model
         self._encoder_factory = encoder_factory
@@ -128,14 +132,19 @@ class QAIndex:
         self._duplicates: dict[float, list] = {}
         self.build_summary: BuildSummary | None = None
         self.store: Store | None = None  # where `open` found the index; its query log lives there
-        self._query_log: "QueryLog | None" = None
+        self._query_log: QueryLog | None = None
 
     @classmethod
-    def open(cls, sources: list[Path] | None = None, index_dir: str | Path | None = None,
-             model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
-             progress: ProgressFactory | None = None,
-             encoder_factory: Callable[[str], Encoder] = query_encoder,
-             preload_encoder: bool = False) -> "QAIndex":
+    def open(
+        cls,
+        sources: list[Path] | None = None,
+        index_dir: str | Path | None = None,
+        model: str = DEFAULT_MODEL,
+        notify: Notify = lambda message: None,
+        progress: ProgressFactory | None = None,
+        encoder_factory: Callable[[str], Encoder] = query_encoder,
+        preload_encoder: bool = False,
+    ) -> QAIndex:
         """Open the index for `sources`, building or rebuilding it first when it is missing, stale or corrupt.
 
         `build_summary` tells what a build found (warnings, lines not taken), or is None when the index
@@ -148,8 +157,15 @@ class QAIndex:
         store = open_store(store_spec(index_dir, DEFAULT_INDEX_DIR))  # index_dir: a folder or a PostgreSQL URL
         if preload_encoder:
             encoder_factory = _started(encoder_factory, model)
-        stored = ensure_index(resolve_sources(sources, store), store, lambda: build_encoder(model),
-                              model, notify, progress, on_built=summaries.append)
+        stored = ensure_index(
+            resolve_sources(sources, store),
+            store,
+            lambda: build_encoder(model),
+            model,
+            notify,
+            progress,
+            on_built=summaries.append,
+        )
         qa = cls(stored, model, encoder_factory)
         qa.build_summary = summaries[-1] if summaries else None
         qa.store = store
@@ -212,12 +228,24 @@ class QAIndex:
             encoded.append(EncodedQuery(text, np.vstack([next(vectors) for _ in variants]), lexical, notes))
         return encoded
 
-    def search_encoded(self, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
-                       mode: str = DEFAULT_MODE, section: str | None = None) -> SearchResult:
+    def search_encoded(
+        self,
+        query: EncodedQuery,
+        k: int = DEFAULT_K,
+        min_score: float | None = None,
+        mode: str = DEFAULT_MODE,
+        section: str | None = None,
+    ) -> SearchResult:
         return search(self.stored, query, k, min_score, mode, self.no_match_model, section)
 
-    def search(self, query: str, k: int = DEFAULT_K, min_score: float | None = None,
-               mode: str = DEFAULT_MODE, section: str | None = None) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        min_score: float | None = None,
+        mode: str = DEFAULT_MODE,
+        section: str | None = None,
+    ) -> SearchResult:
         encoded = self.encode([query])[0]
         if isinstance(encoded, QueryError):
             raise encoded
@@ -229,7 +257,7 @@ class QAIndex:
         return str(getattr(self.stored, "generation", None) or Path(self.stored.path).name)
 
     @property
-    def query_log(self) -> "QueryLog | None":
+    def query_log(self) -> QueryLog | None:
         """The index's query log (querylog.py), opened on first use; None when INDEXER_QUERY_LOG=off."""
         from indexer.usage.querylog import QueryLogError, open_query_log
 
@@ -246,12 +274,19 @@ class QAIndex:
         logging is off or fails (`notify` gets one line, default: the `indexer` logger; never raises)."""
         from indexer.usage.querylog import record_search, warn
 
-        confidence = (float(1 - self.no_match_model.probability(np.asarray(result.evidence))[0])
-                      if result.evidence else None)
+        confidence = (
+            float(1 - self.no_match_model.probability(np.asarray(result.evidence))[0]) if result.evidence else None
+        )
         return record_search(lambda: self.query_log, result, self.generation, confidence, notify or warn)
 
-    def search_many(self, queries: list[str], k: int = DEFAULT_K, min_score: float | None = None,
-                    mode: str = DEFAULT_MODE, section: str | None = None) -> list[SearchResult | QueryError]:
+    def search_many(
+        self,
+        queries: list[str],
+        k: int = DEFAULT_K,
+        min_score: float | None = None,
+        mode: str = DEFAULT_MODE,
+        section: str | None = None,
+    ) -> list[SearchResult | QueryError]:
         """One result per query, in order (a query with nothing to search for gives its error), on every core.
 
         Queries are sorted by length (less padding) and cut into chunks, each cleaned, embedded and searched
@@ -264,29 +299,34 @@ class QAIndex:
 
         _ = self.encoder, self.lexical, self.stored.position_of  # made once, before the workers share them
         order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
-        chunks = [order[start:start + BATCH_CHUNK] for start in range(0, len(order), BATCH_CHUNK)]
+        chunks = [order[start : start + BATCH_CHUNK] for start in range(0, len(order), BATCH_CHUNK)]
 
         def run(chunk: list[int]) -> list[SearchResult | QueryError]:
             encoded = self.encode([queries[i] for i in chunk])
-            return [item if isinstance(item, QueryError) else self.search_encoded(item, k, min_score, mode, section)
-                    for item in encoded]
+            return [
+                item if isinstance(item, QueryError) else self.search_encoded(item, k, min_score, mode, section)
+                for item in encoded
+            ]
 
         # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half
         # speed (10,000 entries: 3.4-3.8 ms a query against 6.8-7.0 ms).
-        with threadpool_limits(1, user_api="blas"), \
-                ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool:
-            found = dict(zip(itertools.chain.from_iterable(chunks),
-                             itertools.chain.from_iterable(pool.map(run, chunks))))
+        with (
+            threadpool_limits(1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool,
+        ):
+            found = dict(
+                zip(itertools.chain.from_iterable(chunks), itertools.chain.from_iterable(pool.map(run, chunks)))
+            )
         return [found[i] for i in range(len(queries))]
 
-    def topics(self) -> list["Topic"]:
+    def topics(self) -> list[Topic]:
         from indexer.analysis.topics import topics
 
         if self._topics is None:
             self._topics = topics(self.stored)
         return self._topics
 
-    def duplicates(self, min_score: float | None = None) -> list["Duplicate"]:
+    def duplicates(self, min_score: float | None = None) -> list[Duplicate]:
         from indexer.analysis.topics import DUPLICATE_MIN_SCORE, near_duplicates
 
         threshold = DUPLICATE_MIN_SCORE if min_score is None else min_score

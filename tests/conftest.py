@@ -4,6 +4,7 @@
 Browser tests (marked `browser`) are skipped locally when chromium is missing and never skipped
 when CI is set: there a missing browser fails the run. Screenshots go to artifacts/ (git-ignored).
 """
+
 from __future__ import annotations
 
 import os
@@ -95,8 +96,21 @@ def streamlit_url(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         "STREAMLIT_SERVER_RUN_ON_SAVE": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "w") as fh:
         # Own process group, so teardown kills streamlit and anything it started.
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)

@@ -2,6 +2,7 @@
 
 Registered from conftest.py through `pytest_plugins`.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Used by the property and hostile-input tests: a document built here with N entries must parse to
 exactly those N questions, statuses and ids, however its text is decorated or encoded.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -10,11 +11,22 @@ import json
 import random
 from dataclasses import dataclass
 
-WORDS = ("model data training loss gradient layer network feature label batch epoch kernel tree forest "
-         "vector matrix token embedding cluster score metric optimizer weight bias variance").split()
+WORDS = (
+    "model data training loss gradient layer network feature label batch epoch kernel tree forest "
+    "vector matrix token embedding cluster score metric optimizer weight bias variance"
+).split()
 EXOTIC = ["émigré", "naïve", "数据", "模型", "שלום", "مرحبا", "🚀", "✨", "Ω", "ß"]
-STYLES = ("bold_numbered", "bold_plain", "list_bold", "heading_numbered", "heading_question", "qa", "csv", "json",
-          "jsonl")
+STYLES = (
+    "bold_numbered",
+    "bold_plain",
+    "list_bold",
+    "heading_numbered",
+    "heading_question",
+    "qa",
+    "csv",
+    "json",
+    "jsonl",
+)
 
 
 @dataclass(frozen=True)
@@ -75,9 +87,10 @@ def generate(seed: int, style: str | None = None, entries: int | None = None) ->
     if rng.random() < 0.3:
         rng.shuffle(numbers)  # numbers out of order are kept as written
     items = [(_question(rng), *_answer(rng, style), numbers[i]) for i in range(n)]
-    expected = [Expected(q, status, num if style not in ("bold_plain", "heading_question", "qa", "json",
-                                                         "jsonl") else i + 1)
-                for i, (q, _, status, num) in enumerate(items)]
+    expected = [
+        Expected(q, status, num if style not in ("bold_plain", "heading_question", "qa", "json", "jsonl") else i + 1)
+        for i, (q, _, status, num) in enumerate(items)
+    ]
     text = _render(rng, style, items)
     name = "doc." + (style if style in ("csv", "json", "jsonl") else rng.choice(["md", "txt", "markdown"]))
     data = text.encode("utf-8")

@@ -1,9 +1,10 @@
 """Subprocess drivers for the crash and concurrency tests (fake encoder, so runs take seconds).
 
-    python tests/drivers.py build SOURCE INDEX_DIR        one build
-    python tests/drivers.py rebuild A B INDEX_DIR N       N builds alternating sources A and B
-    python tests/drivers.py query INDEX_DIR STOP_FILE     load and search until STOP_FILE exists; a JSON line each
+python tests/drivers.py build SOURCE INDEX_DIR        one build
+python tests/drivers.py rebuild A B INDEX_DIR N       N builds alternating sources A and B
+python tests/drivers.py query INDEX_DIR STOP_FILE     load and search until STOP_FILE exists; a JSON line each
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core_fixtures import FakeEncoder  # noqa: E402
-from indexer.indexing.build import build  # noqa: E402
+
 from indexer.errors import IndexerError  # noqa: E402
+from indexer.indexing.build import build  # noqa: E402
 from indexer.stores.disk import FaissStore, load_index  # noqa: E402
 
 PROBE = "gradient descent batch training"
@@ -30,8 +32,11 @@ def answer(index_dir: Path) -> dict:
     stored = load_index(index_dir)
     query = EncodedQuery(PROBE, FakeEncoder().encode([PROBE]), LexicalIndex.from_records(stored.records).match(PROBE))
     result = search(stored, query, k=5, min_score=-1.0, mode="dense")
-    return {"sha": stored.manifest["sources"][0]["sha256"], "records": len(stored.records),
-            "top": [h.record.id for h in result.nearest]}
+    return {
+        "sha": stored.manifest["sources"][0]["sha256"],
+        "records": len(stored.records),
+        "top": [h.record.id for h in result.nearest],
+    }
 
 
 def main(argv: list[str]) -> int:

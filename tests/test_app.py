@@ -5,6 +5,7 @@ and index lives under tmp_path through INDEXER_DATA_DIR and INDEXER_CACHE_DIR. S
 (INDEXER_QUERY_LOG=off), so the repository's query log is never written; tests of the log serve the
 bundled corpus from a copy of its index in tmp_path (`logged_index`), whose log is their own.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,9 +25,9 @@ from streamlit.testing.v1 import AppTest
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
-from indexer.usage.querylog import LogEntry, SqliteQueryLog
 from indexer.display.rendering import missing_csv, missing_markdown
 from indexer.stores.spec import STORE_ENV
+from indexer.usage.querylog import LogEntry, SqliteQueryLog
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -175,11 +176,17 @@ def cards(at: AppTest) -> list[dict]:
         details = details.split("\n\n")[0]  # the answer follows
         heading = re.fullmatch(r"(?::gray\[)?\*\*(\d+)\.&nbsp; (.*)\*\*\]?", title, re.S)
         if heading and details.startswith(':gray-badge[<a href="?id='):
-            found.append({"rank": int(heading[1]), "question": heading[2], "greyed": title.startswith(":gray["),
-                          "details": unlinked(details),
-                          "id": int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', details)[1]),
-                          "score": float(re.search(r"score\]? \**(-?\d\.\d\d)\**", details)[1]),
-                          "answer": value.split("\n\n", 2)[-1] if value.count("\n\n") >= 2 else None})
+            found.append(
+                {
+                    "rank": int(heading[1]),
+                    "question": heading[2],
+                    "greyed": title.startswith(":gray["),
+                    "details": unlinked(details),
+                    "id": int(re.match(r':gray-badge\[<a href="\?id=(\d+)" target="_self">#\1</a>\]', details)[1]),
+                    "score": float(re.search(r"score\]? \**(-?\d\.\d\d)\**", details)[1]),
+                    "answer": value.split("\n\n", 2)[-1] if value.count("\n\n") >= 2 else None,
+                }
+            )
     return found
 
 
@@ -217,6 +224,7 @@ def select_document(at: AppTest, name: str) -> AppTest:
 
 
 # ---- search ---------------------------------------------------------------------------------------
+
 
 def test_query_shows_cards_with_scores_and_keeps_it_in_the_url(app_env):
     at = search(run_app(), OVERFITTING_QUERY)
@@ -256,8 +264,10 @@ def test_empty_query_offers_examples_that_run_when_chosen(app_env, app_module):
 def test_another_document_offers_its_own_answered_questions_as_examples(app_env):
     at = run_app()
     at.file_uploader(key="upload").set_value(("faq.csv", FAQ_CSV.encode(), "text/csv")).run()
-    assert at.button_group(key="example").options == ["How do I reset my password?",
-                                                      "Which payment methods do you accept?"]  # not the ML ones
+    assert at.button_group(key="example").options == [
+        "How do I reset my password?",
+        "Which payment methods do you accept?",
+    ]  # not the ML ones
     at.button_group(key="example").set_value("Which payment methods do you accept?").run()
     assert cards(at)[0]["question"] == "Which payment methods do you accept?"
 
@@ -306,7 +316,10 @@ def test_notes_about_the_query_are_shown(app_env):
 def test_related_questions_lists_neighbours_when_opened_and_searches_one(app_env):
     at = search(run_app(), "what is batch normalization")
     first = cards(at)[0]
-    related_buttons = lambda: [b for b in at.button if b.key and b.key.startswith(f"related-{first['id']}-")]
+
+    def related_buttons() -> list:
+        return [b for b in at.button if b.key and b.key.startswith(f"related-{first['id']}-")]
+
     assert related_buttons() == []  # closed panels are not filled
     assert [e.label for e in at.main.expander][:2] == ["Related questions"] * 2
     at.session_state[f"related-open-{first['id']}"] = True  # what opening the expander does
@@ -321,6 +334,7 @@ def test_related_questions_lists_neighbours_when_opened_and_searches_one(app_env
 
 
 # ---- the note on what the options hide -----------------------------------------------------------
+
 
 def hidden_note(at: AppTest) -> str | None:
     notes = [c for c in captions(at) if "Hidden by the search options" in c]
@@ -349,6 +363,7 @@ def test_the_note_names_hidden_unanswered_entries_and_the_section(app_env):
 
 
 # ---- an entry's own page and the URL as page state --------------------------------------------------
+
 
 def test_an_entry_link_opens_its_page_with_answer_twin_and_related_questions(app_env):
     at = run_app({"id": "31"})
@@ -414,12 +429,16 @@ def test_every_id_a_view_shows_links_to_its_entry_page(app_env, view):
     texts = [m.value for m in at.main.markdown] + [c.value for c in at.main.caption]
     linked = {int(n) for text in texts for n in ENTRY_LINK.findall(text)}
     assert [text for text in texts if re.search(r"(?<!&)#\d", ENTRY_LINK.sub("", text))] == []  # no id without its link
-    expected = {"missing": MISSING_IDS, "topics": set(range(1, 83)),
-                "duplicates": {n for pair in KNOWN_DUPLICATES for n in pair}}[view]
+    expected = {
+        "missing": MISSING_IDS,
+        "topics": set(range(1, 83)),
+        "duplicates": {n for pair in KNOWN_DUPLICATES for n in pair},
+    }[view]
     assert expected <= linked
 
 
 # ---- missing answers and browse --------------------------------------------------------------------
+
 
 def test_missing_view_lists_exactly_the_missing_entries_with_hints(app_env):
     at = run_app({"view": "missing"})
@@ -459,8 +478,11 @@ def test_missing_exports_hold_the_ten_entries_with_their_hints():
     assert "10 of 82 entries have no answer." in markdown
     assert markdown.count("- [ ] **") == 10 and markdown.count("  - closest answered: **") == 30
     assert "- [ ] **31.** What is batch normalization?" in markdown
-    assert markdown.split("- [ ] **31.**")[1].split("\n")[1].startswith(
-        "  - closest answered: **15.** What Is Dropout and Batch Normalization? (0.")
+    assert (
+        markdown.split("- [ ] **31.**")[1]
+        .split("\n")[1]
+        .startswith("  - closest answered: **15.** What Is Dropout and Batch Normalization? (0.")
+    )
 
 
 def browsed_ids(at: AppTest) -> list[int]:
@@ -500,6 +522,7 @@ def test_browse_shows_answers_shortened_and_a_selected_row_whole(app_env):
 
 
 # ---- topics and near-duplicates -------------------------------------------------------------------
+
 
 def test_topics_view_maps_every_entry_and_lists_topics_that_cover_them_all(app_env):
     at = run_app({"view": "topics"})
@@ -549,6 +572,7 @@ def test_topics_and_map_are_computed_once_per_index(app_env, monkeypatch):
         def call(*args):
             calls[name] += 1
             return original(*args)
+
         return call
 
     for name in calls:
@@ -568,8 +592,11 @@ def test_duplicates_view_lists_the_known_pairs_with_scores(app_env):
     pairs = listed_pairs(at)
     assert KNOWN_DUPLICATES <= set(pairs)
     assert at.subheader[0].value == f"{len(pairs)} near-duplicate pairs"
-    scores = [float(re.search(r"\*\*(\d\.\d\d)\*\*", m.value)[1]) for m in at.main.markdown
-              if m.value.startswith(":small[similarity]")]
+    scores = [
+        float(re.search(r"\*\*(\d\.\d\d)\*\*", m.value)[1])
+        for m in at.main.markdown
+        if m.value.startswith(":small[similarity]")
+    ]
     assert len(scores) == len(pairs) and all(s >= 0.6 for s in scores) and scores == sorted(scores, reverse=True)
     labels = {b.key: b.label for b in at.button if b.key and b.key.startswith("pair-")}
     assert labels["pair-15-31-31"] == "What is batch normalization? (no answer yet)"
@@ -603,6 +630,7 @@ def test_a_card_mentions_its_near_duplicate(app_env):
 
 # ---- sections and the parse report -----------------------------------------------------------------
 
+
 def test_section_filter_restricts_search_and_browse(app_env):
     (app_env / "data" / "shop.md").write_text(SECTIONED_DOCUMENT, encoding="utf-8")
     at = select_document(run_app(), "shop.md")
@@ -633,7 +661,8 @@ def test_parse_report_shows_a_repeated_number_and_the_lines_not_taken(app_env):
     (report,) = [e for e in at.sidebar.expander if e.label.startswith("Parse report")]
     assert report.label == "Parse report: 1 warning"
     assert [w.value for w in report.warning] == [
-        "Entry number 2 appears 2 times (lines 5, 13); the first keeps id 2, the others get new ids"]
+        "Entry number 2 appears 2 times (lines 5, 13); the first keeps id 2, the others get new ids"
+    ]
     text = "\n".join(m.value for m in report.markdown)
     assert "**repeated.md**: 3 entries, read as bold question lines." in text
     assert "- line 10: inside a fenced code block" in text
@@ -648,6 +677,7 @@ def test_an_upload_read_without_problems_gets_a_clean_parse_report(app_env):
 
 
 # ---- other sources --------------------------------------------------------------------------------
+
 
 def test_uploaded_csv_is_indexed_apart_and_searchable(app_env):
     default_generation = os.readlink(DEFAULT_INDEX_DIR / "current")
@@ -680,9 +710,13 @@ def test_answers_render_their_html_sanitised_and_keep_code(app_env):
     assert "costs $5 and x$" in html and "\n" not in html  # one raw HTML block: no Markdown, no LaTeX
 
 
-@pytest.mark.parametrize("name, data, says", [
-    ("broken.csv", b"\x00\x01\x02binary", "looks like a binary file"),
-    ("notes.md", b"Just some notes.\n\nNo questions.\n", "no question-and-answer entries found")])
+@pytest.mark.parametrize(
+    "name, data, says",
+    [
+        ("broken.csv", b"\x00\x01\x02binary", "looks like a binary file"),
+        ("notes.md", b"Just some notes.\n\nNo questions.\n", "no question-and-answer entries found"),
+    ],
+)
 def test_a_bad_upload_gets_one_error_under_the_uploader_and_the_page_keeps_working(app_env, name, data, says):
     at = run_app()
     at.file_uploader(key="upload").set_value((name, data, "text/plain")).run()
@@ -767,21 +801,30 @@ def test_a_one_entry_document_is_counted_in_the_singular(app_env):
 
 # ---- confidence, the query log and feedback ---------------------------------------------------------
 
-CONFIDENCE_WORDS = {"good match": "Good match", "possibly related": "Possibly related — check the answers",
-                    "no good match": "No good match"}
+CONFIDENCE_WORDS = {
+    "good match": "Good match",
+    "possibly related": "Possibly related — check the answers",
+    "no good match": "No good match",
+}
 
 
 def confidence_shown(at: AppTest) -> str:
     """The confidence level the page states above the results (exactly one)."""
     notes = [e.value for e in [*at.main.success, *at.main.info, *at.main.warning]]
-    (level,) = [level for level, words in CONFIDENCE_WORDS.items()
-                for note in notes if note.startswith(f"**{words}.**")]
+    (level,) = [
+        level for level, words in CONFIDENCE_WORDS.items() for note in notes if note.startswith(f"**{words}.**")
+    ]
     return level
 
 
-@pytest.mark.parametrize("query, level", [("what is dropout", "good match"),
-                                          ("how to stop overfiting", "possibly related"),
-                                          ("how do I bake banana bread", "no good match")])
+@pytest.mark.parametrize(
+    "query, level",
+    [
+        ("what is dropout", "good match"),
+        ("how to stop overfiting", "possibly related"),
+        ("how do I bake banana bread", "no good match"),
+    ],
+)
 def test_every_result_list_says_how_confident_it_is(app_env, query, level):
     expected = QAIndex.open().search(query)
     assert expected.confidence == level  # each case shows a different level
@@ -820,8 +863,10 @@ def test_feedback_is_one_click_and_a_second_click_undoes_it(logged_index):
     (row,) = [e.id for e in log_entries(logged_index)]
     answered = [c["id"] for c in cards(at) if "Missing answer" not in c["details"]]  # #31 cannot have answered it
     assert 15 in answered and 31 in [c["id"] for c in cards(at)] and 31 not in answered
-    assert feedback_buttons(at) == {**{f"answered-{row}-{i}": "This answered my question" for i in answered},
-                                    f"none-{row}": "None of these"}
+    assert feedback_buttons(at) == {
+        **{f"answered-{row}-{i}": "This answered my question" for i in answered},
+        f"none-{row}": "None of these",
+    }
     other = next(i for i in answered if i != 15)
     at.button(key=f"answered-{row}-15").click().run()
     (entry,) = log_entries(logged_index)  # feedback logs no new search
@@ -829,7 +874,9 @@ def test_feedback_is_one_click_and_a_second_click_undoes_it(logged_index):
     assert feedback_buttons(at)[f"answered-{row}-15"] == "This answered my question · Undo"
     at.button(key=f"answered-{row}-15").click().run()
     assert (log_entries(logged_index)[0].feedback, feedback_buttons(at)[f"answered-{row}-15"]) == (
-        None, "This answered my question")
+        None,
+        "This answered my question",
+    )
     at.button(key=f"none-{row}").click().run()
     assert log_entries(logged_index)[0].feedback == "none"
     assert feedback_buttons(at)[f"none-{row}"] == "None of these · Undo"
@@ -877,8 +924,12 @@ def test_asked_not_answered_groups_the_unanswered_searches_with_downloads(logged
     assert [i.value for i in at.main.info] == ["No searches logged yet."]
     at.button_group(key="view").set_value("search").run()
     # the first two are one phrasing (case and end punctuation aside), the third another of the same question
-    for query in ("how do I bake banana bread", "How do I bake banana bread?", "how can I make banana bread?",
-                  "what is dropout"):
+    for query in (
+        "how do I bake banana bread",
+        "How do I bake banana bread?",
+        "how can I make banana bread?",
+        "what is dropout",
+    ):
         search(at, query)
     row = log_entries(logged_index)[-1].id
     at.button(key=f"none-{row}").click().run()  # "what is dropout" found its entry, but not what the reader wanted

@@ -5,6 +5,7 @@ One test walks what a first-time user does (search, a shared ?q= link, the Missi
 topic map, an upload) so the server, the browser and the model load are paid for once. The server
 serves the bundled corpus from a copy of its index, so the searches it logs go to a log of its own.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,16 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_app import copy_bundled_index
 
-from indexer.usage.querylog import SWITCH_ENV
 from indexer.stores.spec import STORE_ENV
+from indexer.usage.querylog import SWITCH_ENV
 
 pytestmark = pytest.mark.browser
 
 UNANSWERED = "how do I bake banana bread"  # no good match in the bundled corpus
-OVERFITTING = ("What is Overfitting and Underfitting, and How to Combat Them?",
-               "How do you ensure you’re not overfitting with a model?")
+OVERFITTING = (
+    "What is Overfitting and Underfitting, and How to Combat Them?",
+    "How do you ensure you’re not overfitting with a model?",
+)
 XSS_DOCUMENT = """\
 **1. How do I embed a script in an answer?**
 
@@ -81,8 +84,9 @@ def card(page: Page, question: str | re.Pattern):
     return page.get_by_test_id("stVerticalBlock").filter(has=title).filter(has=page.get_by_test_id("stExpander")).last
 
 
-def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url: str, page: Page, artifacts_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_search_deep_link_entry_page_missing_view_and_inert_upload(
+    streamlit_url: str, page: Page, artifacts_dir: Path, tmp_path: Path
+) -> None:
     page.goto(streamlit_url)
     box = page.get_by_label("Ask a question")
     expect(box).to_be_visible(timeout=120_000)  # a fresh clone builds index/ on this first load
@@ -92,8 +96,11 @@ def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url
     started = time.perf_counter()
     box.press("Enter")
     # Checked on every animation frame (expect() polls at 100-1000 ms steps, too coarse to time with).
-    page.wait_for_function("titles => [...document.querySelectorAll('strong')].some("
-                           "e => titles.some(t => e.textContent.includes(t)))", arg=list(OVERFITTING), polling="raf")
+    page.wait_for_function(
+        "titles => [...document.querySelectorAll('strong')].some(e => titles.some(t => e.textContent.includes(t)))",
+        arg=list(OVERFITTING),
+        polling="raf",
+    )
     print(f"\n[timing] warm query, Enter -> overfitting card shown: {time.perf_counter() - started:.2f} s")
     overfitting = card(page, re.compile("|".join(re.escape(q) for q in OVERFITTING)))
     expect(overfitting).to_be_visible()
@@ -153,8 +160,12 @@ def test_search_deep_link_entry_page_missing_view_and_inert_upload(streamlit_url
     points = chart.locator('[aria-roledescription="point"]')
     expect(points).to_have_count(82)
     chart.locator('[aria-roledescription="point"][aria-label*="id: 31;"]').click(force=True)  # ids are unique
-    opened = page.get_by_test_id("stVerticalBlock").filter(has=page.locator("strong").filter(
-        has_text="What is batch normalization?")).filter(has_text="Near-duplicate of #15").last
+    opened = (
+        page.get_by_test_id("stVerticalBlock")
+        .filter(has=page.locator("strong").filter(has_text="What is batch normalization?"))
+        .filter(has_text="Near-duplicate of #15")
+        .last
+    )
     expect(opened).to_be_visible()
     expect(opened).to_contain_text("No answer yet.")
     wait_idle(page)

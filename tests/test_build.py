@@ -1,14 +1,15 @@
 """Rebuilds: what a build takes over from the previous generation gives the index a build from
 scratch gives, and an edit only costs the entries it touched."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-
 from core_fixtures import CORPUS
-from indexer.indexing.build import build
+
 from indexer.documents.parse import parse_file
+from indexer.indexing.build import build
 from indexer.stores.disk import FaissStore
 
 MODEL = "fake-model"
@@ -18,16 +19,22 @@ def state(store: FaissStore) -> tuple:
     """Everything a generation holds that a search reads, in comparable form."""
     loaded = store.load()
     lexical = loaded.lexical.to_arrays()
-    return (list(loaded.records), loaded.rows.positions.tolist(), list(loaded.rows.fields), list(loaded.rows.keys),
-            loaded.vectors.tobytes(), {name: array.tobytes() for name, array in lexical.items()})
+    return (
+        list(loaded.records),
+        loaded.rows.positions.tolist(),
+        list(loaded.rows.fields),
+        list(loaded.rows.keys),
+        loaded.vectors.tobytes(),
+        {name: array.tobytes() for name, array in lexical.items()},
+    )
 
 
 def edit_entries(source: Path) -> None:
     """Change an answer and a question, drop one entry, move one and repeat another."""
     records = parse_file(source).records
     lines = source.read_text(encoding="utf-8").split("\n")
-    blocks = [lines[r.line - 1:following.line - 1] for r, following in zip(records, records[1:])]
-    head, tail = lines[:records[0].line - 1], lines[records[-1].line - 1:]
+    blocks = [lines[r.line - 1 : following.line - 1] for r, following in zip(records, records[1:])]
+    head, tail = lines[: records[0].line - 1], lines[records[-1].line - 1 :]
     blocks[3] = [line.replace("a", "the") for line in blocks[3]]  # question and answer edited
     blocks[10] = blocks[10] + ["One more sentence.", ""]  # answer edited
     del blocks[20]
@@ -62,8 +69,7 @@ def test_an_unchanged_corpus_rebuilds_without_deriving_anything_again(tmp_path, 
     assert state(store) == before
 
 
-def test_another_model_re_embeds_everything_and_still_equals_a_build_from_scratch(tmp_path, corpus_copy,
-                                                                                   fake_encoder):
+def test_another_model_re_embeds_everything_and_still_equals_a_build_from_scratch(tmp_path, corpus_copy, fake_encoder):
     store = FaissStore(tmp_path / "index")
     build([corpus_copy], store, lambda: fake_encoder, MODEL)
     edit_entries(corpus_copy)

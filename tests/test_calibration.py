@@ -1,19 +1,20 @@
 """Per-index calibration from readers' feedback: enough feedback or none, the refit judged by
 cross-validation, the parameters kept across rebuilds and shown by `info`."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from core_fixtures import CORPUS, DEV_QUERIES, ROOT
-from indexer.usage.calibration import MIN_OF_EACH, saved_parameters
+
 from indexer.analysis.queryfiles import load_queries
-from indexer.indexing.build import build
 from indexer.cli import main
 from indexer.engine import QAIndex
+from indexer.indexing.build import build
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, NoMatchModel
 from indexer.stores.disk import FaissStore
+from indexer.usage.calibration import MIN_OF_EACH, saved_parameters
 
 
 def give_feedback(qa: QAIndex, queries) -> None:
@@ -47,7 +48,9 @@ def test_with_enough_feedback_the_refit_is_judged_and_saved_only_when_better(log
     give_feedback(qa, load_queries(DEV_QUERIES) + load_queries(ROOT / "eval" / "extra_queries.jsonl"))
     code = main(["calibrate", "--from-log", "--save", "--index-dir", str(index_dir), "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert code == 0 and data["enough"] is True and data["answerable"] + data["unanswerable"] >= 150  # repeats count once
+    assert (
+        code == 0 and data["enough"] is True and data["answerable"] + data["unanswerable"] >= 150
+    )  # repeats count once
     current, refitted = data["current"], data["refitted_cross_validated"]
     loss = lambda m: m["false_rejection"] + 1 - m["no_match_accuracy"]  # noqa: E731
     assert data["better"] == (loss(refitted) < loss(current)) and data["saved"] == data["better"]

@@ -1,4 +1,5 @@
 """The CLI contract, with the real model and FAISS: JSON shapes, exit codes, one-line errors, speed of --help."""
+
 from __future__ import annotations
 
 import io
@@ -9,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from core_fixtures import CORPUS, ROOT
+
 from indexer.cli import main
 
 OVERFIT_QUERY = "why does my model do well on training data but badly on new data"
@@ -29,8 +30,9 @@ def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
 
 
 def run_process(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "indexer", *argv], cwd=ROOT, input=stdin, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "indexer", *argv], cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +63,18 @@ def test_search_finds_a_missing_entry_by_its_question_and_flags_it(index_dir):
 
 
 def test_min_score_drops_results_and_reports_no_match(index_dir):
-    data = json.loads(run("search", "how to bake sourdough", "--json", "--min-score", "0.9",
-                          "--index-dir", index_dir)[1])
+    data = json.loads(
+        run("search", "how to bake sourdough", "--json", "--min-score", "0.9", "--index-dir", index_dir)[1]
+    )
     assert data == {"query": "how to bake sourdough", "no_match": True, "confidence": "no good match", "results": []}
     code, out, _ = run("search", "how to bake sourdough", "--min-score", "0.9", "--index-dir", index_dir)
     assert code == 0 and out.startswith("No good match")
 
 
 def test_k_limits_results(index_dir):
-    data = json.loads(run("search", "gradient descent", "-k", "2", "--json", "--min-score", "0",
-                          "--index-dir", index_dir)[1])
+    data = json.loads(
+        run("search", "gradient descent", "-k", "2", "--json", "--min-score", "0", "--index-dir", index_dir)[1]
+    )
     assert len(data["results"]) == 2
 
 
@@ -120,8 +124,11 @@ def test_info_reports_a_stale_index_without_rebuilding(index_dir, corpus_copy):
 def test_search_rebuilds_a_stale_index_and_says_so(tmp_path, corpus_copy):
     index_dir = str(tmp_path / "index")
     assert run("build", "--index-dir", index_dir, "--source", str(corpus_copy))[0] == 0
-    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8") +
-                           "\n**83. What is a kubernetes pod?**\n\nThe smallest deployable unit.\n", encoding="utf-8")
+    corpus_copy.write_text(
+        corpus_copy.read_text(encoding="utf-8")
+        + "\n**83. What is a kubernetes pod?**\n\nThe smallest deployable unit.\n",
+        encoding="utf-8",
+    )
     code, out, err = run("search", "kubernetes pod", "--json", "--index-dir", index_dir, "--source", str(corpus_copy))
     assert code == 0 and "source changed" in err
     assert json.loads(out)["results"][0]["id"] == 83
@@ -130,22 +137,24 @@ def test_search_rebuilds_a_stale_index_and_says_so(tmp_path, corpus_copy):
 def test_parse_prints_records_without_building(tmp_path):
     code, out, _ = run("parse", str(CORPUS), "--json")
     report = json.loads(out)[0]
-    assert code == 0 and len(report["records"]) == 82 and report["counts"] == {"ok": 71, "missing": 10,
-                                                                               "link_only": 1}
+    assert code == 0 and len(report["records"]) == 82 and report["counts"] == {"ok": 71, "missing": 10, "link_only": 1}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["search"], "give either a QUERY or --batch"),
-    (["search", "x", "-k", "0"], "must be at least 1"),
-    (["search", "   "], "empty"),
-    (["search", "x", "--source", "no/such/file.md"], "no such file"),
-    (["related", "999"], "no entry with id"),
-    (["frobnicate"], "invalid choice"),
-    (["search", "--batch", "no/such/queries.txt"], "no such file"),
-    (["search", "x", "--min-score", "2"], "give a number from -1 to 1"),
-    (["search", "x", "--min-score", "nan"], "give a number from -1 to 1"),
-    (["duplicates", "--min-score", "-1.5"], "give a number from -1 to 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search"], "give either a QUERY or --batch"),
+        (["search", "x", "-k", "0"], "must be at least 1"),
+        (["search", "   "], "empty"),
+        (["search", "x", "--source", "no/such/file.md"], "no such file"),
+        (["related", "999"], "no entry with id"),
+        (["frobnicate"], "invalid choice"),
+        (["search", "--batch", "no/such/queries.txt"], "no such file"),
+        (["search", "x", "--min-score", "2"], "give a number from -1 to 1"),
+        (["search", "x", "--min-score", "nan"], "give a number from -1 to 1"),
+        (["duplicates", "--min-score", "-1.5"], "give a number from -1 to 1"),
+    ],
+)
 def test_usage_and_input_errors_exit_2_with_one_line(index_dir, argv, message):
     if argv[0] in ("search", "related") and "--source" not in argv:
         argv = argv + ["--index-dir", index_dir]
@@ -163,22 +172,44 @@ def test_bad_documents_exit_2_with_one_line_and_no_traceback_as_a_process(tmp_pa
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
 
 
-HEAVY_MODULES = ("numpy", "torch", "faiss", "streamlit", "sentence_transformers", "onnxruntime", "pandas",
-                 "indexer.engine")
+HEAVY_MODULES = (
+    "numpy",
+    "torch",
+    "faiss",
+    "streamlit",
+    "sentence_transformers",
+    "onnxruntime",
+    "pandas",
+    "indexer.engine",
+)
 
 
 def test_help_of_every_command_imports_nothing_heavy():
     # its speed is measured by bench/run.py (cold --help); here, what keeps it fast: one process runs
     # `--help` and then every command's `--help`, and reports which heavy modules got imported
-    probe = ("import sys\nfrom indexer.cli import command_names, main\n"
-             "for argv in [['--help']] + [[name, '--help'] for name in command_names()]:\n"
-             "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
-             f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)")
+    probe = (
+        "import sys\nfrom indexer.cli import command_names, main\n"
+        "for argv in [['--help']] + [[name, '--help'] for name in command_names()]:\n"
+        "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules], file=sys.stderr)"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
 
 
-COMMANDS = ("build", "search", "gaps", "missing", "related", "topics", "duplicates", "info", "eval", "calibrate", "parse")
+COMMANDS = (
+    "build",
+    "search",
+    "gaps",
+    "missing",
+    "related",
+    "topics",
+    "duplicates",
+    "info",
+    "eval",
+    "calibrate",
+    "parse",
+)
 
 
 def test_the_help_tests_cover_every_command():
@@ -194,7 +225,10 @@ def test_help_works_for_every_command_as_a_process(command):
 
 
 def test_importing_indexer_loads_no_torch_faiss_or_streamlit():
-    probe = "import sys, indexer; print([m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers') if m in sys.modules])"
+    probe = (
+        "import sys, indexer; "
+        "print([m for m in ('torch', 'faiss', 'streamlit', 'sentence_transformers') if m in sys.modules])"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]"
 
@@ -210,16 +244,35 @@ def test_search_and_missing_never_write_the_source(tmp_path, corpus_copy):
 def test_section_filter_keeps_only_that_sections_entries(tmp_path):
     source = str(ROOT / "tests" / "fixtures" / "bold_unnumbered.md")
     index_dir = str(tmp_path / "index")
-    code, out, _ = run("search", "which payment methods are accepted", "--json", "--min-score", "-1", "--section", "billing",
-                       "--source", source, "--index-dir", index_dir)
+    code, out, _ = run(
+        "search",
+        "which payment methods are accepted",
+        "--json",
+        "--min-score",
+        "-1",
+        "--section",
+        "billing",
+        "--source",
+        source,
+        "--index-dir",
+        index_dir,
+    )
     assert code == 0 and {r["section"] for r in json.loads(out)["results"]} == {"Billing"}
     code, _, err = run("search", "pay", "--section", "Shipping", "--source", source, "--index-dir", index_dir)
     assert code == 2 and "sections: 'Accounts', 'Billing'" in err
 
 
 def test_build_summary_reports_styles_sections_and_lines_not_taken(tmp_path):
-    code, out, _ = run("build", "--json", "--device", "cpu", "--source",
-                       str(ROOT / "tests" / "fixtures" / "headings.md"), "--index-dir", str(tmp_path / "index"))
+    code, out, _ = run(
+        "build",
+        "--json",
+        "--device",
+        "cpu",
+        "--source",
+        str(ROOT / "tests" / "fixtures" / "headings.md"),
+        "--index-dir",
+        str(tmp_path / "index"),
+    )
     summary = json.loads(out)
     source = summary["sources"][0]
     assert code == 0 and source["style"] == "heading" and source["entries"] == 4
@@ -233,8 +286,15 @@ def test_build_on_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("torch sees a GPU here: the build would succeed")
-    code, _, err = run("build", "--device", "cuda", "--source", str(ROOT / "tests" / "fixtures" / "headings.md"),
-                       "--index-dir", str(tmp_path / "index"))
+    code, _, err = run(
+        "build",
+        "--device",
+        "cuda",
+        "--source",
+        str(ROOT / "tests" / "fixtures" / "headings.md"),
+        "--index-dir",
+        str(tmp_path / "index"),
+    )
     assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
 
 
@@ -248,8 +308,10 @@ def test_a_minimum_score_that_empties_the_list_says_so(index_dir):
 
 def test_commands_without_source_use_the_document_the_index_was_built_from(tmp_path):
     doc = tmp_path / "shop.md"
-    doc.write_text("1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
-                   encoding="utf-8")
+    doc.write_text(
+        "1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
+        encoding="utf-8",
+    )
     index_dir = str(tmp_path / "index")
     assert run("build", "--source", str(doc), "--index-dir", index_dir)[0] == 0
     built_at = json.loads(run("info", "--json", "--index-dir", index_dir)[1])["built_at"]
@@ -291,18 +353,37 @@ def test_info_json_tells_scripts_fresh_stale_or_corrupt(tmp_path, corpus_copy):
 
 def test_eval_refuses_an_id_the_document_does_not_have(index_dir, tmp_path):
     queries = tmp_path / "q.jsonl"
-    queries.write_text('{"query": "dropout", "relevant": [15], "kind": "keyword"}\n'
-                       '{"query": "x", "relevant": [9999]}\n', encoding="utf-8")
+    queries.write_text(
+        '{"query": "dropout", "relevant": [15], "kind": "keyword"}\n{"query": "x", "relevant": [9999]}\n',
+        encoding="utf-8",
+    )
     code, out, err = run("eval", str(queries), "--index-dir", index_dir)
-    assert code == 2 and out == "" and err == f"error: {queries}: line 2: no entry with id 9999 in the document " \
-                                             "(ids run like 1, 2, 3, ...)\n"
+    assert (
+        code == 2
+        and out == ""
+        and err == f"error: {queries}: line 2: no entry with id 9999 in the document (ids run like 1, 2, 3, ...)\n"
+    )
 
 
 def test_an_unknown_model_fails_at_once_without_trying_the_network(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    proc = subprocess.run([sys.executable, "-m", "indexer", "build", "--model", "no-such-model-xyz",
-                           "--index-dir", str(tmp_path / "index")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "indexer",
+            "build",
+            "--model",
+            "no-such-model-xyz",
+            "--index-dir",
+            str(tmp_path / "index"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot load model 'no-such-model-xyz'")
     assert "nothing is downloaded" in proc.stderr
@@ -325,8 +406,10 @@ def test_an_index_of_the_bundled_document_follows_the_project_when_it_moves(tmp_
 
 def test_an_index_from_before_source_args_is_searched_with_its_own_document(tmp_path):
     doc = tmp_path / "shop.md"
-    doc.write_text("1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
-                   encoding="utf-8")
+    doc.write_text(
+        "1. **How do I pay?**\nWith a card or cash.\n\n2. **Can I return an item?**\nWithin 30 days.\n",
+        encoding="utf-8",
+    )
     index_dir = tmp_path / "index"
     assert run("build", "--source", str(doc), "--index-dir", str(index_dir))[0] == 0
     manifest_file = index_dir / "current" / "manifest.json"

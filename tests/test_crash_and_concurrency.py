@@ -1,4 +1,5 @@
 """A killed build never harms the index; readers during rebuilds always get a complete index."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from docgen import generate
 from drivers import answer
 
@@ -20,8 +20,7 @@ REBUILDS = 20
 
 
 def driver(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, DRIVER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen([sys.executable, DRIVER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Where a build encodes: `--device auto|cpu|cuda`. The choice logic is checked with torch's CUDA probe
 patched (this machine has no GPU), and the chosen device is the one the model is loaded on."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,16 +14,23 @@ from indexer.retrieval.embed import DEFAULT_MODEL, DEVICES, resolve_device
 @pytest.fixture
 def cuda(monkeypatch):
     """Sets whether torch sees a CUDA device."""
+
     def set_available(available: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
 
     return set_available
 
 
-@pytest.mark.parametrize("requested, available, chosen", [
-    ("auto", True, "cuda"), ("auto", False, "cpu"), ("cpu", True, "cpu"), ("cpu", False, "cpu"),
-    ("cuda", True, "cuda"),
-])
+@pytest.mark.parametrize(
+    "requested, available, chosen",
+    [
+        ("auto", True, "cuda"),
+        ("auto", False, "cpu"),
+        ("cpu", True, "cpu"),
+        ("cpu", False, "cpu"),
+        ("cuda", True, "cuda"),
+    ],
+)
 def test_device_auto_is_cuda_when_torch_sees_one_and_cpu_otherwise(cuda, requested, available, chosen):
     cuda(available)
     assert resolve_device(requested) == chosen

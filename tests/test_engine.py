@@ -1,12 +1,13 @@
 """`QAIndex` over many items at once: a batch search and batched hints give what one-by-one calls give."""
+
 from __future__ import annotations
 
 import json
 import threading
 
 import pytest
-
 from core_fixtures import DEV_QUERIES
+
 from indexer.engine import BATCH_CHUNK
 from indexer.errors import QueryError
 
@@ -19,7 +20,7 @@ def outcome(result) -> tuple:
 
 def test_a_batch_search_gives_what_one_by_one_searches_give_in_order(real_index):
     queries = [json.loads(line)["query"] for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
-    queries = (queries * 3)[:2 * BATCH_CHUNK + 5]  # several chunks, so several workers
+    queries = (queries * 3)[: 2 * BATCH_CHUNK + 5]  # several chunks, so several workers
     queries[7] = "   "
     results = real_index.search_many(queries, k=5, min_score=0.0)
     assert len(results) == len(queries) and isinstance(results[7], QueryError)
@@ -51,8 +52,9 @@ def test_hints_of_no_entries_are_none(real_index):
 
 def test_a_preloaded_encoder_is_made_once_while_opening_and_then_used(tmp_path, fake_encoder):
     from core_fixtures import CORPUS
-    from indexer.indexing.build import build
+
     from indexer.engine import QAIndex
+    from indexer.indexing.build import build
     from indexer.stores.disk import FaissStore
 
     build([CORPUS], FaissStore(tmp_path / "index"), lambda: fake_encoder, fake_encoder.model)

@@ -1,33 +1,48 @@
 """Evaluation maths on hand-made cases, the eval command, and the default mode against dense-only."""
+
 from __future__ import annotations
 
 import json
 import math
 
-import pytest
-
-from core_fixtures import DEV_QUERIES, ROOT
-from indexer.cli import main
-from indexer.errors import QueryError
 import numpy as np
+import pytest
+from core_fixtures import DEV_QUERIES, ROOT
 
 import indexer.analysis.evaluate as evaluate_module
-from indexer.analysis.evaluate import (DocumentRun, Outcome, cross_validate, leave_one_document_out, load_suite, metrics,
-                                       report, run_queries)
+from indexer.analysis.evaluate import (
+    DocumentRun,
+    Outcome,
+    cross_validate,
+    leave_one_document_out,
+    load_suite,
+    metrics,
+    report,
+    run_queries,
+)
 from indexer.analysis.queryfiles import LabelledQuery, load_queries
+from indexer.cli import main
+from indexer.errors import QueryError
 from indexer.retrieval.nomatch import fit
 
 EXTRA_QUERIES = ROOT / "eval" / "extra_queries.jsonl"
 
 
 def test_metrics_of_known_ranks():
-    queries = [LabelledQuery("a", [1], "x"), LabelledQuery("b", [2, 3], "x"), LabelledQuery("c", [4], "y"),
-               LabelledQuery("d", [], "none"), LabelledQuery("e", [], "none")]
-    outcomes = [Outcome([1, 9], False),           # rank 1
-                Outcome([9, 8, 3, 2], True),      # first relevant at rank 3, but flagged no-match
-                Outcome([9] * 10 + [4], False),   # beyond 10: a miss
-                Outcome([5], True),               # correctly no match
-                Outcome([5], False)]              # wrongly answered
+    queries = [
+        LabelledQuery("a", [1], "x"),
+        LabelledQuery("b", [2, 3], "x"),
+        LabelledQuery("c", [4], "y"),
+        LabelledQuery("d", [], "none"),
+        LabelledQuery("e", [], "none"),
+    ]
+    outcomes = [
+        Outcome([1, 9], False),  # rank 1
+        Outcome([9, 8, 3, 2], True),  # first relevant at rank 3, but flagged no-match
+        Outcome([9] * 10 + [4], False),  # beyond 10: a miss
+        Outcome([5], True),  # correctly no match
+        Outcome([5], False),
+    ]  # wrongly answered
     m = metrics(queries, outcomes)
     assert m["answerable"] == 3 and m["queries"] == 5
     assert m["hit@1"] == round(1 / 3, 4)
@@ -41,8 +56,15 @@ def test_metrics_of_known_ranks():
     assert set(report(queries, outcomes)) == {"overall", "x", "y", "none"}
 
 
-@pytest.mark.parametrize("second_line", ['{"query": "no relevant"}', '{"query": "x", "relevant": [[1]]}',
-                                         '{"query": "x", "relevant": [true]}', '{"query": "x", "relevant": [{}]}'])
+@pytest.mark.parametrize(
+    "second_line",
+    [
+        '{"query": "no relevant"}',
+        '{"query": "x", "relevant": [[1]]}',
+        '{"query": "x", "relevant": [true]}',
+        '{"query": "x", "relevant": [{}]}',
+    ],
+)
 def test_malformed_query_files_raise_a_clear_error(tmp_path, second_line):
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"query": "ok", "relevant": [1], "kind": "a"}\n' + second_line + "\n")
@@ -94,8 +116,13 @@ def _document(name: str, no_match_when_high: bool, seed: int) -> DocumentRun:
 def test_leave_one_document_out_scores_each_document_with_a_model_fitted_without_it(monkeypatch):
     runs = [_document("a", True, 1), _document("b", True, 2), _document("odd", False, 3)]
     fitted_on: list[set] = []
-    monkeypatch.setattr(evaluate_module, "fit", lambda x, y, groups=None, first_correct=None:
-                        fitted_on.append(set(groups.tolist())) or fit(x, y, groups, first_correct))
+    monkeypatch.setattr(
+        evaluate_module,
+        "fit",
+        lambda x, y, groups=None, first_correct=None: (
+            fitted_on.append(set(groups.tolist())) or fit(x, y, groups, first_correct)
+        ),
+    )
     result = leave_one_document_out(runs)
     assert fitted_on == [{"b", "odd"}, {"a", "odd"}, {"a", "b"}]
     # "odd" follows the opposite rule: a model that never saw it gets it wrong, which in-sample fitting would hide
@@ -105,8 +132,9 @@ def test_leave_one_document_out_scores_each_document_with_a_model_fitted_without
 
 
 def test_a_suite_names_documents_and_their_query_files_relative_to_itself(tmp_path):
-    (tmp_path / "suite.json").write_text(json.dumps({"documents": [
-        {"name": "one", "document": "docs/one.md", "queries": ["one.jsonl", "more.jsonl"]}]}))
+    (tmp_path / "suite.json").write_text(
+        json.dumps({"documents": [{"name": "one", "document": "docs/one.md", "queries": ["one.jsonl", "more.jsonl"]}]})
+    )
     [document] = load_suite(tmp_path / "suite.json")
     assert document.name == "one" and document.document == tmp_path / "docs/one.md"
     assert document.queries == [tmp_path / "one.jsonl", tmp_path / "more.jsonl"]
@@ -122,8 +150,15 @@ def test_the_shipped_suite_has_four_documents_with_sixty_queries_of_every_kind_e
         queries = [q for path in document.queries for q in load_queries(path)]
         kinds = {q.kind for q in queries}
         assert len(queries) >= 60, document.name
-        assert {"keyword", "long_paraphrase", "typo", "compound", "answer_content", "near_topic",
-                "off_topic"} <= kinds, document.name
+        assert {
+            "keyword",
+            "long_paraphrase",
+            "typo",
+            "compound",
+            "answer_content",
+            "near_topic",
+            "off_topic",
+        } <= kinds, document.name
 
 
 def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(capsys):

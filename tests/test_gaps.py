@@ -2,6 +2,7 @@
 hand-made vectors, and paraphrases with the real model), the Markdown skeleton read back by this
 project's parser, CSV, and the `gaps` command.
 """
+
 from __future__ import annotations
 
 import csv
@@ -9,25 +10,30 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from core_fixtures import CORPUS, ROOT
-from indexer.usage.gaps import EntryStyle, Gap, entry_style, find_gaps, gaps_csv, gaps_markdown, group_vectors
-from indexer.documents.parse import parse_file
-from indexer.usage.querylog import LOG_FILE, LogEntry, SqliteQueryLog
 from test_cli import run
 from test_querylog import index_copy, searched  # noqa: F401  (a private copy of the real-model index)
 
+from indexer.documents.parse import parse_file
+from indexer.usage.gaps import EntryStyle, Gap, entry_style, find_gaps, gaps_csv, gaps_markdown, group_vectors
+from indexer.usage.querylog import LOG_FILE, LogEntry, SqliteQueryLog
+
 FIXTURES = Path(__file__).parent / "fixtures"
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-REFUND = ["How do I get a refund for my course?", "Can I get my money back after buying the course?",
-          "refund policy for the course"]
-SALARY = ["What salary should I expect as a junior data scientist?",
-          "How much does an entry-level data scientist earn?"]
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+REFUND = [
+    "How do I get a refund for my course?",
+    "Can I get my money back after buying the course?",
+    "refund policy for the course",
+]
+SALARY = [
+    "What salary should I expect as a junior data scientist?",
+    "How much does an entry-level data scientist earn?",
+]
 
 
 def asked(row: int, query: str, no_match: bool = True, feedback=None, answered=None, hours: int = 0) -> LogEntry:
@@ -55,9 +61,11 @@ def test_grouping_is_exact_on_hand_made_vectors():
 def test_paraphrases_form_one_group_and_answered_queries_are_not_gaps(real_index):
     entries = [asked(i, q, hours=i) for i, q in enumerate(REFUND)]
     entries += [asked(10, SALARY[0], hours=10), asked(11, SALARY[1], no_match=False, feedback="none", hours=11)]
-    entries += [asked(20, "What is deep learning?", no_match=False),  # answered
-                asked(21, "what is a neural network", no_match=True, feedback="answered", answered=2),
-                asked(22, "refund policy for the course.", hours=30)]  # a repeat: same words, other punctuation
+    entries += [
+        asked(20, "What is deep learning?", no_match=False),  # answered
+        asked(21, "what is a neural network", no_match=True, feedback="answered", answered=2),
+        asked(22, "refund policy for the course.", hours=30),
+    ]  # a repeat: same words, other punctuation
     gaps = find_gaps(entries, real_index)
     assert [sorted(g.queries) for g in gaps] == [sorted(REFUND), sorted(SALARY)]
     refund, salary = gaps
@@ -73,29 +81,36 @@ def test_no_gaps_when_every_search_was_answered(real_index):
 
 
 def _gaps(*labels: str) -> list[Gap]:
-    return [Gap(label, 2, T0, T0 + timedelta(days=1), [label, label.lower() + " please"], [(3, 0.41)])
-            for label in labels]
+    return [
+        Gap(label, 2, T0, T0 + timedelta(days=1), [label, label.lower() + " please"], [(3, 0.41)]) for label in labels
+    ]
 
 
-@pytest.mark.parametrize("document", [CORPUS, FIXTURES / "headings.md", FIXTURES / "qa_pairs.txt",
-                                      FIXTURES / "bold_unnumbered.md"])
+@pytest.mark.parametrize(
+    "document", [CORPUS, FIXTURES / "headings.md", FIXTURES / "qa_pairs.txt", FIXTURES / "bold_unnumbered.md"]
+)
 def test_the_skeleton_parses_back_as_entries_with_missing_answers(document, tmp_path):
     report = parse_file(document)
     style = entry_style(report.records, {"parse": [{"style": report.style}]})
-    skeleton = gaps_markdown(_gaps("How do I get a refund?", "salary of a junior data scientist", "Is there -- a fee?"),
-                             style)
+    skeleton = gaps_markdown(
+        _gaps("How do I get a refund?", "salary of a junior data scientist", "Is there -- a fee?"), style
+    )
     alone = tmp_path / f"skeleton{document.suffix}"
     alone.write_text(skeleton)
     parsed = parse_file(alone)
     assert parsed.style == report.style
-    assert [r.question for r in parsed.records] == ["How do I get a refund?", "Salary of a junior data scientist?",
-                                                    "Is there -- a fee?"]
+    assert [r.question for r in parsed.records] == [
+        "How do I get a refund?",
+        "Salary of a junior data scientist?",
+        "Is there -- a fee?",
+    ]
     assert [r.status for r in parsed.records] == ["missing"] * 3
     appended = tmp_path / f"document{document.suffix}"
     appended.write_text(document.read_text() + "\n" + skeleton)  # what a writer does with it
     together = parse_file(appended).records
-    assert [(r.id, r.question, r.status) for r in together[:-3]] == [(r.id, r.question, r.status)
-                                                                     for r in report.records]
+    assert [(r.id, r.question, r.status) for r in together[:-3]] == [
+        (r.id, r.question, r.status) for r in report.records
+    ]
     assert [r.status for r in together[-3:]] == ["missing"] * 3
 
 
@@ -121,13 +136,17 @@ def test_the_csv_has_one_row_per_group():
 
 # ---- the command --------------------------------------------------------------------------------------
 
+
 def _log_searches(index_dir: str) -> None:
     log = SqliteQueryLog(Path(index_dir) / LOG_FILE)
     for query in REFUND + SALARY:
         log.record(searched(query, no_match=True), "build-1")
     log.feedback(log.record(searched("What is deep learning?"), "build-1"), answered=1)
-    old = log.record(searched("an old question nobody answered", no_match=True), "build-1",
-                     asked_at=datetime.now(timezone.utc) - timedelta(days=30))
+    old = log.record(
+        searched("an old question nobody answered", no_match=True),
+        "build-1",
+        asked_at=datetime.now(UTC) - timedelta(days=30),
+    )
     assert old
 
 
@@ -140,7 +159,7 @@ def test_gaps_json_lists_the_groups_largest_first(index_copy):
     assert sorted(groups[0]["queries"]) == sorted(REFUND)
     assert groups[2]["queries"] == ["an old question nobody answered"]
     assert all(set(n) == {"id", "score"} for n in groups[0]["nearest"]) and len(groups[0]["nearest"]) == 3
-    since = (datetime.now(timezone.utc) - timedelta(days=7)).strftime("%Y-%m-%d")
+    since = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
     code, out, _ = run("gaps", "--index-dir", index_copy, "--source", str(CORPUS), "--json", "--since", since)
     assert [g["count"] for g in json.loads(out)["groups"]] == [3, 2]
 
@@ -169,8 +188,9 @@ def test_gaps_with_a_bad_date_is_a_usage_error(index_copy):
 
 def test_help_of_the_new_command_and_options():
     def help_of(*command: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "indexer", *command, "--help"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "indexer", *command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0 and proc.stdout.startswith("usage:")
         return proc.stdout
 

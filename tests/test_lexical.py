@@ -1,4 +1,5 @@
 """Lexical evidence: stemming, typo correction, acronyms, BM25 and coverage on small hand-made records."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,16 +16,27 @@ def record(i: int, question: str, answer: str = "") -> Record:
 
 @pytest.fixture
 def lexical() -> LexicalIndex:
-    return LexicalIndex.from_records([
-        record(1, "What are vanishing gradients?", "Gradients shrink through many layers."),
-        record(2, "Explain Generative Adversarial Network.", "Two networks compete."),
-        record(3, "How does YOLO work?"),
-        record(4, "What is dropout?", "Dropping units at random during training."),
-    ])
+    return LexicalIndex.from_records(
+        [
+            record(1, "What are vanishing gradients?", "Gradients shrink through many layers."),
+            record(2, "Explain Generative Adversarial Network.", "Two networks compete."),
+            record(3, "How does YOLO work?"),
+            record(4, "What is dropout?", "Dropping units at random during training."),
+        ]
+    )
 
 
-@pytest.mark.parametrize("word, expected", [("gradients", "gradient"), ("batches", "batch"), ("labelled", "label"),
-                                            ("evaluating", "evaluat"), ("evaluate", "evaluat"), ("classes", "class")])
+@pytest.mark.parametrize(
+    "word, expected",
+    [
+        ("gradients", "gradient"),
+        ("batches", "batch"),
+        ("labelled", "label"),
+        ("evaluating", "evaluat"),
+        ("evaluate", "evaluat"),
+        ("classes", "class"),
+    ],
+)
 def test_stemming_meets_plurals_and_verb_forms(word, expected):
     assert stem(word) == expected
 
@@ -44,13 +56,15 @@ def test_typos_are_corrected_to_document_words_but_short_words_are_left_alone(le
 
 @pytest.fixture
 def words_index() -> LexicalIndex:
-    return LexicalIndex.from_records([
-        record(1, "What is an autoencoder?", "A network that learns to rebuild its input."),
-        record(2, "Why use batch norm?", "It keeps activations in range."),
-        record(3, "What does the firewall block?", "Incoming connections that matter to attackers."),
-        record(4, "How do k nearest neighbors vote?", "By the labels of the closest points."),
-        record(5, "Where is the guest network?", "In the app settings."),
-    ])
+    return LexicalIndex.from_records(
+        [
+            record(1, "What is an autoencoder?", "A network that learns to rebuild its input."),
+            record(2, "Why use batch norm?", "It keeps activations in range."),
+            record(3, "What does the firewall block?", "Incoming connections that matter to attackers."),
+            record(4, "How do k nearest neighbors vote?", "By the labels of the closest points."),
+            record(5, "Where is the guest network?", "In the app settings."),
+        ]
+    )
 
 
 VOCABULARY = frozenset({"master", "password", "guest", "network", "neighbours", "neighbors", "batch", "fire", "wall"})
@@ -99,7 +113,8 @@ def test_bm25_prefers_the_entry_with_the_rare_term_and_coverage_is_a_share(lexic
 def _arrays_equal(a: LexicalIndex, b: LexicalIndex) -> bool:
     left, right = a.to_arrays(), b.to_arrays()
     return left.keys() == right.keys() and all(
-        left[k].dtype == right[k].dtype and np.array_equal(left[k], right[k]) for k in left)
+        left[k].dtype == right[k].dtype and np.array_equal(left[k], right[k]) for k in left
+    )
 
 
 def test_an_updated_index_equals_one_built_from_scratch_after_random_edits():
@@ -108,8 +123,10 @@ def test_an_updated_index_equals_one_built_from_scratch_after_random_edits():
     from indexer.retrieval.tokens import entry_tokens
 
     rng = random.Random(4)
-    vocabulary = "gradient descent Generative Adversarial Network dropout layers batch normalisation " \
-                 "overfitting kernel trick Support Vector Machine recall precision labelled labels".split()
+    vocabulary = (
+        "gradient descent Generative Adversarial Network dropout layers batch normalisation "
+        "overfitting kernel trick Support Vector Machine recall precision labelled labels".split()
+    )
 
     def text() -> str:
         return " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 12)))

@@ -1,5 +1,6 @@
 """The ONNX query path gives the same vectors as sentence-transformers, imports no torch, and refuses
 models it cannot reproduce with `OnnxUnavailable` (which `query_encoder` turns into a torch fallback)."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.retrieval.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
 from indexer.engine import query_encoder
 from indexer.errors import ModelError
-from indexer.retrieval.onnx_encoder import (CONFIG_FILE, OnnxEncoder, OnnxUnavailable, ensure_onnx_export, export_onnx,
-                                  load_onnx_encoder)
+from indexer.retrieval.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
+from indexer.retrieval.onnx_encoder import (
+    CONFIG_FILE,
+    OnnxEncoder,
+    OnnxUnavailable,
+    ensure_onnx_export,
+    export_onnx,
+    load_onnx_encoder,
+)
 
 REPO = Path(__file__).parents[1]
 DEV_QUERIES = REPO / "eval/dev_queries.jsonl"
@@ -72,8 +79,9 @@ def test_dev_queries_match_sentence_transformers(onnx_cache: Path, torch_encoder
     assert cosines(batched, reference).min() >= 0.9999
 
 
-def test_long_texts_are_truncated_like_sentence_transformers(onnx_cache: Path,
-                                                              torch_encoder: SentenceTransformerEncoder) -> None:
+def test_long_texts_are_truncated_like_sentence_transformers(
+    onnx_cache: Path, torch_encoder: SentenceTransformerEncoder
+) -> None:
     from tokenizers import Tokenizer
 
     texts = long_answer_texts()
@@ -95,18 +103,22 @@ def test_vectors_follow_the_contract(onnx_cache: Path) -> None:
     assert onnx.encode([]).shape == (0, 384)
 
 
-@pytest.mark.parametrize("code", [
-    "from indexer.retrieval.onnx_encoder import load_onnx_encoder\n"
-    "load_onnx_encoder('all-MiniLM-L6-v2', export_if_missing=False).encode(['why does my model overfit'])",
-    "from indexer.engine import query_encoder\nfrom indexer.retrieval.onnx_encoder import OnnxEncoder\n"
-    "encoder = query_encoder('all-MiniLM-L6-v2')\nassert isinstance(encoder, OnnxEncoder)\n"
-    "encoder.encode(['why does my model overfit'])",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from indexer.retrieval.onnx_encoder import load_onnx_encoder\n"
+        "load_onnx_encoder('all-MiniLM-L6-v2', export_if_missing=False).encode(['why does my model overfit'])",
+        "from indexer.engine import query_encoder\nfrom indexer.retrieval.onnx_encoder import OnnxEncoder\n"
+        "encoder = query_encoder('all-MiniLM-L6-v2')\nassert isinstance(encoder, OnnxEncoder)\n"
+        "encoder.encode(['why does my model overfit'])",
+    ],
+)
 def test_cached_onnx_query_imports_no_torch(onnx_cache: Path, code: str) -> None:
     env = {**os.environ, "INDEXER_ONNX_CACHE": str(onnx_cache), "INDEXER_QUERY_BACKEND": "auto"}
     report = f"\nimport sys\nprint(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code + report], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code + report], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
@@ -129,8 +141,10 @@ def unsupported_model(tmp_path: Path, change: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("change, says", [("no-tokenizer-json", "tokenizer.json"), ("max-pooling", "'max' pooling"),
-                                          ("dense-layer", "Dense")])
+@pytest.mark.parametrize(
+    "change, says",
+    [("no-tokenizer-json", "tokenizer.json"), ("max-pooling", "'max' pooling"), ("dense-layer", "Dense")],
+)
 def test_unsupported_model_raises_onnx_unavailable(tmp_path: Path, change: str, says: str) -> None:
     model = str(unsupported_model(tmp_path, change))
     with pytest.raises(OnnxUnavailable, match=says):
@@ -140,8 +154,9 @@ def test_unsupported_model_raises_onnx_unavailable(tmp_path: Path, change: str, 
     assert not (tmp_path / "cache").exists()  # refused before anything was written
 
 
-def test_query_encoder_falls_back_to_torch_for_an_unsupported_model(tmp_path: Path, isolated_cache: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_encoder_falls_back_to_torch_for_an_unsupported_model(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = str(unsupported_model(tmp_path, "max-pooling"))
     assert isinstance(query_encoder(model), SentenceTransformerEncoder)
     monkeypatch.setenv("INDEXER_QUERY_BACKEND", "onnx")
@@ -149,8 +164,9 @@ def test_query_encoder_falls_back_to_torch_for_an_unsupported_model(tmp_path: Pa
         query_encoder(model)
 
 
-def test_query_encoder_falls_back_to_torch_without_onnxruntime(isolated_cache: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_encoder_falls_back_to_torch_without_onnxruntime(
+    isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without onnxruntime looks like
     with pytest.raises(OnnxUnavailable, match="pip install onnxruntime"):
         load_onnx_encoder(DEFAULT_MODEL)

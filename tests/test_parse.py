@@ -1,4 +1,5 @@
 """Parsing: the bundled corpus's quirks, one fixture per entry style and format, and bad input."""
+
 from __future__ import annotations
 
 import codecs
@@ -9,15 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
-
 from core_fixtures import CORPUS
-from indexer.indexing.build import embedding_texts
+
 from indexer.cli import main
-from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.parse import answer_status, parse_corpus, parse_file, read_source_text
 from indexer.documents.places import PLACES, heading_place
 from indexer.documents.text import answer_text, clean_question, has_words, plain_text, prose_text
+from indexer.errors import SourceError
+from indexer.indexing.build import embedding_texts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MISSING_IDS = {31, 32, 33, 34, 35, 45, 48, 52, 58, 80}
@@ -52,7 +53,9 @@ def test_answer_written_on_the_marker_line_is_kept(corpus):
 
 def test_broken_bold_questions_come_out_clean(corpus):
     assert corpus[45].question == "What’s your favorite algorithm, and can you explain it to me in less than a minute?"
-    assert corpus[63].question.startswith("Given two strings, A and B, of the same length n, find whether it is possible")
+    assert corpus[63].question.startswith(
+        "Given two strings, A and B, of the same length n, find whether it is possible"
+    )
     assert all("**" not in r.question and r.question == r.question.strip() for r in corpus.values())
     assert not any(r.question[:1].isdigit() for r in corpus.values())
 
@@ -118,19 +121,24 @@ def test_q_and_a_pairs():
 @pytest.mark.parametrize("answer_label", ["Answer:", "**Answer:**", "answer:", "A:"])
 def test_answer_label_closes_a_q_and_a_pair(tmp_path, question_label, answer_label):
     source = tmp_path / "qa.md"
-    source.write_text(f"{question_label} What is a closure?\n{answer_label} A function.\n\n"
-                      f"{question_label} What is a generator?\n{answer_label} An iterator.\n")
+    source.write_text(
+        f"{question_label} What is a closure?\n{answer_label} A function.\n\n"
+        f"{question_label} What is a generator?\n{answer_label} An iterator.\n"
+    )
     records = parse_file(source).records
     assert [(r.question, r.answer, r.status) for r in records] == [
-        ("What is a closure?", "A function.", "ok"), ("What is a generator?", "An iterator.", "ok")]
+        ("What is a closure?", "A function.", "ok"),
+        ("What is a generator?", "An iterator.", "ok"),
+    ]
 
 
 @pytest.mark.parametrize("marker", ["Answer:", "**Answer:**", "Solution:", "*solution*"])
 @pytest.mark.parametrize("question", ["**1. What is X?**", "### 1) What is X?"])
 def test_answer_markers_in_bold_and_heading_documents_are_dropped(tmp_path, question, marker):
     source = tmp_path / "doc.md"
-    source.write_text(f"{question}\n\n{marker}\n\nAn x.\n\n{question.replace('1', '2').replace('X', 'Y')}\n\n"
-                      f"{marker} A y.\n")
+    source.write_text(
+        f"{question}\n\n{marker}\n\nAn x.\n\n{question.replace('1', '2').replace('X', 'Y')}\n\n{marker} A y.\n"
+    )
     report = parse_file(source)
     assert [(r.id, r.answer) for r in report.records] == [(1, "An x."), (2, "A y.")]
     assert report.skipped == []
@@ -147,16 +155,20 @@ def test_bundled_corpus_records_are_unchanged():
     bundled corpus must be deliberate (update the digest, raise PARSER_VERSION). Last update: code is
     literal in the plain text, so entry 26's fenced code keeps `a*2`, `feed_dict` and `# Launch Session`;
     every record field is as before."""
-    rows = [[r.id, r.line, r.question_raw, r.question, r.answer, r.status, r.section, plain_text(r.answer)]
-            for r in parse_file(CORPUS).records]
+    rows = [
+        [r.id, r.line, r.question_raw, r.question, r.answer, r.status, r.section, plain_text(r.answer)]
+        for r in parse_file(CORPUS).records
+    ]
     digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     assert digest == "71545e21a562a698298c95b67cd78ced831a86c379a050154e67a769d4b623af"
 
 
 def test_question_with_a_parenthesised_link_and_a_code_span_comes_out_whole(tmp_path):
     source = tmp_path / "doc.md"
-    source.write_text("**1. What is [BERT](https://en.wikipedia.org/wiki/BERT_(language_model))?**\n\nA model.\n\n"
-                      "**2. What is `<div>` in HTML?**\n\nA block.\n")
+    source.write_text(
+        "**1. What is [BERT](https://en.wikipedia.org/wiki/BERT_(language_model))?**\n\nA model.\n\n"
+        "**2. What is `<div>` in HTML?**\n\nA block.\n"
+    )
     records = parse_file(source).records
     assert [r.question for r in records] == ["What is BERT?", "What is <div> in HTML?"]
     _, _, texts = embedding_texts(records)  # and the model reads the question as shown
@@ -170,11 +182,14 @@ def test_repeated_numbers_keep_every_entry_with_unique_ids_and_warn():
     assert report.records[4].status == "missing"  # "..." is a placeholder
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("table.csv", [(7, "What is CSV?", "ok", "Formats"), (9, "Empty one?", "missing", "Formats")]),
-    ("table.json", [(1, "What is JSON?", "ok", ""), (2, "Missing?", "missing", "")]),
-    ("table.jsonl", [(1, "What is JSONL?", "ok", ""), (2, "Second?", "ok", "")]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("table.csv", [(7, "What is CSV?", "ok", "Formats"), (9, "Empty one?", "missing", "Formats")]),
+        ("table.json", [(1, "What is JSON?", "ok", ""), (2, "Missing?", "missing", "")]),
+        ("table.jsonl", [(1, "What is JSONL?", "ok", ""), (2, "Second?", "ok", "")]),
+    ],
+)
 def test_tables_give_ids_from_the_id_column_or_the_row_number(name, expected):
     assert summary(FIXTURES / name) == expected
 
@@ -185,20 +200,39 @@ def test_csv_answer_with_commas_is_kept_whole():
 
 def test_several_files_get_file_prefixed_ids():
     reports = parse_corpus([FIXTURES / "table.csv", FIXTURES / "table.json"])
-    assert [r.id for rep in reports for r in rep.records] == ["table.csv#7", "table.csv#9", "table.json#1",
-                                                              "table.json#2"]
+    assert [r.id for rep in reports for r in rep.records] == [
+        "table.csv#7",
+        "table.csv#9",
+        "table.json#1",
+        "table.json#2",
+    ]
 
 
-@pytest.mark.parametrize("answer, status", [
-    ("", "missing"), ("   \n", "missing"), ("TODO", "missing"), ("tbd.", "missing"), ("Coming soon!", "missing"),
-    ("Answer here", "missing"), ("...", "missing"), ("…", "missing"),
-    ("[click](https://x.org)", "link_only"), ("https://x.org/a", "link_only"), ("![fig](a.png)", "link_only"),
-    ('<img src="a.png" />', "link_only"), ("See [the docs](https://x.org) for more.", "ok"),
-    ("```\nprint(1)\n```", "ok"), ("To do this, call fit().", "ok"),
-    ("[[Answer]](https://x.org/kb/1)", "link_only"), ("Answer: [here](https://x.org)", "link_only"),
-    ("[src](https://x.org)", "link_only"), ("###### Source\n\n* https://github.com/x/y", "link_only"),
-    ("Yes, see [here](https://x.org).", "ok"),
-])
+@pytest.mark.parametrize(
+    "answer, status",
+    [
+        ("", "missing"),
+        ("   \n", "missing"),
+        ("TODO", "missing"),
+        ("tbd.", "missing"),
+        ("Coming soon!", "missing"),
+        ("Answer here", "missing"),
+        ("...", "missing"),
+        ("…", "missing"),
+        ("[click](https://x.org)", "link_only"),
+        ("https://x.org/a", "link_only"),
+        ("![fig](a.png)", "link_only"),
+        ('<img src="a.png" />', "link_only"),
+        ("See [the docs](https://x.org) for more.", "ok"),
+        ("```\nprint(1)\n```", "ok"),
+        ("To do this, call fit().", "ok"),
+        ("[[Answer]](https://x.org/kb/1)", "link_only"),
+        ("Answer: [here](https://x.org)", "link_only"),
+        ("[src](https://x.org)", "link_only"),
+        ("###### Source\n\n* https://github.com/x/y", "link_only"),
+        ("Yes, see [here](https://x.org).", "ok"),
+    ],
+)
 def test_answer_status_rule(answer, status):
     assert answer_status(answer) == status
 
@@ -211,13 +245,16 @@ def test_crlf_and_utf16_documents_parse_like_utf8(tmp_path):
         assert [(r.id, r.answer) for r in parse_file(tmp_path / name).records] == [(1, "An x."), (2, "A y.")]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "no question-and-answer entries"),
-    (b"   \n\n", "no question-and-answer entries"),
-    (b"# Just a title\n\nSome prose without questions.\n", "no question-and-answer entries"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-    (b"**1. Caf\xe9?**\n\nyes\n", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "no question-and-answer entries"),
+        (b"   \n\n", "no question-and-answer entries"),
+        (b"# Just a title\n\nSome prose without questions.\n", "no question-and-answer entries"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (b"**1. Caf\xe9?**\n\nyes\n", "not UTF-8"),
+    ],
+)
 def test_unusable_documents_raise_one_clear_error(tmp_path, content, message):
     path = tmp_path / "doc.md"
     path.write_bytes(content)
@@ -226,12 +263,15 @@ def test_unusable_documents_raise_one_clear_error(tmp_path, content, message):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("a.csv", "name,text\nx,y\n", "needs 'question' and 'answer' columns"),
-    ("a.json", '{"question": "x"}', "needs 'question' and 'answer' columns"),
-    ("a.json", "[1, 2, 3]", "needs 'question' and 'answer' columns"),
-    ("a.jsonl", '{"question": "x", "answer": "y"}\nnot json\n', "cannot be read as JSONL"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("a.csv", "name,text\nx,y\n", "needs 'question' and 'answer' columns"),
+        ("a.json", '{"question": "x"}', "needs 'question' and 'answer' columns"),
+        ("a.json", "[1, 2, 3]", "needs 'question' and 'answer' columns"),
+        ("a.jsonl", '{"question": "x", "answer": "y"}\nnot json\n', "cannot be read as JSONL"),
+    ],
+)
 def test_tables_of_the_wrong_shape_raise_one_clear_error(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
@@ -250,7 +290,9 @@ def test_entries_numbered_in_other_scripts_are_found(tmp_path):
     source = tmp_path / "arabic_digits.md"
     source.write_text("١. **What is X?**\nX is a thing.\n\n٢. **What is Y?**\nY is another.\n", encoding="utf-8")
     assert [(r.id, r.question, r.status) for r in parse_file(source).records] == [
-        (1, "What is X?", "ok"), (2, "What is Y?", "ok")]
+        (1, "What is X?", "ok"),
+        (2, "What is Y?", "ok"),
+    ]
 
 
 # ---- documents as people write them: structure over wording ---------------------------------------
@@ -297,8 +339,12 @@ def test_product_faq_with_sections_statements_and_missing_answers():
 def test_interview_headings_that_are_imperatives_or_statements_are_entries_counted_in_reading_order():
     records = parse_file(FIXTURES / "interview_h3.md").records
     assert [(r.id, r.question) for r in records] == [
-        (1, "What is a decorator?"), (2, "Define a generator"), (3, "Discuss __init__ vs __new__"),
-        (4, "Finding duplicate keys in a list of pairs"), (5, "Is Python compiled?")]
+        (1, "What is a decorator?"),
+        (2, "Define a generator"),
+        (3, "Discuss __init__ vs __new__"),
+        (4, "Finding duplicate keys in a list of pairs"),
+        (5, "Is Python compiled?"),
+    ]
 
 
 def test_source_sub_heading_is_shown_but_not_embedded_and_back_to_top_is_dropped():
@@ -331,8 +377,10 @@ def test_bold_labels_and_undecorated_bold_lines_stay_in_their_answer_and_the_lat
     report = parse_file(FIXTURES / "bold_emoji.md")
     assert "**Example:**" in report.records[1].answer
     assert "**Reading the curve**\n\nThe closer" in report.records[2].answer
-    assert (28, "bold line without the decoration that the entries share; kept in the answer above it") \
-        in report.skipped
+    assert (
+        28,
+        "bold line without the decoration that the entries share; kept in the answer above it",
+    ) in report.skipped
 
 
 def test_prose_in_no_entry_is_listed_with_its_line_and_why():
@@ -381,12 +429,18 @@ def _accounting_gaps(path: Path) -> list[str]:
         record = entry_at.get(number)
         if place not in PLACES:
             gaps.append(f"line {number}: no place")
-        elif place == "question" and not (_holds(record.question_raw, words) or clean_question(words) == record.question):
+        elif place == "question" and not (
+            _holds(record.question_raw, words) or clean_question(words) == record.question
+        ):
             gaps.append(f"line {number}: not in its entry's question")
         elif place == "answer" and not _holds(record.answer if record else "", words):
             gaps.append(f"line {number}: not in its entry's answer")
-        elif place in ("preamble", "section", "back matter") and has_words(prose_text(line)) \
-                and not re.match(r"\s{0,3}#", line) and _paragraph_start(raw_lines, parsed.places, number) not in not_taken:
+        elif (
+            place in ("preamble", "section", "back matter")
+            and has_words(prose_text(line))
+            and not re.match(r"\s{0,3}#", line)
+            and _paragraph_start(raw_lines, parsed.places, number) not in not_taken
+        ):
             gaps.append(f"line {number}: prose in no entry, not listed as not taken")
     if sum(parsed.place_counts().values()) != sum(1 for line in raw_lines if line.strip()):
         gaps.append("place counts do not add up to the non-blank lines")
@@ -404,8 +458,9 @@ def _paragraph_start(raw_lines: list[str], places: list[str], number: int) -> in
     return number
 
 
-@pytest.mark.parametrize("path", MARKDOWN_FIXTURES + [CORPUS] + sorted(EVAL_DOCUMENTS.glob("*.md")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", MARKDOWN_FIXTURES + [CORPUS] + sorted(EVAL_DOCUMENTS.glob("*.md")), ids=lambda p: p.name
+)
 def test_every_line_of_the_document_is_accounted_for(path):
     assert _accounting_gaps(path) == []
 
@@ -415,7 +470,8 @@ def test_eval_documents_give_the_entries_a_person_counts(name):
     rows = [line.split("\t") for line in (EVAL_DOCUMENTS / f"{name}.ids.tsv").read_text(encoding="utf-8").splitlines()]
     records = parse_file(EVAL_DOCUMENTS / f"{name}.md").records
     assert [(r.id, r.line, r.question) for r in records] == [
-        (int(i), int(line), " ".join(heading.split())) for i, line, heading in rows]
+        (int(i), int(line), " ".join(heading.split())) for i, line, heading in rows
+    ]
 
 
 def test_lumen_faq_statuses_match_its_notes():
@@ -434,48 +490,71 @@ def test_the_parse_command_prints_where_every_line_went_and_all_lines_not_taken(
     out, err = io.StringIO(), io.StringIO()
     assert main(["parse", str(FIXTURES / "product_faq_h2.md")], out, err) == 0
     text = out.getvalue()
-    assert ("  lines: all 24 non-blank lines accounted for: 5 question, 8 answer, 1 title, 3 metadata, "
-            "3 preamble, 4 back matter\n") in text
+    assert (
+        "  lines: all 24 non-blank lines accounted for: 5 question, 8 answer, 1 title, 3 metadata, "
+        "3 preamble, 4 back matter\n"
+    ) in text
     assert text.count("  not taken: line ") == 4
 
 
 def test_question_sub_headings_under_numbered_entries_stay_in_their_answer():
     report = parse_file(FIXTURES / "numbered_h2.md")
     assert [(r.id, r.question) for r in report.records] == [
-        (1, "What is a shell?"), (2, "How do pipes work?"), (3, "Explain exit codes.")]
-    assert report.records[1].answer.endswith("#### Why not use temporary files?\n\nPipes need no disk space and both "
-                                             "commands run at once.")  # the trailing `<br>` is dropped
+        (1, "What is a shell?"),
+        (2, "How do pipes work?"),
+        (3, "Explain exit codes."),
+    ]
+    assert report.records[1].answer.endswith(
+        "#### Why not use temporary files?\n\nPipes need no disk space and both commands run at once."
+    )  # the trailing `<br>` is dropped
     assert (22, "question heading without the number the entries share; kept in the answer above it") in report.skipped
 
 
 def test_headings_inside_numbered_list_items_are_entries_with_their_answers_unindented():
     report = parse_file(FIXTURES / "listed_headings.md")
     assert [(r.id, r.question, r.status) for r in report.records] == [
-        (1, "What is a commit", "ok"), (2, "What is a branch", "ok"), (3, "Explain rebase", "missing")]
-    assert report.records[0].answer.startswith("A snapshot of the project with a message and an author.\n\n1. **Tree:**\n\n"
-                                               "   The state of the files.")
+        (1, "What is a commit", "ok"),
+        (2, "What is a branch", "ok"),
+        (3, "Explain rebase", "missing"),
+    ]
+    assert report.records[0].answer.startswith(
+        "A snapshot of the project with a message and an author.\n\n1. **Tree:**\n\n   The state of the files."
+    )
     assert report.records[1].answer == "A movable pointer to a commit."  # back-to-top link dropped
-    assert report.places["contents"] == 6 and (37, "prose under the heading 'Disclaimer', in no entry") in report.skipped
+    assert (
+        report.places["contents"] == 6 and (37, "prose under the heading 'Disclaimer', in no entry") in report.skipped
+    )
 
 
-@pytest.mark.parametrize("title, place", [
-    ("References", "back matter"), ("Further reading", "back matter"), ("Credits and thanks", "back matter"),
-    ("Sources of bias", "section"), ("How to contribute?", "section"), ("Table of contents", "contents"),
-    ("Introduction", "preamble"), ("Setup", "section"),
-])
+@pytest.mark.parametrize(
+    "title, place",
+    [
+        ("References", "back matter"),
+        ("Further reading", "back matter"),
+        ("Credits and thanks", "back matter"),
+        ("Sources of bias", "section"),
+        ("How to contribute?", "section"),
+        ("Table of contents", "contents"),
+        ("Introduction", "preamble"),
+        ("Setup", "section"),
+    ],
+)
 def test_front_and_back_matter_headings_are_told_from_sections(title, place):
     assert heading_place(title) == place
 
 
 def test_in_a_plain_bold_document_a_bold_statement_after_the_first_entry_is_one_and_before_it_is_reported(tmp_path):
     source = tmp_path / "doc.md"
-    source.write_text("**Read this first**\n\nAnswers are short.\n\n**What is X?**\n\nAn x.\n\n**Gradient descent**\n\n"
-                      "Steps downhill.\n\n**Why Y?**\n\nBecause.\n")
+    source.write_text(
+        "**Read this first**\n\nAnswers are short.\n\n**What is X?**\n\nAn x.\n\n**Gradient descent**\n\n"
+        "Steps downhill.\n\n**Why Y?**\n\nBecause.\n"
+    )
     report = parse_file(source)
     assert [r.question for r in report.records] == ["What is X?", "Gradient descent", "Why Y?"]
     assert report.skipped == [
         (1, "bold line before the first entry, in a document whose entries share no number or decoration"),
-        (3, "prose before the first entry")]
+        (3, "prose before the first entry"),
+    ]
 
 
 def test_lines_led_by_a_bold_number_are_entries_and_numbering_that_starts_again_counts_in_reading_order():
@@ -486,19 +565,26 @@ def test_lines_led_by_a_bold_number_are_entries_and_numbering_that_starts_again_
         (3, 'FizzBuzz. Print numbers from 1 to 100, "Fizz" for multiples of 3.', "ok", "Coding (Python)"),
         (4, "Mean. Compute the mean of a list.", "missing", "Coding (Python)"),
     ]
-    assert report.warnings == ["entry numbers start again at 1 (1 time); ids count the entries in reading order instead"]
+    assert report.warnings == [
+        "entry numbers start again at 1 (1 time); ids count the entries in reading order instead"
+    ]
     assert (7, "prose under the heading 'SQL', in no entry") in report.skipped
 
 
-@pytest.mark.parametrize("document", [
-    "Q1. What is X?\nAns: An x.\n\nQ2. What is Y?\nAns: A y.\n",
-    "## 1. What is X?\n\n### Answer\n\nAn x.\n\n## 2. What is Y?\n\n### Answer\n\nA y.\n",
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        "Q1. What is X?\nAns: An x.\n\nQ2. What is Y?\nAns: A y.\n",
+        "## 1. What is X?\n\n### Answer\n\nAn x.\n\n## 2. What is Y?\n\n### Answer\n\nA y.\n",
+    ],
+)
 def test_ans_labels_and_answer_sub_headings_are_dropped(tmp_path, document):
     source = tmp_path / "doc.md"
     source.write_text(document)
     assert [(r.id, r.question, r.answer) for r in parse_file(source).records] == [
-        (1, "What is X?", "An x."), (2, "What is Y?", "A y.")]
+        (1, "What is X?", "An x."),
+        (2, "What is Y?", "A y."),
+    ]
 
 
 def test_numbered_bold_steps_inside_answers_do_not_outvote_the_question_headings(tmp_path):

@@ -6,6 +6,7 @@ A real PostgreSQL 16 with pgvector (the `pgserver` package) starts once per sess
 and is stopped at the end. This file is also the worker script of the concurrency test
 (`python tests/test_pgstore.py rebuild|query ...`).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,16 +24,16 @@ from urllib.parse import quote
 import numpy as np
 import psycopg
 import pytest
-
 from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
-from indexer.retrieval import search as search_module
-from indexer.indexing.build import build, embedding_texts, ensure_index
-from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
-from indexer.retrieval.lexical import LexicalIndex
+
 from indexer.documents.parse import parse_corpus, source_files
-from indexer.stores.postgres import PgStore, nearest_query
 from indexer.documents.records import Record
+from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
+from indexer.indexing.build import build, embedding_texts, ensure_index
+from indexer.retrieval import search as search_module
+from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, current_path
+from indexer.stores.postgres import PgStore, nearest_query
 from indexer.stores.spec import open_store
 
 MODEL = "fake-model"
@@ -65,10 +66,12 @@ def fresh_pg_store(url: str, **options) -> PgStore:
 @pytest.fixture(params=["faiss", "postgresql"])
 def new_store(request, tmp_path):
     """A factory of empty stores of one kind (each call a new index)."""
+
     def make():
         if request.param == "faiss":
             return FaissStore(tmp_path / f"index-{uuid.uuid4().hex[:8]}")
         return fresh_pg_store(request.getfixturevalue("pg_url"))
+
     return make
 
 
@@ -78,8 +81,10 @@ def edit_manifest(store, **changes) -> None:
         path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
         return
     with store.connect(autocommit=True) as conn:
-        conn.execute("UPDATE indexer_generations SET manifest = manifest || %s::jsonb "
-                     "WHERE index_name = %s AND is_current", (json.dumps(changes), store.name))
+        conn.execute(
+            "UPDATE indexer_generations SET manifest = manifest || %s::jsonb WHERE index_name = %s AND is_current",
+            (json.dumps(changes), store.name),
+        )
 
 
 def damage(store) -> None:
@@ -88,8 +93,9 @@ def damage(store) -> None:
         (current_path(store.index_dir) / "rows.npy").write_text("{}")
         return
     with store.connect(autocommit=True) as conn:
-        generation = conn.execute("SELECT id FROM indexer_generations WHERE index_name = %s AND is_current",
-                                  (store.name,)).fetchone()[0]
+        generation = conn.execute(
+            "SELECT id FROM indexer_generations WHERE index_name = %s AND is_current", (store.name,)
+        ).fetchone()[0]
         conn.execute(f"DELETE FROM indexer_rows_{generation} WHERE row_number = 7")
 
 
@@ -103,8 +109,12 @@ def generations_left(store: PgStore, since: int) -> dict[int, int]:
     """generation id → number of its tables still in the database, for ids from `since` on, with the
     ids the catalog still lists for this store (so orphaned tables would show up too)."""
     with store.connect(autocommit=True) as conn:
-        listed = {g: 0 for (g,) in conn.execute(
-            "SELECT id FROM indexer_generations WHERE index_name = %s AND id >= %s", (store.name, since))}
+        listed = {
+            g: 0
+            for (g,) in conn.execute(
+                "SELECT id FROM indexer_generations WHERE index_name = %s AND id >= %s", (store.name, since)
+            )
+        }
         for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE tablename ~ '^indexer_(rows|records)_'"):
             generation = int(table.rsplit("_", 1)[1])
             if generation >= since:
@@ -113,6 +123,7 @@ def generations_left(store: PgStore, since: int) -> dict[int, int]:
 
 
 # ---- the same store-level behaviour from both stores --------------------------------------------
+
 
 def test_round_trip_answers_like_a_brute_force_oracle(new_store, fake_encoder):
     store = new_store()
@@ -157,8 +168,9 @@ def test_cached_vectors_mean_unchanged_texts_are_not_embedded_again(new_store, c
     assert len(store.load().cached_vectors(store.read_manifest()["model_fingerprint"])) == 154
     assert store.load().cached_vectors("another model") == {}
     text = corpus_copy.read_text(encoding="utf-8")
-    corpus_copy.write_text(text.replace("Backpropagation is a technique", "Backpropagation is a method"),
-                           encoding="utf-8")
+    corpus_copy.write_text(
+        text.replace("Backpropagation is a technique", "Backpropagation is a method"), encoding="utf-8"
+    )
     fake_encoder.encoded.clear()
     summary = build([corpus_copy], store, lambda: fake_encoder, MODEL)
     assert len(fake_encoder.encoded) == summary.embedded == 1 and summary.reused == 153
@@ -171,8 +183,9 @@ def test_edited_source_or_other_model_makes_the_index_stale(new_store, corpus_co
     ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
     assert notices == []
     entry = "**80. What is saddle point?**\n\n*Solution*\n"
-    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8").replace(entry, entry + "\nA flat point.\n"),
-                           encoding="utf-8")
+    corpus_copy.write_text(
+        corpus_copy.read_text(encoding="utf-8").replace(entry, entry + "\nA flat point.\n"), encoding="utf-8"
+    )
     loaded = ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
     assert len(notices) == 1 and "source changed" in notices[0] and store.location in notices[0]
     assert loaded.manifest["missing_count"] == 9
@@ -215,6 +228,7 @@ def test_a_failed_build_leaves_the_previous_index_usable(new_store, tmp_path, fa
 
 # ---- PostgreSQL only -----------------------------------------------------------------------------
 
+
 def test_an_index_of_the_previous_format_is_rebuilt_from_its_cached_vectors(pg_url, fake_encoder):
     store = fresh_pg_store(pg_url)
     build([CORPUS], store, lambda: fake_encoder, MODEL)
@@ -233,10 +247,10 @@ def test_open_store_picks_the_store_from_the_spec(tmp_path, pg_url):
 
 
 def test_faiss_store_never_imports_psycopg():
-    code = ("import sys; from indexer.stores.spec import open_store; open_store('index'); "
-            "print('psycopg' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=ROOT)
+    code = (
+        "import sys; from indexer.stores.spec import open_store; open_store('index'); print('psycopg' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "False"
 
 
@@ -260,8 +274,9 @@ def test_an_open_reader_keeps_its_generation_until_it_closes(pg_url, corpus_copy
     reader = store.load()
     query = fake_encoder.encode(["what is overfitting"])
     before = reader.field_cosines(query, np.arange(82))
-    corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8").replace("overfitting", "over-fitting"),
-                           encoding="utf-8")
+    corpus_copy.write_text(
+        corpus_copy.read_text(encoding="utf-8").replace("overfitting", "over-fitting"), encoding="utf-8"
+    )
     for _ in range(3):
         build([corpus_copy], store, lambda: fake_encoder, MODEL)
     current = current_generation(store)
@@ -284,8 +299,11 @@ def test_a_reader_reconnects_when_its_connection_drops_and_says_when_its_generat
 
     def drop_reader_connection() -> None:
         with store.connect(autocommit=True) as conn:
-            (pid,), = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
-                                   "AND objid = %s AND objsubid = 2", (reader.generation,)).fetchall()
+            ((pid,),) = conn.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
+                "AND objid = %s AND objsubid = 2",
+                (reader.generation,),
+            ).fetchall()
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     drop_reader_connection()
@@ -302,8 +320,12 @@ def synthetic(entries: int, dimension: int = 16) -> tuple[list[Record], RowTable
     records = [Record(i, f"question {i}", f"answer {i}", "ok", i) for i in range(entries)]
     positions = np.tile(np.arange(entries, dtype=np.int32), 2)
     rows = RowTable(positions, ["question"] * entries + ["answer"] * entries, [f"k{i}" for i in range(2 * entries)])
-    return records, rows, vectors, {"dimension": dimension, "record_count": entries, "question_vectors": entries,
-                                    "answer_vectors": entries}
+    return (
+        records,
+        rows,
+        vectors,
+        {"dimension": dimension, "record_count": entries, "question_vectors": entries, "answer_vectors": entries},
+    )
 
 
 @pytest.mark.parametrize("hnsw_min_rows", [0, 10**6])
@@ -321,9 +343,12 @@ def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows)
     with store.connect(autocommit=True) as conn:
         indexes = [d for (d,) in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (table,))]
         assert any("USING hnsw (embedding vector_ip_ops)" in d for d in indexes) == hnsw
-        plan = "\n".join(line for (line,) in conn.execute(
-            psycopg.sql.SQL("EXPLAIN ") + nearest_query(psycopg.sql.Identifier(table)),
-            (str(query[0].tolist()), 20)))
+        plan = "\n".join(
+            line
+            for (line,) in conn.execute(
+                psycopg.sql.SQL("EXPLAIN ") + nearest_query(psycopg.sql.Identifier(table)), (str(query[0].tolist()), 20)
+            )
+        )
         assert ("Index Scan using" in plan) == hnsw, plan
     oracle = rows.positions[np.argsort(-(vectors @ query.T), axis=0)[:20].T]
     found = [loaded.nearest_positions(q[None, :], 20) for q in query]
@@ -335,6 +360,7 @@ def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows)
 
 
 # ---- dense results equal FAISS on the dev queries (real model) ----------------------------------
+
 
 @pytest.fixture(scope="module")
 def real_pair(real_index, pg_url):
@@ -351,8 +377,14 @@ def real_pair(real_index, pg_url):
             store.write(stored.records, stored.rows, stored.vectors, stored.manifest, stored.lexical)
         loaded = store.load()
         with store.connect(autocommit=True) as conn:
-            plan = " ".join(line for (line,) in conn.execute(psycopg.sql.SQL("EXPLAIN ") + nearest_query(
-                psycopg.sql.Identifier(f"indexer_rows_{loaded.generation}")), (str(stored.vectors[0].tolist()), 20)))
+            plan = " ".join(
+                line
+                for (line,) in conn.execute(
+                    psycopg.sql.SQL("EXPLAIN ")
+                    + nearest_query(psycopg.sql.Identifier(f"indexer_rows_{loaded.generation}")),
+                    (str(stored.vectors[0].tolist()), 20),
+                )
+            )
         assert ("Index Scan using" in plan) == (kind == "hnsw"), plan
         pair[kind] = QAIndex(loaded, real_index.model, encoder_factory=lambda model: real_index.encoder)
     return real_index, pair
@@ -377,8 +409,9 @@ def test_search_results_equal_faiss_on_the_dev_queries(real_pair, monkeypatch, s
     # related() goes through question_vector and the same candidate search
     assert [h.record.id for h in pg_qa.related(17)] == [h.record.id for h in faiss_qa.related(17)]
     missing = [record.id for record in faiss_qa.missing()]
-    assert [[h.record.id for h in hints] for hints in pg_qa.hints_many(missing)] == \
-        [[h.record.id for h in hints] for hints in faiss_qa.hints_many(missing)]
+    assert [[h.record.id for h in hints] for hints in pg_qa.hints_many(missing)] == [
+        [h.record.id for h in hints] for hints in faiss_qa.hints_many(missing)
+    ]
 
 
 # ---- rebuilds under concurrent readers -----------------------------------------------------------
@@ -389,8 +422,11 @@ QUERIES = ["what is overfitting", "how does gradient descent work", "batch norma
 def edited_corpus(folder: Path) -> Path:
     """The corpus with one more entry, so readers can tell the two versions apart by their counts."""
     path = folder / "edited.md"
-    path.write_text(CORPUS.read_text(encoding="utf-8") + "\n**83. What is a concurrency test?**\n\n*Solution*\n\n"
-                    "One process rebuilds while another reads.\n", encoding="utf-8")
+    path.write_text(
+        CORPUS.read_text(encoding="utf-8") + "\n**83. What is a concurrency test?**\n\n*Solution*\n\n"
+        "One process rebuilds while another reads.\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -418,11 +454,17 @@ def test_readers_see_only_complete_indexes_while_another_process_rebuilds(pg_url
     done = tmp_path / "rebuilds-done"
     worker = [sys.executable, __file__, pg_url, store.name]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    reader = subprocess.Popen(worker + ["query", str(tmp_path / "expected.json"), str(done)],
-                              stdout=subprocess.PIPE, text=True, env=env)
+    reader = subprocess.Popen(
+        worker + ["query", str(tmp_path / "expected.json"), str(done)], stdout=subprocess.PIPE, text=True, env=env
+    )
     time.sleep(1.5)  # let the reader start querying first
-    rebuilder = subprocess.run(worker + ["rebuild", str(CORPUS), str(versions[83]), str(done)],
-                               capture_output=True, text=True, timeout=120, env=env)
+    rebuilder = subprocess.run(
+        worker + ["rebuild", str(CORPUS), str(versions[83]), str(done)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     report = json.loads(reader.communicate(timeout=60)[0])
     print(report)
     assert rebuilder.returncode == 0, rebuilder.stderr
@@ -488,8 +530,17 @@ def _query(url: str, name: str, expected_path: str, done: str) -> None:
         if finished:
             break
     pinned.close()
-    print(json.dumps({"errors": errors[:20], "loads": loads, "queries": queries, "versions": sorted(versions),
-                      "generations": len(generations)}))
+    print(
+        json.dumps(
+            {
+                "errors": errors[:20],
+                "loads": loads,
+                "queries": queries,
+                "versions": sorted(versions),
+                "generations": len(generations),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

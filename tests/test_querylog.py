@@ -3,6 +3,7 @@ table (records, feedback, retention, many writers at once), then what only the f
 file beside the generations that survives rebuilds; damaged or locked files), the engine hook, and
 the CLI (`search --log`, `eval --from-log`).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,29 +12,40 @@ import sqlite3
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from core_fixtures import CORPUS
-from indexer.indexing.build import build
-from indexer.documents.records import Hit, Record
-from indexer.engine import QAIndex
-from indexer.usage.querylog import (BUSY_TIMEOUT_MS, LOG_FILE, LogEntry, PgQueryLog, QueryLogError, SqliteQueryLog,
-                              existing_query_log, feedback_queries, open_query_log)
-from indexer.retrieval.search import SearchResult
-from indexer.stores.disk import FaissStore
 from test_cli import run
 from test_pgstore import pg_url  # noqa: F401  (the PostgreSQL server fixture, started once per session)
 
-NOW = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
+from indexer.documents.records import Hit, Record
+from indexer.engine import QAIndex
+from indexer.indexing.build import build
+from indexer.retrieval.search import SearchResult
+from indexer.stores.disk import FaissStore
+from indexer.usage.querylog import (
+    BUSY_TIMEOUT_MS,
+    LOG_FILE,
+    LogEntry,
+    PgQueryLog,
+    QueryLogError,
+    SqliteQueryLog,
+    existing_query_log,
+    feedback_queries,
+    open_query_log,
+)
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 def searched(query: str, ids: tuple = (1, 2), no_match: bool = False) -> SearchResult:
     """A search result as `search()` makes it: with no match, `hits` is empty and `nearest` is shown greyed."""
-    hits = [Hit(Record(i, f"question {i}", "an answer", "ok", 1), 0.9 - n / 10, "question", 0.9 - n / 10, None)
-            for n, i in enumerate(ids)]
+    hits = [
+        Hit(Record(i, f"question {i}", "an answer", "ok", 1), 0.9 - n / 10, "question", 0.9 - n / 10, None)
+        for n, i in enumerate(ids)
+    ]
     return SearchResult(query, [] if no_match else hits, hits, no_match)
 
 
@@ -60,7 +72,7 @@ def test_a_search_is_recorded_with_its_results_verdict_and_generation(make_log):
     assert not one.no_match and one.confidence == 0.9 and one.generation == "build-1" and one.feedback is None
     assert two.no_match and two.results == ((1, 0.9), (2, 0.8))  # the greyed nearest entries the reader saw
     assert two.is_gap and not one.is_gap
-    assert abs((one.asked_at - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert abs((one.asked_at - datetime.now(UTC)).total_seconds()) < 60
 
 
 def test_writes_from_many_threads_at_once_lose_nothing(make_log):
@@ -87,8 +99,9 @@ def test_writes_from_many_threads_at_once_lose_nothing(make_log):
     assert errors == []
     logged = shared.entries()
     assert len(ids) == len(set(ids)) == len(logged) == threads * per_thread
-    assert {entry.query for entry in logged} == {f"thread {n} query {i}" for n in range(threads)
-                                                  for i in range(per_thread)}
+    assert {entry.query for entry in logged} == {
+        f"thread {n} query {i}" for n in range(threads) for i in range(per_thread)
+    }
 
 
 def _write_from_a_process(path: Path, number: int, count: int) -> None:
@@ -143,7 +156,7 @@ def test_feedback_on_an_unknown_search_or_without_a_verdict_is_a_one_line_error(
 
 def test_entries_older_than_the_retention_period_are_pruned(make_log):
     log = make_log()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for days_ago in (400, 100, 10, 0):
         log.record(searched(f"{days_ago} days ago"), "build-1", asked_at=now - timedelta(days=days_ago))
     assert [e.query for e in make_log(days=90).entries()] == ["10 days ago", "0 days ago"]  # opening prunes
@@ -154,8 +167,8 @@ def test_entries_older_than_the_retention_period_are_pruned(make_log):
 def test_entries_since_a_date_leave_out_older_ones(make_log):
     log = make_log(days=100_000)  # these fixed dates must outlive the retention period whenever the test runs
     for day in (1, 2, 3):
-        log.record(searched(f"day {day}"), "build-1", asked_at=datetime(2026, 12, day, 9, tzinfo=timezone.utc))
-    since = datetime(2026, 12, 2, tzinfo=timezone.utc)
+        log.record(searched(f"day {day}"), "build-1", asked_at=datetime(2026, 12, day, 9, tzinfo=UTC))
+    since = datetime(2026, 12, 2, tzinfo=UTC)
     assert [e.query for e in log.entries(since=since)] == ["day 2", "day 3"]
 
 
@@ -185,12 +198,22 @@ def test_the_log_stores_no_user_identity_or_address(tmp_path):
     with sqlite3.connect(tmp_path / LOG_FILE) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(queries)")}
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert columns == {"id", "asked_at", "query", "results", "no_match", "confidence", "generation", "feedback",
-                       "answered_id"}
+    assert columns == {
+        "id",
+        "asked_at",
+        "query",
+        "results",
+        "no_match",
+        "confidence",
+        "generation",
+        "feedback",
+        "answered_id",
+    }
     assert mode == "wal"
 
 
 # ---- the folder store: a file with the index, and the engine hook -----------------------------------
+
 
 @pytest.fixture
 def fake_qa(tmp_path, fake_encoder, monkeypatch) -> QAIndex:
@@ -255,6 +278,7 @@ def test_a_locked_log_is_one_line_and_searching_goes_on(fake_qa, tmp_path):
 
 # ---- the CLI: search --log, eval --from-log ------------------------------------------------------------
 
+
 @pytest.fixture
 def index_copy(real_index, tmp_path, monkeypatch) -> str:
     """A private copy of the session's real-model index folder, so each test has a log of its own."""
@@ -271,8 +295,9 @@ def _logged(index_dir: str) -> list[LogEntry]:
 def test_cli_searches_are_logged_only_with_log(index_copy, tmp_path):
     code, out, _ = run("search", "what is deep learning", "--index-dir", index_copy, "--source", str(CORPUS))
     assert code == 0 and "Deep Learning" in out and not (Path(index_copy) / LOG_FILE).exists()
-    code, _, err = run("search", "what is deep learning", "--index-dir", index_copy, "--source", str(CORPUS),
-                       "--log", "--json")
+    code, _, err = run(
+        "search", "what is deep learning", "--index-dir", index_copy, "--source", str(CORPUS), "--log", "--json"
+    )
     assert code == 0 and err == ""
     (entry,) = _logged(index_copy)
     assert entry.query == "what is deep learning" and entry.results[0][0] == 1 and not entry.no_match
@@ -293,8 +318,14 @@ def test_feedback_becomes_labelled_queries_latest_first():
     def entry(row: int, query: str, feedback=None, answered=None) -> LogEntry:
         return LogEntry(row, NOW, query, (), False, None, "g", feedback, answered)
 
-    labelled = feedback_queries([entry(1, "What is dropout?", "none"), entry(2, "what is  DROPOUT?", "answered", 9),
-                                 entry(3, "refund policy", "none"), entry(4, "no feedback here")])
+    labelled = feedback_queries(
+        [
+            entry(1, "What is dropout?", "none"),
+            entry(2, "what is  DROPOUT?", "answered", 9),
+            entry(3, "refund policy", "none"),
+            entry(4, "no feedback here"),
+        ]
+    )
     assert [(q.query, q.relevant) for q in labelled] == [("what is  DROPOUT?", [9]), ("refund policy", [])]
 
 

@@ -1,15 +1,16 @@
 """RecordTable: a read-only sequence of Records held as columns, made on access, equal to the list it holds."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from core_fixtures import CORPUS
-from indexer.indexing.build import build
+
 from indexer.documents.records import Record, field_values
-from indexer.stores.record_table import RecordTable
 from indexer.documents.selection import missing_answers, section_positions
+from indexer.indexing.build import build
 from indexer.stores.disk import FaissStore
+from indexer.stores.record_table import RecordTable
 
 RECORDS = [
     Record(1, "What is a GAN?", "Two networks **compete**.", "ok", 3, "Deep learning", "a.md", "**1. What is a GAN?**"),

@@ -4,6 +4,7 @@ The sanitiser is checked by what its output is, not by string matching: every ho
 through `answer_html`, the result parsed with the standard library's HTML parser, and each tag,
 attribute and URL compared with the allowlist.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,17 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from indexer.display.rendering import (ALLOWED_ATTRIBUTES, ALLOWED_TAGS, answer_html, code_span, entry_href, entry_link,
-                               literal, sanitize_html, sentence)
+from indexer.display.rendering import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    answer_html,
+    code_span,
+    entry_href,
+    entry_link,
+    literal,
+    sanitize_html,
+    sentence,
+)
 from indexer.display.wording import plural
 
 HOSTILE = [
@@ -101,7 +111,7 @@ def url_scheme(url: str) -> str | None:
 def test_hostile_html_keeps_only_allowlisted_tags_attributes_and_urls(snippet):
     html = answer_html(f"Before {snippet} after")
     assert html.startswith("<div>") and html.endswith("</div>")
-    for tag, attrs in elements(html[len("<div>"):-len("</div>")]):
+    for tag, attrs in elements(html[len("<div>") : -len("</div>")]):
         assert tag in ALLOWED_TAGS, (tag, html)
         for name, value in attrs.items():
             if tag == "a" and name == "rel":
@@ -124,17 +134,42 @@ def test_an_answer_reaches_streamlits_markdown_as_one_raw_html_block(snippet):
 def test_nothing_that_runs_survives_in_any_form():
     """The same, all snippets in one document and read as markup: text may still say "javascript:"."""
     markup = " ".join(f"<{tag} {attrs}>" for tag, attrs in elements(sanitize_html("\n".join(HOSTILE)))).lower()
-    for marker in ("<script", "onerror", "onload", "onclick", "onfocus", "ontoggle", "javascript:", "vbscript:",
-                   "data:", "<iframe", "<object", "<embed", "<form", "<input", "<svg", "<math", "<style",
-                   "<meta", "<base", "<link", "srcdoc", "srcset", "position:fixed", "z-index"):
+    for marker in (
+        "<script",
+        "onerror",
+        "onload",
+        "onclick",
+        "onfocus",
+        "ontoggle",
+        "javascript:",
+        "vbscript:",
+        "data:",
+        "<iframe",
+        "<object",
+        "<embed",
+        "<form",
+        "<input",
+        "<svg",
+        "<math",
+        "<style",
+        "<meta",
+        "<base",
+        "<link",
+        "srcdoc",
+        "srcset",
+        "position:fixed",
+        "z-index",
+    ):
         assert marker not in markup, marker
 
 
 def test_tables_code_lists_images_and_safe_links_are_kept():
-    html = answer_html("| tag | use |\n|-----|----:|\n| `<b>` | **bold** |\n\n"
-                       "- one\n- two\n\n```html\n<b>code stays as written</b>\n\nafter a blank line\n```\n\n"
-                       '![a chart](https://example.com/c.png) <a href="notes.md">notes</a> '
-                       "[mail](mailto:a@example.com) [web](https://example.com/?a=1&b=2) costs $5 and x$")
+    html = answer_html(
+        "| tag | use |\n|-----|----:|\n| `<b>` | **bold** |\n\n"
+        "- one\n- two\n\n```html\n<b>code stays as written</b>\n\nafter a blank line\n```\n\n"
+        '![a chart](https://example.com/c.png) <a href="notes.md">notes</a> '
+        "[mail](mailto:a@example.com) [web](https://example.com/?a=1&b=2) costs $5 and x$"
+    )
     assert "<table>" in html and '<th style="text-align:right">use</th>' in html
     assert "<td><code>&lt;b&gt;</code></td>" in html and "<strong>bold</strong>" in html
     assert "<ul>&#10;<li>one</li>" in html
@@ -160,6 +195,7 @@ def test_entry_links_open_in_the_same_tab_and_quote_the_id():
 
 # ---- plain text as literal Markdown ----------------------------------------------------------------
 
+
 def test_literal_escapes_markdown_and_html():
     assert literal("Why <b>x</b> * 2 = $4?") == "Why `<b>`x`</b>` \\* 2 = \\$4?"
     assert literal(":red[a]") == "\\:red\\[a\\]"
@@ -169,13 +205,22 @@ def test_literal_escapes_markdown_and_html():
     assert code_span("a`b") == "``a`b``"
 
 
-@pytest.mark.parametrize("text", [
-    "a ` b <img src=x onerror=alert(1)>", "use ` then <script>alert(1)</script> ok", "``x` <b>y</b> `",
-    'x <a href="`">q</a> ` <i>', "<div`>a</div>", "https://example.com<br>now", "<scr<script>ipt>",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a ` b <img src=x onerror=alert(1)>",
+        "use ` then <script>alert(1)</script> ok",
+        "``x` <b>y</b> `",
+        'x <a href="`">q</a> ` <i>',
+        "<div`>a</div>",
+        "https://example.com<br>now",
+        "<scr<script>ipt>",
+    ],
+)
 def test_literal_text_never_becomes_html(text):
     """Titles and names go through `literal` into Markdown lines that also hold entry links, rendered
     with HTML allowed: no part of the text may parse as HTML."""
+
     def tokens(found):
         for token in found:
             yield token

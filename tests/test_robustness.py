@@ -1,14 +1,15 @@
 """Hostile and broken input: hundreds of generated documents, huge files, odd queries, never a traceback."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
-
 from docgen import STYLES, broken, generate
+
 from indexer.cli import main
-from indexer.errors import SourceError
 from indexer.documents.parse import MAX_SOURCE_BYTES, parse_file
+from indexer.errors import SourceError
 
 GENERATED = 240
 BROKEN = 45
@@ -75,8 +76,17 @@ def test_files_over_the_size_limit_are_refused_before_reading(tmp_path):
         parse_file(path)
 
 
-@pytest.mark.parametrize("query", ["x" * 100_000, "what\x00is\x07 overfitting\x1b[31m", "什么是过拟合",
-                                   "¿Qué es el sobreajuste?", "переобучение модели", "a"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "x" * 100_000,
+        "what\x00is\x07 overfitting\x1b[31m",
+        "什么是过拟合",
+        "¿Qué es el sobreajuste?",
+        "переобучение модели",
+        "a",
+    ],
+)
 def test_odd_queries_are_answered(real_index, query):
     result = real_index.search(query)
     assert result.nearest and all(-1 <= h.score <= 1 for h in result.nearest)

@@ -1,13 +1,14 @@
 """Ranking logic with exact expectations: max fusion, matched_on, k, thresholds, related, FAISS vs brute force."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import indexer.retrieval.search as search_module
-from indexer.retrieval.embed import normalize
-from indexer.errors import QueryError
 from indexer.documents.records import Record
+from indexer.errors import QueryError
+from indexer.retrieval.embed import normalize
 from indexer.retrieval.lexical import LexicalMatch
 from indexer.retrieval.nomatch import CONFIDENCE_LEVELS, FEATURES, NoMatchModel
 from indexer.retrieval.search import EncodedQuery, clean_query, mean_dense_score, related, spread_positions
@@ -15,11 +16,19 @@ from indexer.retrieval.search import search as search_index
 from indexer.stores.disk import RowTable, StoredIndex, vector_index
 
 
-def make_index(question_vectors: np.ndarray, answer_vectors: list[np.ndarray | None],
-               index_type: str = "flat") -> StoredIndex:
-    records = [Record(id=i + 1, question=f"q{i + 1}", answer="" if a is None else f"a{i + 1}",
-                      status="missing" if a is None else "ok", line=i + 1)
-               for i, a in enumerate(answer_vectors)]
+def make_index(
+    question_vectors: np.ndarray, answer_vectors: list[np.ndarray | None], index_type: str = "flat"
+) -> StoredIndex:
+    records = [
+        Record(
+            id=i + 1,
+            question=f"q{i + 1}",
+            answer="" if a is None else f"a{i + 1}",
+            status="missing" if a is None else "ok",
+            line=i + 1,
+        )
+        for i, a in enumerate(answer_vectors)
+    ]
     positions = list(range(len(records))) + [i for i, a in enumerate(answer_vectors) if a is not None]
     fields = ["question"] * len(records) + ["answer"] * (len(positions) - len(records))
     vectors = normalize(np.vstack([question_vectors] + [a[None, :] for a in answer_vectors if a is not None]))
@@ -32,8 +41,14 @@ NEVER_NO_MATCH = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=-100.0)
 ALWAYS_NO_MATCH = NoMatchModel(weights=(0.0,) * len(FEATURES), bias=100.0)
 
 
-def search(index: StoredIndex, vector: np.ndarray, text: str, k: int, min_score: float | None = None,
-           no_match_model: NoMatchModel = NEVER_NO_MATCH):
+def search(
+    index: StoredIndex,
+    vector: np.ndarray,
+    text: str,
+    k: int,
+    min_score: float | None = None,
+    no_match_model: NoMatchModel = NEVER_NO_MATCH,
+):
     """Dense search with no lexical evidence, so expectations are exact cosines."""
     n = len(index.records)
     lexical = LexicalMatch(np.zeros(n, np.float32), [], {}, np.zeros(n, np.float32), 0.0)
@@ -46,8 +61,9 @@ def unit(*values: float) -> np.ndarray:
 
 
 def test_score_is_the_best_field_and_matched_on_names_it():
-    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]),
-                       [unit(0, 0, 1), unit(1, 0.05, 0), unit(1, 1, 0)])
+    index = make_index(
+        np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(1, 1, 0)]), [unit(0, 0, 1), unit(1, 0.05, 0), unit(1, 1, 0)]
+    )
     result = search(index, unit(1, 0, 0), "q", k=3, min_score=-1)
     by_id = {h.record.id: h for h in result.hits}
     assert by_id[1].matched_on == "question" and by_id[1].score == pytest.approx(1.0)
@@ -95,8 +111,7 @@ def dense_oracle(index: StoredIndex, query: np.ndarray, position: int) -> float:
 
 
 def test_gap_to_mean_is_the_best_dense_score_above_the_querys_mean_over_the_entries():
-    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]),
-                       [unit(1, 1, 0), None, unit(0, 1, 1)])
+    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]), [unit(1, 1, 0), None, unit(0, 1, 1)])
     query = unit(1, 0.5, 0.2)
     dense = [dense_oracle(index, query, i) for i in range(3)]
     assert mean_dense_score(index, query[None, :]) == pytest.approx(np.mean(dense), abs=1e-6)
@@ -112,11 +127,16 @@ def test_the_mean_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeyp
     assert len(positions) == 10 and positions[0] == 0 and positions[-1] == 999
     assert set(np.diff(positions).tolist()) <= {110, 111, 112}  # evenly spread over the document
     rng = np.random.default_rng(3)
-    index = make_index(rng.normal(size=(300, 8)).astype(np.float32),
-                       [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(300)])
+    index = make_index(
+        rng.normal(size=(300, 8)).astype(np.float32),
+        [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(300)],
+    )
     scored = []
-    monkeypatch.setattr(StoredIndex, "field_cosines", lambda self, q, p, real=StoredIndex.field_cosines:
-                        scored.append(len(p)) or real(self, q, p))
+    monkeypatch.setattr(
+        StoredIndex,
+        "field_cosines",
+        lambda self, q, p, real=StoredIndex.field_cosines: scored.append(len(p)) or real(self, q, p),
+    )
     query = unit(*rng.normal(size=8))
     expected = np.mean([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])
     assert mean_dense_score(index, query[None, :]) == pytest.approx(expected, abs=1e-6)
@@ -143,8 +163,10 @@ def test_faiss_candidate_path_matches_brute_force(monkeypatch, index_type):
 
 
 def test_related_excludes_the_entry_itself_and_can_skip_unanswered():
-    index = make_index(np.vstack([unit(1, 0, 0), unit(1, 0.1, 0), unit(1, 0.3, 0), unit(0, 0, 1)]),
-                       [unit(1, 0, 0), None, unit(1, 0.2, 0), unit(0, 0, 1)])
+    index = make_index(
+        np.vstack([unit(1, 0, 0), unit(1, 0.1, 0), unit(1, 0.3, 0), unit(0, 0, 1)]),
+        [unit(1, 0, 0), None, unit(1, 0.2, 0), unit(0, 0, 1)],
+    )
     assert [h.record.id for h in related(index, 1, k=2)] == [2, 3]
     assert [h.record.id for h in related(index, 1, k=2, answered_only=True)] == [3, 4]
     with pytest.raises(QueryError, match="no entry"):
@@ -166,17 +188,22 @@ def test_queries_are_cleaned_and_very_long_ones_cut_with_a_note():
 
 def test_the_list_is_sorted_by_the_score_it_shows_in_hybrid_mode():
     rng = np.random.default_rng(5)
-    index = make_index(rng.normal(size=(30, 8)).astype(np.float32),
-                       [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(30)])
+    index = make_index(
+        rng.normal(size=(30, 8)).astype(np.float32),
+        [rng.normal(size=8).astype(np.float32) if i % 3 else None for i in range(30)],
+    )
     coverage = rng.uniform(0, 1, size=30).astype(np.float32)
     lexical = LexicalMatch(np.zeros(30, np.float32), ["t"], {}, coverage, 0.0)
-    result = search_index(index, EncodedQuery("q", unit(*rng.normal(size=8))[None, :], lexical), 10, -1.0,
-                          "hybrid", NEVER_NO_MATCH)
+    result = search_index(
+        index, EncodedQuery("q", unit(*rng.normal(size=8))[None, :], lexical), 10, -1.0, "hybrid", NEVER_NO_MATCH
+    )
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
     for hit in result.hits:  # the shown score is the fused value; the field cosines stay available
         dense = max(hit.question_score, hit.answer_score if hit.answer_score is not None else -1.0)
-        fused = (dense + search_module.LEXICAL_WEIGHT * coverage[hit.record.id - 1]) / (1 + search_module.LEXICAL_WEIGHT)
+        fused = (dense + search_module.LEXICAL_WEIGHT * coverage[hit.record.id - 1]) / (
+            1 + search_module.LEXICAL_WEIGHT
+        )
         assert hit.score == pytest.approx(fused, abs=1e-5)
 
 

@@ -1,4 +1,5 @@
 """The index on disk: round trip, atomic generations, corruption and version checks, staleness."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,14 +10,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from core_fixtures import CORPUS, ExplodingEncoder
-from indexer.indexing.build import build, ensure_index
-from indexer.errors import IndexCorruptError, IndexVersionError
-from indexer.retrieval.lexical import LexicalIndex
+
 from indexer.documents.records import Record
-from indexer.stores.disk import (BATCH_PROBE_DIVISOR, FORMAT_VERSION, FP16_SCAN_MIN_ROWS, FaissStore, RowTable,
-                                 StoredIndex, current_path, exact_nearest_rows, ivf_nearest_rows, vector_index)
+from indexer.errors import IndexCorruptError, IndexerError, IndexVersionError
+from indexer.indexing.build import build, ensure_index
+from indexer.retrieval.lexical import LexicalIndex
+from indexer.stores.disk import (
+    BATCH_PROBE_DIVISOR,
+    FORMAT_VERSION,
+    FP16_SCAN_MIN_ROWS,
+    FaissStore,
+    RowTable,
+    StoredIndex,
+    current_path,
+    exact_nearest_rows,
+    ivf_nearest_rows,
+    vector_index,
+)
 from indexer.stores.record_table import RecordTable
 
 MODEL = "fake-model"
@@ -41,8 +52,18 @@ def test_round_trip_keeps_records_vectors_and_manifest(tmp_path, fake_encoder):
     assert len(loaded.vectors) == manifest["question_vectors"] + manifest["answer_vectors"] == 82 + 72
     # row table: every record has its question row, answered ones an answer row, missing ones none
     assert (loaded.question_row >= 0).all()
-    assert [r.id for r, row in zip(loaded.records, loaded.answer_row) if row < 0] == [31, 32, 33, 34, 35, 45, 48,
-                                                                                       52, 58, 80]
+    assert [r.id for r, row in zip(loaded.records, loaded.answer_row) if row < 0] == [
+        31,
+        32,
+        33,
+        34,
+        35,
+        45,
+        48,
+        52,
+        58,
+        80,
+    ]
 
 
 def test_a_rebuild_swaps_generations_and_keeps_only_two(tmp_path, fake_encoder):
@@ -68,7 +89,7 @@ def test_a_failed_build_leaves_the_previous_index_usable(tmp_path, fake_encoder)
     before = store.load().manifest["built_at"], current_path(store.index_dir)
     broken = tmp_path / "broken.md"
     broken.write_text("no entries here")
-    with pytest.raises(Exception):
+    with pytest.raises(IndexerError):
         build([broken], store, lambda: fake_encoder, MODEL)
 
     edited = tmp_path / "edited.md"
@@ -131,9 +152,13 @@ def test_edited_source_makes_the_index_stale_and_it_is_rebuilt(tmp_path, corpus_
     assert ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
     assert notices == []  # fresh: not rebuilt
     text = corpus_copy.read_text(encoding="utf-8")
-    corpus_copy.write_text(text.replace("**80. What is saddle point?**\n\n*Solution*\n",
-                                        "**80. What is saddle point?**\n\n*Solution*\n\nA flat critical point.\n"),
-                           encoding="utf-8")
+    corpus_copy.write_text(
+        text.replace(
+            "**80. What is saddle point?**\n\n*Solution*\n",
+            "**80. What is saddle point?**\n\n*Solution*\n\nA flat critical point.\n",
+        ),
+        encoding="utf-8",
+    )
     loaded = ensure_index([corpus_copy], store, lambda: fake_encoder, MODEL, notify=notices.append)
     assert len(notices) == 1 and "source changed" in notices[0]
     assert loaded.manifest["missing_count"] == 9
@@ -168,8 +193,9 @@ def test_unchanged_texts_are_not_embedded_again(tmp_path, corpus_copy, fake_enco
     store = make(tmp_path / "index", corpus_copy, fake_encoder)
     assert len(fake_encoder.encoded) == 154
     text = corpus_copy.read_text(encoding="utf-8")
-    corpus_copy.write_text(text.replace("Backpropagation is a technique", "Backpropagation is a method"),
-                           encoding="utf-8")
+    corpus_copy.write_text(
+        text.replace("Backpropagation is a technique", "Backpropagation is a method"), encoding="utf-8"
+    )
     fake_encoder.encoded.clear()
     summary = build([corpus_copy], store, lambda: fake_encoder, MODEL)
     assert len(fake_encoder.encoded) == summary.embedded == 1
@@ -243,11 +269,17 @@ def _downgrade(generation: Path, format_version: int) -> None:
     manifest = json.loads((generation / "manifest.json").read_text())
     loaded = FaissStore(generation.parent).load()
     fields = list(Record.__dataclass_fields__)
-    rows = {"record": loaded.rows.positions.tolist(), "field": list(map(str, loaded.rows.fields)),
-            "key": list(loaded.rows.keys)}
-    blobs = {"records.json": json.dumps({"fields": fields, "rows": [[getattr(r, f) for f in fields]
-                                                                     for r in loaded.records]}).encode(),
-             "rows.json": json.dumps(rows).encode()}
+    rows = {
+        "record": loaded.rows.positions.tolist(),
+        "field": list(map(str, loaded.rows.fields)),
+        "key": list(loaded.rows.keys),
+    }
+    blobs = {
+        "records.json": json.dumps(
+            {"fields": fields, "rows": [[getattr(r, f) for f in fields] for r in loaded.records]}
+        ).encode(),
+        "rows.json": json.dumps(rows).encode(),
+    }
     gone = ["records.npy", "record_values.json", "record_texts.bin", "rows.npy"]
     if format_version == 1:
         vectors = np.load(generation / "vectors.npy")
@@ -274,7 +306,10 @@ def test_an_older_format_is_readable_and_upgraded_without_embedding_again(tmp_pa
     assert isinstance(old.records, list) and old.records == before.records
     assert np.array_equal(old.vectors, before.vectors) and (old.lexical is None) == (format_version == 1)
     assert np.array_equal(old.question_row, before.question_row) and np.array_equal(old.answer_row, before.answer_row)
-    assert old.position_of == before.position_of and old.cached_vectors(MODEL).keys() == before.cached_vectors(MODEL).keys()
+    assert (
+        old.position_of == before.position_of
+        and old.cached_vectors(MODEL).keys() == before.cached_vectors(MODEL).keys()
+    )
     notices: list[str] = []
     upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
     assert len(notices) == 1 and "older version" in notices[0]
@@ -388,9 +423,20 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return stream.getvalue()
 
 
-@pytest.mark.parametrize("damage", ["not a zip", "empty", "truncated zip", "compressed", "an array missing",
-                                    "postings past the entries", "starts going back", "a term count short",
-                                    "trigrams past the spellings"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "not a zip",
+        "empty",
+        "truncated zip",
+        "compressed",
+        "an array missing",
+        "postings past the entries",
+        "starts going back",
+        "a term count short",
+        "trigrams past the spellings",
+    ],
+)
 def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_corrupt(tmp_path, fake_encoder, damage):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
@@ -398,15 +444,24 @@ def test_a_lexical_index_that_passes_its_checksum_but_is_damaged_is_reported_cor
     arrays = dict(np.load(generation / "lexical.npz"))
     compressed = io.BytesIO()
     np.savez_compressed(compressed, **arrays)
-    changed = {"postings past the entries": ("ids0", arrays["ids0"] + 1000),
-               "starts going back": ("starts1", arrays["starts1"][::-1].copy()),
-               "a term count short": ("containing", arrays["containing"][:-1]),
-               "trigrams past the spellings": ("gram_words", arrays["gram_words"] + 10_000)}
-    _rewrite(generation, "lexical.npz", {"not a zip": b"PK garbage", "empty": b"", "truncated zip": data[:300],
-                                         "compressed": compressed.getvalue(),
-                                         "an array missing": _npz({k: v for k, v in arrays.items() if k != "ids0"}),
-                                         **{name: _npz({**arrays, key: value}) for name, (key, value) in changed.items()},
-                                         }[damage])
+    changed = {
+        "postings past the entries": ("ids0", arrays["ids0"] + 1000),
+        "starts going back": ("starts1", arrays["starts1"][::-1].copy()),
+        "a term count short": ("containing", arrays["containing"][:-1]),
+        "trigrams past the spellings": ("gram_words", arrays["gram_words"] + 10_000),
+    }
+    _rewrite(
+        generation,
+        "lexical.npz",
+        {
+            "not a zip": b"PK garbage",
+            "empty": b"",
+            "truncated zip": data[:300],
+            "compressed": compressed.getvalue(),
+            "an array missing": _npz({k: v for k, v in arrays.items() if k != "ids0"}),
+            **{name: _npz({**arrays, key: value}) for name, (key, value) in changed.items()},
+        }[damage],
+    )
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
 
@@ -447,46 +502,82 @@ def _damaged_tables(generation: Path) -> dict[str, dict[str, bytes]]:
 
     return {
         "records.npy": {
-            "not npy": b"\x93NUMPY garbage", "empty": b"", "truncated": _npy(records)[:-8],
+            "not npy": b"\x93NUMPY garbage",
+            "empty": b"",
+            "truncated": _npy(records)[:-8],
             "a damaged header": _npy(records).replace(b"{'descr'", b"((descr'", 1),
-            "a field missing": _npy(without(records, "status")), "one record short": _npy(records[:-1]),
+            "a field missing": _npy(without(records, "status")),
+            "one record short": _npy(records[:-1]),
             "a text end past the texts": changed(records, "question_raw_end", -1, len(texts) + 1),
             "text ends going back": changed(records, "answer_end", 0, 0),
             "a code beyond its values": changed(records, "status", 0, 99),
             "a negative code": changed(records, "status", 0, -1),
             "a pickled array": _npy(np.array([{"id": 1}] * len(records), dtype=object)),
-            "lines as floats": _npy(records.astype([(name, float if name == "line" else records.dtype[name])
-                                                    for name in records.dtype.names]))},
+            "lines as floats": _npy(
+                records.astype(
+                    [(name, float if name == "line" else records.dtype[name]) for name in records.dtype.names]
+                )
+            ),
+        },
         "record_values.json": {
-            "not json": b"{", "a list": b"[]", "a field missing": json.dumps(
-                {k: v for k, v in values.items() if k != "status"}).encode(),
+            "not json": b"{",
+            "a list": b"[]",
+            "a field missing": json.dumps({k: v for k, v in values.items() if k != "status"}).encode(),
             "values not a list": json.dumps({**values, "status": "ok"}).encode(),
-            "too few values": json.dumps({**values, "status": values["status"][:1]}).encode()},
+            "too few values": json.dumps({**values, "status": values["status"][:1]}).encode(),
+        },
         "record_texts.bin": {"shorter than its offsets": texts[:-1], "longer than its offsets": texts + b"x"},
         "rows.npy": {
             "positions beyond the records": changed(rows, "record", 0, 10_000),
-            "a field code of 2": changed(rows, "field", 0, 2), "plain numbers": _npy(rows["record"].copy()),
+            "a field code of 2": changed(rows, "field", 0, 2),
+            "plain numbers": _npy(rows["record"].copy()),
             "positions as int64": _npy(rows.astype([("record", "<i8"), ("field", "u1"), ("key", rows.dtype["key"])])),
             "a key missing": _npy(rows[:-1]),
-            "keys as numbers": _npy(np.array([(r, f, 0) for r, f, _ in rows.tolist()],
-                                             dtype=[("record", "<i4"), ("field", "u1"), ("key", "<i8")]))},
+            "keys as numbers": _npy(
+                np.array(
+                    [(r, f, 0) for r, f, _ in rows.tolist()], dtype=[("record", "<i4"), ("field", "u1"), ("key", "<i8")]
+                )
+            ),
+        },
     }
 
 
-TABLE_DAMAGES = [(name, damage) for name, damages in {
-    "records.npy": ["not npy", "empty", "truncated", "a damaged header", "a field missing", "one record short", "a text end past the texts",
-                    "text ends going back", "a code beyond its values", "a negative code", "a pickled array",
-                    "lines as floats"],
-    "record_values.json": ["not json", "a list", "a field missing", "values not a list", "too few values"],
-    "record_texts.bin": ["shorter than its offsets", "longer than its offsets"],
-    "rows.npy": ["positions beyond the records", "a field code of 2", "plain numbers", "positions as int64",
-                 "a key missing", "keys as numbers"],
-}.items() for damage in damages]
+TABLE_DAMAGES = [
+    (name, damage)
+    for name, damages in {
+        "records.npy": [
+            "not npy",
+            "empty",
+            "truncated",
+            "a damaged header",
+            "a field missing",
+            "one record short",
+            "a text end past the texts",
+            "text ends going back",
+            "a code beyond its values",
+            "a negative code",
+            "a pickled array",
+            "lines as floats",
+        ],
+        "record_values.json": ["not json", "a list", "a field missing", "values not a list", "too few values"],
+        "record_texts.bin": ["shorter than its offsets", "longer than its offsets"],
+        "rows.npy": [
+            "positions beyond the records",
+            "a field code of 2",
+            "plain numbers",
+            "positions as int64",
+            "a key missing",
+            "keys as numbers",
+        ],
+    }.items()
+    for damage in damages
+]
 
 
 @pytest.mark.parametrize("name, damage", TABLE_DAMAGES)
-def test_table_files_that_pass_their_checksum_but_are_damaged_are_reported_corrupt(tmp_path, fake_encoder, name,
-                                                                                    damage):
+def test_table_files_that_pass_their_checksum_but_are_damaged_are_reported_corrupt(
+    tmp_path, fake_encoder, name, damage
+):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     generation = current_path(store.index_dir)
     _rewrite(generation, name, _damaged_tables(generation)[name][damage])
@@ -503,4 +594,3 @@ def test_row_positions_beyond_the_records_in_an_older_format_are_reported_corrup
     _rewrite(generation, "rows.json", json.dumps(rows).encode())
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
-

@@ -1,4 +1,5 @@
 """The `.npy` reader that loads an index's arrays as views: same arrays as numpy's, and safe on two threads."""
+
 import gc
 import io
 import sys
@@ -35,8 +36,11 @@ def test_npy_view_reads_what_np_save_writes(name):
     assert np.array_equal(view, array)
 
 
-@pytest.mark.parametrize("array", [np.asfortranarray(np.ones((3, 4))), np.array([{"a": 1}], dtype=object)],
-                         ids=["Fortran order", "pickled objects"])
+@pytest.mark.parametrize(
+    "array",
+    [np.asfortranarray(np.ones((3, 4))), np.array([{"a": 1}], dtype=object)],
+    ids=["Fortran order", "pickled objects"],
+)
 def test_npy_view_refuses_arrays_it_cannot_view(array):
     with pytest.raises(ValueError):
         npy_view(_saved(array))

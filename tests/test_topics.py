@@ -1,12 +1,13 @@
 """Topics, map, near-duplicates and missing-answer hints on the bundled corpus (real vectors)."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
-from indexer.cli import main
 from indexer.analysis.topics import cluster, spherical_kmeans, topic_map
+from indexer.cli import main
 
 
 def test_the_known_duplicate_pairs_are_found_without_a_flood(real_index):
@@ -42,7 +43,7 @@ def test_kmeans_separates_obvious_groups_and_cluster_is_deterministic():
     vectors = np.vstack([c + 0.05 * rng.normal(size=(30, 8)) for c in centres])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     labels = spherical_kmeans(vectors, 4)
-    assert all(len(set(labels[i * 30:(i + 1) * 30])) == 1 for i in range(4))
+    assert all(len(set(labels[i * 30 : (i + 1) * 30])) == 1 for i in range(4))
     assert np.array_equal(cluster(vectors), cluster(vectors))
 
 

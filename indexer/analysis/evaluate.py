@@ -10,6 +10,7 @@ Across documents: a suite file (`eval/suite.json`) names documents and their que
 fitted (the no-match model) is measured leave-one-document-out: a document's figures come from a model
 fitted on the other documents only, which is what a user's own, unseen document gets.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from indexer.analysis.queryfiles import LabelledQuery
+from indexer.documents.records import RecordId
 from indexer.errors import QueryError
 from indexer.retrieval.nomatch import FEATURES, NoMatchModel, fit
-from indexer.documents.records import RecordId
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ def check_ids(queries: list[LabelledQuery], ids: Iterable[RecordId]) -> None:
     for query in queries:
         unknown = [record_id for record_id in query.relevant if record_id not in known]
         if unknown:
-            raise QueryError(f"{query.where}: no entry with id {unknown[0]!r} in the document "
-                             f"(ids run like {', '.join(map(repr, list(known)[:3]))}, ...)")
+            raise QueryError(
+                f"{query.where}: no entry with id {unknown[0]!r} in the document "
+                f"(ids run like {', '.join(map(repr, list(known)[:3]))}, ...)"
+            )
 
 
 def _first_hit_rank(ranked: list[RecordId], relevant: set) -> int | None:
@@ -71,14 +74,17 @@ def metrics(queries: list[LabelledQuery], outcomes: list[Outcome]) -> dict[str, 
         "answerable": n,
         "hit@1": mean([float(r == 1) for r in ranks]),
         "hit@3": mean([float(r is not None and r <= 3) for r in ranks]),
-        "strict_hit@3": mean([float(r is not None and r <= 3 and not o.no_match)
-                              for r, (_, o) in zip(ranks, answerable)]),
+        "strict_hit@3": mean(
+            [float(r is not None and r <= 3 and not o.no_match) for r, (_, o) in zip(ranks, answerable)]
+        ),
         "mrr@10": mean([1 / r if r is not None and r <= 10 else 0.0 for r in ranks]),
         "ndcg@10": mean([_ndcg(o.ranked, set(q.relevant)) for q, o in answerable]),
         "no_match_accuracy": mean([float(o.no_match) for o in unanswerable]),
         "false_rejection": mean([float(o.no_match) for _, o in answerable]),
-        "good_precision": mean([float(r == 1) for r, (_, o) in zip(ranks, answerable) if o.confidence == "good match"]
-                               + [0.0 for o in unanswerable if o.confidence == "good match"]),
+        "good_precision": mean(
+            [float(r == 1) for r, (_, o) in zip(ranks, answerable) if o.confidence == "good match"]
+            + [0.0 for o in unanswerable if o.confidence == "good match"]
+        ),
     }
 
 
@@ -105,8 +111,14 @@ def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outco
     return outcomes, np.vstack(evidence)
 
 
-def cross_validate(queries: list[LabelledQuery], outcomes: list[Outcome], evidence: np.ndarray,
-                   folds: int = 5, repeats: int = 5, seed: int = 0) -> dict[str, dict]:
+def cross_validate(
+    queries: list[LabelledQuery],
+    outcomes: list[Outcome],
+    evidence: np.ndarray,
+    folds: int = 5,
+    repeats: int = 5,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Metrics when each query's no-match decision comes from a model fitted without it (k-fold,
     repeated with shuffles, averaged), so the no-match figures are not fitted to themselves."""
     labels = np.array([not q.relevant for q in queries], dtype=float)
@@ -120,8 +132,9 @@ def cross_validate(queries: list[LabelledQuery], outcomes: list[Outcome], eviden
             model = fit(evidence[train], labels[train], first_correct=first_correct(queries, outcomes)[train])
             decided[part] = model.probability(evidence[part]) >= model.threshold
         reports.append(report(queries, [Outcome(o.ranked, bool(d)) for o, d in zip(outcomes, decided)]))
-    return {group: {key: _mean_of([r[group][key] for r in reports]) for key in reports[0][group]}
-            for group in reports[0]}
+    return {
+        group: {key: _mean_of([r[group][key] for r in reports]) for key in reports[0][group]} for group in reports[0]
+    }
 
 
 def _mean_of(values: list) -> float | int | None:
@@ -135,8 +148,11 @@ def _mean_of(values: list) -> float | int | None:
 
 def calibrate(queries: list[LabelledQuery], outcomes: list[Outcome], evidence: np.ndarray) -> NoMatchModel:
     """The no-match model fitted on all labelled queries of one document (what `cross_validate` estimates)."""
-    return fit(evidence, np.array([not q.relevant for q in queries], dtype=float),
-               first_correct=first_correct(queries, outcomes))
+    return fit(
+        evidence,
+        np.array([not q.relevant for q in queries], dtype=float),
+        first_correct=first_correct(queries, outcomes),
+    )
 
 
 def first_correct(queries: list[LabelledQuery], outcomes: list[Outcome]) -> np.ndarray:
@@ -185,8 +201,10 @@ def leave_one_document_out(runs: list[DocumentRun]) -> dict[str, dict[str, dict]
     for held_out in runs:
         model = calibrate_documents([run for run in runs if run is not held_out])
         probabilities = model.probability(held_out.evidence)
-        outcomes = [Outcome(o.ranked, bool(p >= model.threshold), model.level(float(p)))
-                    for o, p in zip(held_out.outcomes, probabilities)]
+        outcomes = [
+            Outcome(o.ranked, bool(p >= model.threshold), model.level(float(p)))
+            for o, p in zip(held_out.outcomes, probabilities)
+        ]
         result[held_out.name] = report(held_out.queries, outcomes)
     return result
 
@@ -196,5 +214,9 @@ def calibrate_documents(runs: list[DocumentRun]) -> NoMatchModel:
     queries = [q for run in runs for q in run.queries]
     outcomes = [o for run in runs for o in run.outcomes]
     groups = np.array([run.name for run in runs for _ in run.queries])
-    return fit(np.vstack([run.evidence for run in runs]), np.array([not q.relevant for q in queries], dtype=float),
-               groups=groups, first_correct=first_correct(queries, outcomes))
+    return fit(
+        np.vstack([run.evidence for run in runs]),
+        np.array([not q.relevant for q in queries], dtype=float),
+        groups=groups,
+        first_correct=first_correct(queries, outcomes),
+    )

@@ -3,6 +3,7 @@ input: `search --batch`) and labelled ones (JSON lines `{"query": str, "relevant
 `relevant: []` for a query the document does not answer: `eval`). Unreadable or malformed files are a
 `QueryError` naming the file (and the line).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         try:
             row = json.loads(line)
             query, relevant, kind = row["query"], row["relevant"], row.get("kind", "")
-            if not isinstance(query, str) or not isinstance(relevant, list) or not isinstance(kind, str) or \
-                    not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in relevant):
+            if (
+                not isinstance(query, str)
+                or not isinstance(relevant, list)
+                or not isinstance(kind, str)
+                or not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in relevant)
+            ):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise QueryError(f'{path}: line {number} is not {{"query": str, "relevant": [ids], "kind": str}}') from None

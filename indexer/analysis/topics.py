@@ -13,6 +13,7 @@ and hints for missing answers.
   `DUPLICATE_MIN_SCORE`, and that share at least one uncommon word — the last rule drops pairs that
   are merely both short "What is X?" questions.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -68,7 +69,9 @@ def spherical_kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int
     for _ in range(1, k):
         weights = np.clip(distance, 0, None) ** 2
         total = weights.sum()
-        centres.append(vectors[rng.choice(len(vectors), p=weights / total) if total > 0 else rng.integers(len(vectors))])
+        centres.append(
+            vectors[rng.choice(len(vectors), p=weights / total) if total > 0 else rng.integers(len(vectors))]
+        )
         distance = np.minimum(distance, 1 - vectors @ centres[-1])
     centre_matrix = np.array(centres)
     labels = np.zeros(len(vectors), dtype=np.int64)
@@ -142,8 +145,9 @@ def topic_labels(records: list[Record], assignment: np.ndarray, size: int = 3) -
     labels = {}
     for group in groups:
         total = sum(counts[group].values())
-        scored = sorted(counts[group], key=lambda t: (-(counts[group][t] / total)
-                                                       * np.log(1 + len(groups) / clusters_with[t]), t))
+        scored = sorted(
+            counts[group], key=lambda t: (-(counts[group][t] / total) * np.log(1 + len(groups) / clusters_with[t]), t)
+        )
         labels[group] = " / ".join(surface[t].most_common(1)[0][0] for t in scored[:size])
     return labels
 
@@ -153,8 +157,10 @@ def topics(index: LoadedIndex) -> list[Topic]:
     assignment = cluster(index.entry_vectors())
     labels = topic_labels(index.records, assignment)
     groups = sorted(set(assignment.tolist()), key=lambda g: -int((assignment == g).sum()))
-    return [Topic(number, labels.get(group, ""), [r.id for r, a in zip(index.records, assignment) if a == group])
-            for number, group in enumerate(groups, start=1)]
+    return [
+        Topic(number, labels.get(group, ""), [r.id for r, a in zip(index.records, assignment) if a == group])
+        for number, group in enumerate(groups, start=1)
+    ]
 
 
 def topic_map(index: LoadedIndex, found: list[Topic]) -> list[MapPoint]:
@@ -167,8 +173,10 @@ def topic_map(index: LoadedIndex, found: list[Topic]) -> list[MapPoint]:
     else:
         xy = np.zeros((len(vectors), 2))
     topic_of = {record_id: t.number for t in found for record_id in t.record_ids}
-    return [MapPoint(r.id, float(x), float(y), topic_of.get(r.id, 0), r.status, r.question)
-            for r, (x, y) in zip(index.records, xy)]
+    return [
+        MapPoint(r.id, float(x), float(y), topic_of.get(r.id, 0), r.status, r.question)
+        for r, (x, y) in zip(index.records, xy)
+    ]
 
 
 def _nearest_other(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +184,11 @@ def _nearest_other(vectors: np.ndarray, block: int = 2048) -> tuple[np.ndarray, 
     nearest = np.zeros(len(vectors), dtype=np.int64)
     best = np.zeros(len(vectors), dtype=np.float32)
     for start in range(0, len(vectors), block):
-        similarity = vectors[start:start + block] @ vectors.T
+        similarity = vectors[start : start + block] @ vectors.T
         rows = np.arange(len(similarity))
         similarity[rows, start + rows] = -np.inf  # not itself
-        nearest[start:start + block] = similarity.argmax(axis=1)
-        best[start:start + block] = similarity[rows, nearest[start:start + block]]
+        nearest[start : start + block] = similarity.argmax(axis=1)
+        best[start : start + block] = similarity[rows, nearest[start : start + block]]
     return nearest, best
 
 

@@ -8,22 +8,22 @@ Also the exports of missing answers (CSV, Markdown), each entry with its closest
 
 What it does not do: parse documents into entries (documents/), or decide what a page shows (app.py).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 import nh3
 from markdown_it import MarkdownIt
 
-from indexer.documents.records import Hit, Record, RecordId
 from indexer.display.wording import entries_phrase
+from indexer.documents.records import Hit, Record, RecordId
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]$:~|&])")
 # A run of adjacent HTML tags (`<iframe src="…"></iframe>`), or a `<` that starts no tag.
@@ -47,7 +47,7 @@ def html_as_text(text: str, escape: Callable[[str], str]) -> str:
     """
     parts, last = [], 0
     for match in _HTML.finditer(text):
-        before = text[last:match.start()]  # an earlier tag, shown as code, already ended any link
+        before = text[last : match.start()]  # an earlier tag, shown as code, already ended any link
         parts.append(escape(before))
         if _may_autolink(before):
             parts.append(" ")
@@ -87,27 +87,82 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-
-
 # ---- answers as sanitised HTML ------------------------------------------------------------------
 
 # What an answer may keep of its HTML: structure and emphasis, tables, code, lists, images and links.
 # Everything else is dropped by nh3 (a maintained sanitiser, html5ever's parser): scripts, event
 # handlers, styles, forms, frames, SVG and MathML, ids and classes (no DOM clobbering, no page CSS).
-ALLOWED_TAGS = frozenset({
-    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-    "strong", "b", "em", "i", "del", "s", "sub", "sup", "kbd", "code", "pre",
-    "ul", "ol", "li", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
-    "a", "img",
-})
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"},
-                      "th": {"style", "colspan", "rowspan"}, "td": {"style", "colspan", "rowspan"},
-                      "ol": {"start"}}
+ALLOWED_TAGS = frozenset(
+    {
+        "p",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "strong",
+        "b",
+        "em",
+        "i",
+        "del",
+        "s",
+        "sub",
+        "sup",
+        "kbd",
+        "code",
+        "pre",
+        "ul",
+        "ol",
+        "li",
+        "table",
+        "caption",
+        "thead",
+        "tbody",
+        "tfoot",
+        "tr",
+        "th",
+        "td",
+        "a",
+        "img",
+    }
+)
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "th": {"style", "colspan", "rowspan"},
+    "td": {"style", "colspan", "rowspan"},
+    "ol": {"start"},
+}
 URL_SCHEMES = frozenset({"http", "https", "mailto"})  # relative URLs are kept too; javascript: and data: are not
 # Removed with everything inside them (other disallowed tags are unwrapped and keep their text).
-DROPPED_WITH_CONTENT = frozenset({"script", "style", "iframe", "frame", "frameset", "object", "embed", "applet",
-                                  "noscript", "noembed", "noframes", "template", "svg", "math", "textarea",
-                                  "select", "title", "xmp", "plaintext", "head"})
+DROPPED_WITH_CONTENT = frozenset(
+    {
+        "script",
+        "style",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "noscript",
+        "noembed",
+        "noframes",
+        "template",
+        "svg",
+        "math",
+        "textarea",
+        "select",
+        "title",
+        "xmp",
+        "plaintext",
+        "head",
+    }
+)
 # Markdown-it renders GFM table alignment as `style="text-align:…"`; no other property survives.
 ALLOWED_STYLE_PROPERTIES = frozenset({"text-align"})
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
@@ -117,10 +172,16 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def sanitize_html(html: str) -> str:
     """`html` cut down to the allowlist above. Links never tell their target who sent them (Streamlit's
     renderer opens them in a new tab)."""
-    return nh3.clean(html, tags=set(ALLOWED_TAGS), clean_content_tags=set(DROPPED_WITH_CONTENT),
-                     attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-                     url_schemes=set(URL_SCHEMES), filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
-                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        filter_style_properties=set(ALLOWED_STYLE_PROPERTIES),
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
 
 
 @lru_cache(maxsize=4096)  # an entry's answer is rendered on every rerun that shows it; the text is its key
@@ -147,10 +208,11 @@ def entry_link(record_id: RecordId) -> str:
 
 def _escape_html(text: str) -> str:
     # Markdown punctuation too: the link sits in a Markdown line, where `*` or `:red[` would still be read.
-    return "".join(f"&#{ord(ch)};" if ch in '<>&"\'`*_[]$:~|\\' else ch for ch in text)
+    return "".join(f"&#{ord(ch)};" if ch in "<>&\"'`*_[]$:~|\\" else ch for ch in text)
 
 
 # ---- exports of missing answers ---------------------------------------------------------------------
+
 
 def missing_csv(missing: Sequence[Record], hints: Mapping[RecordId, Sequence[Hit]]) -> bytes:
     """The entries without an answer, one row each, with the answered entries that come closest:
@@ -169,6 +231,8 @@ def missing_markdown(missing: Sequence[Record], hints: Mapping[RecordId, Sequenc
     lines = ["# Missing answers", "", entries_phrase(len(missing), total, "no answer") + ".", ""]
     for record in missing:
         lines.append(f"- [ ] **{record.id}.** {record.question} (line {record.line})")
-        lines += [f"  - closest answered: **{h.record.id}.** {h.record.question} ({h.score:.2f})"
-                  for h in hints.get(record.id, ())]
+        lines += [
+            f"  - closest answered: **{h.record.id}.** {h.record.question} ({h.score:.2f})"
+            for h in hints.get(record.id, ())
+        ]
     return "\n".join(lines) + "\n"

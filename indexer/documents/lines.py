@@ -3,6 +3,7 @@
 The first step of reading a document (`markdown.py` decides entries from these). Fenced code is opaque;
 a setext heading is folded into its text line. Nothing here knows about entries or sections.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,9 @@ Q_LINE = re.compile(
     r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:Q|Question)\s*(?P<num>\d{1,5})?\s*[:.)]\s*(?:\*\*|__)?\s*(?P<text>.*)$",
     re.I,
 )
-A_LINE = re.compile(r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Ans|Answer)\s*\d{0,5}\s*[:.)]\s*(?:\*\*|__)?\s?(?P<text>.*)$", re.I)
+A_LINE = re.compile(
+    r"^\s{0,3}(?:[-*+]\s+)?(?:\*\*|__)?(?:A|Ans|Answer)\s*\d{0,5}\s*[:.)]\s*(?:\*\*|__)?\s?(?P<text>.*)$", re.I
+)
 # Every entry-like line (heading, Q:/A: line, bold line, list item) starts with one of these, or with a
 # digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
 # text without trying the patterns.
@@ -94,8 +97,11 @@ def _classify(number: int, text: str, start: str) -> Line:
     if label in ("A", "a") and A_LINE.match(text):
         return Line(number, text, "a")
     bold = BOLD_LINE.match(text) if "**" in text or "__" in text else None
-    if bold and strip_bold_body(bold.group("body")) and (
-            _BOLD_END.search(strip_decorations(text)) or _BOLD_NUMBER_LEAD.match(text)):
+    if (
+        bold
+        and strip_bold_body(bold.group("body"))
+        and (_BOLD_END.search(strip_decorations(text)) or _BOLD_NUMBER_LEAD.match(text))
+    ):
         return Line(number, text, "bold", title=text.strip())
     return Line(number, text, "text")
 

@@ -20,6 +20,7 @@ written after it; separators and back-to-top links after an answer are dropped t
 other line of the document went is `places.py`. This module knows nothing about files, ids or statuses
 (see `parse.py`).
 """
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,12 @@ _QUESTION_WORD = re.compile(
 )
 # What a bold entry line may carry that the document's question lines share (see `_bold_shape`).
 _SHAPES = ("numbered", "listed", "decorated", "paragraph")
-_SHAPE_NAMES = {"numbered": "the number", "listed": "the list marker", "decorated": "the decoration",
-                "paragraph": "the blank line before"}
+_SHAPE_NAMES = {
+    "numbered": "the number",
+    "listed": "the list marker",
+    "decorated": "the decoration",
+    "paragraph": "the blank line before",
+}
 SHARED_SHARE = 0.8  # a shape is the document's when this share of its question lines have it
 
 
@@ -172,8 +177,10 @@ def _title_line(lines: list[Line], starts: list[int]) -> int | None:
 
 # ---- structure: which lines in the entry style are entries ------------------------------------------
 
-def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | None,
-                 shared: set[str] | None = None) -> tuple[list[int], int]:
+
+def entry_starts(
+    lines: list[Line], style: str, seeds: list[int], title: int | None, shared: set[str] | None = None
+) -> tuple[list[int], int]:
     """Every entry's first line: the question-like lines (`seeds`) and, by structure, the other lines in
     the entry style with an answer under them. Also the entries' heading level (7 when not headings).
     `shared` is the shape of the bold question lines (`_shared_shape`), for bold documents."""
@@ -183,10 +190,20 @@ def entry_starts(lines: list[Line], style: str, seeds: list[int], title: int | N
         numbered = _entries_numbered(lines, seeds, level)
         if numbered:  # the number is part of the entry style: unnumbered headings are no entries
             seed_set -= {i for i in seeds if lines[i].level > level and not _is_labelled(lines[i].title)}
-        more = [] if numbered else [
-            i for i, line in enumerate(lines)
-            if line.kind == "heading" and line.level == level and i not in seed_set and i != title
-            and not is_matter_heading(line.title) and _has_answer(lines, i, level, seed_set)]
+        more = (
+            []
+            if numbered
+            else [
+                i
+                for i, line in enumerate(lines)
+                if line.kind == "heading"
+                and line.level == level
+                and i not in seed_set
+                and i != title
+                and not is_matter_heading(line.title)
+                and _has_answer(lines, i, level, seed_set)
+            ]
+        )
     elif style == "bold":
         level, more = 7, _bold_statements(lines, seeds, _shared_shape(lines, seeds) if shared is None else shared)
     else:
@@ -239,8 +256,11 @@ def _bold_statements(lines: list[Line], seeds: list[int], shared: set[str]) -> l
     seed_set = set(seeds)
     # Without a number or decoration to go by, only a bold line after the first entry is taken.
     first = 0 if shared - {"paragraph"} else seeds[0]
-    return [i for i in range(first, len(lines))
-            if lines[i].kind == "bold" and i not in seed_set and _is_bold_statement(lines, i, shared, seed_set)]
+    return [
+        i
+        for i in range(first, len(lines))
+        if lines[i].kind == "bold" and i not in seed_set and _is_bold_statement(lines, i, shared, seed_set)
+    ]
 
 
 def _shared_shape(lines: list[Line], seeds: list[int]) -> set[str]:
@@ -256,8 +276,11 @@ def _is_bold_statement(lines: list[Line], i: int, shared: set[str], seeds: set[i
     if not shared <= _bold_shape(lines, i):
         return False
     following = next((j for j in range(i + 1, len(lines)) if lines[j].text.strip()), None)
-    return (following is not None and following not in seeds
-            and lines[following].kind not in ("heading", "bold", "setext_rule"))
+    return (
+        following is not None
+        and following not in seeds
+        and lines[following].kind not in ("heading", "bold", "setext_rule")
+    )
 
 
 def _bold_shape(lines: list[Line], i: int) -> set[str]:
@@ -281,8 +304,10 @@ def _bold_shape(lines: list[Line], i: int) -> set[str]:
 
 # ---- entries: question, answer, section -------------------------------------------------------------
 
-def _collect_entries(lines: list[Line], starts: list[int], style: str, title_line: int | None,
-                     level: int) -> tuple[list[RawEntry], list[Span]]:
+
+def _collect_entries(
+    lines: list[Line], starts: list[int], style: str, title_line: int | None, level: int
+) -> tuple[list[RawEntry], list[Span]]:
     sections = _sections(lines, starts, title_line, level)
     entries: list[RawEntry] = []
     spans: list[Span] = []
@@ -298,8 +323,9 @@ def _collect_entries(lines: list[Line], starts: list[int], style: str, title_lin
         answer = "\n".join(text.rstrip() for text in texts)
         if _LIST_ITEM.match(lines[start].text):  # the answer is the item's indented continuation
             answer = textwrap.dedent(answer)
-        entries.append(RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer,
-                                sections[start]))
+        entries.append(
+            RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer, sections[start])
+        )
         spans.append(Span(start, body_start, end, frozenset(kept), frozenset(back)))
     return entries, spans
 
@@ -308,8 +334,11 @@ def _sections(lines: list[Line], starts: list[int], title_line: int | None, leve
     """Each entry's section: the last heading before it that is no entry, no title and not below the
     entries' level (a deeper heading is a sub-heading inside an answer). Back matter ends a section."""
     start_set = set(starts)
-    openers = [i for i, line in enumerate(lines) if line.kind == "heading" and i not in start_set
-               and i != title_line and line.level <= level]
+    openers = [
+        i
+        for i, line in enumerate(lines)
+        if line.kind == "heading" and i not in start_set and i != title_line and line.level <= level
+    ]
     section_at: dict[int, str] = {}
     section, next_opener = "", 0
     for start in starts:
@@ -393,11 +422,11 @@ def _drop_answer_label(lines: list[Line], body: list[int]) -> _Body:
         if not text.strip():
             continue
         if lines[i].kind == "heading" and _MARKER_HEADING.match(lines[i].title):
-            return _Body(body[k + 1:], None)  # "### Answer" over the answer
+            return _Body(body[k + 1 :], None)  # "### Answer" over the answer
         marker = _MARKER.match(text)
         if marker:
             rest = marker.group("rest")
-            return _Body(body[k:], rest) if rest.strip() else _Body(body[k + 1:], None)
+            return _Body(body[k:], rest) if rest.strip() else _Body(body[k + 1 :], None)
         a_line = A_LINE.match(text)
         if a_line:
             return _Body(body[k:], a_line.group("text"))
@@ -457,16 +486,20 @@ def _why_bold_not_taken(lacks: set[str]) -> str:
     return f"bold line without {names} that the entries share; kept in the answer above it"
 
 
-def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
-                        shared: set[str] | None) -> list[tuple[int, str]]:
+def _skipped_candidates(
+    lines: list[Line], taken: set[int], style: str, shared: set[str] | None
+) -> list[tuple[int, str]]:
     """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
     the bold entries' shape in a bold document: a bold line without it is reported."""
     skipped: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
         if line.kind in ("text", "setext_rule") or i in taken:
             continue
-        if line.kind == "fenced" and (BOLD_LINE.match(line.text) and _NUMBERED.match(
-                line.text.strip().lstrip("*_").strip()) or Q_LINE.match(line.text)):
+        if line.kind == "fenced" and (
+            BOLD_LINE.match(line.text)
+            and _NUMBERED.match(line.text.strip().lstrip("*_").strip())
+            or Q_LINE.match(line.text)
+        ):
             skipped.append((line.number, "inside a fenced code block"))
         elif line.kind == "bold" and _looks_like_question(line.title):
             skipped.append((line.number, "bold question line in a document of another entry style"))
@@ -475,9 +508,14 @@ def _skipped_candidates(lines: list[Line], taken: set[int], style: str,
         elif line.kind == "q":
             skipped.append((line.number, "Q: line without an A: line"))
         elif line.kind == "heading" and _looks_like_question(line.title):
-            skipped.append((line.number, "question heading without the number the entries share; kept in the answer "
-                                         "above it" if style == "heading" else
-                                         "question heading in a document of another entry style"))
+            skipped.append(
+                (
+                    line.number,
+                    "question heading without the number the entries share; kept in the answer above it"
+                    if style == "heading"
+                    else "question heading in a document of another entry style",
+                )
+            )
         if len(skipped) >= 20:
             break
     return skipped

@@ -13,8 +13,10 @@ Id rule: in a numbered document (at least half its entries carry a number) an en
 written in the document when that number is unique; unnumbered entries and later repeats of a number get
 the next free numbers after the largest one, in document order (a warning names every repeat).
 Otherwise ids are 1..N in reading order, as a person counts the entries (a stray "2024:" in one heading
-does not number a document, and numbering that starts over in each section, with a warning). When a corpus has several files, ids become "file.md#12".
+does not number a document, and numbering that starts over in each section, with a warning). When a
+corpus has several files, ids become "file.md#12".
 """
+
 from __future__ import annotations
 
 import codecs
@@ -24,15 +26,22 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping
 
-from indexer.errors import SourceError
 from indexer.documents.markdown import parse_markdown
 from indexer.documents.records import Record, RecordId, Status
-from indexer.documents.text import (clean_question, has_links, has_words, is_placeholder, only_link_words, prose_text,
-                                    strip_boilerplate)
+from indexer.documents.text import (
+    clean_question,
+    has_links,
+    has_words,
+    is_placeholder,
+    only_link_words,
+    prose_text,
+    strip_boilerplate,
+)
+from indexer.errors import SourceError
 
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MAX_SOURCE_FILES = 1000
@@ -83,10 +92,11 @@ class Known:
     statuses: Mapping[str, Status] = field(default_factory=dict)
 
     @classmethod
-    def from_columns(cls, columns: Mapping[str, list]) -> "Known":
+    def from_columns(cls, columns: Mapping[str, list]) -> Known:
         """From records' `question_raw`, `question`, `answer` and `status` columns (`records.field_values`)."""
-        return cls(dict(zip(columns["question_raw"], columns["question"])),
-                   dict(zip(columns["answer"], columns["status"])))
+        return cls(
+            dict(zip(columns["question_raw"], columns["question"])), dict(zip(columns["answer"], columns["status"]))
+        )
 
     def question(self, raw: str) -> str:
         known = self.questions.get(raw)
@@ -214,14 +224,20 @@ def read_source_text(path: Path) -> str:
 
 
 def decode_text(data: bytes, name: str) -> str:
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
-                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError:
-                raise SourceError(f"{name}: starts with a {encoding} byte-order mark but is not valid {encoding}") from None
+                raise SourceError(
+                    f"{name}: starts with a {encoding} byte-order mark but is not valid {encoding}"
+                ) from None
     if b"\x00" in data:
         raise SourceError(f"{name}: looks like a binary file, not text")
     try:
@@ -251,8 +267,7 @@ def _parse_table(text: str, kind: str, path: Path) -> tuple[list[RawRecord], lis
 
     if kind in ("csv", "tsv"):
         try:
-            frame = pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str,
-                                keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             first = str(exc).strip().split("\n")[0] or type(exc).__name__
             raise SourceError(f"{path}: cannot be read as {kind.upper()} ({first})") from None
@@ -276,8 +291,15 @@ def _parse_table(text: str, kind: str, path: Path) -> tuple[list[RawRecord], lis
             continue
         given = _cell(row.get(id_col)) if id_col is not None else ""
         number = int(given) if given.strip().isdigit() else (None if id_col is not None else row_number)
-        raws.append(RawRecord(row_number + first_row_line - 1, question, _cell(row.get(answer_col)), number,
-                              _cell(row.get(section_col)) if section_col is not None else ""))
+        raws.append(
+            RawRecord(
+                row_number + first_row_line - 1,
+                question,
+                _cell(row.get(answer_col)),
+                number,
+                _cell(row.get(section_col)) if section_col is not None else "",
+            )
+        )
     return raws, warnings
 
 
@@ -297,8 +319,10 @@ def _json_rows(text: str, kind: str, path: Path) -> list[dict]:
                 except ValueError:
                     raise SourceError(f"{path}: cannot be read as JSONL (line {number} is not JSON)") from None
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise SourceError(f"{path}: needs 'question' and 'answer' columns; expected an array of objects "
-                          f"like {{\"question\": ..., \"answer\": ...}}")
+        raise SourceError(
+            f"{path}: needs 'question' and 'answer' columns; expected an array of objects "
+            f'like {{"question": ..., "answer": ...}}'
+        )
     return rows
 
 
@@ -329,9 +353,16 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
                 ids.append(next_free)
                 next_free += 1
     records = [
-        Record(id=record_id, question=known.question(raw.question_raw), answer=raw.answer,
-               status=known.status(raw.answer), line=raw.line, section=raw.section,
-               source=source, question_raw=raw.question_raw)
+        Record(
+            id=record_id,
+            question=known.question(raw.question_raw),
+            answer=raw.answer,
+            status=known.status(raw.answer),
+            line=raw.line,
+            section=raw.section,
+            source=source,
+            question_raw=raw.question_raw,
+        )
         for record_id, raw in zip(ids, raws)
     ]
     return records, warnings
@@ -346,10 +377,15 @@ def _document_numbers(raws: list[RawRecord]) -> tuple[dict[int, list[int]], list
             seen.setdefault(raw.number, []).append(raw.line)
     if seen and len(seen[min(seen)]) > 1:
         low, again = min(seen), len(seen[min(seen)]) - 1
-        return {}, [f"entry numbers start again at {low} ({again} {'time' if again == 1 else 'times'}); "
-                    "ids count the entries in reading order instead"]
+        return {}, [
+            f"entry numbers start again at {low} ({again} {'time' if again == 1 else 'times'}); "
+            "ids count the entries in reading order instead"
+        ]
     if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
         return {}, []
-    return seen, [f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
-                  f"the first keeps id {number}, the others get new ids"
-                  for number, lines in seen.items() if len(lines) > 1]
+    return seen, [
+        f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
+        f"the first keeps id {number}, the others get new ids"
+        for number, lines in seen.items()
+        if len(lines) > 1
+    ]

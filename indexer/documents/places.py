@@ -8,6 +8,7 @@ table of contents), `section` (a section heading and any prose under it before i
 Every paragraph of prose in no entry is listed with its line and why (`prose_not_taken`).
 `markdown.py` decides the entries; this module only accounts for the lines.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,8 @@ _FRONT = re.compile(r"^(?:introduction|intro|overview|preface|foreword|about thi
 _BACK = re.compile(
     r"^(?:[\w-]+\s+)?(?:references?|sources?|resources|reading|see also|links|credits|acknowledge?ments?|thanks|"
     r"contribut\w*|licen[cs]e|sponsors?|authors?|changelog|footnotes|disclaimer)(?:\s+(?:&|and)\s+\w+|\s+[\w-]+)?$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 class Span(NamedTuple):

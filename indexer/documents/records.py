@@ -2,12 +2,12 @@
 
 A loaded index keeps its records as columns instead (`stores/record_table.py`); `field_values` reads
 one field from either without making Records."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
-
 
 Status = Literal["ok", "missing", "link_only"]
 RecordId = int | str  # int for one source file; "file.md#12" when a corpus spans several files
@@ -42,7 +42,7 @@ class Record:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Record":
+    def from_dict(cls, data: dict) -> Record:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 

@@ -2,6 +2,7 @@
 
 Record-level selections that need no vectors; ranking lives in retrieval/search.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -6,6 +6,7 @@ kept as written, only the backticks and fence lines go. Boilerplate a reader ski
 links, a "Source" label with its links) is left out of the embedded text by `strip_boilerplate`. These
 functions never parse document structure (that is `markdown.py`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,9 @@ _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 # Code is literal, so it is set aside before anything is stripped and put back at the end. A fenced
 # block runs from its opening fence to a closing fence of the same kind (or to the end of the text); a
 # code span stays on one line: an unpaired backtick must not shield tags paragraphs away.
-_FENCED_BLOCK = re.compile(r"^[ \t]{0,3}(`{3,}(?=[^`\n]*$)|~{3,})[^\n]*\n?(.*?)(?:^[ \t]{0,3}\1[`~]*[ \t]*$|\Z)",
-                           re.MULTILINE | re.DOTALL)
+_FENCED_BLOCK = re.compile(
+    r"^[ \t]{0,3}(`{3,}(?=[^`\n]*$)|~{3,})[^\n]*\n?(.*?)(?:^[ \t]{0,3}\1[`~]*[ \t]*$|\Z)", re.MULTILINE | re.DOTALL
+)
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _STASHED = re.compile("\ue000(\\d+)\ue000")  # a private-use character around the number of a set-aside code
 # A link's text may hold one level of brackets, as in `[[Answer]](https://...)` or `[[↑] Back to top](#x)`.
@@ -46,20 +48,36 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 
 # Boilerplate a reader skips. A line of in-page links only: "[↑] Back to top", a table-of-contents list.
-_NAV_LINK = (r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)]*\)|<a\s+href=[\"']#[^\"']*[\"'][^<>]*>[^<]*</a>)"
-             r"(?:\*\*|__)?")
+_NAV_LINK = (
+    r"(?:\*\*|__)?(?:\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]\(#[^)]*\)|<a\s+href=[\"']#[^\"']*[\"'][^<>]*>[^<]*</a>)"
+    r"(?:\*\*|__)?"
+)
 _WRAPPING_TAGS = r"(?:\s*</?[A-Za-z][^<>]*>)*"  # `<div align="right"><a href="#top">Back to top</a></div>`
-_NAV_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?" + _WRAPPING_TAGS + r"\s*" + _NAV_LINK
-                       + r"(?:[\s|·•,]*" + _NAV_LINK + r")*" + _WRAPPING_TAGS + r"[\s|·•,]*$", re.IGNORECASE)
+_NAV_LINE = re.compile(
+    r"^\s*(?:[-*+]\s+|\d{1,4}[.)]\s+)?"
+    + _WRAPPING_TAGS
+    + r"\s*"
+    + _NAV_LINK
+    + r"(?:[\s|·•,]*"
+    + _NAV_LINK
+    + r")*"
+    + _WRAPPING_TAGS
+    + r"[\s|·•,]*$",
+    re.IGNORECASE,
+)
 # A "Source" label (a sub-heading, a bold or list line, "Source:"), alone or followed by links only.
 _SOURCE_LABEL = re.compile(
     r"^\s{0,3}(?:#{1,6}\s+|[-*+]\s+)?[*_]{0,2}(?:sources?|references?|refs?|credits?)[*_]{0,2}\s*:?\s*[*_]{0,2}"
-    r"(?:\s+|$)(?P<rest>.*)$", re.IGNORECASE)
+    r"(?:\s+|$)(?P<rest>.*)$",
+    re.IGNORECASE,
+)
 _LABEL_AT_LINE_START = re.compile(r"^[ \t#*_+-]*(?:source|reference|ref|credit)", re.IGNORECASE | re.MULTILINE)
 _CODE_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 # Words an answer may hold besides its links and still be only a link: "Answer: [here](https://...)".
-_LINK_WORDS = frozenset("answer answers link links here src source sources see click read more this the at in on "
-                        "full details ref refs reference references solution video article".split())
+_LINK_WORDS = frozenset(
+    "answer answers link links here src source sources see click read more this the at in on "
+    "full details ref refs reference references solution video article".split()
+)
 
 # Placeholders people leave where an answer should be; compared against the whole prose of an answer.
 _PLACEHOLDER = re.compile(
@@ -139,13 +157,13 @@ def _strip_inline(text: str) -> str:
     return _sub(_EMPHASIS, "", text, "*", "_", "`", "~~")
 
 
-def answer_text(record: "Record") -> str:
+def answer_text(record: Record) -> str:
     """A record's answer as plain text, "" when it has none: what is embedded and tokenised for it.
     Boilerplate (`strip_boilerplate`) is left out; the answer is still shown as written."""
     return plain_text(strip_boilerplate(record.answer)) if record.has_answer else ""
 
 
-def answer_texts(records: list["Record"]) -> list[str]:
+def answer_texts(records: list[Record]) -> list[str]:
     return [answer_text(r) for r in records]
 
 
@@ -184,7 +202,7 @@ def fence_after(fence: str, line: str) -> str:
     mark = opener.group(1)
     if not fence:
         return mark
-    closes = mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark):].strip()
+    closes = mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip()
     return "" if closes else fence
 
 
@@ -211,9 +229,15 @@ def has_words(text: str) -> bool:
 
 def has_links(markdown: str) -> bool:
     """True when the text holds a link, an image or a URL of any kind."""
-    return bool(_LINK.search(markdown) or _IMAGE.search(markdown) or _URL.search(markdown)
-                or _AUTOLINK.search(markdown) or _REF_LINK.search(markdown) or "<img" in markdown.lower()
-                or "<a " in markdown.lower())
+    return bool(
+        _LINK.search(markdown)
+        or _IMAGE.search(markdown)
+        or _URL.search(markdown)
+        or _AUTOLINK.search(markdown)
+        or _REF_LINK.search(markdown)
+        or "<img" in markdown.lower()
+        or "<a " in markdown.lower()
+    )
 
 
 def is_placeholder(prose: str) -> bool:
@@ -256,6 +280,6 @@ def _without_bold(text: str) -> str:
         return text.replace("**", "").replace("__", "")
     pieces, done = [], 0
     for span in _CODE_SPAN.finditer(text):
-        pieces += [_without_bold(text[done:span.start()].replace("`", "")), span.group(0)]
+        pieces += [_without_bold(text[done : span.start()].replace("`", "")), span.group(0)]
         done = span.end()
     return "".join(pieces) + _without_bold(text[done:].replace("`", ""))

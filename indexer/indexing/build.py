@@ -7,21 +7,24 @@ editing one entry costs about one entry.
 verified index, building it first when there is none, when it is stale (another source, model or
 format) or when it is corrupt, and says why through `notify`.
 """
+
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from indexer.defaults import DEFAULT_MIN_SCORE, DEFAULT_MODE
 from indexer.documents.parse import ParseReport, file_sha256, parse_corpus, source_files
 from indexer.documents.records import Record
 from indexer.documents.text import answer_text, answer_texts, has_words
 from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from indexer.indexing.reuse import EntryKeys, PreviousBuild
 from indexer.retrieval.embed import (
     DEFAULT_MODEL,
     Encoder,
@@ -31,9 +34,7 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LEXICAL_VERSION
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
-from indexer.defaults import DEFAULT_MIN_SCORE, DEFAULT_MODE
 from indexer.retrieval.search import LEXICAL_WEIGHT
-from indexer.indexing.reuse import EntryKeys, PreviousBuild
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FORMAT_VERSION, RowTable
 
@@ -62,14 +63,29 @@ class BuildSummary:
     reports: list[ParseReport] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "missing": self.missing, "link_only": self.link_only,
-                "seconds": round(self.seconds, 3), "embedded": self.embedded, "reused": self.reused,
-                "changed_entries": self.changed,
-                "index_type": self.index_type, "warnings": self.warnings,
-                "sources": [{"source": r.source, "style": r.style, "entries": len(r.records), "by_status": r.counts(),
-                             "by_section": _count_sections(r.records),
-                             "places": r.places, "not_taken": [{"line": line, "why": why} for line, why in r.skipped]}
-                            for r in self.reports]}
+        return {
+            "records": self.records,
+            "missing": self.missing,
+            "link_only": self.link_only,
+            "seconds": round(self.seconds, 3),
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "changed_entries": self.changed,
+            "index_type": self.index_type,
+            "warnings": self.warnings,
+            "sources": [
+                {
+                    "source": r.source,
+                    "style": r.style,
+                    "entries": len(r.records),
+                    "by_status": r.counts(),
+                    "by_section": _count_sections(r.records),
+                    "places": r.places,
+                    "not_taken": [{"line": line, "why": why} for line, why in r.skipped],
+                }
+                for r in self.reports
+            ],
+        }
 
 
 def _count_sections(records: list[Record]) -> dict[str, int]:
@@ -88,8 +104,9 @@ def embedding_texts(records: list[Record]) -> tuple[list[int], list[str], list[s
     return [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
 
 
-def embedding_rows(records: list[Record], model_fp: str, reused: dict[int, EntryKeys],
-                   plain_answer: Callable[[int], str]) -> RowTable:
+def embedding_rows(
+    records: list[Record], model_fp: str, reused: dict[int, EntryKeys], plain_answer: Callable[[int], str]
+) -> RowTable:
     """One row per question, then one per answer with words in it, with the key of its text; entries in
     `reused` keep their previous keys without their texts being made again."""
     positions, fields, keys = [], [], []
@@ -140,10 +157,16 @@ def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
     return None
 
 
-def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
-          model: str = DEFAULT_MODEL, progress: ProgressFactory | None = None,
-          index_type: str = "auto", announce: Callable[[], None] | None = None,
-          no_match: dict | None = None) -> BuildSummary:
+def build(
+    sources: list[Path],
+    store: Store,
+    encoder_factory: Callable[[], Encoder],
+    model: str = DEFAULT_MODEL,
+    progress: ProgressFactory | None = None,
+    index_type: str = "auto",
+    announce: Callable[[], None] | None = None,
+    no_match: dict | None = None,
+) -> BuildSummary:
     """Parse `sources`, embed what is not cached, and write a new generation to `store`.
 
     `announce` is called once the sources parsed, so a notice never precedes a parse error.
@@ -175,21 +198,43 @@ def build(sources: list[Path], store: Store, encoder_factory: Callable[[], Encod
         vectors = _row_vectors(rows, cache, todo, texts, encoder_factory, progress)
         chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
-        manifest = _manifest(records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds,
-                             len(todo), no_match)
+        manifest = _manifest(
+            records, files, model, model_fp, vectors.shape[1], rows.fields, chosen_type, seconds, len(todo), no_match
+        )
         manifest["source_args"] = [str(Path(source).resolve()) for source in sources]
-        manifest["parse"] = [{"source": r.source, "style": r.style, "warnings": r.warnings,
-                              "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]]}
-                             for r in reports]
+        manifest["parse"] = [
+            {
+                "source": r.source,
+                "style": r.style,
+                "warnings": r.warnings,
+                "not_taken": [{"line": line, "why": why} for line, why in r.skipped[:20]],
+            }
+            for r in reports
+        ]
         store.write(records, rows, vectors, manifest, lexical)
     warnings = [w for report in reports for w in report.warnings]
-    return BuildSummary(len(records), manifest["missing_count"], manifest["link_only_count"],
-                        time.perf_counter() - started, len(todo), len(rows.keys) - len(todo),
-                        int((kept < 0).sum()), chosen_type, warnings, reports)
+    return BuildSummary(
+        len(records),
+        manifest["missing_count"],
+        manifest["link_only_count"],
+        time.perf_counter() - started,
+        len(todo),
+        len(rows.keys) - len(todo),
+        int((kept < 0).sum()),
+        chosen_type,
+        warnings,
+        reports,
+    )
 
 
-def _row_vectors(rows: RowTable, cache: dict[str, np.ndarray], todo: list[int], texts: list[str],
-                 encoder_factory: Callable[[], Encoder], progress: ProgressFactory | None) -> np.ndarray:
+def _row_vectors(
+    rows: RowTable,
+    cache: dict[str, np.ndarray],
+    todo: list[int],
+    texts: list[str],
+    encoder_factory: Callable[[], Encoder],
+    progress: ProgressFactory | None,
+) -> np.ndarray:
     """One vector per row: from the cache by key, else encoded (rows `todo`, whose texts are `texts`)."""
     encoder = encoder_factory() if todo or not cache else None
     dimension = encoder.dimension if encoder else len(next(iter(cache.values())))
@@ -202,8 +247,18 @@ def _row_vectors(rows: RowTable, cache: dict[str, np.ndarray], todo: list[int], 
     return vectors
 
 
-def _manifest(records: list[Record], files: list[Path], model: str, model_fp: str, dimension: int,
-              fields: list[str], index_type: str, seconds: float, embedded: int, no_match: dict) -> dict:
+def _manifest(
+    records: list[Record],
+    files: list[Path],
+    model: str,
+    model_fp: str,
+    dimension: int,
+    fields: list[str],
+    index_type: str,
+    seconds: float,
+    embedded: int,
+    no_match: dict,
+) -> dict:
     sources = source_fingerprint(files)
     return {
         "parser_version": PARSER_VERSION,
@@ -220,7 +275,7 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
         "answer_vectors": fields.count("answer"),
         "source_sha256": sources[0]["sha256"] if len(sources) == 1 else None,
         "sources": sources,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 3),
         "embedded_texts": embedded,
         "search": {"default_mode": DEFAULT_MODE, "lexical_weight": LEXICAL_WEIGHT, "min_score": DEFAULT_MIN_SCORE},
@@ -228,10 +283,15 @@ def _manifest(records: list[Record], files: list[Path], model: str, model_fp: st
     }
 
 
-def ensure_index(sources: list[Path], store: Store, encoder_factory: Callable[[], Encoder],
-                 model: str = DEFAULT_MODEL, notify: Notify = lambda message: None,
-                 progress: ProgressFactory | None = None,
-                 on_built: Callable[[BuildSummary], None] | None = None) -> LoadedIndex:
+def ensure_index(
+    sources: list[Path],
+    store: Store,
+    encoder_factory: Callable[[], Encoder],
+    model: str = DEFAULT_MODEL,
+    notify: Notify = lambda message: None,
+    progress: ProgressFactory | None = None,
+    on_built: Callable[[BuildSummary], None] | None = None,
+) -> LoadedIndex:
     """A verified index for these sources and model, built or rebuilt first when needed."""
     fingerprint = source_fingerprint(source_files(sources))
     try:
@@ -243,8 +303,14 @@ def ensure_index(sources: list[Path], store: Store, encoder_factory: Callable[[]
         reason = "there is no index yet"
     except (IndexCorruptError, IndexStaleError) as exc:
         reason = str(exc).removesuffix("; rebuild it")  # which is what happens next
-    summary = build(sources, store, encoder_factory, model, progress,
-                    announce=lambda: notify(f"building the index at {store.location}: {reason}"))
+    summary = build(
+        sources,
+        store,
+        encoder_factory,
+        model,
+        progress,
+        announce=lambda: notify(f"building the index at {store.location}: {reason}"),
+    )
     if on_built:
         on_built(summary)
     return store.load()

@@ -11,11 +11,12 @@ All of it is a cache. Without a usable previous generation (none, corrupt, anoth
 version, another model for the keys) a build derives everything itself and gets the same index;
 tests/test_build.py checks that both ways agree.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class PreviousBuild:
     parser_version: int
 
     @classmethod
-    def load(cls, store: Store, model_fp: str, parser_version: int) -> "PreviousBuild":
+    def load(cls, store: Store, model_fp: str, parser_version: int) -> PreviousBuild:
         try:
             return cls(store.load(), model_fp, parser_version)
         except IndexerError:
@@ -47,7 +48,9 @@ class PreviousBuild:
     @functools.cached_property
     def _columns(self) -> dict[str, list]:
         """The previous records' texts and statuses, decoded once for `known` and `kept_positions`."""
-        return {name: field_values(self.index.records, name) for name in ("question_raw", "question", "answer", "status")}
+        return {
+            name: field_values(self.index.records, name) for name in ("question_raw", "question", "answer", "status")
+        }
 
     def release(self) -> None:
         """Done reading: close the previous generation (a database reader holds it open)."""
@@ -104,8 +107,11 @@ class PreviousBuild:
 
     def lexical(self, records: list[Record], kept: np.ndarray, plain_answer: Callable[[int], str]) -> LexicalIndex:
         """The lexical index of `records`: the previous one updated when it can be, else built anew."""
-        previous = self.index.lexical if self._same_parser and self.index.manifest.get(
-            "lexical_version") == LEXICAL_VERSION else None
+        previous = (
+            self.index.lexical
+            if self._same_parser and self.index.manifest.get("lexical_version") == LEXICAL_VERSION
+            else None
+        )
         added = {i: entry_tokens(records[i].question, plain_answer(i)) for i in np.flatnonzero(kept < 0).tolist()}
         if previous is not None and previous.size == len(self.index.records):
             claimed = np.zeros(previous.size, dtype=bool)
@@ -118,6 +124,6 @@ class PreviousBuild:
                 updated = None  # arrays that pass their checksum but do not fit: a cache, so start over
             if updated is not None:
                 return updated
-        return LexicalIndex.from_entries([added[i] if i in added else entry_tokens(r.question, plain_answer(i))
-                                          for i, r in enumerate(records)])
-
+        return LexicalIndex.from_entries(
+            [added[i] if i in added else entry_tokens(r.question, plain_answer(i)) for i, r in enumerate(records)]
+        )

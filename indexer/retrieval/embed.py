@@ -6,13 +6,15 @@ inner product of two vectors is their cosine similarity, in [-1, 1], higher is m
 torch and sentence-transformers are imported only inside `SentenceTransformerEncoder`, so
 importing this module is cheap. The query path may use the ONNX encoder instead (`onnx_encoder.py`).
 """
+
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -96,8 +98,13 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def encode_by_length(texts: list[str], dimension: int, encode_batch: Callable[[list[str]], np.ndarray],
-                     batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+def encode_by_length(
+    texts: list[str],
+    dimension: int,
+    encode_batch: Callable[[list[str]], np.ndarray],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """Encode in batches of texts of similar length, returned in input order and normalised.
 
     Sorting by length keeps padding small inside each batch: long answers cost far less this way.
@@ -105,7 +112,7 @@ def encode_by_length(texts: list[str], dimension: int, encode_batch: Callable[[l
     out = np.zeros((len(texts), dimension), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         out[chunk] = encode_batch([texts[i] for i in chunk])
         if progress:
             progress(len(chunk))
@@ -138,8 +145,9 @@ class SentenceTransformerEncoder:
             offline = os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).is_dir()
             hint = "; nothing is downloaded: give a local model folder, or set HF_HUB_OFFLINE=0" if offline else ""
             raise ModelError(f"cannot load model {model!r}: {first.rstrip('.')}{hint}") from None
-        get_dimension = getattr(self._model, "get_embedding_dimension", None) or \
-            self._model.get_sentence_embedding_dimension
+        get_dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
         dimension = get_dimension()
         self.dimension = int(dimension or self._model.encode(["x"]).shape[1])
         self.max_tokens = int(self._model.max_seq_length or 256)
@@ -154,7 +162,8 @@ class SentenceTransformerEncoder:
         torch.set_num_threads(1 if len(texts) <= _FEW_TEXTS else self.threads)
 
         def encode_batch(batch: list[str]) -> np.ndarray:
-            return self._model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
-                                      convert_to_numpy=True, show_progress_bar=False)
+            return self._model.encode(
+                batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
 
         return encode_by_length(texts, self.dimension, encode_batch, batch_size, progress)

@@ -13,13 +13,14 @@ uses that word.
 
 Deliberately not here: dense vectors (search.py) and how lexical and dense evidence are fused.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -92,9 +93,17 @@ class LexicalIndex:
     vectors and a query process loads it instead of re-reading every text.
     """
 
-    def __init__(self, size: int, terms: list[str], fields: list[Postings], lengths: list[np.ndarray],
-                 spellings: list[str], by_trigram: dict[str, np.ndarray], containing: np.ndarray,
-                 spelling_counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        terms: list[str],
+        fields: list[Postings],
+        lengths: list[np.ndarray],
+        spellings: list[str],
+        by_trigram: dict[str, np.ndarray],
+        containing: np.ndarray,
+        spelling_counts: np.ndarray | None = None,
+    ) -> None:
         self.size = size
         self.terms = terms
         self.term_id = {term: i for i, term in enumerate(terms)}
@@ -108,19 +117,23 @@ class LexicalIndex:
         self.idf = np.log(1 + (size - containing + 0.5) / (containing + 0.5))  # per term id
 
     @classmethod
-    def from_records(cls, records: list[Record], answers: list[str] | None = None) -> "LexicalIndex":
+    def from_records(cls, records: list[Record], answers: list[str] | None = None) -> LexicalIndex:
         """`answers`: each record's answer as plain text ("" when missing), when the caller has them already."""
         if answers is None:
             answers = answer_texts(records)
         return cls.from_entries([entry_tokens(r.question, a) for r, a in zip(records, answers)])
 
     @classmethod
-    def from_entries(cls, entries: list["EntryTokens"]) -> "LexicalIndex":
-        return _assemble(len(entries), _Triples.of_entries(entries, range(len(entries))), Counter(
-            itertools.chain.from_iterable(e.words for e in entries)))
+    def from_entries(cls, entries: list[EntryTokens]) -> LexicalIndex:
+        return _assemble(
+            len(entries),
+            _Triples.of_entries(entries, range(len(entries))),
+            Counter(itertools.chain.from_iterable(e.words for e in entries)),
+        )
 
-    def updated(self, kept: np.ndarray, added: dict[int, "EntryTokens"],
-                removed: list["EntryTokens"]) -> "LexicalIndex | None":
+    def updated(
+        self, kept: np.ndarray, added: dict[int, EntryTokens], removed: list[EntryTokens]
+    ) -> LexicalIndex | None:
         """The index of a new corpus that reuses entries of this one, without re-reading them.
 
         `kept[i]` is the position in this index of new entry i when its text is unchanged, else -1 and
@@ -138,34 +151,61 @@ class LexicalIndex:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         grams = sorted(self._by_trigram)
-        arrays = {"version": np.array([LEXICAL_VERSION]), "size": np.array([self.size]),
-                  "terms": _blob(self.terms), "spellings": _blob(self.spellings), "grams": _blob(grams),
-                  "gram_words": np.concatenate([self._by_trigram[g] for g in grams] or [np.zeros(0, np.int32)]),
-                  "gram_counts": np.array([len(self._by_trigram[g]) for g in grams], dtype=np.int64),
-                  "containing": self.containing}
+        arrays = {
+            "version": np.array([LEXICAL_VERSION]),
+            "size": np.array([self.size]),
+            "terms": _blob(self.terms),
+            "spellings": _blob(self.spellings),
+            "grams": _blob(grams),
+            "gram_words": np.concatenate([self._by_trigram[g] for g in grams] or [np.zeros(0, np.int32)]),
+            "gram_counts": np.array([len(self._by_trigram[g]) for g in grams], dtype=np.int64),
+            "containing": self.containing,
+        }
         if self.spelling_counts is not None:
             arrays["spelling_counts"] = self.spelling_counts
         for n, (postings, lengths) in enumerate(zip(self.fields, self.lengths)):
-            arrays.update({f"starts{n}": postings.starts, f"ids{n}": postings.ids, f"counts{n}": postings.counts,
-                           f"lengths{n}": lengths})
+            arrays.update(
+                {
+                    f"starts{n}": postings.starts,
+                    f"ids{n}": postings.ids,
+                    f"counts{n}": postings.counts,
+                    f"lengths{n}": lengths,
+                }
+            )
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LexicalIndex":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LexicalIndex:
         """The index `to_arrays` saved; LexicalVersionError when another tokenizer version saved it."""
         if int(arrays["version"][0]) != LEXICAL_VERSION:
             raise LexicalVersionError(f"lexical index version {int(arrays['version'][0])}, not {LEXICAL_VERSION}")
-        grams, words_of_grams, spellings = _strings(arrays["grams"]), arrays["gram_words"], _strings(arrays["spellings"])
+        grams, words_of_grams, spellings = (
+            _strings(arrays["grams"]),
+            arrays["gram_words"],
+            _strings(arrays["spellings"]),
+        )
         ends = np.cumsum(arrays["gram_counts"])
-        if len(ends) != len(grams) or (len(ends) and ends[-1] != len(words_of_grams)) or (len(words_of_grams) and not (
-                0 <= words_of_grams.min() <= words_of_grams.max() < len(spellings))):
+        if (
+            len(ends) != len(grams)
+            or (len(ends) and ends[-1] != len(words_of_grams))
+            or (len(words_of_grams) and not (0 <= words_of_grams.min() <= words_of_grams.max() < len(spellings)))
+        ):
             raise ValueError("lexical trigrams do not fit the spellings")
-        by_trigram = {gram: words_of_grams[end - count:end]
-                      for gram, end, count in zip(grams, ends.tolist(), arrays["gram_counts"].tolist())}
+        by_trigram = {
+            gram: words_of_grams[end - count : end]
+            for gram, end, count in zip(grams, ends.tolist(), arrays["gram_counts"].tolist())
+        }
         fields = [Postings(arrays[f"starts{n}"], arrays[f"ids{n}"], arrays[f"counts{n}"]) for n in range(2)]
-        index = cls(int(arrays["size"][0]), _strings(arrays["terms"]), fields,
-                    [arrays[f"lengths{n}"] for n in range(2)], spellings, by_trigram, arrays["containing"],
-                    arrays.get("spelling_counts"))
+        index = cls(
+            int(arrays["size"][0]),
+            _strings(arrays["terms"]),
+            fields,
+            [arrays[f"lengths{n}"] for n in range(2)],
+            spellings,
+            by_trigram,
+            arrays["containing"],
+            arrays.get("spelling_counts"),
+        )
         index._check()
         return index
 
@@ -174,11 +214,19 @@ class LexicalIndex:
         terms, spellings = len(self.terms), len(self.spellings)
         for postings, lengths in zip(self.fields, self.lengths):
             starts, ids = postings.starts, postings.ids
-            if (len(starts) != terms + 1 or starts[0] != 0 or starts[-1] != len(ids) or len(postings.counts) != len(ids)
-                    or (np.diff(starts) < 0).any() or (len(ids) and not 0 <= ids.min() <= ids.max() < self.size)
-                    or len(lengths) != self.size):
+            if (
+                len(starts) != terms + 1
+                or starts[0] != 0
+                or starts[-1] != len(ids)
+                or len(postings.counts) != len(ids)
+                or (np.diff(starts) < 0).any()
+                or (len(ids) and not 0 <= ids.min() <= ids.max() < self.size)
+                or len(lengths) != self.size
+            ):
                 raise ValueError("lexical postings do not fit the index")
-        if len(self.containing) != terms or (self.spelling_counts is not None and len(self.spelling_counts) != spellings):
+        if len(self.containing) != terms or (
+            self.spelling_counts is not None and len(self.spelling_counts) != spellings
+        ):
             raise ValueError("lexical counts do not fit the index")
 
     def records_with(self, term: int) -> np.ndarray:
@@ -205,8 +253,11 @@ class LexicalIndex:
             return variant  # "neighbours" meets "neighbors" though both are real words
         if word in vocabulary or not word.isalpha():
             return None
-        one_edit, two_edits = ((_VOCAB_ONE_EDIT_LENGTH, _VOCAB_TWO_EDITS_LENGTH) if vocabulary
-                               else (_FUZZY_ONE_EDIT_LENGTH, _FUZZY_TWO_EDITS_LENGTH))
+        one_edit, two_edits = (
+            (_VOCAB_ONE_EDIT_LENGTH, _VOCAB_TWO_EDITS_LENGTH)
+            if vocabulary
+            else (_FUZZY_ONE_EDIT_LENGTH, _FUZZY_TWO_EDITS_LENGTH)
+        )
         if len(word) < one_edit:
             return None
         limit = 2 if len(word) >= two_edits else 1
@@ -222,7 +273,11 @@ class LexicalIndex:
                 continue
             # closest first; among equals a longer word (typing drops letters more often than it adds
             # them: "gest" is "guest" before "get"), then the more common word, whose typos are likelier
-            key = (damerau_distance(word, candidate, limit), len(candidate) < len(word), self._idf(stem(candidate), 99.0))
+            key = (
+                damerau_distance(word, candidate, limit),
+                len(candidate) < len(word),
+                self._idf(stem(candidate), 99.0),
+            )
             if key < best_key:
                 best, best_key = candidate, key
         return best if best_key[0] <= limit else None
@@ -250,8 +305,12 @@ class LexicalIndex:
         document says "batch norm", "fire wall" → "firewall" when it says "firewall"."""
         found: dict[str, str] = {}
         for first, second in zip(query_words, query_words[1:]):
-            if (first.isalpha() and second.isalpha() and stem(first + second) in self.term_id
-                    and not (stem(first) in self.term_id and stem(second) in self.term_id)):
+            if (
+                first.isalpha()
+                and second.isalpha()
+                and stem(first + second) in self.term_id
+                and not (stem(first) in self.term_id and stem(second) in self.term_id)
+            ):
                 found[f"{first} {second}"] = first + second
         for word in query_words:
             if stem(word) not in self.term_id and word.isalpha() and len(word) >= 2 * _COMPOUND_PART:
@@ -305,7 +364,7 @@ class _Triples:
     fields: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
     @classmethod
-    def of_entries(cls, entries: list[EntryTokens], positions: Sequence[int]) -> "_Triples":
+    def of_entries(cls, entries: list[EntryTokens], positions: Sequence[int]) -> _Triples:
         term_id: dict[str, int] = {}
         fields = []
         for tokens_of in (lambda e: e.question, lambda e: e.answer):
@@ -321,7 +380,7 @@ class _Triples:
         return cls(list(term_id), counted)
 
     @classmethod
-    def of_postings(cls, index: "LexicalIndex", kept: np.ndarray) -> "_Triples":
+    def of_postings(cls, index: LexicalIndex, kept: np.ndarray) -> _Triples:
         """The rows of `index` for the entries `kept` reuses, at their new positions."""
         new_position = np.full(index.size, -1, dtype=np.int64)
         reused = np.flatnonzero(kept >= 0)
@@ -334,22 +393,25 @@ class _Triples:
             fields.append((owner[keep], term[keep], postings.counts[keep]))
         return cls(index.terms, fields)
 
-    def merged(self, other: "_Triples") -> "_Triples":
+    def merged(self, other: _Triples) -> _Triples:
         """Both sets of rows over one term list (the entries of the two must differ)."""
         known = {term: i for i, term in enumerate(self.terms)}
         terms = self.terms + [t for t in other.terms if t not in known]
         other_id = np.array([known.get(t, -1) for t in other.terms] or [0], dtype=np.int64)
         fresh = other_id < 0
         other_id[fresh] = len(self.terms) + np.arange(int(fresh.sum()))
-        fields = [(np.concatenate([a[0], b[0]]), np.concatenate([a[1], other_id[b[1]]]),
-                   np.concatenate([a[2], b[2]])) for a, b in zip(self.fields, other.fields)]
+        fields = [
+            (np.concatenate([a[0], b[0]]), np.concatenate([a[1], other_id[b[1]]]), np.concatenate([a[2], b[2]]))
+            for a, b in zip(self.fields, other.fields)
+        ]
         return _Triples(terms, fields)
 
 
-def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "LexicalIndex":
+def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> LexicalIndex:
     """The index over `size` entries from their rows and the number of entries using each word."""
-    used = np.flatnonzero(np.bincount(np.concatenate([field[1] for field in triples.fields]),
-                                      minlength=len(triples.terms)))
+    used = np.flatnonzero(
+        np.bincount(np.concatenate([field[1] for field in triples.fields]), minlength=len(triples.terms))
+    )
     names = [triples.terms[i] for i in used.tolist()]
     terms = sorted(names)
     order = {term: i for i, term in enumerate(terms)}
@@ -369,13 +431,23 @@ def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> "Lexic
     question, answer = holders
     at = np.minimum(np.searchsorted(answer, question), max(len(answer) - 1, 0))
     both = question[answer[at] == question] if len(answer) else question[:0]
-    containing = sum(np.bincount(pairs // width, minlength=len(terms)) * sign
-                     for pairs, sign in ((question, 1), (answer, 1), (both, -1))).astype(np.int32)
+    containing = sum(
+        np.bincount(pairs // width, minlength=len(terms)) * sign
+        for pairs, sign in ((question, 1), (answer, 1), (both, -1))
+    ).astype(np.int32)
     spellings = sorted(word_counts)
     grams: dict[str, list[int]] = {}
     for i, word in enumerate(spellings):
         for gram in trigrams(word):
             grams.setdefault(gram, []).append(i)
     by_trigram = {gram: np.array(ids, dtype=np.int32) for gram, ids in grams.items()}
-    return LexicalIndex(size, terms, fields, lengths, spellings, by_trigram, containing,
-                        np.array([word_counts[w] for w in spellings], dtype=np.int32))
+    return LexicalIndex(
+        size,
+        terms,
+        fields,
+        lengths,
+        spellings,
+        by_trigram,
+        containing,
+        np.array([word_counts[w] for w in spellings], dtype=np.int32),
+    )

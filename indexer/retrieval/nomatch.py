@@ -18,6 +18,7 @@ that `TARGET_FALSE_REJECTION` of the answerable training queries are rejected, a
 cut so that `GOOD_PRECISION` of the training queries below it have their answer ranked first. Three
 levels follow (`confidence`): good match, possibly related (results shown, flagged), no good match.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,12 +60,16 @@ class NoMatchModel:
         return {"features": list(FEATURES), **asdict(self), "weights": list(self.weights)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NoMatchModel":
+    def from_dict(cls, data: dict) -> NoMatchModel:
         """The saved model, or the shipped one when it was saved for other features (an older index)."""
         if data.get("features") != list(FEATURES):
             return DEFAULT_NO_MATCH
-        return cls(tuple(data["weights"]), float(data["bias"]), float(data.get("threshold", 0.5)),
-                   float(data.get("good_below", min(0.25, float(data.get("threshold", 0.5))))))
+        return cls(
+            tuple(data["weights"]),
+            float(data["bias"]),
+            float(data.get("threshold", 0.5)),
+            float(data.get("good_below", min(0.25, float(data.get("threshold", 0.5))))),
+        )
 
 
 def query_word_feature(word_count: int) -> float:
@@ -74,12 +79,18 @@ def query_word_feature(word_count: int) -> float:
 # Fitted on all four documents of eval/suite.json (their 478 labelled queries) with
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
-DEFAULT_NO_MATCH = NoMatchModel(weights=(-4.2998, -6.6198, -5.2267, 3.6101, -1.8362), bias=8.491, threshold=0.6934,
-                                good_below=0.6354)
+DEFAULT_NO_MATCH = NoMatchModel(
+    weights=(-4.2998, -6.6198, -5.2267, 3.6101, -1.8362), bias=8.491, threshold=0.6934, good_below=0.6354
+)
 
 
-def fit(features: np.ndarray, is_no_match: np.ndarray, groups: np.ndarray | None = None,
-        first_correct: np.ndarray | None = None, l2: float = 1.0) -> NoMatchModel:
+def fit(
+    features: np.ndarray,
+    is_no_match: np.ndarray,
+    groups: np.ndarray | None = None,
+    first_correct: np.ndarray | None = None,
+    l2: float = 1.0,
+) -> NoMatchModel:
     """Fit on labelled queries; `groups` names each query's document (every document weighs the same),
     `first_correct` says whether its first result answers it (places the good-match cut)."""
     x = np.asarray(features, dtype=np.float64)
@@ -90,8 +101,9 @@ def fit(features: np.ndarray, is_no_match: np.ndarray, groups: np.ndarray | None
     threshold = _weighted_quantile(p[y == 0], weight[y == 0], 1 - TARGET_FALSE_REJECTION) if (y == 0).any() else 0.5
     threshold = float(min(max(threshold, 0.05), 0.95))
     good_below = _good_cut(p, y, first_correct, threshold)
-    return NoMatchModel(tuple(round(float(v), 4) for v in weights), round(float(bias), 4),
-                        round(threshold, 4), round(good_below, 4))
+    return NoMatchModel(
+        tuple(round(float(v), 4) for v in weights), round(float(bias), 4), round(threshold, 4), round(good_below, 4)
+    )
 
 
 def _balanced_weights(y: np.ndarray, groups: np.ndarray) -> np.ndarray:

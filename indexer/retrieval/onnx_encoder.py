@@ -14,6 +14,7 @@ never torch, transformers, sentence-transformers or scikit-learn. It deliberatel
 local model folders made of Transformer → mean or CLS Pooling → (Normalize) with a `tokenizer.json`;
 anything else raises `OnnxUnavailable`, and the caller uses torch instead.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,8 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.retrieval.embed import Progress, SentenceTransformerEncoder, encode_by_length, model_fingerprint, resolve_model_path
 from indexer.errors import ModelError
+from indexer.retrieval.embed import (
+    Progress,
+    SentenceTransformerEncoder,
+    encode_by_length,
+    model_fingerprint,
+    resolve_model_path,
+)
 
 EXPORT_FORMAT = 1
 ONNX_FILE, TOKENIZER_FILE, CONFIG_FILE = "model.onnx", "tokenizer.json", "onnx_config.json"
@@ -61,8 +68,9 @@ def model_spec(model: str) -> dict:
     modules = _read_json(path / "modules.json", model)
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     if not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds or any(k not in _MODULE_KINDS for k in kinds):
-        raise OnnxUnavailable(f"model {model!r} has modules {kinds}; "
-                              "ONNX export supports Transformer, Pooling, Normalize")
+        raise OnnxUnavailable(
+            f"model {model!r} has modules {kinds}; ONNX export supports Transformer, Pooling, Normalize"
+        )
     pooling_dir = path / modules[kinds.index("Pooling")].get("path", "1_Pooling")
     pooling = _pooling_mode(_read_json(pooling_dir / "config.json", model))
     if pooling not in ("mean", "cls"):
@@ -77,13 +85,16 @@ def model_spec(model: str) -> dict:
 
 
 def _pooling_mode(config: dict) -> str:
-    """"mean", "cls", ... or several joined by "+"; reads both the newer and the older boolean form."""
+    """ "mean", "cls", ... or several joined by "+"; reads both the newer and the older boolean form."""
     mode = config.get("pooling_mode")
     if mode is not None:  # sentence-transformers ≥ 6: a name or a list of names
         modes = [mode] if isinstance(mode, str) else [str(m) for m in mode]
     else:
-        modes = [_POOLING_KEYS.get(k.removeprefix("pooling_mode_"), k.removeprefix("pooling_mode_"))
-                 for k, on in config.items() if k.startswith("pooling_mode_") and on]
+        modes = [
+            _POOLING_KEYS.get(k.removeprefix("pooling_mode_"), k.removeprefix("pooling_mode_"))
+            for k, on in config.items()
+            if k.startswith("pooling_mode_") and on
+        ]
     return "+".join(modes) or "none"
 
 
@@ -143,19 +154,32 @@ def _write_export(reference: SentenceTransformerEncoder, spec: dict, folder: Pat
             return self.transformer(**dict(zip(names, inputs))).last_hidden_state
 
     shutil.copyfile(spec["path"] / TOKENIZER_FILE, folder / TOKENIZER_FILE)
-    config = {"format": EXPORT_FORMAT, "model": reference.model, "pooling": spec["pooling"],
-              "do_lower_case": spec["do_lower_case"], "max_seq_length": reference.max_tokens,
-              "dimension": reference.dimension, "inputs": names, "opset": OPSET}
+    config = {
+        "format": EXPORT_FORMAT,
+        "model": reference.model,
+        "pooling": spec["pooling"],
+        "do_lower_case": spec["do_lower_case"],
+        "max_seq_length": reference.max_tokens,
+        "dimension": reference.dimension,
+        "inputs": names,
+        "opset": OPSET,
+    }
     # Two lengths, so the traced graph takes the padded-attention-mask branch that real batches need.
     example = _tokenize(_tokenizer(folder, config), ["an example", "a slightly longer example sentence"])
     try:
         # The tracer warns about shape checks that are constant for this graph; the self-check vouches for it.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(KeywordForward(), tuple(torch.from_numpy(example[n]) for n in names),
-                              str(folder / ONNX_FILE), input_names=names, output_names=["last_hidden_state"],
-                              dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                KeywordForward(),
+                tuple(torch.from_numpy(example[n]) for n in names),
+                str(folder / ONNX_FILE),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
+                opset_version=OPSET,
+                dynamo=False,
+            )
     except Exception as exc:  # the exporter raises many types for an architecture it cannot trace
         first = str(exc).strip().split("\n")[0][:200]
         raise OnnxUnavailable(f"cannot export {reference.model!r} to ONNX: {first}") from None
@@ -163,12 +187,17 @@ def _write_export(reference: SentenceTransformerEncoder, spec: dict, folder: Pat
 
 
 def _check_export(reference: SentenceTransformerEncoder, folder: Path) -> None:
-    probes = ["why does my model overfit", "What is the difference between L1 and L2 regularization?",
-              " ".join(["Gradient descent updates every weight against its gradient."] * 60)]  # past max_seq_length
+    probes = [
+        "why does my model overfit",
+        "What is the difference between L1 and L2 regularization?",
+        " ".join(["Gradient descent updates every weight against its gradient."] * 60),
+    ]  # past max_seq_length
     cosines = np.sum(reference.encode(probes) * OnnxEncoder(folder, reference.model).encode(probes), axis=1)
     if cosines.min() < MIN_EXPORT_COSINE:
-        raise OnnxUnavailable(f"the ONNX export of {reference.model!r} differs from sentence-transformers "
-                              f"(cosine {cosines.min():.6f}); using torch")
+        raise OnnxUnavailable(
+            f"the ONNX export of {reference.model!r} differs from sentence-transformers "
+            f"(cosine {cosines.min():.6f}); using torch"
+        )
 
 
 def _require(*names: str) -> None:
@@ -205,16 +234,19 @@ class OnnxEncoder:
 
         config = _read_json(folder / CONFIG_FILE, model)
         if config.get("format") != EXPORT_FORMAT:
-            raise OnnxUnavailable(f"the ONNX export in {folder} has format {config.get('format')!r}, "
-                                  f"not {EXPORT_FORMAT}; delete that folder to export again")
+            raise OnnxUnavailable(
+                f"the ONNX export in {folder} has format {config.get('format')!r}, "
+                f"not {EXPORT_FORMAT}; delete that folder to export again"
+            )
         self.model, self.dimension, self.folder = model, int(config["dimension"]), folder
         self._config, self._tokenizer = config, _tokenizer(folder, config)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks one per physical core
         options.inter_op_num_threads = 1  # the graph is one chain of layers: nothing to run side by side
         try:
-            self._session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
-                                                         providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(
+                str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own types for a missing or damaged file
             raise OnnxUnavailable(f"cannot load {folder / ONNX_FILE}: {str(exc).strip()[:200]}") from None
         self._inputs = [i.name for i in self._session.get_inputs()]
@@ -233,8 +265,9 @@ class OnnxEncoder:
         return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
 
 
-def load_onnx_encoder(model: str, threads: int | None = 1, export_if_missing: bool = True,
-                      cache_dir: Path | None = None) -> OnnxEncoder:
+def load_onnx_encoder(
+    model: str, threads: int | None = 1, export_if_missing: bool = True, cache_dir: Path | None = None
+) -> OnnxEncoder:
     """The ONNX encoder for `model` from the cache, exporting it first when missing (that needs torch).
 
     threads=1 suits single queries; None uses every core. Raises `OnnxUnavailable` when the ONNX path

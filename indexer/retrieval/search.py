@@ -18,6 +18,7 @@ Exactness: for the top k entries under max-fusion it is enough to look at the to
 vector index (each entry owns at most two rows), so large indexes are searched through FAISS and only
 those candidates are scored in full; small ones are scored exhaustively with one matrix product.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_MODE, MODES
+from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.documents.selection import section_positions
 from indexer.errors import QueryError
 from indexer.retrieval.lexical import LexicalMatch
@@ -69,8 +70,12 @@ class SearchResult:
 
     def to_dict(self) -> dict:
         """The stable JSON shape of `search --json` (CLI contract)."""
-        return {"query": self.query, "no_match": self.no_match, "confidence": self.confidence,
-                "results": [h.to_dict() for h in self.hits]}
+        return {
+            "query": self.query,
+            "no_match": self.no_match,
+            "confidence": self.confidence,
+            "results": [h.to_dict() for h in self.hits],
+        }
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
@@ -104,8 +109,9 @@ def field_scores(index: LoadedIndex, query_vectors: np.ndarray, positions: np.nd
     return index.field_cosines(np.atleast_2d(query_vectors), positions)
 
 
-def candidate_positions(index: LoadedIndex, query_vectors: np.ndarray, k: int,
-                        lexical_scores: np.ndarray | None = None) -> np.ndarray:
+def candidate_positions(
+    index: LoadedIndex, query_vectors: np.ndarray, k: int, lexical_scores: np.ndarray | None = None
+) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
     total = index.row_count
     if total <= _EXHAUSTIVE_ROWS:
@@ -127,8 +133,9 @@ def dense_scores(question: np.ndarray, answer: np.ndarray) -> np.ndarray:
     return np.fmax(question, np.nan_to_num(answer, nan=-1.0))
 
 
-def rank_scores(mode: str, question: np.ndarray, answer: np.ndarray, lexical: LexicalMatch | None,
-                positions: np.ndarray) -> np.ndarray:
+def rank_scores(
+    mode: str, question: np.ndarray, answer: np.ndarray, lexical: LexicalMatch | None, positions: np.ndarray
+) -> np.ndarray:
     """The value each mode orders entries by (higher first); see `MODES`."""
     dense = dense_scores(question, answer)
     if mode == "dense":
@@ -154,8 +161,14 @@ def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
     return 1 / (_RRF_K + ranks)
 
 
-def score_entries(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray, mode: str = "dense",
-                  lexical: LexicalMatch | None = None, limit: int | None = None) -> list[Hit]:
+def score_entries(
+    index: LoadedIndex,
+    query_vectors: np.ndarray,
+    positions: np.ndarray,
+    mode: str = "dense",
+    lexical: LexicalMatch | None = None,
+    limit: int | None = None,
+) -> list[Hit]:
     """The best `limit` hits among the given positions (all when None), best first by the mode's order;
     ties go to the entry earlier in the document. Only the chosen few become `Hit` objects."""
     question, answer = field_scores(index, query_vectors, positions)
@@ -165,8 +178,15 @@ def score_entries(index: LoadedIndex, query_vectors: np.ndarray, positions: np.n
     else:
         chosen = np.arange(len(order))
     chosen = chosen[np.lexsort((positions[chosen], -order[chosen]))]
-    return [_hit(index.records[positions[i]], float(question[i]), None if np.isnan(answer[i]) else float(answer[i]),
-                 float(order[i])) for i in chosen.tolist()]
+    return [
+        _hit(
+            index.records[positions[i]],
+            float(question[i]),
+            None if np.isnan(answer[i]) else float(answer[i]),
+            float(order[i]),
+        )
+        for i in chosen.tolist()
+    ]
 
 
 def _hit(record: Record, question_score: float, answer_score: float | None, rank_score: float) -> Hit:
@@ -200,13 +220,26 @@ def no_match_features(query: EncodedQuery, hits: list[Hit], index: LoadedIndex, 
     top = hits[0]
     best_dense = max(max(h.question_score, h.answer_score if h.answer_score is not None else -1.0) for h in hits)
     coverage_top = float(query.lexical.coverage[index.position_of[top.record.id]])
-    return np.array([top.score, best_dense - mean_dense, coverage_top, query.lexical.unknown_share,
-                     query_word_feature(len(_QUERY_WORD.findall(query.text)))])
+    return np.array(
+        [
+            top.score,
+            best_dense - mean_dense,
+            coverage_top,
+            query.lexical.unknown_share,
+            query_word_feature(len(_QUERY_WORD.findall(query.text))),
+        ]
+    )
 
 
-def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_score: float | None = None,
-           mode: str = DEFAULT_MODE, no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
-           section: str | None = None) -> SearchResult:
+def search(
+    index: LoadedIndex,
+    query: EncodedQuery,
+    k: int = DEFAULT_K,
+    min_score: float | None = None,
+    mode: str = DEFAULT_MODE,
+    no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
+    section: str | None = None,
+) -> SearchResult:
     """The k best entries for an encoded query, and whether any of them is a good match.
 
     With `section`, only entries under that heading compete (scored exhaustively)."""
@@ -215,11 +248,14 @@ def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
-    positions = (section_positions(index.records, section) if section
-                 else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores))
+    positions = (
+        section_positions(index.records, section)
+        if section
+        else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
+    )
     ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=max(k, 2))
     nearest = ranked[:k]
-    evidence = no_match_features(query, ranked[:max(k, 2)], index, mean_dense_score(index, query.vectors))
+    evidence = no_match_features(query, ranked[: max(k, 2)], index, mean_dense_score(index, query.vectors))
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]
@@ -228,23 +264,38 @@ def search(index: LoadedIndex, query: EncodedQuery, k: int = DEFAULT_K, min_scor
         notes.append("also searched for: " + ", ".join(f"{a} → {b}" for a, b in query.lexical.corrected.items()))
     below_minimum = not no_match and not hits and bool(nearest)
     if below_minimum:
-        notes.append(f"no result reaches the minimum score {threshold:.2f} (the best scores "
-                     f"{max(h.score for h in nearest):.2f})")
-    return SearchResult(query.text, hits, nearest, no_match=not hits, notes=notes,
-                        evidence=tuple(float(v) for v in evidence), below_minimum=below_minimum,
-                        confidence=confidence if hits else "no good match")
+        notes.append(
+            f"no result reaches the minimum score {threshold:.2f} (the best scores {max(h.score for h in nearest):.2f})"
+        )
+    return SearchResult(
+        query.text,
+        hits,
+        nearest,
+        no_match=not hits,
+        notes=notes,
+        evidence=tuple(float(v) for v in evidence),
+        below_minimum=below_minimum,
+        confidence=confidence if hits else "no good match",
+    )
 
 
 def related(index: LoadedIndex, record_id: RecordId, k: int = DEFAULT_K, answered_only: bool = False) -> list[Hit]:
     """The entries closest to entry `record_id`'s question, excluding itself (no re-embedding)."""
     position = _position(index, record_id)
     query_vector = index.question_vector(position)[None, :]
-    return _related_hits(index, position, query_vector, candidate_positions(index, query_vector, 4 * k + 10), k,
-                         _answered(index) if answered_only else None)
+    return _related_hits(
+        index,
+        position,
+        query_vector,
+        candidate_positions(index, query_vector, 4 * k + 10),
+        k,
+        _answered(index) if answered_only else None,
+    )
 
 
-def related_many(index: LoadedIndex, record_ids: Sequence[RecordId], k: int = DEFAULT_K,
-                 answered_only: bool = False) -> list[list[Hit]]:
+def related_many(
+    index: LoadedIndex, record_ids: Sequence[RecordId], k: int = DEFAULT_K, answered_only: bool = False
+) -> list[list[Hit]]:
     """`related` for many entries at once (a hint for every missing entry): the candidates of all of them
     come from one batched search of the nearest rows, then each entry is scored as `related` scores it."""
     positions = [_position(index, record_id) for record_id in record_ids]
@@ -253,8 +304,10 @@ def related_many(index: LoadedIndex, record_ids: Sequence[RecordId], k: int = DE
     query_vectors = np.vstack([index.question_vector(position) for position in positions])
     found = index.nearest_positions_each(query_vectors, row_depth(4 * k + 10))
     answered = _answered(index) if answered_only else None
-    return [_related_hits(index, position, vector[None, :], np.unique(candidates), k, answered)
-            for position, vector, candidates in zip(positions, query_vectors, found)]
+    return [
+        _related_hits(index, position, vector[None, :], np.unique(candidates), k, answered)
+        for position, vector, candidates in zip(positions, query_vectors, found)
+    ]
 
 
 def _position(index: LoadedIndex, record_id: RecordId) -> int:
@@ -269,8 +322,14 @@ def _answered(index: LoadedIndex) -> np.ndarray:
     return np.asarray(field_values(index.records, "status")) != "missing"
 
 
-def _related_hits(index: LoadedIndex, position: int, query_vector: np.ndarray, positions: np.ndarray, k: int,
-                  answered: np.ndarray | None) -> list[Hit]:
+def _related_hits(
+    index: LoadedIndex,
+    position: int,
+    query_vector: np.ndarray,
+    positions: np.ndarray,
+    k: int,
+    answered: np.ndarray | None,
+) -> list[Hit]:
     """The best k of `positions` for this entry's question vector, leaving out the entry itself and, given
     `answered`, the entries without an answer."""
     keep = positions != position

@@ -8,6 +8,7 @@ the edit distance, the British/American spelling pairs and the replacement of co
 Deliberately not here: the index over the tokens, BM25 and typo correction against a document's
 words (lexical.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,12 +16,14 @@ import re
 from dataclasses import dataclass
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an and are as at be been being but by can could did do does doing for from had has have how i if in into is it
 its it's me my of on or our should so than that the their them then there these they this those to too very was
 we were what when where which while who whom why will with would you your yours vs versus about also any some
 such between explain describe define tell give name what's whats
-""".split())
+""".split()
+)
 
 
 @functools.lru_cache(maxsize=1 << 18)  # a corpus repeats few distinct words many times
@@ -30,8 +33,14 @@ def stem(word: str) -> str:
     >>> [stem(w) for w in ("gradients", "labelled", "evaluating", "evaluate", "batches")]
     ['gradient', 'label', 'evaluat', 'evaluat', 'batch']
     """
-    for suffix, replacement, min_stem in (("ies", "y", 3), ("sses", "ss", 3), ("ing", "", 3), ("ed", "", 3),
-                                          ("es", "", 4), ("s", "", 3)):
+    for suffix, replacement, min_stem in (
+        ("ies", "y", 3),
+        ("sses", "ss", 3),
+        ("ing", "", 3),
+        ("ed", "", 3),
+        ("es", "", 4),
+        ("s", "", 3),
+    ):
         if word.endswith(suffix) and len(word) - len(suffix) >= min_stem and not word.endswith("ss"):
             word = word[: len(word) - len(suffix)] + replacement
             break
@@ -81,15 +90,26 @@ def spelled_out(query_words: list[str], known: dict[str, int]) -> list[str]:
     found = []
     for size in range(2, 6):
         for start in range(len(query_words) - size + 1):
-            initials = "".join(w[0] for w in query_words[start:start + size])
+            initials = "".join(w[0] for w in query_words[start : start + size])
             if initials in known:
                 found.append(initials)
     return found
 
 
 # British and American spellings of one word: (British, American) endings and inner spellings.
-_SPELLING_PAIRS = (("isation", "ization"), ("ise", "ize"), ("ised", "ized"), ("ising", "izing"), ("yse", "yze"),
-                   ("our", "or"), ("ours", "ors"), ("tre", "ter"), ("lled", "led"), ("lling", "ling"), ("ogue", "og"))
+_SPELLING_PAIRS = (
+    ("isation", "ization"),
+    ("ise", "ize"),
+    ("ised", "ized"),
+    ("ising", "izing"),
+    ("yse", "yze"),
+    ("our", "or"),
+    ("ours", "ors"),
+    ("tre", "ter"),
+    ("lled", "led"),
+    ("lling", "ling"),
+    ("ogue", "og"),
+)
 
 
 def spelling_variants(word: str) -> list[str]:
@@ -99,7 +119,7 @@ def spelling_variants(word: str) -> list[str]:
         for typed, other in ((british, american), (american, british)):
             at = word.rfind(typed)
             if at > 1:
-                variants.append(word[:at] + other + word[at + len(typed):])
+                variants.append(word[:at] + other + word[at + len(typed) :])
     return variants
 
 
@@ -109,8 +129,10 @@ def apply_corrections(text: str, corrected: dict[str, str]) -> str:
     if not corrected:
         return text
     typed = sorted(corrected, key=len, reverse=True)  # a word pair before either of its words
-    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(r"\s+".join(map(re.escape, key.split())) for key in typed)
-                         + r")(?![^\W_])", re.IGNORECASE)
+    pattern = re.compile(
+        r"(?<![^\W_])(?:" + "|".join(r"\s+".join(map(re.escape, key.split())) for key in typed) + r")(?![^\W_])",
+        re.IGNORECASE,
+    )
     return pattern.sub(lambda m: corrected[" ".join(m.group(0).lower().split())], text)
 
 
@@ -121,7 +143,7 @@ def words(text: str) -> list[str]:
 
 def trigrams(word: str) -> set[str]:
     padded = f"  {word} "
-    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,8 @@ def entry_tokens(question: str, answer: str) -> EntryTokens:
     """`question` as clean text, `answer` as plain text ("" when missing)."""
     question_words = words(question) + hyphen_joins(question)
     answer_words = words(answer) + hyphen_joins(answer)
-    return EntryTokens([stem(w) for w in question_words] + acronyms(question),
-                       [stem(w) for w in answer_words] + acronyms(answer),
-                       frozenset(question_words) | frozenset(answer_words))
+    return EntryTokens(
+        [stem(w) for w in question_words] + acronyms(question),
+        [stem(w) for w in answer_words] + acronyms(answer),
+        frozenset(question_words) | frozenset(answer_words),
+    )

@@ -7,6 +7,7 @@ Vector contract, for every implementation: vectors are L2-normalised float32, so
 a cosine in [-1, 1], higher is more similar. A record's *position* is its index in `records`; each
 record owns one question row and, when its answer has words, one answer row.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -82,6 +83,7 @@ class Store(Protocol):
     def lock(self) -> AbstractContextManager[None]:
         """Held by a build, so two builds of one index never interleave."""
 
-    def write(self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
-              lexical: LexicalIndex) -> None:
+    def write(
+        self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict, lexical: LexicalIndex
+    ) -> None:
         """A new generation, made current in one atomic step; readers see the old or the new one."""

@@ -32,6 +32,7 @@ of the mapped files (the vectors: one full-precision copy, shared with the page 
 the inverted file itself. A generation's files are never rewritten once written (a build makes a new
 generation), so what was verified stays what is read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,19 +48,26 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from indexer.documents.records import Record, RecordId, field_values
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from indexer.retrieval.lexical import LexicalIndex, LexicalVersionError
-from indexer.documents.records import Record, RecordId, field_values
-from indexer.stores.tables import (TABLE_READERS, Buffer, RowTable, has_tables, npy_view, npz_views, table_files,
-                     tables_from)
+from indexer.stores.tables import (
+    TABLE_READERS,
+    Buffer,
+    RowTable,
+    has_tables,
+    npy_view,
+    npz_views,
+    table_files,
+    tables_from,
+)
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)  # formats 1 and 2 still seed a rebuild that reuses their vectors
@@ -185,8 +193,9 @@ class StoredIndex:
     def entry_keys(self) -> list[tuple[str, str | None]]:
         """Per record, the text keys of its question row and of its answer row (None without one)."""
         keys = self.rows.keys
-        return [(keys[q], keys[a] if a >= 0 else None)
-                for q, a in zip(self.question_row.tolist(), self.answer_row.tolist())]
+        return [
+            (keys[q], keys[a] if a >= 0 else None) for q, a in zip(self.question_row.tolist(), self.answer_row.tolist())
+        ]
 
 
 def current_path(index_dir: Path) -> Path | None:
@@ -230,7 +239,8 @@ def check_format(manifest: object, location: str) -> dict:
     if manifest["format_version"] > FORMAT_VERSION:
         raise IndexVersionError(
             f"index at {location} was written by a newer version of this tool (format "
-            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build")
+            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build"
+        )
     return manifest
 
 
@@ -270,32 +280,41 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
         lexical = read.get("lexical.npz")
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
-    if len(records) != manifest.get("record_count") or len(rows.fields) != len(vectors) or (
-            lexical is not None and lexical.size != len(records)) or not _rows_fit(rows, len(records)):
+    if (
+        len(records) != manifest.get("record_count")
+        or len(rows.fields) != len(vectors)
+        or (lexical is not None and lexical.size != len(records))
+        or not _rows_fit(rows, len(records))
+    ):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
     return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical, signature)
 
 
 def _rows_fit(rows: RowTable, record_count: int) -> bool:
     return len(rows.positions) == len(rows.fields) == len(rows.keys) and bool(
-        ((rows.positions >= 0) & (rows.positions < record_count)).all())
+        ((rows.positions >= 0) & (rows.positions < record_count)).all()
+    )
 
 
 def _readers(generation: Path, dimension: int) -> dict[str, Callable[[Buffer], object]]:
     """File name → what its verified bytes become."""
-    return {**TABLE_READERS,
-            "vectors.npy": lambda data: _load_vectors(data, "vectors.npy", dimension),
-            "vectors.faiss": lambda data: _load_vectors(data, "vectors.faiss", dimension),
-            IVF_FILE: lambda data: _load_ivf(generation),  # FAISS maps the file itself
-            "lexical.npz": lexical_from_blob}
+    return {
+        **TABLE_READERS,
+        "vectors.npy": lambda data: _load_vectors(data, "vectors.npy", dimension),
+        "vectors.faiss": lambda data: _load_vectors(data, "vectors.faiss", dimension),
+        IVF_FILE: lambda data: _load_ivf(generation),  # FAISS maps the file itself
+        "lexical.npz": lexical_from_blob,
+    }
 
 
-def _read_verified_files(generation: Path, names: Iterable[str], manifest: dict,
-                         readers: dict[str, Callable[[Buffer], object]]) -> dict[str, object]:
+def _read_verified_files(
+    generation: Path, names: Iterable[str], manifest: dict, readers: dict[str, Callable[[Buffer], object]]
+) -> dict[str, object]:
     """Each file mapped read-only, checked against the manifest's sha256, then read; two files at a time,
     largest first. Hashing lets go of the GIL, so while one thread hashes the vectors the other hashes
     and decodes the rest. At 100k entries (0.57 GB) a whole load takes ~0.35 s; copying each file into
     memory, hashing and decoding it one after another (format 2) took ~1.7 s."""
+
     def read(name: str) -> object:
         data = _map_verified(generation, name, manifest)
         return readers[name](data) if name in readers else data
@@ -343,8 +362,12 @@ class _VectorsOf:
             raise ValueError("the FAISS file does not hold flat vectors of the index's dimension")
         address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
         self.index = faiss_index
-        self.__array_interface__ = {"data": (address, True), "shape": (faiss_index.ntotal, dimension),
-                                    "typestr": "<f4", "version": 3}
+        self.__array_interface__ = {
+            "data": (address, True),
+            "shape": (faiss_index.ntotal, dimension),
+            "typestr": "<f4",
+            "version": 3,
+        }
 
 
 def stored_vectors(faiss_index, dimension: int) -> np.ndarray:
@@ -404,8 +427,8 @@ def exact_nearest_rows(vectors: np.ndarray, queries: np.ndarray, depth: int, blo
     """(queries, depth) rows of the highest inner products, by blocks of queries (bounded memory)."""
     found = np.empty((len(queries), depth), dtype=np.int64)
     for start in range(0, len(queries), block):
-        scores = queries[start:start + block] @ vectors.T
-        found[start:start + block] = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        scores = queries[start : start + block] @ vectors.T
+        found[start : start + block] = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
     return found
 
 
@@ -434,8 +457,9 @@ def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth:
             for lst in np.flatnonzero(np.diff(bounds)).tolist():
                 members = _list_members(ivf.invlists, lst)
                 if len(members):
-                    _merge_best(best, rows, order[bounds[lst]:bounds[lst + 1]] // part.shape[1], queries, vectors,
-                                members)
+                    _merge_best(
+                        best, rows, order[bounds[lst] : bounds[lst + 1]] // part.shape[1], queries, vectors, members
+                    )
     return rows
 
 
@@ -446,8 +470,9 @@ def _list_members(invlists, lst: int) -> np.ndarray:
     return faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy() if size else np.zeros(0, dtype=np.int64)
 
 
-def _merge_best(best: np.ndarray, rows: np.ndarray, asked: np.ndarray, queries: np.ndarray, vectors: np.ndarray,
-                members: np.ndarray) -> None:
+def _merge_best(
+    best: np.ndarray, rows: np.ndarray, asked: np.ndarray, queries: np.ndarray, vectors: np.ndarray, members: np.ndarray
+) -> None:
     """Fold the rows `members` into the running best rows of the queries `asked` (in place)."""
     scores = queries[asked] @ vectors[members].T
     better = (scores > best[asked].min(axis=1)[:, None]).any(axis=1)
@@ -455,7 +480,7 @@ def _merge_best(best: np.ndarray, rows: np.ndarray, asked: np.ndarray, queries: 
         return
     asked, scores = asked[better], scores[better]
     merged = np.hstack([best[asked], scores])
-    top = np.argpartition(-merged, best.shape[1] - 1, axis=1)[:, :best.shape[1]]
+    top = np.argpartition(-merged, best.shape[1] - 1, axis=1)[:, : best.shape[1]]
     best[asked] = np.take_along_axis(merged, top, axis=1)
     rows[asked] = np.take_along_axis(np.hstack([rows[asked], np.broadcast_to(members, scores.shape)]), top, axis=1)
 
@@ -540,8 +565,14 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def write_index(index_dir: Path, records: Sequence[Record], rows: RowTable, vectors: np.ndarray,
-                manifest: dict, lexical: LexicalIndex) -> Path:
+def write_index(
+    index_dir: Path,
+    records: Sequence[Record],
+    rows: RowTable,
+    vectors: np.ndarray,
+    manifest: dict,
+    lexical: LexicalIndex,
+) -> Path:
     """Write a new generation and make it current atomically. Call with `build_lock` held."""
     _remove_leftovers(index_dir)
     name = f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -552,8 +583,11 @@ def write_index(index_dir: Path, records: Sequence[Record], rows: RowTable, vect
         **_vector_blobs(vectors, manifest["index_type"], manifest["dimension"]),
         "lexical.npz": lexical_blob(lexical),
     }
-    manifest = {**manifest, "format_version": FORMAT_VERSION,
-                "files": {name: _file_entry(blob) for name, blob in blobs.items()}}
+    manifest = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "files": {name: _file_entry(blob) for name, blob in blobs.items()},
+    }
     for file_name, blob in {**blobs, "manifest.json": json.dumps(manifest, indent=2).encode()}.items():
         _write_synced(tmp / file_name, blob)
     final = index_dir / name
@@ -593,8 +627,11 @@ def _remove_leftovers(index_dir: Path) -> None:
 
 def _remove_old_generations(index_dir: Path) -> None:
     current = os.readlink(index_dir / CURRENT)
-    generations = sorted((p for p in index_dir.iterdir() if p.name.startswith("build-") and p.is_dir()
-                          and not p.name.endswith(".tmp")), key=lambda p: p.stat().st_mtime, reverse=True)
+    generations = sorted(
+        (p for p in index_dir.iterdir() if p.name.startswith("build-") and p.is_dir() and not p.name.endswith(".tmp")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     keep = {current} | {p.name for p in generations[:_KEEP_GENERATIONS]}
     for path in generations:
         if path.name not in keep:
@@ -617,6 +654,7 @@ class FaissStore:
     def lock(self) -> contextlib.AbstractContextManager:
         return build_lock(self.index_dir)
 
-    def write(self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
-              lexical: LexicalIndex) -> None:
+    def write(
+        self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict, lexical: LexicalIndex
+    ) -> None:
         write_index(self.index_dir, records, rows, vectors, manifest, lexical)

@@ -24,6 +24,7 @@ Records live in the client (search, lexical matching and display need them); vec
 database: nearest rows and the cosines of candidate entries are SQL queries. This module does not
 choose between stores (stores.py) and imports psycopg only when a PgStore is used.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,14 +36,21 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from indexer.retrieval.lexical import LexicalIndex
-from indexer.documents.records import Record
-from indexer.stores.disk import FORMAT_VERSION, READABLE_FORMATS, RowTable, check_format, lexical_blob, lexical_from_blob
+from indexer.stores.disk import (
+    FORMAT_VERSION,
+    READABLE_FORMATS,
+    RowTable,
+    check_format,
+    lexical_blob,
+    lexical_from_blob,
+)
 
 DEFAULT_NAME = "default"
 # Exact nearest rows cost ~0.6 ms per 1k rows (29 ms at 50k, 56 ms at 100k) and HNSW ~2 ms, but HNSW
@@ -63,7 +71,8 @@ class PgStore:
         self.name = name or fragment or DEFAULT_NAME
         self.hnsw_min_rows = hnsw_min_rows
         self.location = re.sub(r"//([^:/@]*):[^@/]+@", r"//\1:***@", base) + (
-            f"#{self.name}" if self.name != DEFAULT_NAME else "")
+            f"#{self.name}" if self.name != DEFAULT_NAME else ""
+        )
 
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
         try:
@@ -78,7 +87,7 @@ class PgStore:
             row = _current(conn, self.name)
         return None if row is None else check_format(row[1], self.location)
 
-    def load(self) -> "PgStoredIndex":
+    def load(self) -> PgStoredIndex:
         return PgStoredIndex(self)
 
     @contextlib.contextmanager
@@ -92,8 +101,9 @@ class PgStore:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
-    def write(self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict,
-              lexical: LexicalIndex) -> None:
+    def write(
+        self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict, lexical: LexicalIndex
+    ) -> None:
         """Write a new generation and make it current in one transaction. Call with `lock()` held."""
         dimension = int(manifest["dimension"])
         if vectors.shape != (len(rows.fields), dimension):
@@ -106,13 +116,20 @@ class PgStore:
             with conn.transaction():
                 generation = conn.execute(
                     sql.SQL("INSERT INTO {} (index_name, manifest, lexical) VALUES (%s, %s, %s) RETURNING id").format(
-                        sql.Identifier(_GENERATIONS)), (self.name, Jsonb(manifest), lexical_blob(lexical))).fetchone()[0]
+                        sql.Identifier(_GENERATIONS)
+                    ),
+                    (self.name, Jsonb(manifest), lexical_blob(lexical)),
+                ).fetchone()[0]
                 records_table, rows_table = _tables(generation)
-                conn.execute(sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(
-                    records_table))
-                conn.execute(sql.SQL(
-                    "CREATE TABLE {} (row_number int PRIMARY KEY, position int NOT NULL, field text NOT NULL, "
-                    "key text NOT NULL, embedding vector({}) NOT NULL)").format(rows_table, sql.Literal(dimension)))
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(records_table)
+                )
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (row_number int PRIMARY KEY, position int NOT NULL, field text NOT NULL, "
+                        "key text NOT NULL, embedding vector({}) NOT NULL)"
+                    ).format(rows_table, sql.Literal(dimension))
+                )
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(records_table)) as copy:
                     for position, record in enumerate(records):
                         copy.write_row((position, Jsonb(record.to_dict())))
@@ -127,10 +144,16 @@ class PgStore:
                     conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))
                 # two statements: the one-current unique index is checked row by row, so a single UPDATE
                 # that happens to set the new row before clearing the old one would violate it
-                conn.execute(sql.SQL("UPDATE {} SET is_current = false WHERE index_name = %s AND is_current").format(
-                    sql.Identifier(_GENERATIONS)), (self.name,))
-                conn.execute(sql.SQL("UPDATE {} SET is_current = true WHERE id = %s").format(
-                    sql.Identifier(_GENERATIONS)), (generation,))  # visible to readers at this transaction's commit
+                conn.execute(
+                    sql.SQL("UPDATE {} SET is_current = false WHERE index_name = %s AND is_current").format(
+                        sql.Identifier(_GENERATIONS)
+                    ),
+                    (self.name,),
+                )
+                conn.execute(
+                    sql.SQL("UPDATE {} SET is_current = true WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
+                    (generation,),
+                )  # visible to readers at this transaction's commit
             _drop_unused_generations(conn, self.name)
 
 
@@ -154,28 +177,43 @@ def _ensure_schema(conn: psycopg.Connection, location: str) -> None:
                 f"({str(exc).strip().splitlines()[0]}); install pgvector on the server "
                 "(https://github.com/pgvector/pgvector) or have an administrator run: CREATE EXTENSION vector"
             ) from None
-        conn.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-            "index_name text NOT NULL, manifest jsonb NOT NULL, is_current boolean NOT NULL DEFAULT false, "
-            "created_at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(_GENERATIONS)))
-        conn.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS indexer_one_current ON {} (index_name) "
-                             "WHERE is_current").format(sql.Identifier(_GENERATIONS)))
-        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS lexical bytea").format(  # format 1 had none
-            sql.Identifier(_GENERATIONS)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                "index_name text NOT NULL, manifest jsonb NOT NULL, is_current boolean NOT NULL DEFAULT false, "
+                "created_at timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(_GENERATIONS))
+        )
+        conn.execute(
+            sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS indexer_one_current ON {} (index_name) WHERE is_current").format(
+                sql.Identifier(_GENERATIONS)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS lexical bytea").format(  # format 1 had none
+                sql.Identifier(_GENERATIONS)
+            )
+        )
 
 
 def _current(conn: psycopg.Connection, name: str) -> tuple[int, dict] | None:
     """(generation id, manifest) of the current generation, or None when there is none."""
     if conn.execute("SELECT to_regclass(%s)", (_GENERATIONS,)).fetchone()[0] is None:
         return None
-    return conn.execute(sql.SQL("SELECT id, manifest FROM {} WHERE index_name = %s AND is_current").format(
-        sql.Identifier(_GENERATIONS)), (name,)).fetchone()
+    return conn.execute(
+        sql.SQL("SELECT id, manifest FROM {} WHERE index_name = %s AND is_current").format(
+            sql.Identifier(_GENERATIONS)
+        ),
+        (name,),
+    ).fetchone()
 
 
 def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
     """Drop the old generations no open reader holds (readers hold a shared lock on theirs)."""
-    old = conn.execute(sql.SQL("SELECT id FROM {} WHERE index_name = %s AND NOT is_current").format(
-        sql.Identifier(_GENERATIONS)), (name,)).fetchall()
+    old = conn.execute(
+        sql.SQL("SELECT id FROM {} WHERE index_name = %s AND NOT is_current").format(sql.Identifier(_GENERATIONS)),
+        (name,),
+    ).fetchall()
     for (generation,) in old:
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_READ, generation)).fetchone()[0]:
             continue  # still read by someone: a later build drops it
@@ -183,8 +221,9 @@ def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
             with conn.transaction():
                 for table in _tables(generation):
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-                conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
-                             (generation,))
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)), (generation,)
+                )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_READ, generation))
 
@@ -216,19 +255,25 @@ class PgStoredIndex:
             raise IndexStaleError(f"index at {self.location} has an old format ({self.manifest['format_version']})")
         records_table, self._rows_table = _tables(self.generation)
         try:
-            self.records = [Record.from_dict(r) for (r,) in self._conn.execute(
-                sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))]
+            self.records = [
+                Record.from_dict(r)
+                for (r,) in self._conn.execute(sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))
+            ]
             self.lexical = self._stored_lexical()
-            questions, total = self._conn.execute(sql.SQL(
-                "SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(self._rows_table)
+            questions, total = self._conn.execute(
+                sql.SQL("SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(self._rows_table)
             ).fetchone()
         except (psycopg.errors.UndefinedTable, TypeError, KeyError, ValueError) as exc:
             raise IndexCorruptError(f"index at {self.location} is corrupt: {type(exc).__name__}; rebuild it") from None
-        expected = (self.manifest.get("record_count"), self.manifest.get("question_vectors"),
-                    self.manifest.get("question_vectors", 0) + self.manifest.get("answer_vectors", 0))
+        expected = (
+            self.manifest.get("record_count"),
+            self.manifest.get("question_vectors"),
+            self.manifest.get("question_vectors", 0) + self.manifest.get("answer_vectors", 0),
+        )
         if (len(self.records), questions, total) != expected:
-            raise IndexCorruptError(f"index at {self.location} is corrupt: counts do not match the manifest; "
-                                    "rebuild it")
+            raise IndexCorruptError(
+                f"index at {self.location} is corrupt: counts do not match the manifest; rebuild it"
+            )
         self.position_of = {record.id: i for i, record in enumerate(self.records)}
         self.path = f"{self.location}@{self.generation}"  # names the loaded generation, like StoredIndex.path
         self.hnsw = self.manifest.get("index_type") == "hnsw"
@@ -237,8 +282,9 @@ class PgStoredIndex:
     def _stored_lexical(self) -> LexicalIndex | None:
         """The generation's saved lexical index; None for one written before they were saved (format 1)."""
         try:
-            (blob,) = self._conn.execute(sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(
-                sql.Identifier(_GENERATIONS)), (self.generation,)).fetchone()
+            (blob,) = self._conn.execute(
+                sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)), (self.generation,)
+            ).fetchone()
         except psycopg.errors.UndefinedColumn:
             return None
         return None if blob is None else lexical_from_blob(bytes(blob))
@@ -257,8 +303,9 @@ class PgStoredIndex:
     def _hold(self, generation: int) -> bool:
         self._conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_LOCK_READ, generation))
         # a build may have dropped it just before we locked; now that we hold it, it stays
-        if self._conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
-                              (generation,)).fetchone():
+        if self._conn.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)), (generation,)
+        ).fetchone():
             return True
         self._conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)", (_LOCK_READ, generation))
         return False
@@ -301,8 +348,9 @@ class PgStoredIndex:
             return
         settings = (max(40, hnsw_depth), True) if hnsw_depth <= HNSW_MAX_EF_SEARCH else (40, False)
         if settings != self._settings:
-            self._conn.execute(f"SET hnsw.ef_search = {settings[0]}; "
-                               f"SET enable_indexscan = {'on' if settings[1] else 'off'}")
+            self._conn.execute(
+                f"SET hnsw.ef_search = {settings[0]}; SET enable_indexscan = {'on' if settings[1] else 'off'}"
+            )
             self._settings = settings
 
     # ---- what search needs from a store (see store.StoredIndex) ----
@@ -315,12 +363,16 @@ class PgStoredIndex:
         """Best question and answer cosines over the query vectors for these record positions
         (answer is NaN where there is none), computed in the database."""
         query_vectors = np.asarray(query_vectors, dtype=np.float32)
-        best = sql.SQL("-LEAST({})").format(sql.SQL(", ").join(
-            sql.SQL("embedding <#> %s") for _ in range(len(query_vectors))))
+        best = sql.SQL("-LEAST({})").format(
+            sql.SQL(", ").join(sql.SQL("embedding <#> %s") for _ in range(len(query_vectors)))
+        )
         everything = len(positions) == len(self.records)  # the exhaustive path: no filter to evaluate
-        found = self._query(sql.SQL("SELECT position, field = 'question', {} FROM {}{}").format(
-            best, self._rows_table, sql.SQL("" if everything else " WHERE position = ANY(%s)")),
-            (*query_vectors, *(() if everything else (np.asarray(positions).tolist(),))))
+        found = self._query(
+            sql.SQL("SELECT position, field = 'question', {} FROM {}{}").format(
+                best, self._rows_table, sql.SQL("" if everything else " WHERE position = ANY(%s)")
+            ),
+            (*query_vectors, *(() if everything else (np.asarray(positions).tolist(),))),
+        )
         cosines = np.full((2, len(self.records)), np.nan, dtype=np.float32)
         if found:
             position, is_question, cosine = (np.asarray(column) for column in zip(*found))
@@ -330,8 +382,10 @@ class PgStoredIndex:
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (through the HNSW index
         when the generation has one, else exact)."""
-        found = [self._query(nearest_query(self._rows_table), (vector, depth), hnsw_depth=depth)
-                 for vector in np.asarray(query_vectors, dtype=np.float32)]
+        found = [
+            self._query(nearest_query(self._rows_table), (vector, depth), hnsw_depth=depth)
+            for vector in np.asarray(query_vectors, dtype=np.float32)
+        ]
         return np.asarray([position for rows in found for (position,) in rows], dtype=np.int64)
 
     def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
@@ -339,13 +393,14 @@ class PgStoredIndex:
         return [self.nearest_positions(vector[None, :], depth) for vector in np.asarray(query_vectors)]
 
     def question_vector(self, position: int) -> np.ndarray:
-        (vector,), = self._query(sql.SQL("SELECT embedding FROM {} WHERE position = %s AND field = 'question'")
-                                 .format(self._rows_table), (int(position),))
+        ((vector,),) = self._query(
+            sql.SQL("SELECT embedding FROM {} WHERE position = %s AND field = 'question'").format(self._rows_table),
+            (int(position),),
+        )
         return vector.to_numpy()
 
     def _all_rows(self, columns: str) -> list[tuple]:
-        return self._query(sql.SQL("SELECT {} FROM {} ORDER BY row_number").format(sql.SQL(columns),
-                                                                                     self._rows_table))
+        return self._query(sql.SQL("SELECT {} FROM {} ORDER BY row_number").format(sql.SQL(columns), self._rows_table))
 
     def entry_vectors(self) -> np.ndarray:
         """One normalised vector per record: the mean of its question and answer vectors (the question

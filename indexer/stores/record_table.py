@@ -1,12 +1,13 @@
 """`RecordTable`: a loaded index's records held as columns, read-only, as a generation's files give them
 (stores/tables.py); a `Record` is made only when one is asked for. Short fields are lists, the long
 texts one UTF-8 buffer (bytes or a read-only file mapping) decoded per record."""
+
 from __future__ import annotations
 
 import mmap
 import operator
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Union, overload
+from typing import overload
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from indexer.documents.records import Record
 SHORT_FIELDS = ("id", "status", "line", "section", "source")  # a list per field
 TEXT_FIELDS = ("question", "answer", "question_raw")  # one UTF-8 buffer, decoded per record
 assert sorted(SHORT_FIELDS + TEXT_FIELDS) == sorted(Record.__dataclass_fields__), "RecordTable must hold every field"
-Buffer = Union[bytes, mmap.mmap]  # bytes, or a file mapped read-only
+Buffer = bytes | mmap.mmap  # bytes, or a file mapped read-only
 
 
 class RecordTable(Sequence[Record]):
@@ -33,9 +34,14 @@ class RecordTable(Sequence[Record]):
 
     def __init__(self, columns: dict[str, list], texts: Buffer, offsets: np.ndarray) -> None:
         count = len(columns["id"])
-        if (any(not isinstance(columns[name], list) or len(columns[name]) != count for name in SHORT_FIELDS)
-                or offsets.dtype != np.int64 or offsets.shape != (len(TEXT_FIELDS) * count + 1,)
-                or offsets[0] != 0 or offsets[-1] != len(texts) or (np.diff(offsets) < 0).any()):
+        if (
+            any(not isinstance(columns[name], list) or len(columns[name]) != count for name in SHORT_FIELDS)
+            or offsets.dtype != np.int64
+            or offsets.shape != (len(TEXT_FIELDS) * count + 1,)
+            or offsets[0] != 0
+            or offsets[-1] != len(texts)
+            or (np.diff(offsets) < 0).any()
+        ):
             raise ValueError("the record columns do not line up")
         self._columns = {name: columns[name] for name in SHORT_FIELDS}
         self._texts = texts
@@ -43,7 +49,7 @@ class RecordTable(Sequence[Record]):
         self._made: list[Record | None] = [None] * count
 
     @classmethod
-    def from_records(cls, records: Iterable[Record]) -> "RecordTable":
+    def from_records(cls, records: Iterable[Record]) -> RecordTable:
         records = list(records)
         columns = {name: [getattr(r, name) for r in records] for name in SHORT_FIELDS}
         encoded = [getattr(r, name).encode() for r in records for name in TEXT_FIELDS]
@@ -83,7 +89,7 @@ class RecordTable(Sequence[Record]):
         record = self._made[i]
         if record is None:
             first = len(TEXT_FIELDS) * i
-            record = self._made[i] = self._make(i, self._offsets[first:first + len(TEXT_FIELDS) + 1].tolist())
+            record = self._made[i] = self._make(i, self._offsets[first : first + len(TEXT_FIELDS) + 1].tolist())
         return record
 
     def __iter__(self) -> Iterator[Record]:
@@ -93,7 +99,7 @@ class RecordTable(Sequence[Record]):
                 if offsets is None:  # one list for the pass: a numpy slice per record costs more than its texts
                     offsets = self._offsets.tolist()
                 first = len(TEXT_FIELDS) * i
-                record = self._made[i] = self._make(i, offsets[first:first + len(TEXT_FIELDS) + 1])
+                record = self._made[i] = self._make(i, offsets[first : first + len(TEXT_FIELDS) + 1])
             yield record
 
     def __eq__(self, other: object) -> bool:
@@ -110,10 +116,16 @@ class RecordTable(Sequence[Record]):
         """Record i, given where its texts start and end: `offsets[3i:3i + 4]`. Spelled out, not looped
         over the field names: making every record of a big index is a third faster."""
         columns, decode = self._columns, self._decode
-        return Record(id=columns["id"][i], status=columns["status"][i], line=columns["line"][i],
-                      section=columns["section"][i], source=columns["source"][i],
-                      question=decode(bounds[0], bounds[1]), answer=decode(bounds[1], bounds[2]),
-                      question_raw=decode(bounds[2], bounds[3]))
+        return Record(
+            id=columns["id"][i],
+            status=columns["status"][i],
+            line=columns["line"][i],
+            section=columns["section"][i],
+            source=columns["source"][i],
+            question=decode(bounds[0], bounds[1]),
+            answer=decode(bounds[1], bounds[2]),
+            question_raw=decode(bounds[2], bounds[3]),
+        )
 
     def _decode(self, start: int, end: int) -> str:
         # a buffer that passed its checksum is what a build encoded; "replace" only keeps a hand-edited

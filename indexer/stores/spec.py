@@ -7,6 +7,7 @@
 
 Only the choice lives here: psycopg is imported only when a PostgreSQL spec is opened.
 """
+
 from __future__ import annotations
 
 import os

@@ -17,6 +17,7 @@ Integrity is store.py's job: every buffer handed to a reader here has passed its
 shapes and raise ValueError, KeyError or TypeError on anything that does not fit; store.py reports those
 as a corrupt index.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,7 @@ OLD_RECORD_FILES = ("records.json", "records.jsonl")  # formats 2 and 1
 OLD_ROW_FILE = "rows.json"
 ROW_FIELDS = ("question", "answer")  # the field codes of rows.npy
 _TEXT_ENDS = tuple(f"{name}_end" for name in TEXT_FIELDS)
-_INT64 = (-(2 ** 63), 2 ** 63)
+_INT64 = (-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class RowTable:
         return np.asarray(self.fields) != "question"
 
     @classmethod
-    def from_json(cls, data: dict) -> "RowTable":
+    def from_json(cls, data: dict) -> RowTable:
         """As formats 1 and 2 stored it: {"record": [...], "field": [...], "key": [...]}."""
         return cls(np.asarray(data["record"], dtype=np.int32), list(data["field"]), list(data["key"]))
 
@@ -68,13 +69,16 @@ def table_files(records: Sequence[Record], rows: RowTable) -> dict[str, bytes]:
     for name, column in zip(SHORT_FIELDS, codes):
         record_rows[name] = column
     for f, name in enumerate(_TEXT_ENDS):
-        record_rows[name] = offsets[1 + f::len(TEXT_FIELDS)]
+        record_rows[name] = offsets[1 + f :: len(TEXT_FIELDS)]
     keys = np.asarray(rows.keys, dtype=str)
     row_rows = np.empty(len(keys), dtype=[("record", "<i4"), ("field", "u1"), ("key", keys.dtype)])
     row_rows["record"], row_rows["field"], row_rows["key"] = rows.positions, rows.answer_mask(), keys
-    return {RECORDS: npy_bytes(record_rows), RECORD_VALUES: json.dumps(dict(zip(SHORT_FIELDS, values)),
-                                                                      ensure_ascii=False).encode(),
-            RECORD_TEXTS: bytes(texts), ROWS: npy_bytes(row_rows)}
+    return {
+        RECORDS: npy_bytes(record_rows),
+        RECORD_VALUES: json.dumps(dict(zip(SHORT_FIELDS, values)), ensure_ascii=False).encode(),
+        RECORD_TEXTS: bytes(texts),
+        ROWS: npy_bytes(row_rows),
+    }
 
 
 def _encode_column(values: list) -> tuple[list | None, np.ndarray]:
@@ -95,18 +99,26 @@ def _decode_column(distinct: list | None, codes: np.ndarray) -> list:
 
 
 def _record_table(rows: np.ndarray, values: dict, texts: Buffer) -> RecordTable:
-    if (rows.dtype.names != SHORT_FIELDS + _TEXT_ENDS or any(rows.dtype[name] != np.int64 for name in rows.dtype.names)
-            or not isinstance(values, dict)):
+    if (
+        rows.dtype.names != SHORT_FIELDS + _TEXT_ENDS
+        or any(rows.dtype[name] != np.int64 for name in rows.dtype.names)
+        or not isinstance(values, dict)
+    ):
         raise ValueError("records.npy does not hold the record fields")
     offsets = np.zeros(len(TEXT_FIELDS) * len(rows) + 1, dtype=np.int64)
     for f, name in enumerate(_TEXT_ENDS):
-        offsets[1 + f::len(TEXT_FIELDS)] = rows[name]
+        offsets[1 + f :: len(TEXT_FIELDS)] = rows[name]
     return RecordTable({name: _decode_column(values[name], rows[name]) for name in SHORT_FIELDS}, texts, offsets)
 
 
 def _row_table(rows: np.ndarray) -> RowTable:
-    if (rows.dtype.names != ("record", "field", "key") or rows.dtype["record"] != np.int32
-            or rows.dtype["field"] != np.uint8 or rows.dtype["key"].kind != "U" or (rows["field"] > 1).any()):
+    if (
+        rows.dtype.names != ("record", "field", "key")
+        or rows.dtype["record"] != np.int32
+        or rows.dtype["field"] != np.uint8
+        or rows.dtype["key"].kind != "U"
+        or (rows["field"] > 1).any()
+    ):
         raise ValueError("rows.npy does not hold (record position, field code, key) rows")
     return RowTable(np.ascontiguousarray(rows["record"]), np.array(ROW_FIELDS)[rows["field"]], rows["key"])
 
@@ -151,8 +163,10 @@ def tables_from(read: dict[str, object]) -> tuple[Sequence[Record], RowTable]:
 
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"  # format version 1.0: what np.save writes for any array under 4 GiB of header
 _NPY_FIELD = r"\(\s*'([^']*)'\s*,\s*'([^']*)'\s*\)"  # one (name, dtype) pair of a structured dtype
-_NPY_ENTRY = re.compile(r"\s*'(descr|fortran_order|shape)'\s*:\s*('[^']*'|True|False|\(\s*(?:\d+\s*,\s*)*(?:\d+\s*)?\)"
-                        rf"|\[\s*(?:{_NPY_FIELD}\s*,\s*)*(?:{_NPY_FIELD}\s*)?\])\s*(,|(?=}}))")
+_NPY_ENTRY = re.compile(
+    r"\s*'(descr|fortran_order|shape)'\s*:\s*('[^']*'|True|False|\(\s*(?:\d+\s*,\s*)*(?:\d+\s*)?\)"
+    rf"|\[\s*(?:{_NPY_FIELD}\s*,\s*)*(?:{_NPY_FIELD}\s*)?\])\s*(,|(?=}}))"
+)
 
 
 def npy_view(data: Buffer, dtype: type | None = None, ndim: int | None = None) -> np.ndarray:
@@ -210,11 +224,11 @@ def npz_views(data: Buffer) -> dict[str, np.ndarray]:
     for info in members:
         if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
             raise ValueError(f"{info.filename} is not an uncompressed .npy member")
-        header = data[info.header_offset:info.header_offset + 30]  # the member's local header
+        header = data[info.header_offset : info.header_offset + 30]  # the member's local header
         if len(header) < 30:
             raise ValueError(f"{info.filename} lies outside the file")
         name_length, extra_length = struct.unpack("<HH", header[26:30])
         start = info.header_offset + 30 + name_length + extra_length
-        array = npy_view(memoryview(data)[start:start + info.file_size])
+        array = npy_view(memoryview(data)[start : start + info.file_size])
         arrays[info.filename[:-4]] = array if array.flags.aligned else array.copy()
     return arrays

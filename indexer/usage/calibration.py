@@ -9,10 +9,11 @@ says what changed, on the document's own labelled queries.
 Deliberately not here: reading the log (querylog.py), the fitting maths (retrieval/nomatch.py),
 writing the parameters (build.py keeps them in every later generation's manifest).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from indexer.analysis.evaluate import Outcome, calibrate, cross_validate, report, run_queries
 from indexer.analysis.queryfiles import LabelledQuery
@@ -35,9 +36,15 @@ class Calibration:
     better: bool = False
 
     def to_dict(self) -> dict:
-        return {"answerable": self.answerable, "unanswerable": self.unanswerable, "enough": self.enough,
-                "current": self.current, "refitted_cross_validated": self.refitted, "better": self.better,
-                "model": self.model.to_dict() if self.model else None}
+        return {
+            "answerable": self.answerable,
+            "unanswerable": self.unanswerable,
+            "enough": self.enough,
+            "current": self.current,
+            "refitted_cross_validated": self.refitted,
+            "better": self.better,
+            "model": self.model.to_dict() if self.model else None,
+        }
 
 
 def _loss(metrics: dict) -> float:
@@ -60,8 +67,12 @@ def calibrate_from_feedback(qa, queries: list[LabelledQuery], mode: str = "hybri
 
 def saved_parameters(model: NoMatchModel, queries: int) -> dict:
     """The manifest's `no_match` entry for a model fitted on this index's feedback."""
-    return {**model.to_dict(), "fitted_on": "feedback", "feedback_queries": queries,
-            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        **model.to_dict(),
+        "fitted_on": "feedback",
+        "feedback_queries": queries,
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def feedback_fitted(no_match: dict | None) -> bool:

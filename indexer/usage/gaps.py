@@ -13,6 +13,7 @@ moves each text to its closest final centroid. (Not k-means: the number of quest
 most are asked once.) Each group's nearest entries are found from its centroid, as a search would.
 This module reads no log and prints nothing (querylog.py, cli.py).
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,8 @@ from typing import Literal
 import numpy as np
 
 from indexer.documents.records import Record, RecordId, field_values
-from indexer.usage.querylog import LogEntry, same_words
 from indexer.retrieval.search import candidate_positions, score_entries
+from indexer.usage.querylog import LogEntry, same_words
 
 # all-MiniLM-L6-v2: paraphrases of one question score ~0.6-0.9, different questions on one subject
 # ~0.2-0.5 (tests/test_gaps.py checks both sides with the real model)
@@ -49,13 +50,17 @@ class Gap:
 
     def to_dict(self) -> dict:
         """The stable JSON shape of one group in `gaps --json`."""
-        return {"label": self.label, "count": self.count, "first_asked": self.first_asked.isoformat(),
-                "last_asked": self.last_asked.isoformat(), "queries": self.queries,
-                "nearest": [{"id": record_id, "score": round(score, 4)} for record_id, score in self.nearest]}
+        return {
+            "label": self.label,
+            "count": self.count,
+            "first_asked": self.first_asked.isoformat(),
+            "last_asked": self.last_asked.isoformat(),
+            "queries": self.queries,
+            "nearest": [{"id": record_id, "score": round(score, 4)} for record_id, score in self.nearest],
+        }
 
 
-def find_gaps(entries: Sequence[LogEntry], qa, min_cosine: float = GROUP_MIN_COSINE,
-              k: int = NEAREST_K) -> list[Gap]:
+def find_gaps(entries: Sequence[LogEntry], qa, min_cosine: float = GROUP_MIN_COSINE, k: int = NEAREST_K) -> list[Gap]:
     """The gap queries among `entries`, grouped by meaning, largest group first (`qa`: an open QAIndex)."""
     asked: dict[str, list[LogEntry]] = {}
     for entry in entries:
@@ -82,7 +87,7 @@ def group_vectors(vectors: np.ndarray, min_cosine: float) -> list[list[int]]:
     centroids = np.zeros(vectors.shape, dtype=np.float32)  # at most one group per row
     members: list[list[int]] = []
     for row, vector in enumerate(vectors):
-        scores = centroids[:len(members)] @ vector
+        scores = centroids[: len(members)] @ vector
         best = int(np.argmax(scores)) if len(members) else -1
         if best >= 0 and scores[best] >= min_cosine:
             members[best].append(row)
@@ -91,7 +96,7 @@ def group_vectors(vectors: np.ndarray, min_cosine: float) -> list[list[int]]:
             centroids[len(members)] = vector
             members.append([row])
     # a text seen before its true group existed moves there
-    nearest = np.argmax(vectors @ centroids[:len(members)].T, axis=1) if len(vectors) else np.zeros(0, int)
+    nearest = np.argmax(vectors @ centroids[: len(members)].T, axis=1) if len(vectors) else np.zeros(0, int)
     final: dict[int, list[int]] = {}
     for row, group in enumerate(nearest.tolist()):
         final.setdefault(group, []).append(row)
@@ -110,8 +115,7 @@ def _gap(phrasings: list[list[LogEntry]], vectors: np.ndarray, index, k: int) ->
     label = spellings[max(questions, key=lambda i: float(vectors[i] @ centre))]
     times = [entry.asked_at for searches in phrasings for entry in searches]
     hits = score_entries(index, centre[None, :], candidate_positions(index, centre[None, :], k), limit=k)
-    return Gap(label, len(times), min(times), max(times), spellings,
-               [(hit.record.id, hit.score) for hit in hits])
+    return Gap(label, len(times), min(times), max(times), spellings, [(hit.record.id, hit.score) for hit in hits])
 
 
 # ---- exports --------------------------------------------------------------------------------------
@@ -143,8 +147,7 @@ def entry_style(records: Sequence[Record], manifest: dict) -> EntryStyle:
     # number, so numbered new entries would change the ids of the unnumbered ones
     first = marks[0] if marks and all(marks) else None
     mark = "" if first is None else first.group(1).replace(":", ".")
-    return EntryStyle(kind, _heading_level(records[0]) if kind == "heading" else 3, mark,
-                      _largest_number(records) + 1)
+    return EntryStyle(kind, _heading_level(records[0]) if kind == "heading" else 3, mark, _largest_number(records) + 1)
 
 
 def _heading_level(record: Record) -> int:
@@ -191,8 +194,10 @@ def gaps_markdown(gaps: Sequence[Gap], style: EntryStyle) -> str:
 
 def _context(gap: Gap) -> str:
     others = [query for query in gap.queries if query != gap.label]
-    text = (f"asked {gap.count} time{'s' if gap.count != 1 else ''}, "
-            f"{gap.first_asked:%Y-%m-%d} to {gap.last_asked:%Y-%m-%d}")
+    text = (
+        f"asked {gap.count} time{'s' if gap.count != 1 else ''}, "
+        f"{gap.first_asked:%Y-%m-%d} to {gap.last_asked:%Y-%m-%d}"
+    )
     if others:
         text += "; also asked as: " + "; ".join(others)
     if gap.nearest:
@@ -208,7 +213,14 @@ def gaps_csv(gaps: Sequence[Gap]) -> str:
     writer.writerow(["label", "count", "first_asked", "last_asked", "queries", "nearest"])
     for gap in gaps:
         row = gap.to_dict()
-        writer.writerow([gap.label, gap.count, row["first_asked"], row["last_asked"], " | ".join(gap.queries),
-                         " ".join(f"{n['id']}:{n['score']}" for n in row["nearest"])])
+        writer.writerow(
+            [
+                gap.label,
+                gap.count,
+                row["first_asked"],
+                row["last_asked"],
+                " | ".join(gap.queries),
+                " ".join(f"{n['id']}:{n['score']}" for n in row["nearest"]),
+            ]
+        )
     return stream.getvalue()
-

@@ -20,6 +20,7 @@ search (`record_search`) report it and go on, so a damaged or locked log never s
 This module does not group or export anything (analysis/gaps.py) and imports psycopg only for a
 PostgreSQL log.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from indexer.documents.records import RecordId
 from indexer.errors import IndexerError
@@ -91,8 +93,9 @@ class QueryLog(Protocol):
 
     location: str
 
-    def record(self, result: "SearchResult", generation: str, confidence: float | None = None,
-               asked_at: datetime | None = None) -> int: ...
+    def record(
+        self, result: SearchResult, generation: str, confidence: float | None = None, asked_at: datetime | None = None
+    ) -> int: ...
 
     def feedback(self, row_id: int, answered: RecordId | None = None, *, none_of_these: bool = False) -> None: ...
 
@@ -125,7 +128,7 @@ def retention_days() -> int:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def open_query_log(store, days: int | None = None) -> QueryLog | None:
@@ -147,8 +150,13 @@ def _log_of(store, days: int | None, create: bool) -> QueryLog:
     return PgQueryLog(store.url, store.name, store.location, days, create)
 
 
-def record_search(open_log: Callable[[], QueryLog | None], result: "SearchResult", generation: str,
-                  confidence: float | None, notify: Callable[[str], None]) -> int | None:
+def record_search(
+    open_log: Callable[[], QueryLog | None],
+    result: SearchResult,
+    generation: str,
+    confidence: float | None,
+    notify: Callable[[str], None],
+) -> int | None:
     """Log one search; its row id (for feedback), or None when logging is off or failed. A failure
     (opening or writing) is passed to `notify` as one line and never raised: a search must not depend
     on its log."""
@@ -181,15 +189,25 @@ class _SqlQueryLog:
 
     # ---- the interface ----
 
-    def record(self, result: "SearchResult", generation: str, confidence: float | None = None,
-               asked_at: datetime | None = None) -> int:
+    def record(
+        self, result: SearchResult, generation: str, confidence: float | None = None, asked_at: datetime | None = None
+    ) -> int:
         shown = result.hits or result.nearest  # what the reader saw: greyed nearest entries when no match
         results = json.dumps([{"id": h.record.id, "score": round(float(h.score), 4)} for h in shown])
-        row = self._run(f"INSERT INTO {self._table} (asked_at, query, results, no_match, confidence, generation"
-                        f"{self._name_column}) VALUES (?, ?, ?, ?, ?, ?{self._name_value}) RETURNING id",
-                        (self._time(asked_at or utc_now()), result.query, results, bool(result.no_match),
-                         None if confidence is None else float(confidence), str(generation), *self._name_params),
-                        fetch=True)
+        row = self._run(
+            f"INSERT INTO {self._table} (asked_at, query, results, no_match, confidence, generation"
+            f"{self._name_column}) VALUES (?, ?, ?, ?, ?, ?{self._name_value}) RETURNING id",
+            (
+                self._time(asked_at or utc_now()),
+                result.query,
+                results,
+                bool(result.no_match),
+                None if confidence is None else float(confidence),
+                str(generation),
+                *self._name_params,
+            ),
+            fetch=True,
+        )
         self._prune_if_due()
         return int(row[0][0])
 
@@ -207,18 +225,22 @@ class _SqlQueryLog:
     def entries(self, since: datetime | None = None) -> list[LogEntry]:
         """Logged searches, oldest first (all, or asked at or after `since`)."""
         self._prune_if_due()
-        start = since or datetime(1970, 1, 1, tzinfo=timezone.utc)
-        rows = self._run(f"SELECT id, asked_at, query, results, no_match, confidence, generation, feedback, "
-                         f"answered_id FROM {self._table} WHERE asked_at >= ?{self._name_filter} ORDER BY id",
-                         (self._time(start), *self._name_params), fetch=True)
+        start = since or datetime(1970, 1, 1, tzinfo=UTC)
+        rows = self._run(
+            f"SELECT id, asked_at, query, results, no_match, confidence, generation, feedback, "
+            f"answered_id FROM {self._table} WHERE asked_at >= ?{self._name_filter} ORDER BY id",
+            (self._time(start), *self._name_params),
+            fetch=True,
+        )
         return [_entry(row) for row in rows]
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete the entries older than the retention period; how many were deleted."""
         cutoff = (now or utc_now()) - timedelta(days=self.days)
         self._pruned_at = time.monotonic()
-        return self._run(f"DELETE FROM {self._table} WHERE asked_at < ?{self._name_filter}",
-                         (self._time(cutoff), *self._name_params))
+        return self._run(
+            f"DELETE FROM {self._table} WHERE asked_at < ?{self._name_filter}", (self._time(cutoff), *self._name_params)
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -233,8 +255,10 @@ class _SqlQueryLog:
     _name_params: tuple = ()
 
     def _set_feedback(self, row_id: int, kind: Feedback | None, answered_id: str | None) -> None:
-        changed = self._run(f"UPDATE {self._table} SET feedback = ?, answered_id = ? WHERE id = ?{self._name_filter}",
-                            (kind, answered_id, int(row_id), *self._name_params))
+        changed = self._run(
+            f"UPDATE {self._table} SET feedback = ?, answered_id = ? WHERE id = ?{self._name_filter}",
+            (kind, answered_id, int(row_id), *self._name_params),
+        )
         if not changed:
             raise QueryLogError(f"no logged search with id {row_id} in {self.location}")
 
@@ -269,9 +293,17 @@ def _entry(row: tuple) -> LogEntry:
     results = json.loads(results)
     answered = None if answered_id is None else json.loads(answered_id)
     moment = asked_at if isinstance(asked_at, datetime) else datetime.fromisoformat(asked_at)
-    return LogEntry(int(row_id), moment.astimezone(timezone.utc), query,
-                    tuple((r["id"], float(r["score"])) for r in results), bool(no_match),
-                    None if confidence is None else float(confidence), generation, feedback, answered)
+    return LogEntry(
+        int(row_id),
+        moment.astimezone(UTC),
+        query,
+        tuple((r["id"], float(r["score"])) for r in results),
+        bool(no_match),
+        None if confidence is None else float(confidence),
+        generation,
+        feedback,
+        answered,
+    )
 
 
 class SqliteQueryLog(_SqlQueryLog):
@@ -282,13 +314,13 @@ class SqliteQueryLog(_SqlQueryLog):
         self.path = Path(path)
         self.location = str(self.path)
         if not create and not self.path.is_file():
-            raise QueryLogMissingError(f"no query log at {self.path}: searches are logged by the app, "
-                                       "or by: python -m indexer search --log")
+            raise QueryLogMissingError(
+                f"no query log at {self.path}: searches are logged by the app, or by: python -m indexer search --log"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         # autocommit (isolation_level=None): each statement is its own short transaction
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         try:
             _switch_to_wal(conn)
             # in WAL mode: safe against a crashed process (not a power cut), and no fsync per insert
@@ -305,7 +337,7 @@ class SqliteQueryLog(_SqlQueryLog):
 
     def _time(self, moment: datetime) -> str:
         # one fixed-width form, so text order is time order
-        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
     @contextlib.contextmanager
     def _translated_errors(self) -> Iterator[None]:
@@ -314,11 +346,14 @@ class SqliteQueryLog(_SqlQueryLog):
         except (sqlite3.Error, OSError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             if "locked" in reason or "busy" in reason:
-                raise QueryLogError(f"{self.location} is locked by another process ({reason}); "
-                                    "this search was not logged") from None
+                raise QueryLogError(
+                    f"{self.location} is locked by another process ({reason}); this search was not logged"
+                ) from None
             damaged = "not a database" in reason or "malformed" in reason
-            raise QueryLogError(f"{self.location} cannot be used ({reason}); searches go on without it"
-                                + (": move the file away to start a new log" if damaged else "")) from None
+            raise QueryLogError(
+                f"{self.location} cannot be used ({reason}); searches go on without it"
+                + (": move the file away to start a new log" if damaged else "")
+            ) from None
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
@@ -362,8 +397,9 @@ class PgQueryLog(_SqlQueryLog):
     _name_filter = " AND index_name = ?"
     _name_column, _name_value = ", index_name", ", ?"
 
-    def __init__(self, url: str, name: str, location: str, days: int = DEFAULT_RETENTION_DAYS,
-                 create: bool = True) -> None:
+    def __init__(
+        self, url: str, name: str, location: str, days: int = DEFAULT_RETENTION_DAYS, create: bool = True
+    ) -> None:
         super().__init__(days)
         self.url, self.location = url, f"{location} (table {PG_TABLE})"
         self._name_params = (name,)
@@ -371,7 +407,6 @@ class PgQueryLog(_SqlQueryLog):
 
     def _connect(self):
         import psycopg
-
         from psycopg.types.string import TextLoader
 
         conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
@@ -379,8 +414,10 @@ class PgQueryLog(_SqlQueryLog):
         try:
             exists = conn.execute("SELECT to_regclass(%s)", (PG_TABLE,)).fetchone()[0] is not None
             if not exists and not self._create:
-                raise QueryLogMissingError(f"no query log in {self.location}: searches are logged by the app, "
-                                           "or by: python -m indexer search --log")
+                raise QueryLogMissingError(
+                    f"no query log in {self.location}: searches are logged by the app, "
+                    "or by: python -m indexer search --log"
+                )
             if not exists:
                 with conn.transaction():  # two first searches at once would race CREATE … IF NOT EXISTS
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
@@ -424,7 +461,7 @@ CREATE INDEX IF NOT EXISTS {PG_TABLE}_asked_at ON {PG_TABLE} (index_name, asked_
 """
 
 
-def feedback_queries(entries: list[LogEntry]) -> list["LabelledQuery"]:
+def feedback_queries(entries: list[LogEntry]) -> list[LabelledQuery]:
     """Labelled queries from the readers' feedback: "answered" → relevant [id], "none of these" →
     relevant [] (a query the document does not answer). A query asked several times keeps its
     latest feedback; queries without feedback are not labelled."""
@@ -434,5 +471,9 @@ def feedback_queries(entries: list[LogEntry]) -> list["LabelledQuery"]:
     for entry in entries:  # oldest first: later feedback replaces earlier
         if entry.feedback is not None:
             latest[same_words(entry.query)] = entry
-    return [LabelledQuery(e.query, [] if e.answered_id is None else [e.answered_id], "from-log",
-                          f"query log: search {e.id}") for e in latest.values()]
+    return [
+        LabelledQuery(
+            e.query, [] if e.answered_id is None else [e.answered_id], "from-log", f"query log: search {e.id}"
+        )
+        for e in latest.values()
+    ]

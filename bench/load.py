@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from servers import free_port, launch_streamlit, stop_streamlit  # noqa: E402
+
 MAX_USERS = 50
 MAX_RUNS = 100
 RUN_TIMEOUT = 60.0  # seconds one page run may take before the benchmark gives up
@@ -114,36 +115,9 @@ def report(users: int, first: list[float], later: list[float], seconds: float, c
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int) -> subprocess.Popen:
     """`streamlit run app.py` on loopback, own process group; returns once /_stcore/health says ok."""
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"},
-    )
+    server = launch_streamlit(port)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -155,17 +129,8 @@ def start_server(port: int) -> subprocess.Popen:
                     return server
         except OSError:
             time.sleep(0.2)
-    stop_server(server)
+    stop_streamlit(server)
     raise SystemExit("streamlit did not become healthy within 60 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def main() -> int:
@@ -187,7 +152,7 @@ def main() -> int:
             print(report(users, first, later, seconds, cpu_seconds(server and server.pid) - before), flush=True)
     finally:
         if server is not None:
-            stop_server(server)
+            stop_streamlit(server)
     return 0
 
 

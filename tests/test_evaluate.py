@@ -132,15 +132,27 @@ def test_leave_one_document_out_scores_each_document_with_a_model_fitted_without
 
 
 def test_a_suite_names_documents_and_their_query_files_relative_to_itself(tmp_path):
-    (tmp_path / "suite.json").write_text(
-        json.dumps({"documents": [{"name": "one", "document": "docs/one.md", "queries": ["one.jsonl", "more.jsonl"]}]})
-    )
-    [document] = load_suite(tmp_path / "suite.json")
+    two = [
+        {"name": "one", "document": "docs/one.md", "queries": ["one.jsonl", "more.jsonl"]},
+        {"name": "two", "document": "two.md", "queries": ["two.jsonl"]},
+    ]
+    (tmp_path / "suite.json").write_text(json.dumps({"documents": two}))
+    document, _ = load_suite(tmp_path / "suite.json")
     assert document.name == "one" and document.document == tmp_path / "docs/one.md"
     assert document.queries == [tmp_path / "one.jsonl", tmp_path / "more.jsonl"]
     (tmp_path / "bad.json").write_text('{"documents": [{"name": 1}]}')
     with pytest.raises(QueryError, match="not a suite"):
         load_suite(tmp_path / "bad.json")
+    for documents in (two[:1], [two[0], {**two[1], "name": "one"}]):  # one document, or two with one name
+        (tmp_path / "few.json").write_text(json.dumps({"documents": documents}))
+        with pytest.raises(QueryError, match="at least two documents"):
+            load_suite(tmp_path / "few.json")
+        assert main(["eval", "--suite", str(tmp_path / "few.json")]) == 2
+
+
+def test_fitting_needs_queries_of_both_kinds():
+    with pytest.raises(QueryError, match="both kinds"):
+        fit(np.ones((5, 2)), np.ones(5))
 
 
 def test_the_shipped_suite_has_four_documents_with_sixty_queries_of_every_kind_each():

@@ -154,3 +154,28 @@ def test_an_index_saved_without_word_counts_cannot_be_updated(lexical):
     del arrays["spelling_counts"]  # what builds before incremental updates saved
     old = LexicalIndex.from_arrays(arrays)
     assert old.updated(np.arange(old.size), {}, []) is None
+
+
+def test_a_stop_word_is_never_joined_to_its_neighbour_and_a_real_word_is_never_split():
+    index = LexicalIndex.from_records(
+        [record(1, "What is asymmetric encryption?", "Not able to understand, under stand."), record(2, "Keys")]
+    )
+    match = index.match("symmetric is a symmetric key", frozenset({"symmetric", "notable", "understand"}))
+    assert "asymmetric" not in match.terms and match.terms.count("symmetric") == 2
+    assert index.match("notable", frozenset({"notable"})).corrected == {}
+    assert index.match("notable").corrected == {"notable": "not able"}  # without a vocabulary it may split
+
+
+def test_every_word_of_a_query_counts_once_joined_or_not(words_index):
+    match = words_index.match("fire wall fire", VOCABULARY)
+    assert match.terms.count("firewal") == 1 and match.terms.count("fire") == 1
+
+
+def test_corrections_are_applied_whatever_case_folding_a_query_uses():
+    # re.IGNORECASE lets the long s match "s"; the text is then kept as typed, never a KeyError
+    assert apply_corrections("ensmble enſmble", {"ensmble": "ensemble"}) == "ensemble enſmble"
+
+
+def test_capitalised_stop_words_make_no_acronym():
+    assert acronyms("What Is the Cost Function?") == ["cf"]
+    assert "gan" in acronyms("Explain Generative Adversarial Network.")

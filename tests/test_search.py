@@ -218,3 +218,11 @@ def test_confidence_is_one_of_three_levels_and_agrees_with_no_match(bias):
     p = 1 / (1 + np.exp(-bias))
     expected = "no good match" if p >= 0.6 else "good match" if p < 0.3 else "possibly related"
     assert result.confidence == expected
+
+
+def test_the_no_match_evidence_does_not_depend_on_k():
+    rng = np.random.default_rng(11)
+    index = make_index(rng.normal(size=(40, 8)).astype(np.float32), [rng.normal(size=8).astype(np.float32)] * 40)
+    query = unit(*rng.normal(size=8))
+    evidence = {k: search(index, query, "q", k=k, min_score=-1).evidence for k in (1, 5, 10, 20)}
+    assert evidence[1] == evidence[5] == evidence[10] == evidence[20]

@@ -191,6 +191,12 @@ def load_suite(path: Path) -> list[SuiteDocument]:
         raise QueryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise QueryError(f'{path}: not a suite ({{"documents": [{{"name", "document", "queries": [...]}}]}})') from None
+    names = [name for name, _, _ in entries]
+    if len(names) < 2 or len(set(names)) < len(names):
+        raise QueryError(
+            f"{path}: a suite needs at least two documents with different names "
+            "(each is measured with a model fitted on the others)"
+        )
     base = Path(path).parent
     return [SuiteDocument(name, base / document, [base / q for q in queries]) for name, document, queries in entries]
 

@@ -69,8 +69,9 @@ class PreviousBuild:
 
     def calibrated_no_match(self) -> dict | None:
         """The no-match parameters the previous generation was calibrated with from its readers' feedback,
-        if any and if they are for the features in use (a rebuild must not lose them)."""
-        saved = self.index.manifest.get("no_match") if self.index is not None else None
+        if any and if they are for the features and the model in use (a rebuild must not lose them; another
+        model's cosines are on another scale, so its parameters do not carry over)."""
+        saved = self.index.manifest.get("no_match") if self.index is not None and self._same_model else None
         if saved and saved.get("fitted_on") == "feedback" and saved.get("features") == list(FEATURES):
             return saved
         return None

@@ -27,6 +27,7 @@ import numpy as np
 from indexer.documents.records import Record
 from indexer.documents.text import answer_texts
 from indexer.retrieval.tokens import (
+    STOPWORDS,
     WORD,
     EntryTokens,
     damerau_distance,
@@ -35,7 +36,6 @@ from indexer.retrieval.tokens import (
     spelling_variants,
     stem,
     trigrams,
-    words,
 )
 
 _K1, _B = 1.2, 0.75
@@ -47,7 +47,7 @@ _FUZZY_TWO_EDITS_LENGTH = 10
 _VOCAB_ONE_EDIT_LENGTH = 4
 _VOCAB_TWO_EDITS_LENGTH = 8
 _COMPOUND_PART = 3  # the shortest part of a run-together word ("setupguide" → "setup guide", not "se tupguide")
-LEXICAL_VERSION = 2  # bump when tokens change (tokens.py, or text.py's plain text): saved indexes are then rebuilt
+LEXICAL_VERSION = 3  # bump when tokens change (tokens.py, or text.py's plain text): saved indexes are then rebuilt
 
 
 class LexicalVersionError(ValueError):
@@ -285,14 +285,22 @@ class LexicalIndex:
     def match(self, query: str, vocabulary: frozenset[str] = frozenset()) -> LexicalMatch:
         """BM25 and coverage of a query; words the document never uses are first joined with their
         neighbour, split in two, or corrected (`correct`), when that gives document words."""
-        all_words = [w.lower() for w in WORD.findall(query)]
-        corrected = self._compounds(all_words)
-        joined = {part for typed in corrected if " " in typed for part in typed.split()}
-        terms: list[str] = [stem(w) for typed, used in corrected.items() if " " in typed for w in used.split()]
-        for word in words(query):
-            if word in joined:
+        all_words = WORD.findall(query.lower())
+        corrected: dict[str, str] = {}
+        terms: list[str] = []
+        position = 0
+        while position < len(all_words):
+            joined = self._joined(all_words[position : position + 2])
+            if joined:
+                corrected[" ".join(all_words[position : position + 2])] = joined
+                terms.append(stem(joined))
+                position += 2
                 continue
-            known = corrected.get(word) or self.correct(word, vocabulary)
+            word = all_words[position]
+            position += 1
+            if word in STOPWORDS:
+                continue
+            known = self._split(word, vocabulary) or self.correct(word, vocabulary)
             if known is not None and known != word:
                 corrected[word] = known
             terms.extend(stem(w) for w in (known or word).split())  # an unknown word stays: it counts against coverage
@@ -300,27 +308,21 @@ class LexicalIndex:
         coverage, unknown_share = self._coverage(terms)
         return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share)
 
-    def _compounds(self, query_words: list[str]) -> dict[str, str]:
-        """Run-together and split words meet the document's spelling: "batchnorm" → "batch norm" when the
-        document says "batch norm", "fire wall" → "firewall" when it says "firewall"."""
-        found: dict[str, str] = {}
-        for first, second in zip(query_words, query_words[1:]):
-            if (
-                first.isalpha()
-                and second.isalpha()
-                and stem(first + second) in self.term_id
-                and not (stem(first) in self.term_id and stem(second) in self.term_id)
-            ):
-                found[f"{first} {second}"] = first + second
-        for word in query_words:
-            if stem(word) not in self.term_id and word.isalpha() and len(word) >= 2 * _COMPOUND_PART:
-                split = self._split(word)
-                if split:
-                    found[word] = split
-        return found
+    def _joined(self, pair: list[str]) -> str | None:
+        """Two query words as the one word the document writes: "fire wall" → "firewall". Not when the
+        document uses both words anyway, and never with a stop word ("a symmetric" is not "asymmetric")."""
+        if len(pair) < 2 or not all(w.isalpha() and w not in STOPWORDS for w in pair):
+            return None
+        first, second = pair
+        if stem(first + second) not in self.term_id or (stem(first) in self.term_id and stem(second) in self.term_id):
+            return None
+        return first + second
 
-    def _split(self, word: str) -> str | None:
-        """`word` as two document words, the most even split first."""
+    def _split(self, word: str, vocabulary: frozenset[str]) -> str | None:
+        """A run-together query word as the two document words it holds, the most even split first:
+        "batchnorm" → "batch norm". Not a word the document uses, nor a real word ("notable")."""
+        if stem(word) in self.term_id or word in vocabulary or not word.isalpha() or len(word) < 2 * _COMPOUND_PART:
+            return None
         cuts = sorted(range(_COMPOUND_PART, len(word) - _COMPOUND_PART + 1), key=lambda i: abs(len(word) / 2 - i))
         for cut in cuts:
             if stem(word[:cut]) in self.term_id and stem(word[cut:]) in self.term_id:

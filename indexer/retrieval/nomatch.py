@@ -27,6 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from indexer.errors import QueryError
+
 FEATURES = ("top_score", "gap_to_mean", "coverage_top", "unknown_share", "log_words")
 Confidence = Literal["good match", "possibly related", "no good match"]
 CONFIDENCE_LEVELS: tuple[Confidence, ...] = ("good match", "possibly related", "no good match")
@@ -95,6 +97,11 @@ def fit(
     `first_correct` says whether its first result answers it (places the good-match cut)."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(is_no_match, dtype=np.float64)
+    if len(np.unique(y)) < 2:
+        raise QueryError(
+            "fitting the no-match model needs labelled queries of both kinds: some the document "
+            'answers and some it does not ("relevant": [])'
+        )
     weight = _balanced_weights(y, np.zeros(len(y)) if groups is None else np.asarray(groups))
     weights, bias = _logistic(x, y, weight, l2)
     p = 1 / (1 + np.exp(-(x @ weights + bias)))
@@ -102,7 +109,10 @@ def fit(
     threshold = float(min(max(threshold, 0.05), 0.95))
     good_below = _good_cut(p, y, first_correct, threshold)
     return NoMatchModel(
-        tuple(round(float(v), 4) for v in weights), round(float(bias), 4), round(threshold, 4), round(good_below, 4)
+        tuple(round(float(v), 4) for v in weights),
+        round(float(bias), 4),
+        round(threshold, 4),
+        min(math.ceil(good_below * 1e4) / 1e4, round(threshold, 4)),  # up: the cut keeps the last good query
     )
 
 

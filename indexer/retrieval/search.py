@@ -53,6 +53,9 @@ SPREAD_SAMPLE = 500  # entries a query's mean cosine is measured on: stable (±3
 # Candidates from the vector index for the top k: each entry owns at most two rows, so 2k rows hold
 # them under max-fusion; 10 more leave room for lexical coverage to lift an entry just below.
 _CANDIDATE_SLACK = 10
+# The no-match evidence looks at the best this many entries whatever k is, so a query gets the same
+# confidence with 1, 5 or 10 results (and the same as when the model was fitted, with k = 10).
+EVIDENCE_DEPTH = 10
 _QUERY_WORD = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -251,11 +254,12 @@ def search(
     positions = (
         section_positions(index.records, section)
         if section
-        else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
+        else candidate_positions(index, query.vectors, max(k, EVIDENCE_DEPTH), query.lexical.scores)
     )
-    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=max(k, 2))
+    depth = max(k, EVIDENCE_DEPTH)
+    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=depth)
     nearest = ranked[:k]
-    evidence = no_match_features(query, ranked[: max(k, 2)], index, mean_dense_score(index, query.vectors))
+    evidence = no_match_features(query, ranked[:EVIDENCE_DEPTH], index, mean_dense_score(index, query.vectors))
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]

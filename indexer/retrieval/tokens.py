@@ -79,8 +79,9 @@ def acronyms(text: str) -> list[str]:
     """Initials of capitalised word runs: "Generative Adversarial Network" → ["gan"]."""
     found = []
     for run in _CAPITALISED_RUN.findall(text):
-        initials = "".join(w[0] for w in re.split(r"[ \t-]+", run)).lower()
-        # "Explain Generative Adversarial Network": a leading capitalised verb must not hide "gan"
+        # stop words are no part of a name: "What Is" gives nothing, and "Explain Generative Adversarial
+        # Network" gives "gan"
+        initials = "".join(w[0] for w in re.split(r"[ \t-]+", run) if w.lower() not in STOPWORDS).lower()
         found.extend(initials[start:] for start in range(len(initials) - 1))
     return found
 
@@ -106,14 +107,13 @@ _SPELLING_PAIRS = (
     ("our", "or"),
     ("ours", "ors"),
     ("tre", "ter"),
-    ("lled", "led"),
-    ("lling", "ling"),
     ("ogue", "og"),
 )
 
 
 def spelling_variants(word: str) -> list[str]:
-    """The word in the other spelling convention: "neighbours" → "neighbors", "labeling" → "labelling"."""
+    """The word in the other spelling convention: "neighbours" → "neighbors", "organise" → "organize".
+    ("labelled" and "labeled" need no pair: both stem to "label".)"""
     variants = []
     for british, american in _SPELLING_PAIRS:
         for typed, other in ((british, american), (american, british)):
@@ -133,7 +133,8 @@ def apply_corrections(text: str, corrected: dict[str, str]) -> str:
         r"(?<![^\W_])(?:" + "|".join(r"\s+".join(map(re.escape, key.split())) for key in typed) + r")(?![^\W_])",
         re.IGNORECASE,
     )
-    return pattern.sub(lambda m: corrected[" ".join(m.group(0).lower().split())], text)
+    # re.IGNORECASE folds more than str.lower() does ("ſ" matches "s"): such a match keeps its text
+    return pattern.sub(lambda m: corrected.get(" ".join(m.group(0).lower().split()), m.group(0)), text)
 
 
 def words(text: str) -> list[str]:

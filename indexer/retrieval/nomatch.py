@@ -82,7 +82,7 @@ def query_word_feature(word_count: int) -> float:
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
 DEFAULT_NO_MATCH = NoMatchModel(
-    weights=(-4.2998, -6.6198, -5.2267, 3.6101, -1.8362), bias=8.491, threshold=0.6934, good_below=0.6354
+    weights=(-4.2827, -6.6155, -5.2604, 3.4077, -1.8107), bias=8.4637, threshold=0.6957, good_below=0.6318
 )
 
 

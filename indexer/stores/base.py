@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -36,6 +37,10 @@ class LoadedIndex(Protocol):
         """In document order: position i is records[i]."""
 
     @property
+    def path(self) -> Path | str:
+        """Where the loaded generation lives: its folder, or the database location with its generation."""
+
+    @property
     def lexical(self) -> LexicalIndex | None:
         """The saved lexical index; None for a generation written before they were saved (format 1)."""
 
@@ -56,6 +61,9 @@ class LoadedIndex(Protocol):
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (approximate for large
         indexes; callers score the candidates exactly with `field_cosines`)."""
+
+    def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
+        """Per query vector, the record positions owning its `depth` nearest rows (for many queries at once)."""
 
     def question_vector(self, position: int) -> np.ndarray: ...
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -20,6 +19,8 @@ import numpy as np
 from indexer.documents.records import Record, RecordId
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.stores.tables import RowTable
 

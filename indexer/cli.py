@@ -688,7 +688,7 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     queries = _logged_feedback(qa, err) + [q for path in args.queries for q in load_queries(path)]
     result = calibrate_from_feedback(qa, queries)
     saved = bool(args.save and result.better and result.model)
-    if saved:
+    if saved and result.model is not None:  # `saved` holds only with a model
         _rebuild_with(args, qa, saved_parameters(result.model, len(queries)), err)
     if args.json:
         _print_json({**result.to_dict(), "saved": saved}, out)
@@ -706,6 +706,7 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         return 0
     for title, metrics in (("in use", result.current), ("refitted, cross-validated", result.refitted)):
+        assert metrics is not None  # both are measured whenever there was enough feedback
         print(
             f"  {title + ':':<27} no-match accuracy {metrics['no_match_accuracy']}, "
             f"false rejections {metrics['false_rejection']}, strict hit@3 {metrics['strict_hit@3']}",

@@ -30,7 +30,7 @@ from indexer.retrieval.embed import (
     SentenceTransformerEncoder,
     vocabulary,
 )
-from indexer.retrieval.lexical import LexicalIndex
+from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
 from indexer.retrieval.nomatch import NoMatchModel
 from indexer.retrieval.search import (
     EncodedQuery,
@@ -206,7 +206,7 @@ class QAIndex:
 
     def encode(self, queries: list[str]) -> list[EncodedQuery | QueryError]:
         """Clean, match lexically and embed many queries with one model call; bad ones become errors."""
-        prepared: list[tuple[str, list[str], object, list[str]] | QueryError] = []
+        prepared: list[tuple[str, list[str], LexicalMatch, list[str]] | QueryError] = []
         texts: list[str] = []
         for query in queries:
             try:

@@ -17,6 +17,7 @@ and hints for missing answers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +129,7 @@ def cluster(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     return spherical_kmeans(vectors, best_k, seed)
 
 
-def topic_labels(records: list[Record], assignment: np.ndarray, size: int = 3) -> dict[int, str]:
+def topic_labels(records: Sequence[Record], assignment: np.ndarray, size: int = 3) -> dict[int, str]:
     """Each cluster's most particular words, joined by " / " (class-based TF-IDF)."""
     counts: dict[int, Counter[str]] = {}
     surface: dict[str, Counter[str]] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def answer_text(record: Record) -> str:
     return plain_text(strip_boilerplate(record.answer)) if record.has_answer else ""
 
 
-def answer_texts(records: list[Record]) -> list[str]:
+def answer_texts(records: Sequence[Record]) -> list[str]:
     return [answer_text(r) for r in records]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,7 +253,7 @@ def _manifest(
     model: str,
     model_fp: str,
     dimension: int,
-    fields: list[str],
+    fields: Sequence[str],
     index_type: str,
     seconds: float,
     embedded: int,

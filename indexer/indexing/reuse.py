@@ -45,12 +45,17 @@ class PreviousBuild:
         except IndexerError:
             return cls(None, model_fp, parser_version)  # nothing usable: derive everything
 
+    @property
+    def _previous(self) -> LoadedIndex:
+        """The previous generation, for the methods that run only once `_same_parser` or `_same_model` held."""
+        assert self.index is not None
+        return self.index
+
     @functools.cached_property
     def _columns(self) -> dict[str, list]:
         """The previous records' texts and statuses, decoded once for `known` and `kept_positions`."""
-        return {
-            name: field_values(self.index.records, name) for name in ("question_raw", "question", "answer", "status")
-        }
+        records = self._previous.records
+        return {name: field_values(records, name) for name in ("question_raw", "question", "answer", "status")}
 
     def release(self) -> None:
         """Done reading: close the previous generation (a database reader holds it open)."""
@@ -94,31 +99,31 @@ class PreviousBuild:
         for position, text in enumerate(zip(self._columns["question_raw"], self._columns["answer"])):
             unclaimed.setdefault(text, position)
         for i, record in enumerate(records):
-            position = unclaimed.pop((record.question_raw, record.answer), None)
-            if position is not None:
-                kept[i] = position
+            claimed = unclaimed.pop((record.question_raw, record.answer), None)
+            if claimed is not None:
+                kept[i] = claimed
         return kept
 
     def entry_keys(self, kept: np.ndarray) -> dict[int, EntryKeys]:
         """New record position → its rows' text keys, for the kept entries (keys embed the model)."""
         if not self._same_model or not (kept >= 0).any():
             return {}
-        previous = self.index.entry_keys()
+        previous = self._previous.entry_keys()
         return {i: previous[p] for i, p in enumerate(kept.tolist()) if p >= 0}
 
     def lexical(self, records: list[Record], kept: np.ndarray, plain_answer: Callable[[int], str]) -> LexicalIndex:
         """The lexical index of `records`: the previous one updated when it can be, else built anew."""
         previous = (
-            self.index.lexical
-            if self._same_parser and self.index.manifest.get("lexical_version") == LEXICAL_VERSION
+            self._previous.lexical
+            if self._same_parser and self._previous.manifest.get("lexical_version") == LEXICAL_VERSION
             else None
         )
         added = {i: entry_tokens(records[i].question, plain_answer(i)) for i in np.flatnonzero(kept < 0).tolist()}
-        if previous is not None and previous.size == len(self.index.records):
+        if previous is not None and previous.size == len(self._previous.records):
             claimed = np.zeros(previous.size, dtype=bool)
             claimed[kept[kept >= 0]] = True
-            old = self.index.records
-            removed = [entry_tokens(old[p].question, answer_text(old[p])) for p in np.flatnonzero(~claimed)]
+            old = self._previous.records
+            removed = [entry_tokens(old[p].question, answer_text(old[p])) for p in np.flatnonzero(~claimed).tolist()]
             try:
                 updated = previous.updated(kept, added, removed)
             except (IndexError, ValueError):

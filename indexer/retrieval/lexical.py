@@ -117,7 +117,7 @@ class LexicalIndex:
         self.idf = np.log(1 + (size - containing + 0.5) / (containing + 0.5))  # per term id
 
     @classmethod
-    def from_records(cls, records: list[Record], answers: list[str] | None = None) -> LexicalIndex:
+    def from_records(cls, records: Sequence[Record], answers: list[str] | None = None) -> LexicalIndex:
         """`answers`: each record's answer as plain text ("" when missing), when the caller has them already."""
         if answers is None:
             answers = answer_texts(records)
@@ -433,9 +433,10 @@ def _assemble(size: int, triples: _Triples, word_counts: Counter[str]) -> Lexica
     question, answer = holders
     at = np.minimum(np.searchsorted(answer, question), max(len(answer) - 1, 0))
     both = question[answer[at] == question] if len(answer) else question[:0]
-    containing = sum(
-        np.bincount(pairs // width, minlength=len(terms)) * sign
-        for pairs, sign in ((question, 1), (answer, 1), (both, -1))
+    containing = (
+        np.bincount(question // width, minlength=len(terms))
+        + np.bincount(answer // width, minlength=len(terms))
+        - np.bincount(both // width, minlength=len(terms))
     ).astype(np.int32)
     spellings = sorted(word_counts)
     grams: dict[str, list[int]] = {}

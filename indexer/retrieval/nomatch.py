@@ -148,7 +148,7 @@ def _logistic(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: float
 def _weighted_quantile(values: np.ndarray, weight: np.ndarray, q: float) -> float:
     order = np.argsort(values)
     cumulative = np.cumsum(weight[order]) / weight.sum()
-    return float(values[order][min(np.searchsorted(cumulative, q), len(values) - 1)])
+    return float(values[order][min(int(np.searchsorted(cumulative, q)), len(values) - 1)])
 
 
 def _good_cut(p: np.ndarray, y: np.ndarray, first_correct: np.ndarray | None, threshold: float) -> float:

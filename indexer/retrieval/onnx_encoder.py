@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -98,7 +99,8 @@ def _pooling_mode(config: dict) -> str:
     return "+".join(modes) or "none"
 
 
-def _read_json(path: Path, model: str, required: bool = True) -> dict | list:
+def _read_json(path: Path, model: str, required: bool = True) -> Any:
+    """The file's JSON (a list for modules.json, an object for the others); {} for a missing optional file."""
     if not path.is_file():
         if required:
             raise OnnxUnavailable(f"{path} is missing; ONNX export needs a sentence-transformers model folder")
@@ -140,7 +142,8 @@ def export_onnx(model: str, cache_dir: Path | None = None) -> Path:
 def _write_export(reference: SentenceTransformerEncoder, spec: dict, folder: Path) -> None:
     import torch
 
-    transformer = reference._model[0].auto_model.eval()  # the bare Hugging Face model; pooling is redone in numpy
+    # the bare Hugging Face model (torch types a submodule's attribute as Tensor | Module); pooling is redone in numpy
+    transformer = cast(torch.nn.Module, reference._model[0].auto_model).eval()
     accepted = inspect.signature(transformer.forward).parameters
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
 

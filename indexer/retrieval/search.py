@@ -25,6 +25,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -193,6 +194,7 @@ def score_entries(
 
 
 def _hit(record: Record, question_score: float, answer_score: float | None, rank_score: float) -> Hit:
+    matched_on: Literal["question", "answer", "both"]
     if answer_score is None or question_score - answer_score > BOTH_MARGIN:
         matched_on = "question"
     elif answer_score - question_score > BOTH_MARGIN:

@@ -77,7 +77,7 @@ _CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:[ \t-]+[A-Z][a-z]+){1,4}\b")
 
 def acronyms(text: str) -> list[str]:
     """Initials of capitalised word runs: "Generative Adversarial Network" → ["gan"]."""
-    found = []
+    found: list[str] = []
     for run in _CAPITALISED_RUN.findall(text):
         # stop words are no part of a name: "What Is" gives nothing, and "Explain Generative Adversarial
         # Network" gives "gan"

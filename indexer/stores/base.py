@@ -19,6 +19,8 @@ import numpy as np
 from indexer.documents.records import Record, RecordId
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.stores.tables import RowTable
 
@@ -34,6 +36,10 @@ class LoadedIndex(Protocol):
     @property
     def records(self) -> Sequence[Record]:
         """In document order: position i is records[i]."""
+
+    @property
+    def path(self) -> Path | str:
+        """Where the loaded generation lives: its folder, or the database location with its generation."""
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -56,6 +62,9 @@ class LoadedIndex(Protocol):
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (approximate for large
         indexes; callers score the candidates exactly with `field_cosines`)."""
+
+    def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
+        """Per query vector, the record positions owning its `depth` nearest rows (for many queries at once)."""
 
     def question_vector(self, position: int) -> np.ndarray: ...
 

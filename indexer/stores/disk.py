@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -68,6 +69,9 @@ from indexer.stores.tables import (
     table_files,
     tables_from,
 )
+
+if TYPE_CHECKING:
+    import faiss
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)  # formats 1 and 2 still seed a rebuild that reuses their vectors
@@ -97,7 +101,7 @@ class StoredIndex:
     records: Sequence[Record]  # a RecordTable when loaded from format 3
     rows: RowTable
     vectors: np.ndarray  # (rows, dimension) float32, normalised
-    faiss_index: object | None
+    faiss_index: faiss.Index | None
     path: Path
     lexical: LexicalIndex | None = None  # None when the generation did not store one (format 1)
     signature: tuple = ()  # `generation_signature` when loading began
@@ -168,6 +172,7 @@ class StoredIndex:
         if index_type == "ivf":
             rows = ivf_nearest_rows(self.faiss_index, self.vectors, queries, depth)
         elif index_type == "hnsw":
+            assert self.faiss_index is not None  # a hnsw generation loads with its FAISS index
             rows = self.faiss_index.search(queries, depth)[1]
         else:
             rows = exact_nearest_rows(self.vectors, queries, depth)
@@ -274,10 +279,11 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     try:
         read = _read_verified_files(generation, listed, manifest, _readers(generation, manifest["dimension"]))
         records, rows = tables_from(read)
-        vectors, faiss_index = read[vector_file]
+        # what `_readers` made of each file: casts, since that dict holds a different type per name
+        vectors, faiss_index = cast("tuple[np.ndarray, faiss.Index | None]", read[vector_file])
         if IVF_FILE in listed:
-            faiss_index = read[IVF_FILE]
-        lexical = read.get("lexical.npz")
+            faiss_index = cast("faiss.Index", read[IVF_FILE])
+        lexical = cast("LexicalIndex | None", read.get("lexical.npz"))
     except (ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is corrupt: {type(exc).__name__}") from None
     if (
@@ -336,7 +342,7 @@ def _check_digest(generation: Path, name: str, manifest: dict, digest: str) -> N
         raise IndexCorruptError(f"index at {generation.parent} is corrupt: {name} fails its checksum; rebuild it")
 
 
-def _load_vectors(data: Buffer, name: str, dimension: int) -> tuple[np.ndarray, object | None]:
+def _load_vectors(data: Buffer, name: str, dimension: int) -> tuple[np.ndarray, faiss.Index | None]:
     """(vectors, FAISS index or None) from a vector file. `.npy` vectors are a read-only view of the
     file's bytes (no copy); a serialized FAISS index brings its own storage, viewed the same way."""
     if name == "vectors.faiss":
@@ -388,17 +394,19 @@ def lexical_from_blob(data: Buffer) -> LexicalIndex | None:
         raise ValueError(f"lexical index unreadable: {type(exc).__name__}") from None
 
 
-def vector_index(vectors: np.ndarray, index_type: str, dimension: int):
+def vector_index(vectors: np.ndarray, index_type: str, dimension: int) -> faiss.Index:
     """An inner-product FAISS index over `vectors`: exact (`flat`), half-precision scan (`fp16`),
     inverted file over half-precision copies (`ivf`) or HNSW."""
     import faiss
 
     if index_type == "ivf":
         return _ivf_index(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension))
+    index: faiss.Index
     if index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 200
-        index.hnsw.efSearch = 256  # recall@10 0.991 vs exact on 20k real embeddings (bench/hnsw.py)
+        hnsw = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 200
+        hnsw.hnsw.efSearch = 256  # recall@10 0.991 vs exact on 20k real embeddings (bench/hnsw.py)
+        index = hnsw
     elif index_type == "fp16":
         index = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     else:
@@ -504,7 +512,9 @@ def _load_ivf(generation: Path):
         if not path.exists():
             raise FileNotFoundError(path) from None
         raise
-    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    invlists = faiss.extract_index_ivf(index).invlists
+    assert invlists is not None  # an IVF index read from a file always holds its lists
+    lists = faiss.downcast_InvertedLists(invlists)
     if isinstance(lists, faiss.OnDiskInvertedLists):
         lists.prefetch_nthread = 0  # else every search starts up to 32 threads to touch lists already in memory
     return _set_probes(index)
@@ -532,7 +542,9 @@ def _vector_blobs(vectors: np.ndarray, index_type: str, dimension: int) -> dict[
 
 
 def _parts(blob: Blob) -> tuple[memoryview, ...]:
-    return tuple(memoryview(part).cast("B") for part in (blob if isinstance(blob, tuple) else (blob,)))
+    parts = blob if isinstance(blob, tuple) else (blob,)
+    # ndarray has the buffer protocol; numpy's stubs declare its __buffer__ only for Python >= 3.12
+    return tuple(memoryview(part).cast("B") for part in parts)  # type: ignore[arg-type]
 
 
 def _file_entry(blob: Blob) -> dict:
@@ -545,7 +557,7 @@ def _file_entry(blob: Blob) -> dict:
 
 def lexical_blob(lexical: LexicalIndex) -> bytes:
     stream = io.BytesIO()
-    np.savez(stream, **lexical.to_arrays())
+    np.savez(stream, **lexical.to_arrays())  # type: ignore[arg-type]  # stub: a **dict might fill allow_pickle: bool
     return stream.getvalue()
 
 

@@ -114,12 +114,14 @@ class PgStore:
             _ensure_schema(conn, self.location)
             register_vector(conn)
             with conn.transaction():
-                generation = conn.execute(
-                    sql.SQL("INSERT INTO {} (index_name, manifest, lexical) VALUES (%s, %s, %s) RETURNING id").format(
-                        sql.Identifier(_GENERATIONS)
-                    ),
-                    (self.name, Jsonb(manifest), lexical_blob(lexical)),
-                ).fetchone()[0]
+                generation = _one(
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} (index_name, manifest, lexical) VALUES (%s, %s, %s) RETURNING id"
+                        ).format(sql.Identifier(_GENERATIONS)),
+                        (self.name, Jsonb(manifest), lexical_blob(lexical)),
+                    )
+                )[0]
                 records_table, rows_table = _tables(generation)
                 conn.execute(
                     sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(records_table)
@@ -196,9 +198,17 @@ def _ensure_schema(conn: psycopg.Connection, location: str) -> None:
         )
 
 
+def _one(cursor: psycopg.Cursor) -> tuple:
+    """The row of a query that always returns exactly one (an aggregate, a function call, RETURNING of
+    one insert): psycopg types every fetchone() as Optional."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
 def _current(conn: psycopg.Connection, name: str) -> tuple[int, dict] | None:
     """(generation id, manifest) of the current generation, or None when there is none."""
-    if conn.execute("SELECT to_regclass(%s)", (_GENERATIONS,)).fetchone()[0] is None:
+    if _one(conn.execute("SELECT to_regclass(%s)", (_GENERATIONS,)))[0] is None:
         return None
     return conn.execute(
         sql.SQL("SELECT id, manifest FROM {} WHERE index_name = %s AND is_current").format(
@@ -215,7 +225,7 @@ def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
         (name,),
     ).fetchall()
     for (generation,) in old:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_READ, generation)).fetchone()[0]:
+        if not _one(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_READ, generation)))[0]:
             continue  # still read by someone: a later build drops it
         try:
             with conn.transaction():
@@ -260,9 +270,13 @@ class PgStoredIndex:
                 for (r,) in self._conn.execute(sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))
             ]
             self.lexical = self._stored_lexical()
-            questions, total = self._conn.execute(
-                sql.SQL("SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(self._rows_table)
-            ).fetchone()
+            questions, total = _one(
+                self._conn.execute(
+                    sql.SQL("SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(
+                        self._rows_table
+                    )
+                )
+            )
         except (psycopg.errors.UndefinedTable, TypeError, KeyError, ValueError) as exc:
             raise IndexCorruptError(f"index at {self.location} is corrupt: {type(exc).__name__}; rebuild it") from None
         expected = (
@@ -282,9 +296,12 @@ class PgStoredIndex:
     def _stored_lexical(self) -> LexicalIndex | None:
         """The generation's saved lexical index; None for one written before they were saved (format 1)."""
         try:
-            (blob,) = self._conn.execute(
+            row = self._conn.execute(
                 sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)), (self.generation,)
             ).fetchone()
+            if row is None:  # the generation's row is gone: a TypeError, which `_open` reports as corruption
+                raise TypeError("no row for the generation")
+            (blob,) = row
         except psycopg.errors.UndefinedColumn:
             return None
         return None if blob is None else lexical_from_blob(bytes(blob))
@@ -328,7 +345,7 @@ class PgStoredIndex:
     def close(self) -> None:
         self._closer()
 
-    def _query(self, query: sql.Composable, params: tuple = (), hnsw_depth: int | None = None) -> list[tuple]:
+    def _query(self, query: sql.Composed, params: tuple = (), hnsw_depth: int | None = None) -> list[tuple]:
         """Run one query on the held connection, reconnecting once if the server dropped it."""
         with self._lock:
             for attempt in (1, 2):

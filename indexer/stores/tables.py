@@ -20,6 +20,7 @@ as a corrupt index.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -28,6 +29,7 @@ import struct
 import zipfile
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -120,10 +122,13 @@ def _row_table(rows: np.ndarray) -> RowTable:
         or (rows["field"] > 1).any()
     ):
         raise ValueError("rows.npy does not hold (record position, field code, key) rows")
-    return RowTable(np.ascontiguousarray(rows["record"]), np.array(ROW_FIELDS)[rows["field"]], rows["key"])
+    # numpy arrays of str stand in for the sequences (read only by length, index and iteration)
+    return RowTable(
+        np.ascontiguousarray(rows["record"]), np.array(ROW_FIELDS)[rows["field"]], cast(Sequence[str], rows["key"])
+    )
 
 
-def _json(data: Buffer) -> object:
+def _json(data: Buffer) -> Any:
     return json.loads(bytes(data))
 
 
@@ -142,7 +147,7 @@ TABLE_READERS: dict[str, Callable[[Buffer], object]] = {
     RECORD_VALUES: _json,
     RECORD_TEXTS: lambda data: data,  # decoded per record, on demand
     ROWS: lambda data: _row_table(npy_view(data, ndim=1)),
-    **{name: (lambda data, name=name: _old_records(data, name)) for name in OLD_RECORD_FILES},
+    **{name: functools.partial(_old_records, name=name) for name in OLD_RECORD_FILES},
     OLD_ROW_FILE: lambda data: RowTable.from_json(_json(data)),
 }
 
@@ -157,8 +162,13 @@ def has_tables(listed: Container[str], format_version: int) -> bool:
 def tables_from(read: dict[str, object]) -> tuple[Sequence[Record], RowTable]:
     """(records, row table) from what `TABLE_READERS` made of a generation's files."""
     if RECORDS in read:
-        return _record_table(read[RECORDS], read[RECORD_VALUES], read[RECORD_TEXTS]), read[ROWS]
-    return next(read[name] for name in OLD_RECORD_FILES if name in read), read[OLD_ROW_FILE]
+        # what TABLE_READERS made of each file: casts, since that dict holds a different type per name
+        records = _record_table(
+            cast(np.ndarray, read[RECORDS]), cast(dict, read[RECORD_VALUES]), cast(Buffer, read[RECORD_TEXTS])
+        )
+        return records, cast(RowTable, read[ROWS])
+    old_records = next(cast(list[Record], read[name]) for name in OLD_RECORD_FILES if name in read)
+    return old_records, cast(RowTable, read[OLD_ROW_FILE])
 
 
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"  # format version 1.0: what np.save writes for any array under 4 GiB of header
@@ -169,7 +179,7 @@ _NPY_ENTRY = re.compile(
 )
 
 
-def npy_view(data: Buffer, dtype: type | None = None, ndim: int | None = None) -> np.ndarray:
+def npy_view(data: Buffer | memoryview, dtype: type | None = None, ndim: int | None = None) -> np.ndarray:
     """A read-only view of the array in a `.npy` file's bytes (no copy); ValueError unless the bytes hold
     a whole C-order array (of `dtype` with `ndim` dimensions, when given) that needs no unpickling."""
     shape, fortran_order, stored, offset = _npy_header(data)
@@ -178,7 +188,7 @@ def npy_view(data: Buffer, dtype: type | None = None, ndim: int | None = None) -
     return np.frombuffer(data, dtype=stored, count=math.prod(shape), offset=offset).reshape(shape)
 
 
-def _npy_header(data: Buffer) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+def _npy_header(data: Buffer | memoryview) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """(shape, fortran order, dtype, data offset) from a version 1.0 `.npy` header. Read here rather than
     by numpy, which evaluates the header with Python's own parser: in CPython 3.11 that parser is not
     thread-safe (two threads loading files at once failed with "AST constructor recursion depth
@@ -209,7 +219,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
     array = np.ascontiguousarray(array)
     stream = io.BytesIO()
     np.lib.format.write_array_header_1_0(stream, np.lib.format.header_data_from_array_1_0(array))
-    return b"".join((stream.getvalue(), memoryview(array.reshape(-1).view(np.uint8))))
+    return b"".join((stream.getvalue(), array.reshape(-1).view(np.uint8).data))
 
 
 def npz_views(data: Buffer) -> dict[str, np.ndarray]:
@@ -217,7 +227,9 @@ def npz_views(data: Buffer) -> dict[str, np.ndarray]:
     (the caller has checked a sha256 over all of it), except a copy of each array the zip left unaligned."""
     arrays = {}
     try:
-        with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
+        # an mmap has the file methods ZipFile uses (read, seek, tell) but is not typed as IO[bytes]
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        with zipfile.ZipFile(source) as archive:  # type: ignore[arg-type]
             members = archive.infolist()
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"not a zip file: {exc}") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeGuard
 
 from indexer.analysis.evaluate import Outcome, calibrate, cross_validate, report, run_queries
 from indexer.analysis.queryfiles import LabelledQuery
@@ -75,8 +76,8 @@ def saved_parameters(model: NoMatchModel, queries: int) -> dict:
     }
 
 
-def feedback_fitted(no_match: dict | None) -> bool:
-    return bool(no_match) and no_match.get("fitted_on") == "feedback"
+def feedback_fitted(no_match: dict | None) -> TypeGuard[dict]:
+    return no_match is not None and no_match.get("fitted_on") == "feedback"
 
 
 def describe(no_match: dict | None) -> str:

@@ -30,7 +30,7 @@ def main() -> int:
     import faiss
 
     from indexer.retrieval.embed import SentenceTransformerEncoder
-    from indexer.stores.disk import vector_index
+    from indexer.stores.vectors import vector_index
 
     encoder = SentenceTransformerEncoder(threads=os.cpu_count())
     cache = ROOT / "bench" / "out" / "hnsw_vectors.npy"

@@ -27,7 +27,8 @@ Module map (data flows one way: source file → records → texts → vectors �
                 reuse       what a rebuild takes over from the previous generation
     stores/     base        the store interface (Store, LoadedIndex), written down once
                 spec        which store a spec names: a folder or a PostgreSQL URL
-                disk        the folder store: generations, lock, atomic writes, verified loads, FAISS
+                disk        the folder store: generations, lock, atomic writes, verified loads
+                vectors     the vector-search backends: flat, fp16 scan, IVF, HNSW; batched nearest rows
                 tables, record_table  a generation's record files, and the records as columns
                 postgres    the PostgreSQL + pgvector store
     usage/      querylog    the query log beside the index, and readers' feedback

@@ -13,7 +13,8 @@ from indexer.retrieval.lexical import LexicalMatch
 from indexer.retrieval.nomatch import CONFIDENCE_LEVELS, FEATURES, NoMatchModel
 from indexer.retrieval.search import EncodedQuery, clean_query, mean_dense_score, related, spread_positions
 from indexer.retrieval.search import search as search_index
-from indexer.stores.disk import RowTable, StoredIndex, vector_index
+from indexer.stores.disk import RowTable, StoredIndex
+from indexer.stores.vectors import vector_index
 
 
 def make_index(

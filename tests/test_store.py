@@ -16,19 +16,15 @@ from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexVersionError
 from indexer.indexing.build import build, ensure_index
 from indexer.retrieval.lexical import LexicalIndex
-from indexer.stores.disk import (
+from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex, current_path
+from indexer.stores.record_table import RecordTable
+from indexer.stores.vectors import (
     BATCH_PROBE_DIVISOR,
-    FORMAT_VERSION,
     FP16_SCAN_MIN_ROWS,
-    FaissStore,
-    RowTable,
-    StoredIndex,
-    current_path,
     exact_nearest_rows,
     ivf_nearest_rows,
     vector_index,
 )
-from indexer.stores.record_table import RecordTable
 
 MODEL = "fake-model"
 FLAT_FILES = ("records.npy", "record_values.json", "record_texts.bin", "rows.npy", "vectors.npy", "lexical.npz")

@@ -1,0 +1,157 @@
+"""The vector-search backends over a generation's vectors: exact (flat), a half-precision scan (fp16), an
+inverted file over half-precision copies (IVF) and HNSW, built with FAISS; and batched nearest rows for
+many queries at once. Inner product on L2-normalised vectors, so every score is a cosine.
+
+Deliberately not here: files, generations and verification (disk.py), scoring entries (search.py).
+FAISS is imported inside the functions, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
+
+# From here a flat generation's nearest rows come from a half-precision scan: 2x faster (190k rows:
+# 11 vs 20 ms), recall@30 0.999 against exact, and search.py re-scores the candidates in full precision.
+FP16_SCAN_MIN_ROWS = 50_000
+# A batch of nearest-row searches (hints for every missing entry) probes a quarter of the lists a query
+# probes: at 100,000 entries 10,064 searches took 1.5 s instead of 6.1 s (loaded machine), and the hints
+# equalled brute force's (hint recall@3 1.000 in bench/run.py, on its near-duplicate synthetic vectors).
+BATCH_PROBE_DIVISOR = 4
+
+
+class _VectorsOf:
+    """Exposes a FAISS index's vector storage to numpy and keeps the index alive as the array's base:
+    a bare `faiss.rev_swig_ptr` view would point into freed memory once the index is collected."""
+
+    def __init__(self, faiss_index, dimension: int) -> None:
+        import faiss
+
+        storage = faiss.downcast_index(faiss_index.storage) if hasattr(faiss_index, "hnsw") else faiss_index
+        if not isinstance(storage, faiss.IndexFlat) or storage.d != dimension:  # else the view over-reads
+            raise ValueError("the FAISS file does not hold flat vectors of the index's dimension")
+        address = faiss.rev_swig_ptr(storage.get_xb(), 1).ctypes.data
+        self.index = faiss_index
+        self.__array_interface__ = {
+            "data": (address, True),
+            "shape": (faiss_index.ntotal, dimension),
+            "typestr": "<f4",
+            "version": 3,
+        }
+
+
+def stored_vectors(faiss_index, dimension: int) -> np.ndarray:
+    """A read-only view of the vectors inside a flat or HNSW-flat FAISS index (no copy)."""
+    if not faiss_index.ntotal:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.asarray(_VectorsOf(faiss_index, dimension))
+
+
+def vector_index(vectors: np.ndarray, index_type: str, dimension: int) -> faiss.Index:
+    """An inner-product FAISS index over `vectors`: exact (`flat`), half-precision scan (`fp16`),
+    inverted file over half-precision copies (`ivf`) or HNSW."""
+    import faiss
+
+    if index_type == "ivf":
+        return _ivf_index(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension))
+    index: faiss.Index
+    if index_type == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 200
+        hnsw.hnsw.efSearch = 256  # recall@10 0.991 vs exact on 20k real embeddings (bench/hnsw.py)
+        index = hnsw
+    elif index_type == "fp16":
+        index = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension))
+    return index
+
+
+def _ivf_index(vectors: np.ndarray):
+    """Inverted file: √rows lists (a power of two), an eighth of them probed per query; trained on a
+    fixed sample, so a rebuild of the same vectors gives the same index."""
+    import faiss
+
+    lists = 2 ** max(0, round(math.log2(math.sqrt(max(len(vectors), 1)))))
+    while lists > 1 and len(vectors) < 39 * lists:  # FAISS wants 39+ training points per list
+        lists //= 2
+    index = faiss.index_factory(vectors.shape[1], f"IVF{lists},SQfp16", faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(0).choice(len(vectors), min(len(vectors), 64 * lists), replace=False))
+    index.train(vectors[sample])
+    index.add(vectors)
+    return set_probes(index)
+
+
+def exact_nearest_rows(vectors: np.ndarray, queries: np.ndarray, depth: int, block: int = 256) -> np.ndarray:
+    """(queries, depth) rows of the highest inner products, by blocks of queries (bounded memory)."""
+    found = np.empty((len(queries), depth), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        scores = queries[start : start + block] @ vectors.T
+        found[start : start + block] = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+    return found
+
+
+def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth: int) -> np.ndarray:
+    """(queries, depth) nearest rows, -1 padded, among the members of the lists nearest each query, scored
+    exactly with one matrix product per list. For thousands of queries this beats FAISS's own search, which
+    decodes half-precision codes one query at a time (10,000 queries at 190k rows: 14 s with the query
+    path's probes). It probes `BATCH_PROBE_DIVISOR` times fewer lists than a single query does.
+
+    Two passes: each query's nearest list first, which sets a high bar, so that in the second pass (its
+    other lists) only the few queries a list improves are merged."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    ivf = faiss.extract_index_ivf(ivf_index)
+    probes = ivf.quantizer.search(queries, max(1, ivf.nprobe // BATCH_PROBE_DIVISOR))[1]
+    best = np.full((len(queries), depth), -np.inf, dtype=np.float32)
+    rows = np.full((len(queries), depth), -1, dtype=np.int64)
+    # ~1,000 small products: on one BLAS thread 30-37 GMAC/s here, on two 16-18 (and far less when another
+    # process holds a core)
+    with threadpool_limits(1, user_api="blas"):
+        for part in (probes[:, :1], probes[:, 1:]):
+            flat = part.ravel()
+            order = np.argsort(flat, kind="stable")
+            bounds = np.searchsorted(flat[order], np.arange(ivf.nlist + 1))
+            for lst in np.flatnonzero(np.diff(bounds)).tolist():
+                members = _list_members(ivf.invlists, lst)
+                if len(members):
+                    _merge_best(
+                        best, rows, order[bounds[lst] : bounds[lst + 1]] // part.shape[1], queries, vectors, members
+                    )
+    return rows
+
+
+def _list_members(invlists, lst: int) -> np.ndarray:
+    import faiss
+
+    size = invlists.list_size(lst)
+    return faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy() if size else np.zeros(0, dtype=np.int64)
+
+
+def _merge_best(
+    best: np.ndarray, rows: np.ndarray, asked: np.ndarray, queries: np.ndarray, vectors: np.ndarray, members: np.ndarray
+) -> None:
+    """Fold the rows `members` into the running best rows of the queries `asked` (in place)."""
+    scores = queries[asked] @ vectors[members].T
+    better = (scores > best[asked].min(axis=1)[:, None]).any(axis=1)
+    if not better.any():
+        return
+    asked, scores = asked[better], scores[better]
+    merged = np.hstack([best[asked], scores])
+    top = np.argpartition(-merged, best.shape[1] - 1, axis=1)[:, : best.shape[1]]
+    best[asked] = np.take_along_axis(merged, top, axis=1)
+    rows[asked] = np.take_along_axis(np.hstack([rows[asked], np.broadcast_to(members, scores.shape)]), top, axis=1)
+
+
+def set_probes(index):
+    # 1/8 of the lists: recall@10 0.995 against exact at 200k rows, 1.6 ms instead of 17.7 (bench/hnsw.py)
+    index.nprobe = max(1, index.nlist // 8)
+    return index

@@ -34,11 +34,9 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
-        raise UsageError(
-            f"{message} (see: python -m indexer {self.prog.split()[-1]} --help)"
-            if " " in self.prog
-            else f"{message} (see: python -m indexer --help)"
-        )
+        command = self.prog.split()[-1]  # "python -m indexer search", or the top level's "python -m indexer"
+        where = "" if command == "indexer" else f" {command}"
+        raise UsageError(f"{message} (see: python -m indexer{where} --help)")
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

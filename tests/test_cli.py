@@ -427,3 +427,10 @@ def test_an_index_folder_that_is_a_file_is_a_one_line_error(tmp_path):
     code, out, err = run("search", "x", "--index-dir", str(not_a_folder))
     assert code == 2 and err.splitlines()[-1] == f"error: cannot keep an index in {not_a_folder}: File exists"
     assert not_a_folder.read_text(encoding="utf-8") == "hello"
+
+
+def test_a_usage_error_names_the_help_to_read(capsys):
+    assert main(["--bogus"]) == 2
+    assert "(see: python -m indexer --help)" in capsys.readouterr().err
+    assert main(["search", "q", "-k", "zero"]) == 2
+    assert "(see: python -m indexer search --help)" in capsys.readouterr().err

@@ -821,7 +821,7 @@ def confidence_shown(at: AppTest) -> str:
     "query, level",
     [
         ("what is dropout", "good match"),
-        ("how to stop overfiting", "possibly related"),
+        ("gini impurity vs entropy for choosing decision tree splits", "possibly related"),
         ("how do I bake banana bread", "no good match"),
     ],
 )

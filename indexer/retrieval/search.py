@@ -54,9 +54,6 @@ SPREAD_SAMPLE = 500  # entries a query's mean cosine is measured on: stable (±3
 # Candidates from the vector index for the top k: each entry owns at most two rows, so 2k rows hold
 # them under max-fusion; 10 more leave room for lexical coverage to lift an entry just below.
 _CANDIDATE_SLACK = 10
-# The no-match evidence looks at the best this many entries whatever k is, so a query gets the same
-# confidence with 1, 5 or 10 results (and the same as when the model was fitted, with k = 10).
-EVIDENCE_DEPTH = 10
 _QUERY_WORD = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -172,10 +169,12 @@ def score_entries(
     mode: str = "dense",
     lexical: LexicalMatch | None = None,
     limit: int | None = None,
+    fields: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Hit]:
     """The best `limit` hits among the given positions (all when None), best first by the mode's order;
-    ties go to the entry earlier in the document. Only the chosen few become `Hit` objects."""
-    question, answer = field_scores(index, query_vectors, positions)
+    ties go to the entry earlier in the document. Only the chosen few become `Hit` objects. `fields`:
+    the positions' `field_scores`, when the caller has them already."""
+    question, answer = fields if fields is not None else field_scores(index, query_vectors, positions)
     order = rank_scores(mode, question, answer, lexical, positions)
     if limit is not None and limit < len(order):
         chosen = np.argpartition(-order, limit - 1)[:limit]
@@ -218,17 +217,16 @@ def mean_dense_score(index: LoadedIndex, query_vectors: np.ndarray) -> float:
     return float(dense_scores(question, answer).mean())
 
 
-def no_match_features(query: EncodedQuery, hits: list[Hit], index: LoadedIndex, mean_dense: float) -> np.ndarray:
-    """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`)."""
-    if not hits:
+def no_match_features(query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float) -> np.ndarray:
+    """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`); `gap_to_mean`
+    is the best dense score minus the query's mean over the document."""
+    if top is None:
         return np.zeros(len(FEATURES))
-    top = hits[0]
-    best_dense = max(max(h.question_score, h.answer_score if h.answer_score is not None else -1.0) for h in hits)
     coverage_top = float(query.lexical.coverage[index.position_of[top.record.id]])
     return np.array(
         [
             top.score,
-            best_dense - mean_dense,
+            gap_to_mean,
             coverage_top,
             query.lexical.unknown_share,
             query_word_feature(len(_QUERY_WORD.findall(query.text))),
@@ -256,12 +254,16 @@ def search(
     positions = (
         section_positions(index.records, section)
         if section
-        else candidate_positions(index, query.vectors, max(k, EVIDENCE_DEPTH), query.lexical.scores)
+        else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
     )
-    depth = max(k, EVIDENCE_DEPTH)
-    ranked = score_entries(index, query.vectors, positions, mode=mode, lexical=query.lexical, limit=depth)
+    fields = field_scores(index, query.vectors, positions)
+    ranked = score_entries(index, query.vectors, positions, mode, query.lexical, limit=max(k, 2), fields=fields)
     nearest = ranked[:k]
-    evidence = no_match_features(query, ranked[:EVIDENCE_DEPTH], index, mean_dense_score(index, query.vectors))
+    # The best dense score over every candidate, so the evidence is the same whatever k is (and the
+    # candidates always hold the entry owning the nearest row).
+    best_dense = float(dense_scores(*fields).max(initial=-1.0))
+    gap = best_dense - mean_dense_score(index, query.vectors)
+    evidence = no_match_features(query, ranked[0] if ranked else None, index, gap)
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]

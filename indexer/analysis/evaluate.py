@@ -148,11 +148,7 @@ def _mean_of(values: list) -> float | int | None:
 
 def calibrate(queries: list[LabelledQuery], outcomes: list[Outcome], evidence: np.ndarray) -> NoMatchModel:
     """The no-match model fitted on all labelled queries of one document (what `cross_validate` estimates)."""
-    return fit(
-        evidence,
-        np.array([not q.relevant for q in queries], dtype=float),
-        first_correct=first_correct(queries, outcomes),
-    )
+    return calibrate_documents([DocumentRun("", queries, outcomes, evidence)])
 
 
 def first_correct(queries: list[LabelledQuery], outcomes: list[Outcome]) -> np.ndarray:

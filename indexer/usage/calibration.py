@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeGuard
 
-from indexer.analysis.evaluate import Outcome, calibrate, cross_validate, report, run_queries
+from indexer.analysis.evaluate import calibrate, cross_validate, report, run_queries
 from indexer.analysis.queryfiles import LabelledQuery
 from indexer.retrieval.nomatch import NoMatchModel
 
@@ -61,7 +61,7 @@ def calibrate_from_feedback(qa, queries: list[LabelledQuery], mode: str = "hybri
         return Calibration(answerable, unanswerable, enough=False)
     outcomes, evidence = run_queries(qa, queries, mode)
     current = report(queries, outcomes)["overall"]
-    refitted = cross_validate(queries, [Outcome(o.ranked, o.no_match) for o in outcomes], evidence)["overall"]
+    refitted = cross_validate(queries, outcomes, evidence)["overall"]
     model = calibrate(queries, outcomes, evidence)
     return Calibration(answerable, unanswerable, True, current, refitted, model, _loss(refitted) < _loss(current))
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 from streamlit.typing import VegaLiteState
 
@@ -375,16 +376,24 @@ def page_header(qa: QAIndex, source: Source) -> str:
 
 
 def follow_url() -> None:
-    """Set the page from its URL whenever the URL changed other than by this session's own writes: the
-    first load, a shared link, an entry link, Back or Forward (Streamlit reruns the script with the
-    earlier query string). Otherwise the widgets lead and `write_url` follows them."""
+    """Set the page from its URL on the session's first run (a shared link or an entry link loads the
+    page afresh) and on Back or Forward (Streamlit reruns the script with the earlier query string).
+    Any other rerun comes from a widget: the widgets lead and `write_url` follows them. Such a rerun's
+    query string is not trusted: when the reader acts right after a run that changed the URL, the
+    browser can still send the URL from before that change, and following it would undo the action."""
     url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
-    if st.session_state.get("url") == url:
+    if st.session_state.get("url") == url or ("url" in st.session_state and not history_navigation()):
         return
     st.session_state["view"] = url["view"] if url.get("view") in VIEWS else "search"
     st.session_state["query"] = url.get("q", "")
     st.session_state["entry"] = url.get("id")
     st.session_state["url"] = url
+
+
+def history_navigation() -> bool:
+    """True when this run is the browser's Back or Forward (the rerun request says so)."""
+    context = get_script_run_ctx()
+    return bool(context and context.is_history_navigation)
 
 
 def write_url() -> None:

@@ -9,6 +9,7 @@ bundled corpus from a copy of its index in tmp_path (`logged_index`), whose log 
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import io
 import json
@@ -17,11 +18,12 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import AppTest, local_script_runner
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
@@ -157,6 +159,18 @@ def run_app(query_params: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params.update(query_params or {})
     at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def navigate(at: AppTest, query_params: dict[str, str]) -> AppTest:
+    """Back or Forward: the browser reruns the script with that entry's query string, flagged as a
+    history navigation (AppTest has no Back button, so its rerun request is flagged here)."""
+    at.query_params.clear()
+    at.query_params.update(query_params)
+    flagged = functools.partial(local_script_runner.RerunData, is_history_navigation=True)
+    with mock.patch.object(local_script_runner, "RerunData", flagged):
+        at.run()
     assert not at.exception, at.exception
     return at
 
@@ -408,16 +422,25 @@ def test_back_and_forward_restore_the_search_and_view_from_the_url(app_env):
     search(at, "what is batch normalization")
     at.button_group(key="view").set_value("missing").run()
     assert dict(at.query_params) == {"q": "what is batch normalization", "view": "missing"}
-    at.query_params.clear()
-    at.query_params["q"] = "what is dropout"  # what Back to the first search reruns the script with
-    at.run()
+    navigate(at, {"q": "what is dropout"})  # Back to the first search
     assert at.text_input(key="query").value == "what is dropout"
     assert cards(at)[0]["question"] == "What Is Dropout and Batch Normalization?"
-    at.query_params["view"] = "missing"  # and Forward again, to a view
-    at.run()
+    navigate(at, {"q": "what is dropout", "view": "missing"})  # and Forward again, to a view
     assert at.subheader[0].value == "10 of 82 entries have no answer"
     at.button_group(key="view").set_value("search").run()  # the query lived on while the view was shown
     assert at.text_input(key="query").value == "what is dropout"
+
+
+def test_a_widget_rerun_with_a_stale_url_does_not_undo_what_the_reader_did(app_env):
+    # Typing right after switching views: the browser may still send the URL from before the switch.
+    at = run_app({"view": "topics"})
+    at.button_group(key="view").set_value("search").run()
+    assert dict(at.query_params) == {}
+    at.query_params["view"] = "topics"  # the stale query string the next widget rerun carries
+    search(at, "what is dropout")
+    assert at.button_group(key="view").value == "search"
+    assert cards(at)[0]["question"] == "What Is Dropout and Batch Normalization?"
+    assert dict(at.query_params) == {"q": "what is dropout"}
 
 
 ENTRY_LINK = re.compile(r'<a href="\?id=(\d+)" target="_self">#\1</a>')
@@ -851,8 +874,7 @@ def test_a_search_is_logged_once_and_not_again_on_reruns(logged_index):
     search(at, "what is dropout")
     queries = [e.query for e in log_entries(logged_index)]
     assert queries == ["what does batch normalization do"] * 2 + ["what is dropout"]
-    at.query_params["q"] = "what does batch normalization do"  # Back, to a search this session has shown
-    at.run()
+    navigate(at, {"q": "what does batch normalization do"})  # Back, to a search this session has shown
     assert cards(at) and len(log_entries(logged_index)) == 3
     line = at.sidebar.caption[-1].value.replace("\\", "")
     assert line.endswith(f"Searches are logged to {logged_index / 'querylog.sqlite'}")

@@ -3,12 +3,14 @@
 
     .venv/bin/python bench/load.py                       # 1 user, then 20 users; starts its own server
     .venv/bin/python bench/load.py --users 1,5,20 --runs 10
+    .venv/bin/python bench/load.py --processes 2         # 2 app processes, each user sticks to one
     .venv/bin/python bench/load.py --port 8501           # against a running `streamlit run app.py`
 
 Each virtual user opens one session (as a browser tab does), then asks queries from eval/dev_queries.jsonl
-one after another: a `rerun_script` BackMsg whose query_string is "q=<query>", timed until the server's
-`script_finished` ForwardMsg. That is what the browser sends on a deep link or on Back, and the app's
-page state comes from that query string. The first run of a session (a fresh page) is timed apart.
+one after another: a `rerun_script` BackMsg whose query_string is "q=<query>", flagged as a history
+navigation, timed until the server's `script_finished` ForwardMsg. That is what the browser sends on
+Back or Forward, and the app takes its page state from that query string (on other reruns the widgets
+lead). The first run of a session (a fresh page) is timed apart.
 
 Bounded on purpose: loopback only, at most MAX_USERS sessions and MAX_RUNS runs each, and every wait
 has a deadline. What it does not measure: the browser's rendering, or the network.
@@ -34,6 +36,7 @@ from servers import free_port, launch_streamlit, stop_streamlit  # noqa: E402
 
 MAX_USERS = 50
 MAX_RUNS = 100
+MAX_PROCESSES = 8
 RUN_TIMEOUT = 60.0  # seconds one page run may take before the benchmark gives up
 
 
@@ -48,6 +51,7 @@ def rerun_message(query: str) -> bytes:
     message = BackMsg()
     message.rerun_script.query_string = urlencode({"q": query})
     message.rerun_script.page_script_hash = ""
+    message.rerun_script.is_history_navigation = True
     return message.SerializeToString()
 
 
@@ -67,6 +71,7 @@ async def page_run(websocket, query: str) -> float:
 
 
 async def one_user(port: int, user: int, runs: int, first: list[float], later: list[float]) -> None:
+    """One browser tab: a session on one process (a reverse proxy with sticky sessions keeps it there)."""
     import websockets
 
     asked = queries()
@@ -78,12 +83,13 @@ async def one_user(port: int, user: int, runs: int, first: list[float], later: l
             later.append(await page_run(websocket, asked[(user * 7 + run + 1) % len(asked)]))
 
 
-async def load(port: int, users: int, runs: int) -> tuple[list[float], list[float], float]:
+async def load(ports: list[int], users: int, runs: int) -> tuple[list[float], list[float], float]:
+    """`users` sessions at once, spread over the processes in turn."""
     first: list[float] = []
     later: list[float] = []
     started = time.perf_counter()
     await asyncio.wait_for(
-        asyncio.gather(*(one_user(port, u, runs, first, later) for u in range(users))),
+        asyncio.gather(*(one_user(ports[u % len(ports)], u, runs, first, later) for u in range(users))),
         timeout=RUN_TIMEOUT * (runs + 1) * 2,
     )
     return first, later, time.perf_counter() - started
@@ -94,20 +100,26 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time the server process has used (Linux /proc), or nan when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
+def cpu_seconds(servers: list[subprocess.Popen]) -> float:
+    """User + system CPU time the server processes have used (Linux /proc), or nan when unknown."""
+    if not servers:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for server in servers:
+        try:
+            fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def report(users: int, first: list[float], later: list[float], seconds: float, cpu: float) -> str:
-    """One line; `cpu` is the server's CPU seconds over the phase, a cost per run that other load on
+def report(users: int, processes: int, first: list[float], later: list[float], seconds: float, cpu: float) -> str:
+    """One line; `cpu` is the servers' CPU seconds over the phase, a cost per run that other load on
     the machine does not inflate the way it inflates latency."""
     return (
-        f"{users:>3} users: page run p50 {statistics.median(later) * 1000:6.0f} ms, "
+        f"{users:>3} users on {processes} process{'es' if processes > 1 else ''}: "
+        f"page run p50 {statistics.median(later) * 1000:6.0f} ms, "
         f"p95 {percentile(later, 0.95) * 1000:6.0f} ms, {len(later) / seconds:5.1f} runs/s "
         f"({len(later)} runs in {seconds:.1f} s); server CPU per run "
         f"{cpu / (len(first) + len(later)) * 1000:.0f} ms; first run of a session p50 "
@@ -137,21 +149,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", default="1,20", help="comma-separated concurrent session counts (default 1,20)")
     parser.add_argument("--runs", type=int, default=10, help="timed page runs per user after its first")
-    parser.add_argument("--port", type=int, help="an app already running on 127.0.0.1 (default: start one)")
+    parser.add_argument("--processes", type=int, default=1, help="app processes to start (default 1)")
+    parser.add_argument("--port", help="comma-separated ports of apps already running on 127.0.0.1 (default: start)")
     args = parser.parse_args()
     counts = [int(n) for n in args.users.split(",")]
     if not all(1 <= n <= MAX_USERS for n in counts) or not 1 <= args.runs <= MAX_RUNS:
         parser.error(f"users must be 1..{MAX_USERS} and runs 1..{MAX_RUNS}")
-    port = args.port or free_port()
-    server = None if args.port else start_server(port)
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        parser.error(f"processes must be 1..{MAX_PROCESSES}")
+    ports = [int(p) for p in args.port.split(",")] if args.port else [free_port() for _ in range(args.processes)]
+    servers: list[subprocess.Popen] = []
     try:
-        asyncio.run(load(port, 1, 2))  # warm up: model, index and caches load once per process
+        if not args.port:
+            servers = [start_server(port) for port in ports]
+        for port in ports:  # warm up: model, index and caches load once per process
+            asyncio.run(load([port], 1, 2))
         for users in counts:
-            before = cpu_seconds(server and server.pid)
-            first, later, seconds = asyncio.run(load(port, users, args.runs))
-            print(report(users, first, later, seconds, cpu_seconds(server and server.pid) - before), flush=True)
+            before = cpu_seconds(servers)
+            first, later, seconds = asyncio.run(load(ports, users, args.runs))
+            print(report(users, len(ports), first, later, seconds, cpu_seconds(servers) - before), flush=True)
     finally:
-        if server is not None:
+        for server in servers:
             stop_streamlit(server)
     return 0
 

@@ -7,6 +7,7 @@ when CI is set: there a missing browser fails the run. Screenshots go to artifac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,34 +85,21 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def streamlit_url(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A headless `streamlit run app.py` on a free loopback port; uploads and their indexes go to a temp folder."""
+@contextlib.contextmanager
+def streamlit_server(log: Path, env: dict[str, str]) -> Iterator[str]:
+    """A headless `streamlit run app.py` on a free loopback port with `env` added to this process's
+    environment, its output in `log`; yields its URL once healthy and stops it (and its children) after."""
     port = _free_port()
-    log = artifacts_dir / "streamlit.log"
     env = {
         **os.environ,
-        "INDEXER_CACHE_DIR": str(tmp_path_factory.mktemp("app-cache")),
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",  # else the page fetches metrics config: console errors offline
         "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
         "STREAMLIT_SERVER_RUN_ON_SAVE": "false",
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
+    cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     with open(log, "w") as fh:
         # Own process group, so teardown kills streamlit and anything it started.
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
@@ -125,6 +114,14 @@ def streamlit_url(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def streamlit_url(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The browser tests' server; uploads and their indexes go to a temp folder."""
+    cache = tmp_path_factory.mktemp("app-cache")
+    with streamlit_server(artifacts_dir / "streamlit.log", {"INDEXER_CACHE_DIR": str(cache)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
-    sub = command("info", cmd_info, "show how the index was built (its manifest) and whether it is fresh")
+    sub = command(
+        "info", cmd_info, "show how the index was built (its manifest) and whether it is fresh and intact (hashes it)"
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     sub = command("eval", cmd_eval, "measure retrieval quality on labelled queries (JSON lines)")
@@ -555,7 +557,8 @@ def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
     if reason:
         return f"stale: {reason}"
     try:
-        store.load()  # verifies checksums
+        store.verify()  # every byte against its checksum: a load trusts files the build's stamps vouch for
+        store.load()
     except IndexCorruptError as exc:
         return f"corrupt: {exc}"
     return "fresh"

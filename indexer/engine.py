@@ -4,8 +4,8 @@
     result = qa.search("why does my model overfit", k=5)
     qa.related(17), qa.missing()
 
-Opening verifies the index (freshness and checksums) and costs no model load; the query encoder is
-loaded on the first search, so `missing` and `related` never load a model.
+Opening verifies the index (freshness; checksums of files changed since the build) and costs no model
+load; the query encoder is loaded on the first search, so `missing` and `related` never load a model.
 """
 
 from __future__ import annotations

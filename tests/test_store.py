@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexVersionError
 from indexer.indexing.build import build, ensure_index
 from indexer.retrieval.lexical import LexicalIndex
+from indexer.stores import disk
 from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex, current_path
 from indexer.stores.record_table import RecordTable
 from indexer.stores.vectors import (
@@ -110,6 +112,76 @@ def test_damaged_index_files_are_detected(tmp_path, fake_encoder, name, damage):
         path.unlink()
     with pytest.raises(IndexCorruptError, match="corrupt"):
         store.load()
+
+
+def hashed_files(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the size of every buffer the store hashes from now on."""
+    sizes: list[int] = []
+    real = disk.hashlib.sha256
+
+    def counting(data=b""):
+        sizes.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(disk.hashlib, "sha256", counting)
+    return sizes
+
+
+def test_a_fresh_build_loads_without_hashing_its_files_and_a_copy_is_hashed(tmp_path, fake_encoder, monkeypatch):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    hashed = hashed_files(monkeypatch)
+    assert len(store.load().records) == 82 and hashed == []  # the build's stamps vouch for every file
+    generation = current_path(store.index_dir)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copytree(generation, copy / generation.name)  # other inodes: the stamps vouch for nothing
+    (copy / "current").symlink_to(generation.name)
+    assert len(FaissStore(copy).load().records) == 82 and len(hashed) == len(FLAT_FILES)
+
+
+def test_a_write_that_keeps_size_and_mtime_is_still_detected(tmp_path, fake_encoder):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    path = current_path(store.index_dir) / "record_texts.bin"
+    before = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])  # at once: within one clock tick
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime set back; ctime cannot be
+    with pytest.raises(IndexCorruptError, match="record_texts.bin"):
+        store.load()
+
+
+@pytest.mark.parametrize("stamps", ["missing", "not JSON", "a list", "a stamp malformed"])
+def test_without_usable_stamps_every_file_is_hashed(tmp_path, fake_encoder, monkeypatch, stamps):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    written = current_path(store.index_dir) / disk.WRITTEN_FILE
+    if stamps == "missing":
+        written.unlink()
+    else:
+        good = json.loads(written.read_text())
+        written.write_text(
+            {"not JSON": "{", "a list": "[]", "a stamp malformed": json.dumps({**good, "vectors.npy": ["x"]})}[stamps]
+        )
+    hashed = hashed_files(monkeypatch)
+    assert len(store.load().records) == 82
+    assert len(hashed) == (1 if stamps == "a stamp malformed" else len(FLAT_FILES))
+
+
+def test_verify_hashes_what_the_stamps_vouch_for_and_info_reports_it(tmp_path, fake_encoder, capsys):
+    # Damage the stamps cannot see (a failing disk changes bytes without a write): forged here by
+    # stamping the damaged file again.
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    generation = current_path(store.index_dir)
+    zero_body_in_place(generation / "vectors.npy")
+    stamps = json.loads((generation / disk.WRITTEN_FILE).read_text())
+    stamps["vectors.npy"] = disk.file_stamp(os.stat(generation / "vectors.npy"))
+    disk._write_stamps(generation, stamps)
+    store.load()  # trusted: that is the stamps' bargain
+    with pytest.raises(IndexCorruptError, match="vectors.npy"):
+        store.verify()
+    from indexer.cli import main
+
+    assert main(["info", "--store", str(store.index_dir), "--source", str(CORPUS), "--model", MODEL]) == 0
+    assert "corrupt" in capsys.readouterr().out
 
 
 def test_corrupt_index_is_rebuilt_with_a_notice(tmp_path, fake_encoder):

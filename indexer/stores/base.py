@@ -89,6 +89,10 @@ class Store(Protocol):
     def load(self) -> LoadedIndex:
         """The current generation, verified; IndexerError subclasses when missing, stale or corrupt."""
 
+    def verify(self) -> None:
+        """Check the current generation byte for byte, beyond what `load` checks (slow: reads it all);
+        IndexCorruptError when damaged, IndexMissingError when there is none."""
+
     def lock(self) -> AbstractContextManager[None]:
         """Held by a build, so two builds of one index never interleave."""
 

@@ -15,6 +15,7 @@ Layout of an index folder (default `index/`):
                               nearest rows in indexes too big to scan on every query
         vectors.faiss         index_type hnsw only, instead of vectors.npy: a FAISS HNSW index holding them
         lexical.npz           the lexical index's arrays (lexical.py), so no query process re-reads every text
+        written.json          each file's size, mtime, ctime and inode right after the build wrote it
       .lock                   held by a build (a second build waits for it)
 
 Formats 1 and 2 held the records as JSON (`records.jsonl`, then `records.json`) and the rows in
@@ -27,10 +28,17 @@ untouched. The two newest generations are kept so a reader that resolved `curren
 can finish; older ones and leftover `.tmp` folders are removed by the next build.
 
 faiss is imported lazily: reading the manifest costs no heavy import. Loading maps every file into
-memory read-only and checks it against the manifest's sha256 before anything reads it; arrays are views
-of the mapped files (the vectors: one full-precision copy, shared with the page cache), and FAISS maps
-the inverted file itself. A generation's files are never rewritten once written (a build makes a new
-generation), so what was verified stays what is read.
+memory read-only; arrays are views of the mapped files (the vectors: one full-precision copy, shared
+with the page cache), and FAISS maps the inverted file itself. A generation's files are never rewritten
+once written (a build makes a new generation), so what was verified stays what is read.
+
+Verification: a file whose stat (size, mtime, ctime, inode) is still what `written.json` recorded when
+the build wrote it (and hashed it for the manifest) is trusted without reading it; any other file is
+checked against the manifest's sha256 before anything reads it. Any write to a file changes its ctime,
+which no tool can set back, and a copy has another inode, so every change made through the file system
+is still caught; damage below it (a failing disk) is caught by `verify_index` (`python -m indexer info
+--verify`), which hashes everything. Hashing every file on every load cost ~10 s of a cold search at a
+million entries (4.7 GB); trusting the stamp makes a load read only the pages a query touches.
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)  # formats 1 and 2 still seed a rebuild that reuses their vectors
 VECTOR_FILES = ("vectors.npy", "vectors.faiss")
 IVF_FILE = "ivf.faiss"
+WRITTEN_FILE = "written.json"  # the files' stat right after the build wrote them
 CURRENT = "current"
 _KEEP_GENERATIONS = 2
 
@@ -276,8 +285,10 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     vector_file = next((name for name in VECTOR_FILES if name in listed), None)
     if vector_file is None or not has_tables(listed, manifest["format_version"]):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest does not list its files")
+    written = _read_written(generation)
     try:
-        read = _read_verified_files(generation, listed, manifest, _readers(generation, manifest["dimension"]))
+        readers = _readers(generation, manifest["dimension"])
+        read = _read_verified_files(generation, listed, manifest, readers, written)
         records, rows = tables_from(read)
         # what `_readers` made of each file: casts, since that dict holds a different type per name
         vectors, faiss_index = cast("tuple[np.ndarray, faiss.Index | None]", read[vector_file])
@@ -314,15 +325,20 @@ def _readers(generation: Path, dimension: int) -> dict[str, Callable[[Buffer], o
 
 
 def _read_verified_files(
-    generation: Path, names: Iterable[str], manifest: dict, readers: dict[str, Callable[[Buffer], object]]
+    generation: Path,
+    names: Iterable[str],
+    manifest: dict,
+    readers: dict[str, Callable[[Buffer], object]],
+    written: dict,
 ) -> dict[str, object]:
-    """Each file mapped read-only, checked against the manifest's sha256, then read; two files at a time,
-    largest first. Hashing lets go of the GIL, so while one thread hashes the vectors the other hashes
-    and decodes the rest. At 100k entries (0.57 GB) a whole load takes ~0.35 s; copying each file into
-    memory, hashing and decoding it one after another (format 2) took ~1.7 s."""
+    """Each file mapped read-only, checked against the manifest's sha256 unless `written` vouches for it,
+    then read; two files at a time, largest first. Hashing lets go of the GIL, so while one thread hashes
+    the vectors the other hashes and decodes the rest. At 100k entries (0.57 GB) a whole load with every
+    file hashed takes ~0.35 s; copying each file into memory, hashing and decoding it one after another
+    (format 2) took ~1.7 s."""
 
     def read(name: str) -> object:
-        data = _map_verified(generation, name, manifest)
+        data = _map_verified(generation, name, manifest, written)
         return readers[name](data) if name in readers else data
 
     ordered = sorted(names, key=lambda name: (generation / name).stat().st_size, reverse=True)
@@ -330,11 +346,74 @@ def _read_verified_files(
         return dict(zip(ordered, pool.map(read, ordered)))
 
 
-def _map_verified(generation: Path, name: str, manifest: dict) -> Buffer:
+def _map_verified(generation: Path, name: str, manifest: dict, written: dict) -> Buffer:
     with open(generation / name, "rb") as fh:
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(fh.fileno()).st_size else b""
-    _check_digest(generation, name, manifest, hashlib.sha256(data).hexdigest())
+        stat = os.fstat(fh.fileno())
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if stat.st_size else b""
+    if written.get(name) != file_stamp(stat):
+        _check_digest(generation, name, manifest, hashlib.sha256(data).hexdigest())
     return data
+
+
+def file_stamp(stat: os.stat_result) -> list[int]:
+    """What `written.json` keeps of a file. Any write changes its ctime (which no tool sets back) and a
+    copy is another inode, so an equal stamp means the very bytes the build wrote and hashed."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
+    """`written.json`, itself written after the clock has moved past every stamped file's ctime. File
+    times come from a clock that ticks every few milliseconds: a write in the same tick as the build's
+    would keep the stamped ctime, but a write after this file's cannot."""
+    newest = max((stamp[2] for stamp in stamps.values()), default=0)
+    path = folder / WRITTEN_FILE
+    for _ in range(1000):
+        _write_synced(path, json.dumps(stamps).encode())
+        if os.stat(path).st_mtime_ns > newest:
+            return
+        time.sleep(0.002)
+    path.unlink()  # a clock that does not move: no stamps, every load hashes every file
+
+
+def _read_written(generation: Path) -> dict:
+    """The stamps `written.json` vouches for: those of files changed last before it was written. {} (hash
+    every file) for a generation without one, or with a damaged one."""
+    path = generation / WRITTEN_FILE
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+        written_at = os.stat(path).st_mtime_ns
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(written, dict):
+        return {}
+    return {name: stamp for name, stamp in written.items() if _stamped_before(stamp, written_at)}
+
+
+def _stamped_before(stamp: object, moment_ns: int) -> bool:
+    """A well-formed stamp whose ctime is earlier than `moment_ns`."""
+    return (
+        isinstance(stamp, list)
+        and len(stamp) == 4
+        and all(isinstance(value, int) for value in stamp)
+        and stamp[2] < moment_ns
+    )
+
+
+def verify_index(index_dir: Path) -> None:
+    """Hash every file of the current generation against the manifest, stamps or not: what a load
+    trusts, checked byte for byte (reads the whole index). IndexCorruptError when a file fails."""
+    generation = current_path(index_dir)
+    manifest = read_manifest(index_dir)
+    if generation is None or manifest is None:
+        raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
+    listed = manifest.get("files", {})
+    if not isinstance(listed, dict):
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest's file table is malformed")
+    try:
+        for name in listed:
+            _map_verified(generation, name, manifest, written={})
+    except FileNotFoundError:
+        raise IndexCorruptError(f"index at {index_dir} is corrupt: a file is missing") from None
 
 
 def _check_digest(generation: Path, name: str, manifest: dict, digest: str) -> None:
@@ -470,6 +549,8 @@ def write_index(
     }
     for file_name, blob in {**blobs, "manifest.json": json.dumps(manifest, indent=2).encode()}.items():
         _write_synced(tmp / file_name, blob)
+    # Taken after every file is written and synced; renaming the folder below changes none of them.
+    _write_stamps(tmp, {file_name: file_stamp(os.stat(tmp / file_name)) for file_name in blobs})
     final = index_dir / name
     os.rename(tmp, final)
     link_tmp = index_dir / f".{CURRENT}.{secrets.token_hex(4)}"
@@ -530,6 +611,9 @@ class FaissStore:
 
     def load(self) -> StoredIndex:
         return load_index(self.index_dir)
+
+    def verify(self) -> None:
+        verify_index(self.index_dir)
 
     def lock(self) -> contextlib.AbstractContextManager:
         return build_lock(self.index_dir)

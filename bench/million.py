@@ -44,6 +44,7 @@ from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
 from indexer.documents.parse import parse_corpus, source_files
 from indexer.retrieval.embed import model_fingerprint, text_key
 from indexer.retrieval.lexical import LexicalIndex
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
 from indexer.stores.disk import FaissStore, RowTable
 from run import noisy_copies
 source, index_dir = Path(sys.argv[1]), Path(sys.argv[2])
@@ -60,7 +61,7 @@ mark = time.perf_counter()
 lexical = LexicalIndex.from_records(records)
 times['lexical_s'] = time.perf_counter() - mark
 manifest = _manifest(records, files, 'all-MiniLM-L6-v2', fp, vectors.shape[1], fields,
-                     'ivf' if len(keys) >= IVF_MIN_ROWS else 'flat', 0.0, 0)
+                     'ivf' if len(keys) >= IVF_MIN_ROWS else 'flat', 0.0, 0, DEFAULT_NO_MATCH.to_dict())
 mark = time.perf_counter()
 store = FaissStore(index_dir)
 with store.lock():

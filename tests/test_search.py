@@ -135,8 +135,8 @@ def test_the_mean_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeyp
     scored = []
     monkeypatch.setattr(
         StoredIndex,
-        "field_cosines",
-        lambda self, q, p, real=StoredIndex.field_cosines: scored.append(len(p)) or real(self, q, p),
+        "field_cosines_each",
+        lambda self, q, p, real=StoredIndex.field_cosines_each: scored.append(len(p)) or real(self, q, p),
     )
     query = unit(*rng.normal(size=8))
     expected = np.mean([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])

@@ -217,10 +217,15 @@ def spread_positions(record_count: int) -> np.ndarray:
 def mean_dense_score(index: LoadedIndex, query_vectors: np.ndarray) -> float:
     """The query's mean dense score (max of question and answer cosine) over the entries, measured on
     `spread_positions`, so a large index costs no more than 500 entries' worth."""
+    return mean_dense_scores(index, [np.atleast_2d(query_vectors)])[0]
+
+
+def mean_dense_scores(index: LoadedIndex, query_vector_sets: Sequence[np.ndarray]) -> list[float]:
+    """`mean_dense_score` of each query, the sample's rows scored for all of them at once."""
     if not index.records:
-        return 0.0
-    question, answer = field_scores(index, query_vectors, spread_positions(len(index.records)))
-    return float(dense_scores(question, answer).mean())
+        return [0.0] * len(query_vector_sets)
+    fields = index.field_cosines_each(query_vector_sets, spread_positions(len(index.records)))
+    return [float(dense_scores(question, answer).mean()) for question, answer in fields]
 
 
 def no_match_features(query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float) -> np.ndarray:
@@ -259,7 +264,9 @@ def search(
         else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
     )
     fields = field_scores(index, query.vectors, positions)
-    return _result(index, query, positions, fields, k, min_score, mode, no_match_model)
+    return _result(
+        index, query, positions, fields, mean_dense_score(index, query.vectors), k, min_score, mode, no_match_model
+    )
 
 
 def search_many(
@@ -278,10 +285,12 @@ def search_many(
     shared = section_positions(index.records, section) if section else _every_position(index)
     if shared is None:  # a large index: each query has its own candidates from the vector index
         return [search(index, query, k, min_score, mode, no_match_model) for query in queries]
-    fields = index.field_cosines_each([np.atleast_2d(query.vectors) for query in queries], shared)
+    vector_sets = [np.atleast_2d(query.vectors) for query in queries]
+    fields = index.field_cosines_each(vector_sets, shared)
+    means = mean_dense_scores(index, vector_sets)
     return [
-        _result(index, query, shared, query_fields, k, min_score, mode, no_match_model)
-        for query, query_fields in zip(queries, fields)
+        _result(index, query, shared, query_fields, mean, k, min_score, mode, no_match_model)
+        for query, query_fields, mean in zip(queries, fields, means)
     ]
 
 
@@ -297,19 +306,21 @@ def _result(
     query: EncodedQuery,
     positions: np.ndarray,
     fields: tuple[np.ndarray, np.ndarray],
+    mean_dense: float,
     k: int,
     min_score: float | None,
     mode: str,
     no_match_model: NoMatchModel,
 ) -> SearchResult:
-    """The result of a query whose candidate `positions` have the field cosines `fields`."""
+    """The result of a query whose candidate `positions` have the field cosines `fields`, and whose
+    `mean_dense_score` is `mean_dense`."""
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     ranked = score_entries(index, query.vectors, positions, mode, query.lexical, limit=max(k, 2), fields=fields)
     nearest = ranked[:k]
     # The best dense score over every candidate, so the evidence is the same whatever k is (and the
     # candidates always hold the entry owning the nearest row).
     best_dense = float(dense_scores(*fields).max(initial=-1.0))
-    gap = best_dense - mean_dense_score(index, query.vectors)
+    gap = best_dense - mean_dense
     evidence = no_match_features(query, ranked[0] if ranked else None, index, gap)
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"

@@ -8,6 +8,8 @@ import threading
 import pytest
 from core_fixtures import DEV_QUERIES
 
+import indexer.retrieval.search as search_module
+from indexer.defaults import MODES
 from indexer.engine import BATCH_CHUNK
 from indexer.errors import QueryError
 
@@ -29,6 +31,37 @@ def test_a_batch_search_gives_what_one_by_one_searches_give_in_order(real_index)
             alone = real_index.search(query, k=5, min_score=0.0)
             assert outcome(result) == outcome(alone) and result.query == alone.query
             assert [h.score for h in result.nearest] == pytest.approx([h.score for h in alone.nearest], abs=1e-5)
+
+
+@pytest.mark.parametrize("path", ["exhaustive", "section", "vector index"])
+def test_a_batch_search_in_every_mode_gives_exactly_what_one_by_one_searches_give(
+    tmp_path, fake_encoder, monkeypatch, path
+):
+    """The fake encoder embeds a query alone as in a batch, so everything must be equal (the real model's
+    batches are padded, hence the tolerance above)."""
+    from core_fixtures import CORPUS
+
+    from indexer.engine import QAIndex
+    from indexer.indexing.build import build
+    from indexer.stores.disk import FaissStore
+
+    text = CORPUS.read_text(encoding="utf-8")
+    source = tmp_path / "corpus.md"  # the bundled corpus in two sections
+    source.write_text(text.replace("**1. ", "## Basics\n\n**1. ").replace("**41. ", "## More\n\n**41. "), "utf-8")
+    build([source], FaissStore(tmp_path / "index"), lambda: fake_encoder, fake_encoder.model)
+    qa = QAIndex.open([source], tmp_path / "index", fake_encoder.model, encoder_factory=lambda model: fake_encoder)
+    assert qa.sections() == ["Basics", "More"]
+    if path == "vector index":  # as past 20,000 rows: each query's candidates come from FAISS
+        monkeypatch.setattr(search_module, "_EXHAUSTIVE_ROWS", 0)
+    section = "More" if path == "section" else None
+    queries = [json.loads(line)["query"] for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
+    queries = (queries * 3)[: 2 * BATCH_CHUNK + 5]  # three chunks, each scored at once
+    queries[3] = "overfiting and regularisaton"  # corrected typos: two vectors for one query
+    for mode in MODES:
+        results = qa.search_many(queries, k=5, min_score=0.3, mode=mode, section=section)
+        for query, result in zip(queries, results):
+            # to the last bit: ids, order, scores, evidence, confidence, notes
+            assert result == qa.search(query, k=5, min_score=0.3, mode=mode, section=section), (mode, query)
 
 
 def test_a_batch_search_of_nothing_is_empty(real_index):

@@ -135,8 +135,8 @@ def test_the_mean_of_a_large_index_is_measured_on_an_even_bounded_sample(monkeyp
     scored = []
     monkeypatch.setattr(
         StoredIndex,
-        "field_cosines",
-        lambda self, q, p, real=StoredIndex.field_cosines: scored.append(len(p)) or real(self, q, p),
+        "field_cosines_each",
+        lambda self, q, p, real=StoredIndex.field_cosines_each: scored.append(len(p)) or real(self, q, p),
     )
     query = unit(*rng.normal(size=8))
     expected = np.mean([dense_oracle(index, query, i) for i in spread_positions(300).tolist()])
@@ -161,6 +161,30 @@ def test_faiss_candidate_path_matches_brute_force(monkeypatch, index_type):
             assert got == expected
         else:
             assert len(set(got) & set(expected)) >= 9  # HNSW is approximate
+
+
+@pytest.mark.parametrize("chosen", [slice(None), slice(5, 30)])  # one product over every row; chosen rows only
+def test_many_queries_scored_at_once_get_each_querys_own_field_cosines_to_the_last_bit(monkeypatch, chosen):
+    from threadpoolctl import threadpool_limits
+
+    import indexer.stores.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "_SCORE_BLOCK_ROWS", 16)  # several blocks; 17 chosen answers: 16 + 1
+    rng = np.random.default_rng(3)
+    n, d = 150, 384  # the model's dimension: BLAS kernels round differently than at toy sizes
+    answers = [rng.normal(size=d).astype(np.float32) if i % 3 else None for i in range(n)]
+    index = make_index(rng.normal(size=(n, d)).astype(np.float32), answers)
+    positions = np.arange(n)[chosen]
+    query_sets = [normalize(rng.normal(size=(size, d)).astype(np.float32)) for size in (1, 2, 1, 1, 1, 2, 1)]
+    with threadpool_limits(1, user_api="blas"):  # as search_many runs (a BLAS thread split rounds apart)
+        together = index.field_cosines_each(query_sets, positions)
+        alone = [index.field_cosines(queries, positions) for queries in query_sets]
+    assert len(together) == len(query_sets)
+    for (question, answer), (alone_question, alone_answer) in zip(together, alone):
+        np.testing.assert_array_equal(question, alone_question)
+        np.testing.assert_array_equal(answer, alone_answer)  # NaN where the entry has no answer
+        assert np.isnan(answer).tolist() == [answers[p] is None for p in positions.tolist()]
+    assert index.field_cosines_each([], positions) == []
 
 
 def test_related_excludes_the_entry_itself_and_can_skip_unanswered():

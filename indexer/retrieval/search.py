@@ -17,6 +17,7 @@ confident the answer is, is decided by `nomatch.py`, not by the order.
 Exactness: for the top k entries under max-fusion it is enough to look at the top 2k rows of the
 vector index (each entry owns at most two rows), so large indexes are searched through FAISS and only
 those candidates are scored in full; small ones are scored exhaustively with one matrix product.
+`search_many` scores many queries of a small index together, with the results `search` gives each.
 """
 
 from __future__ import annotations
@@ -114,14 +115,19 @@ def candidate_positions(
     index: LoadedIndex, query_vectors: np.ndarray, k: int, lexical_scores: np.ndarray | None = None
 ) -> np.ndarray:
     """Record positions that can hold the top k entries (all of them for a small index)."""
-    total = index.row_count
-    if total <= _EXHAUSTIVE_ROWS:
-        return np.arange(len(index.records))
-    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(total, row_depth(k)))]
+    every = _every_position(index)
+    if every is not None:
+        return every
+    found = [index.nearest_positions(np.atleast_2d(query_vectors), min(index.row_count, row_depth(k)))]
     if lexical_scores is not None:
         depth = min(len(lexical_scores), row_depth(k))
         found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
     return np.unique(np.concatenate(found))
+
+
+def _every_position(index: LoadedIndex) -> np.ndarray | None:
+    """Every record position when the index is small enough to score exhaustively, else None."""
+    return np.arange(len(index.records)) if index.row_count <= _EXHAUSTIVE_ROWS else None
 
 
 def row_depth(k: int) -> int:
@@ -211,10 +217,15 @@ def spread_positions(record_count: int) -> np.ndarray:
 def mean_dense_score(index: LoadedIndex, query_vectors: np.ndarray) -> float:
     """The query's mean dense score (max of question and answer cosine) over the entries, measured on
     `spread_positions`, so a large index costs no more than 500 entries' worth."""
+    return mean_dense_scores(index, [np.atleast_2d(query_vectors)])[0]
+
+
+def mean_dense_scores(index: LoadedIndex, query_vector_sets: Sequence[np.ndarray]) -> list[float]:
+    """`mean_dense_score` of each query, the sample's rows scored for all of them at once."""
     if not index.records:
-        return 0.0
-    question, answer = field_scores(index, query_vectors, spread_positions(len(index.records)))
-    return float(dense_scores(question, answer).mean())
+        return [0.0] * len(query_vector_sets)
+    fields = index.field_cosines_each(query_vector_sets, spread_positions(len(index.records)))
+    return [float(dense_scores(question, answer).mean()) for question, answer in fields]
 
 
 def no_match_features(query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float) -> np.ndarray:
@@ -246,23 +257,70 @@ def search(
     """The k best entries for an encoded query, and whether any of them is a good match.
 
     With `section`, only entries under that heading compete (scored exhaustively)."""
-    if k < 1:
-        raise QueryError("k must be at least 1")
-    if mode not in MODES:
-        raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
+    _check_request(k, mode)
     positions = (
         section_positions(index.records, section)
         if section
         else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
     )
     fields = field_scores(index, query.vectors, positions)
+    return _result(
+        index, query, positions, fields, mean_dense_score(index, query.vectors), k, min_score, mode, no_match_model
+    )
+
+
+def search_many(
+    index: LoadedIndex,
+    queries: Sequence[EncodedQuery],
+    k: int = DEFAULT_K,
+    min_score: float | None = None,
+    mode: str = DEFAULT_MODE,
+    no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
+    section: str | None = None,
+) -> list[SearchResult]:
+    """`search` of each query, in order, with the same results. Where every query scores the same positions
+    (a small index, or a section), the store scores them all together (`field_cosines_each`, which reads
+    the vectors once rather than once per query); each query then ranks its own scores as `search` does."""
+    _check_request(k, mode)
+    shared = section_positions(index.records, section) if section else _every_position(index)
+    if shared is None:  # a large index: each query has its own candidates from the vector index
+        return [search(index, query, k, min_score, mode, no_match_model) for query in queries]
+    vector_sets = [np.atleast_2d(query.vectors) for query in queries]
+    fields = index.field_cosines_each(vector_sets, shared)
+    means = mean_dense_scores(index, vector_sets)
+    return [
+        _result(index, query, shared, query_fields, mean, k, min_score, mode, no_match_model)
+        for query, query_fields, mean in zip(queries, fields, means)
+    ]
+
+
+def _check_request(k: int, mode: str) -> None:
+    if k < 1:
+        raise QueryError("k must be at least 1")
+    if mode not in MODES:
+        raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def _result(
+    index: LoadedIndex,
+    query: EncodedQuery,
+    positions: np.ndarray,
+    fields: tuple[np.ndarray, np.ndarray],
+    mean_dense: float,
+    k: int,
+    min_score: float | None,
+    mode: str,
+    no_match_model: NoMatchModel,
+) -> SearchResult:
+    """The result of a query whose candidate `positions` have the field cosines `fields`, and whose
+    `mean_dense_score` is `mean_dense`."""
+    threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     ranked = score_entries(index, query.vectors, positions, mode, query.lexical, limit=max(k, 2), fields=fields)
     nearest = ranked[:k]
     # The best dense score over every candidate, so the evidence is the same whatever k is (and the
     # candidates always hold the entry owning the nearest row).
     best_dense = float(dense_scores(*fields).max(initial=-1.0))
-    gap = best_dense - mean_dense_score(index, query.vectors)
+    gap = best_dense - mean_dense
     evidence = no_match_features(query, ranked[0] if ranked else None, index, gap)
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"

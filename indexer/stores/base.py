@@ -59,6 +59,11 @@ class LoadedIndex(Protocol):
         """Best question and answer cosines over the query vectors (m, d) for these record positions;
         the answer cosine is NaN where a record has no answer row."""
 
+    def field_cosines_each(
+        self, query_vector_sets: Sequence[np.ndarray], positions: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`field_cosines` of each set of query vectors (many queries scored on the same positions at once)."""
+
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (approximate for large
         indexes; callers score the candidates exactly with `field_cosines`)."""

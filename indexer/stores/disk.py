@@ -78,6 +78,7 @@ from indexer.stores.tables import (
 )
 from indexer.stores.vectors import (
     FP16_SCAN_MIN_ROWS,
+    best_inner_products,
     exact_nearest_rows,
     ivf_nearest_rows,
     set_probes,
@@ -149,17 +150,27 @@ class StoredIndex:
     def field_cosines(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best question and answer cosines over the query vectors for these record positions
         (answer is NaN where there is none)."""
+        return self.field_cosines_each([query_vectors], positions)[0]
+
+    def field_cosines_each(
+        self, query_vector_sets: Sequence[np.ndarray], positions: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`field_cosines` of each set of query vectors; for many sets the rows are read from memory once
+        (`best_inner_products`), not once per set."""
+        if not query_vector_sets:
+            return []
         answer_rows = self.answer_row[positions]
         has_answer = answer_rows >= 0
-        answer = np.full(len(positions), np.nan, dtype=np.float32)
         if len(positions) * 4 > len(self.records):
             # most of the index: one product over every row beats copying the chosen rows out first
-            row_scores = (self.vectors @ query_vectors.T).max(axis=1)
-            answer[has_answer] = row_scores[answer_rows[has_answer]]
-            return row_scores[self.question_row[positions]], answer
-        question = (self.vectors[self.question_row[positions]] @ query_vectors.T).max(axis=1)
-        answer[has_answer] = (self.vectors[answer_rows[has_answer]] @ query_vectors.T).max(axis=1)
-        return question, answer
+            best = best_inner_products(self.vectors, query_vector_sets)
+            question, answered = best[:, self.question_row[positions]], best[:, answer_rows[has_answer]]
+        else:
+            question = best_inner_products(self.vectors[self.question_row[positions]], query_vector_sets)
+            answered = best_inner_products(self.vectors[answer_rows[has_answer]], query_vector_sets)
+        answer = np.full((len(query_vector_sets), len(positions)), np.nan, dtype=np.float32)
+        answer[:, has_answer] = answered
+        return list(zip(question, answer))
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (FAISS)."""

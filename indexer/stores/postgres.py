@@ -399,6 +399,12 @@ class PgStoredIndex:
             cosines[np.where(is_question.astype(bool), 0, 1), position.astype(np.int64)] = cosine
         return cosines[0][positions], cosines[1][positions]
 
+    def field_cosines_each(
+        self, query_vector_sets: Sequence[np.ndarray], positions: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`field_cosines` of each set of query vectors (one query each)."""
+        return [self.field_cosines(vectors, positions) for vectors in query_vector_sets]
+
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (through the HNSW index
         when the generation has one, else exact)."""

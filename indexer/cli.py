@@ -314,7 +314,9 @@ def _open(args: argparse.Namespace, err: TextIO, will_search: bool = False):
 
 
 def _print_json(data: object, out: TextIO) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2), file=out)
+    """Indented on a terminal, compact otherwise: a script parses either, and indenting forces the
+    json module's pure-Python encoder (0.35 s of `missing --json` at 100,000 entries)."""
+    print(json.dumps(data, ensure_ascii=False, indent=2 if out.isatty() else None), file=out)
 
 
 def _short(text: str, width: int) -> str:

@@ -115,6 +115,19 @@ def test_info_shows_the_manifest_and_freshness(index_dir):
     assert len(data["source_sha256"]) == 64
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_is_compact_when_piped_and_indented_on_a_terminal(index_dir):
+    piped, terminal = io.StringIO(), Terminal()
+    for out in (piped, terminal):
+        assert main(["info", "--json", "--index-dir", index_dir], out, io.StringIO()) == 0
+    assert len(piped.getvalue().splitlines()) == 1
+    assert terminal.getvalue().startswith('{\n  "') and json.loads(terminal.getvalue()) == json.loads(piped.getvalue())
+
+
 def test_info_reports_a_stale_index_without_rebuilding(index_dir, corpus_copy):
     corpus_copy.write_text(corpus_copy.read_text(encoding="utf-8") + "\n**83. New?**\n\nYes.\n", encoding="utf-8")
     data = json.loads(run("info", "--json", "--index-dir", index_dir, "--source", str(corpus_copy))[1])

@@ -12,8 +12,10 @@ navigation, timed until the server's `script_finished` ForwardMsg. That is what 
 Back or Forward, and the app takes its page state from that query string (on other reruns the widgets
 lead). The first run of a session (a fresh page) is timed apart.
 
-Bounded on purpose: loopback only, at most MAX_USERS sessions and MAX_RUNS runs each, and every wait
-has a deadline. What it does not measure: the browser's rendering, or the network.
+The servers it starts serve a copy of the bundled index in a temporary folder, so their searches are
+logged there and never in index/querylog.sqlite. Bounded on purpose: loopback only, at most MAX_USERS
+sessions and MAX_RUNS runs each, and every wait has a deadline. What it does not measure: the
+browser's rendering, or the network.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from servers import free_port, launch_streamlit, stop_streamlit  # noqa: E402
+
+from indexer.stores.spec import STORE_ENV  # noqa: E402
 
 MAX_USERS = 50
 MAX_RUNS = 100
@@ -145,6 +151,18 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("streamlit did not become healthy within 60 s")
 
 
+def bundled_index_copy() -> str:
+    """A temporary folder holding a copy of the bundled corpus's current index (built first if needed)."""
+    from indexer import DEFAULT_INDEX_DIR, QAIndex
+
+    QAIndex.open(index_dir=DEFAULT_INDEX_DIR)
+    generation = (DEFAULT_INDEX_DIR / "current").resolve()
+    folder = Path(tempfile.mkdtemp(prefix="load-bench-index-"))
+    shutil.copytree(generation, folder / generation.name)
+    (folder / "current").symlink_to(generation.name)
+    return str(folder)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", default="1,20", help="comma-separated concurrent session counts (default 1,20)")
@@ -159,8 +177,10 @@ def main() -> int:
         parser.error(f"processes must be 1..{MAX_PROCESSES}")
     ports = [int(p) for p in args.port.split(",")] if args.port else [free_port() for _ in range(args.processes)]
     servers: list[subprocess.Popen] = []
+    store = None if args.port else bundled_index_copy()
     try:
-        if not args.port:
+        if store:
+            os.environ[STORE_ENV] = store  # the servers' searches are logged there, not in index/
             servers = [start_server(port) for port in ports]
         for port in ports:  # warm up: model, index and caches load once per process
             asyncio.run(load([port], 1, 2))
@@ -171,6 +191,8 @@ def main() -> int:
     finally:
         for server in servers:
             stop_streamlit(server)
+        if store:
+            shutil.rmtree(store)
     return 0
 
 

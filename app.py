@@ -3,7 +3,6 @@ that ask the same thing, browse its entries, and a page per entry.
 
     streamlit run app.py                      # the bundled corpus (builds index/ on first launch)
     http://localhost:8501/?q=batch+norm       # opens with that query already run
-    http://localhost:8501/?q=batch+norm&k=3   # ... with search options (k, min_score, include_missing, section)
     http://localhost:8501/?view=topics        # opens a view: missing, gaps, topics, duplicates or browse
     http://localhost:8501/?id=17              # opens one entry's page
 
@@ -324,7 +323,6 @@ def section_filter(qa: QAIndex, key: str, persist: bool = False) -> str | None:
         key=key,
         format_func=lambda name: name or "All sections",
         persist_state="session" if persist else None,
-        bind="query-params" if persist else None,
     )
     return chosen or None
 
@@ -333,7 +331,7 @@ def search_options(qa: QAIndex) -> SearchOptions:
     with st.sidebar:
         st.header("Search options", divider="gray")
         section = section_filter(qa, "section", persist=True)
-        k = st.slider("Number of results", 1, 20, DEFAULT_K, key="k", persist_state="session", bind="query-params")
+        k = st.slider("Number of results", 1, 20, DEFAULT_K, key="k", persist_state="session")
         min_score = st.slider(
             "Minimum score",
             0.0,
@@ -342,12 +340,11 @@ def search_options(qa: QAIndex) -> SearchOptions:
             0.05,
             key="min_score",
             persist_state="session",
-            bind="query-params",
             help="Cosine similarity of an entry's best-matching field (question or answer); "
             "results scoring below it are left out.",
         )
         include_missing = st.toggle(
-            "Show entries without an answer", True, key="include_missing", persist_state="session", bind="query-params"
+            "Show entries without an answer", True, key="include_missing", persist_state="session"
         )
     return SearchOptions(k, min_score, include_missing, section)
 

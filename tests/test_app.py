@@ -431,16 +431,6 @@ def test_back_and_forward_restore_the_search_and_view_from_the_url(app_env):
     assert at.text_input(key="query").value == "what is dropout"
 
 
-def test_a_shared_link_carries_the_search_options(app_env):
-    at = run_app({"q": "batch normalization", "k": "2", "min_score": "0.1", "include_missing": "false"})
-    assert (at.slider(key="k").value, at.slider(key="min_score").value) == (2, 0.1)
-    assert not at.toggle(key="include_missing").value
-    shown = cards(at)
-    assert len(shown) == 2 and not any("Missing answer" in card["details"] for card in shown)
-    everything = cards(run_app({"q": "batch normalization"}))  # the defaults: #31 has no answer
-    assert len(everything) == 5 and any("Missing answer" in card["details"] for card in everything)
-
-
 def test_a_widget_rerun_with_a_stale_url_does_not_undo_what_the_reader_did(app_env):
     # Typing right after switching views: the browser may still send the URL from before the switch.
     at = run_app({"view": "topics"})

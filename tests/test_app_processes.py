@@ -130,7 +130,7 @@ def test_two_processes_share_one_store_and_a_rebuild_by_one_is_served_by_both(tw
         page = first.run(BADGE_QUERY, document="team.md")  # the first process to run rebuilds it ...
         assert BADGE_ENTRY in page
         rebuilt = generations(cache)
-        assert len(rebuilt) == 2 and rebuilt[0] == built[0]
+        assert len(rebuilt) == 2 and set(built) < set(rebuilt)
         page = second.run(BADGE_QUERY, document="team.md")  # ... and the other serves that rebuild
         assert BADGE_ENTRY in page
         assert generations(cache) == rebuilt  # without building again

@@ -166,6 +166,38 @@ def test_without_usable_stamps_every_file_is_hashed(tmp_path, fake_encoder, monk
     assert len(hashed) == (1 if stamps == "a stamp malformed" else len(FLAT_FILES))
 
 
+def test_stamps_not_older_than_written_json_are_not_trusted(tmp_path, fake_encoder, monkeypatch):
+    # A file changed in the same clock tick as written.json was written could keep its stamped ctime.
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    written = current_path(store.index_dir) / disk.WRITTEN_FILE
+    ctimes = [stamp[2] for stamp in json.loads(written.read_text()).values()]
+    os.utime(written, ns=(max(ctimes), max(ctimes)))  # as if written in the same tick as the last file
+    hashed = hashed_files(monkeypatch)
+    assert len(store.load().records) == 82 and len(hashed) == ctimes.count(max(ctimes)) >= 1
+    os.utime(written, ns=(min(ctimes), min(ctimes)))  # ... or before any of them
+    assert len(store.load().records) == 82 and len(hashed) == ctimes.count(max(ctimes)) + len(FLAT_FILES)
+
+
+def test_no_stamps_are_written_when_the_clock_does_not_pass_the_files_ctime(tmp_path, monkeypatch):
+    monkeypatch.setattr(disk.time, "sleep", lambda seconds: None)
+    disk._write_stamps(tmp_path, {"vectors.npy": [1, 1, 2**62, 1]})  # a ctime far in the future
+    assert not (tmp_path / disk.WRITTEN_FILE).exists()
+    disk._write_stamps(tmp_path, {"vectors.npy": [1, 1, 1, 1]})
+    assert (tmp_path / disk.WRITTEN_FILE).exists()
+
+
+def test_a_generation_is_read_with_its_own_manifest_while_a_build_swaps_current(tmp_path, corpus_copy, fake_encoder):
+    store = make(tmp_path / "index", corpus_copy, fake_encoder)
+    first = current_path(store.index_dir)
+    edited = corpus_copy.read_text(encoding="utf-8").replace("Deep Learning involves", "Deep Learning also involves")
+    corpus_copy.write_text(edited, encoding="utf-8")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)  # same entries, another answer and source hash
+    assert current_path(store.index_dir) != first
+    loaded = disk._load_generation(store.index_dir, first)  # as a load that resolved `current` just before
+    assert loaded.manifest == json.loads((first / "manifest.json").read_text())
+    assert not loaded.is_current()  # so the reader loads the new generation on its next check
+
+
 def test_verify_hashes_what_the_stamps_vouch_for_and_info_reports_it(tmp_path, fake_encoder, capsys):
     # Damage the stamps cannot see (a failing disk changes bytes without a write): forged here by
     # stamping the damaged file again.

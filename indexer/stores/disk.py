@@ -36,9 +36,11 @@ Verification: a file whose stat (size, mtime, ctime, inode) is still what `writt
 the build wrote it (and hashed it for the manifest) is trusted without reading it; any other file is
 checked against the manifest's sha256 before anything reads it. Any write to a file changes its ctime,
 which no tool can set back, and a copy has another inode, so every change made through the file system
-is still caught; damage below it (a failing disk) is caught by `verify_index` (`python -m indexer info
---verify`), which hashes everything. Hashing every file on every load cost ~10 s of a cold search at a
-million entries (4.7 GB); trusting the stamp makes a load read only the pages a query touches.
+is still caught; damage below it (a failing disk) is caught by `verify_index` (`python -m indexer
+info`), which hashes everything. This assumes a local POSIX file system: on some network and FUSE
+mounts, or FAT, ctime is not a change time, and there only `info` is a full check. Hashing every
+file on every load cost ~10 s of a cold search at a million entries (4.7 GB); trusting the stamps
+makes a load read only the pages a query touches.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
@@ -96,6 +98,7 @@ IVF_FILE = "ivf.faiss"
 WRITTEN_FILE = "written.json"  # the files' stat right after the build wrote them
 CURRENT = "current"
 _KEEP_GENERATIONS = 2
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -232,7 +235,10 @@ def current_path(index_dir: Path) -> Path | None:
 
 def generation_signature(index_dir: Path) -> tuple:
     """The current generation's name and each of its files' (name, size, mtime); () when there is none."""
-    generation = current_path(index_dir)
+    return _signature(current_path(index_dir))
+
+
+def _signature(generation: Path | None) -> tuple:
     if generation is None:
         return ()
     try:
@@ -246,8 +252,12 @@ def generation_signature(index_dir: Path) -> tuple:
 def read_manifest(index_dir: Path) -> dict | None:
     """The current generation's manifest, or None when there is no index yet (no heavy imports)."""
     generation = current_path(index_dir)
-    if generation is None:
-        return None
+    return None if generation is None else _generation_manifest(index_dir, generation)
+
+
+def _generation_manifest(index_dir: Path, generation: Path) -> dict:
+    """`generation`'s own manifest. Not `read_manifest`: `current` may point elsewhere by now, and the
+    stamps would let one generation's files pass under another's manifest."""
     try:
         manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -270,24 +280,28 @@ def check_format(manifest: object, location: str) -> dict:
 
 
 def load_index(index_dir: Path) -> StoredIndex:
-    """Load the current generation, verifying every file against the manifest's checksums."""
+    """Load the current generation, verified (files the build's stamps vouch for, or their checksums)."""
+    return _on_current(index_dir, _load_generation)
+
+
+def _on_current(index_dir: Path, read: Callable[[Path, Path], _T]) -> _T:
+    """`read(index_dir, generation)` on the current generation; read again if a build swapped
+    generations meanwhile and removed the one being read (builds keep the two newest)."""
     for attempt in range(3):
         generation = current_path(index_dir)
         if generation is None:
             raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
         try:
-            return _load_generation(index_dir, generation)
+            return read(index_dir, generation)
         except FileNotFoundError:
             if current_path(index_dir) == generation or attempt == 2:
                 raise IndexCorruptError(f"index at {index_dir} is corrupt: a file is missing") from None
-            # a build swapped generations while we read; read the new one
     raise AssertionError("unreachable")
 
 
 def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
-    signature = generation_signature(index_dir)  # before reading: a change while loading shows up later
-    manifest = read_manifest(index_dir)
-    assert manifest is not None
+    signature = _signature(generation)  # before reading: a change while loading shows up later
+    manifest = _generation_manifest(index_dir, generation)
     if manifest["format_version"] not in READABLE_FORMATS:
         raise IndexStaleError(f"index at {index_dir} has an old format ({manifest['format_version']})")
     listed = manifest.get("files", {})
@@ -373,16 +387,17 @@ def file_stamp(stat: os.stat_result) -> list[int]:
 
 
 def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
-    """`written.json`, itself written after the clock has moved past every stamped file's ctime. File
-    times come from a clock that ticks every few milliseconds: a write in the same tick as the build's
-    would keep the stamped ctime, but a write after this file's cannot."""
+    """`written.json`, with an mtime after every stamped file's ctime. File times come from a clock that
+    ticks every few milliseconds: a write in the same tick as the build's would keep the stamped ctime,
+    but a write after this file's mtime cannot. Loads trust only stamps older than that mtime."""
     newest = max((stamp[2] for stamp in stamps.values()), default=0)
     path = folder / WRITTEN_FILE
-    for _ in range(1000):
-        _write_synced(path, json.dumps(stamps).encode())
+    _write_synced(path, json.dumps(stamps).encode())
+    for _ in range(1000):  # 2 s at most
         if os.stat(path).st_mtime_ns > newest:
             return
         time.sleep(0.002)
+        os.utime(path)  # its mtime to now
     path.unlink()  # a clock that does not move: no stamps, every load hashes every file
 
 
@@ -413,18 +428,16 @@ def _stamped_before(stamp: object, moment_ns: int) -> bool:
 def verify_index(index_dir: Path) -> None:
     """Hash every file of the current generation against the manifest, stamps or not: what a load
     trusts, checked byte for byte (reads the whole index). IndexCorruptError when a file fails."""
-    generation = current_path(index_dir)
-    manifest = read_manifest(index_dir)
-    if generation is None or manifest is None:
-        raise IndexMissingError(f"no index at {index_dir}; run: python -m indexer build")
+    _on_current(index_dir, _verify_generation)
+
+
+def _verify_generation(index_dir: Path, generation: Path) -> None:
+    manifest = _generation_manifest(index_dir, generation)
     listed = manifest.get("files", {})
     if not isinstance(listed, dict):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest's file table is malformed")
-    try:
-        for name in listed:
-            _map_verified(generation, name, manifest, written={})
-    except FileNotFoundError:
-        raise IndexCorruptError(f"index at {index_dir} is corrupt: a file is missing") from None
+    for name in listed:
+        _map_verified(generation, name, manifest, written={})
 
 
 def _check_digest(generation: Path, name: str, manifest: dict, digest: str) -> None:

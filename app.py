@@ -382,7 +382,7 @@ def follow_url() -> None:
     query string is not trusted: when the reader acts right after a run that changed the URL, the
     browser can still send the URL from before that change, and following it would undo the action."""
     url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
-    if st.session_state.get("url") == url or ("url" in st.session_state and not history_navigation()):
+    if "url" in st.session_state and not history_navigation():
         return
     st.session_state["view"] = url["view"] if url.get("view") in VIEWS else "search"
     st.session_state["query"] = url.get("q", "")

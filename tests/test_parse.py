@@ -465,7 +465,7 @@ def test_every_line_of_the_document_is_accounted_for(path):
     assert _accounting_gaps(path) == []
 
 
-@pytest.mark.parametrize("name", ["faqguru_sql", "faqguru_agile", "lumen_mesh_faq"])
+@pytest.mark.parametrize("name", ["faqguru_sql", "faqguru_agile", "lumen_mesh_faq", "faqguru_react", "tallybook_faq"])
 def test_eval_documents_give_the_entries_a_person_counts(name):
     rows = [line.split("\t") for line in (EVAL_DOCUMENTS / f"{name}.ids.tsv").read_text(encoding="utf-8").splitlines()]
     records = parse_file(EVAL_DOCUMENTS / f"{name}.md").records

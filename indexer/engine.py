@@ -32,6 +32,7 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
 from indexer.retrieval.nomatch import NoMatchModel
+from indexer.retrieval.remainder import Remainder
 from indexer.retrieval.search import (
     EncodedQuery,
     SearchResult,
@@ -202,6 +203,12 @@ class QAIndex:
     def no_match_model(self) -> NoMatchModel:
         return NoMatchModel.from_dict(self.manifest.get("no_match", {}))
 
+    @property
+    def remainder(self) -> Remainder:
+        """Embeds what a query asks beyond its best entry (remainder.py), one text at a time, so a batch
+        and a single search give the same evidence."""
+        return Remainder(self.lexical, lambda text: self.encode_queries([text])[0])
+
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         return self.encoder.encode(queries, batch_size=32)
 
@@ -237,7 +244,7 @@ class QAIndex:
         mode: str = DEFAULT_MODE,
         section: str | None = None,
     ) -> SearchResult:
-        return search(self.stored, query, k, min_score, mode, self.no_match_model, section)
+        return search(self.stored, query, k, min_score, mode, self.no_match_model, section, self.remainder)
 
     def search(
         self,
@@ -300,13 +307,14 @@ class QAIndex:
         from threadpoolctl import threadpool_limits  # here: a single query never needs it
 
         _ = self.encoder, self.lexical, self.stored.position_of  # made once, before the workers share them
+        remainder = self.remainder
         order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
         chunks = [order[start : start + BATCH_CHUNK] for start in range(0, len(order), BATCH_CHUNK)]
 
         def run(chunk: list[int]) -> list[SearchResult | QueryError]:
             encoded = self.encode([queries[i] for i in chunk])
             valid = [item for item in encoded if not isinstance(item, QueryError)]
-            found = iter(search_many(self.stored, valid, k, min_score, mode, self.no_match_model, section))
+            found = iter(search_many(self.stored, valid, k, min_score, mode, self.no_match_model, section, remainder))
             return [item if isinstance(item, QueryError) else next(found) for item in encoded]
 
         # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half

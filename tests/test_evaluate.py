@@ -10,6 +10,7 @@ import pytest
 from core_fixtures import DEV_QUERIES, ROOT
 
 import indexer.analysis.evaluate as evaluate_module
+import indexer.retrieval.nomatch as nomatch_module
 from indexer.analysis.evaluate import (
     DocumentRun,
     Outcome,
@@ -155,7 +156,7 @@ def test_fitting_needs_queries_of_both_kinds():
         fit(np.ones((5, 2)), np.ones(5))
 
 
-def test_the_shipped_suite_has_four_documents_with_sixty_queries_of_every_kind_each():
+def test_the_shipped_suite_has_documents_with_sixty_queries_of_every_kind_each():
     suite = load_suite(ROOT / "eval" / "suite.json")
     assert len(suite) >= 3 and all(d.document.is_file() for d in suite)
     for document in suite:
@@ -177,9 +178,21 @@ def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(caps
     """The cross-document figures docs/quality.md reports, guarded against regressions (real model)."""
     code = main(["eval", "--suite", str(ROOT / "eval" / "suite.json"), "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert code == 0 and len(data["leave_one_document_out"]) == 4
+    assert code == 0 and len(data["leave_one_document_out"]) == 6
     for name, table in data["leave_one_document_out"].items():
         overall = table["overall"]
-        assert overall["hit@3"] >= 0.95, name
-        assert overall["no_match_accuracy"] >= 0.7 and overall["false_rejection"] <= 0.2, name
+        assert overall["hit@3"] >= 0.94, name
+        assert overall["no_match_accuracy"] >= 0.75 and overall["false_rejection"] <= 0.15, name
         assert overall["good_precision"] >= 0.85, name
+
+
+def test_the_good_match_cut_holds_on_every_document_not_only_on_all_of_them_pooled():
+    easy = np.linspace(0.05, 0.5, 50)  # 50 queries, every first result right
+    hard = np.linspace(0.1, 0.5, 6)  # 6 queries: right, then wrong, right, wrong, ...
+    p = np.concatenate([easy, hard])
+    groups = np.array(["easy"] * 50 + ["hard"] * 6)
+    first_correct = np.concatenate([np.ones(50, bool), np.arange(6) % 2 == 0])
+    cut = nomatch_module._good_cut(p, np.zeros(56), first_correct, 0.9, groups)
+    # pooled, 53 of 56 are right (0.95): the cut would pass every query; on "hard" only its first is safe
+    assert hard[0] < cut < hard[1]  # just under the first wrong answer of "hard"
+    assert nomatch_module._good_cut(p, np.zeros(56), first_correct, 0.9, np.zeros(56)) == pytest.approx(0.5 + 1e-6)

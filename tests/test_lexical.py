@@ -179,3 +179,18 @@ def test_corrections_are_applied_whatever_case_folding_a_query_uses():
 def test_capitalised_stop_words_make_no_acronym():
     assert acronyms("What Is the Cost Function?") == ["cf"]
     assert "gan" in acronyms("Explain Generative Adversarial Network.")
+
+
+def test_a_one_edit_typo_is_read_before_a_split_into_two_document_words(words_index):
+    index = LexicalIndex.from_records(
+        [record(1, "What are stateless components?", "They keep no state."), record(2, "Is less more?", "A stat.")]
+    )
+    assert index.match("statless components", VOCABULARY).corrected == {"statless": "stateless"}  # not "stat less"
+    assert words_index.match("batchnorm", VOCABULARY).corrected == {"batchnorm": "batch norm"}  # no typo reading
+
+
+def test_a_match_keeps_each_word_as_searched_and_the_index_says_which_record_holds_a_term(lexical):
+    match = lexical.match("vanishng gradients of a gan")
+    assert match.words == (("vanishing", "vanish"), ("gradients", "gradient"), ("gan", "gan"))
+    assert lexical.holds(0, "gradient") and lexical.holds(1, "gan")  # in the answer, and as initials
+    assert not lexical.holds(1, "gradient") and not lexical.holds(0, "zebra")

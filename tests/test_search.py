@@ -9,9 +9,17 @@ import indexer.retrieval.search as search_module
 from indexer.documents.records import Record
 from indexer.errors import QueryError
 from indexer.retrieval.embed import normalize
-from indexer.retrieval.lexical import LexicalMatch
+from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
 from indexer.retrieval.nomatch import CONFIDENCE_LEVELS, FEATURES, NoMatchModel
-from indexer.retrieval.search import EncodedQuery, clean_query, mean_dense_score, related, spread_positions
+from indexer.retrieval.remainder import Remainder
+from indexer.retrieval.search import (
+    EncodedQuery,
+    clean_query,
+    mean_dense_score,
+    related,
+    remainder_gap,
+    spread_positions,
+)
 from indexer.retrieval.search import search as search_index
 from indexer.stores.disk import RowTable, StoredIndex
 from indexer.stores.vectors import vector_index
@@ -224,10 +232,12 @@ def test_the_list_is_sorted_by_the_score_it_shows_in_hybrid_mode():
     )
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
+    other_weight, lexical_weight = search_module.OTHER_FIELD_WEIGHT, search_module.LEXICAL_WEIGHT
     for hit in result.hits:  # the shown score is the fused value; the field cosines stay available
-        dense = max(hit.question_score, hit.answer_score if hit.answer_score is not None else -1.0)
-        fused = (dense + search_module.LEXICAL_WEIGHT * coverage[hit.record.id - 1]) / (
-            1 + search_module.LEXICAL_WEIGHT
+        fields = [hit.question_score] + ([hit.answer_score] if hit.answer_score is not None else [])
+        best, other = max(fields), min(fields)  # no answer: the question counts for both
+        fused = (best + other_weight * other + lexical_weight * coverage[hit.record.id - 1]) / (
+            1 + other_weight + lexical_weight
         )
         assert hit.score == pytest.approx(fused, abs=1e-5)
 
@@ -251,3 +261,32 @@ def test_the_no_match_evidence_does_not_depend_on_k():
     query = unit(*rng.normal(size=8))
     evidence = {k: search(index, query, "q", k=k, min_score=-1).evidence for k in (1, 5, 10, 20)}
     assert evidence[1] == evidence[5] == evidence[10] == evidence[20]
+
+
+def test_the_remainder_gap_scores_the_words_the_best_entry_lacks_embedded_on_their_own():
+    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]), [unit(1, 1, 0), None, None])
+    lexical = LexicalIndex.from_records(index.records)  # entry 1 holds "q1" and "a1", entry 2 "q2"
+    embedded: list[str] = []
+    leftover = unit(0.2, 1, 0.4)
+    remainder = Remainder(lexical, lambda text: embedded.append(text) or leftover)
+
+    def query(text: str) -> EncodedQuery:
+        return EncodedQuery(text, unit(1, 0, 0)[None, :], lexical.match(text))
+
+    gap = remainder_gap(index, query("q1 zebra a1 q2"), 0, 0.5, remainder)
+    assert embedded == ["zebra q2"]  # what entry 1 lacks, in query order
+    dense = [dense_oracle(index, leftover, i) for i in range(3)]
+    assert gap == pytest.approx(dense[0] - np.mean(dense), abs=1e-6)
+    # nothing left over, or no encoder at hand: the whole query's gap stands in, and nothing is embedded
+    assert remainder_gap(index, query("a1 q1"), 0, 0.5, remainder) == 0.5 and len(embedded) == 1
+    assert remainder_gap(index, query("q1 zebra"), 0, 0.5, None) == 0.5 and len(embedded) == 1
+
+
+def test_search_weighs_the_remainder_of_its_best_entry():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    lexical = LexicalIndex.from_records(index.records)
+    remainder = Remainder(lexical, lambda text: unit(0, 1))  # the leftover words point at entry 2
+    query = EncodedQuery("q1 zebra", unit(1, 0.1)[None, :], lexical.match("q1 zebra"))
+    evidence = search_index(index, query, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder).evidence
+    # entry 1 is first; for "zebra" it stands 0.5 below the mean of the two (cosines 0 and 1)
+    assert evidence[FEATURES.index("remainder_gap")] == pytest.approx(-0.5, abs=1e-6)

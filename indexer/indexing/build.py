@@ -34,7 +34,7 @@ from indexer.retrieval.embed import (
 )
 from indexer.retrieval.lexical import LEXICAL_VERSION
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
-from indexer.retrieval.search import LEXICAL_WEIGHT
+from indexer.retrieval.search import LEXICAL_WEIGHT, OTHER_FIELD_WEIGHT
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FORMAT_VERSION, RowTable
 
@@ -278,7 +278,12 @@ def _manifest(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 3),
         "embedded_texts": embedded,
-        "search": {"default_mode": DEFAULT_MODE, "lexical_weight": LEXICAL_WEIGHT, "min_score": DEFAULT_MIN_SCORE},
+        "search": {
+            "default_mode": DEFAULT_MODE,
+            "lexical_weight": LEXICAL_WEIGHT,
+            "other_field_weight": OTHER_FIELD_WEIGHT,
+            "min_score": DEFAULT_MIN_SCORE,
+        },
         "no_match": no_match,
     }
 

@@ -61,6 +61,7 @@ class LexicalMatch:
     corrected: dict[str, str]  # typed word → document word used instead
     coverage: np.ndarray  # per record: IDF-weighted share of the query terms it contains, in [0, 1]
     unknown_share: float  # IDF-weighted share of the query terms no entry contains
+    words: tuple[tuple[str, str], ...] = ()  # each query word as searched (typos corrected) with its term
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,18 @@ class LexicalIndex:
         ):
             raise ValueError("lexical counts do not fit the index")
 
+    def holds(self, position: int, term: str) -> bool:
+        """Whether the record at `position` contains the term in either field (ids ascend: a bisection)."""
+        term_id = self.term_id.get(term)
+        if term_id is None:
+            return False
+        for postings in self.fields:
+            ids = postings.of(term_id)[0]
+            at = int(np.searchsorted(ids, position))
+            if at < len(ids) and ids[at] == position:
+                return True
+        return False
+
     def records_with(self, term: int) -> np.ndarray:
         """Which records hold term id `term` in either field (a mask: cheaper than a union of ids)."""
         mask = np.zeros(self.size, dtype=bool)
@@ -287,26 +300,36 @@ class LexicalIndex:
         neighbour, split in two, or corrected (`correct`), when that gives document words."""
         all_words = WORD.findall(query.lower())
         corrected: dict[str, str] = {}
-        terms: list[str] = []
         position = 0
+        words: list[tuple[str, str]] = []
         while position < len(all_words):
             joined = self._joined(all_words[position : position + 2])
             if joined:
                 corrected[" ".join(all_words[position : position + 2])] = joined
-                terms.append(stem(joined))
+                words.append((joined, stem(joined)))
                 position += 2
                 continue
             word = all_words[position]
             position += 1
             if word in STOPWORDS:
                 continue
-            known = self._split(word, vocabulary) or self.correct(word, vocabulary)
+            known = self._known_form(word, vocabulary)
             if known is not None and known != word:
                 corrected[word] = known
-            terms.extend(stem(w) for w in (known or word).split())  # an unknown word stays: it counts against coverage
+            # an unknown word stays: it counts against coverage
+            words.extend((w, stem(w)) for w in (known or word).split())
+        terms = [term for _, term in words]
         terms.extend(t for t in spelled_out(all_words, self.term_id) if t not in terms)
         coverage, unknown_share = self._coverage(terms)
-        return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share)
+        return LexicalMatch(self._bm25(terms), terms, corrected, coverage, unknown_share, tuple(words))
+
+    def _known_form(self, word: str, vocabulary: frozenset[str]) -> str | None:
+        """The document word(s) a query word stands for: a one-edit typo before a split ("statless" is
+        "stateless", not "stat less"), a split before a two-edit typo ("batchnorm" → "batch norm")."""
+        fixed = self.correct(word, vocabulary)
+        if fixed is not None and damerau_distance(word, fixed, 1) <= 1:
+            return fixed
+        return self._split(word, vocabulary) or fixed
 
     def _joined(self, pair: list[str]) -> str | None:
         """Two query words as the one word the document writes: "fire wall" → "firewall". Not when the

@@ -7,11 +7,12 @@ available as `question_score` and `answer_score`). Entries with missing answers 
 question and come flagged.
 
 The `score` shown is the value results are sorted by, so the list always reads in order. In the
-default mode, `hybrid`, it is `(dense + LEXICAL_WEIGHT × coverage) / (1 + LEXICAL_WEIGHT)`, where
-coverage is the IDF-weighted share of the query's words (typos corrected) that the entry contains
-(lexical.py): at most 1, and equal to the cosine for an entry that contains none of the query's words
-and 1/6 above it for one that contains them all. In the `dense`, `question` and `answer` modes it is
-that cosine; in `bm25` and `rrf` their own values. Whether there is a good match at all, and how
+default mode, `hybrid`, it is `(dense + OTHER_FIELD_WEIGHT × other + LEXICAL_WEIGHT × coverage) /
+(1 + OTHER_FIELD_WEIGHT + LEXICAL_WEIGHT)` (`hybrid_scores`), where `other` is the cosine of the entry's
+other field (its question again when it has no answer) and coverage is the IDF-weighted share of the
+query's words (typos corrected) that the entry contains (lexical.py): at most 1 (both fields and every
+word match). In the `dense`, `question` and `answer` modes it is that cosine; in `bm25` and `rrf`
+their own values. Whether there is a good match at all, and how
 confident the answer is, is decided by `nomatch.py`, not by the order.
 
 Exactness: for the top k entries under max-fusion it is enough to look at the top 2k rows of the
@@ -42,11 +43,16 @@ from indexer.retrieval.nomatch import (
     NoMatchModel,
     query_word_feature,
 )
+from indexer.retrieval.remainder import Remainder
 from indexer.stores.base import LoadedIndex
 
-# How much lexical coverage adds to the cosine: chosen on the bundled corpus's labelled queries (0.1 to
-# 0.3 all rank within 1 % hit@1 of each other there and on the other documents of eval/suite.json).
-LEXICAL_WEIGHT = 0.2
+# How much the other field's cosine and lexical coverage add to the best field's cosine in `hybrid`:
+# chosen leave-one-document-out over the six documents of eval/suite.json (for each document, the pair
+# with the best MRR on the other five; 0.2 and 0.3 were chosen for four of the six, and raised held-out
+# hit@1 by 2.4 points on average over max-field cosine + 0.2 × coverage; docs/quality.md). An entry
+# whose question and answer both match is a safer first result than one matched by a single field.
+OTHER_FIELD_WEIGHT = 0.2
+LEXICAL_WEIGHT = 0.3
 _RRF_K = 60
 BOTH_MARGIN = 0.05  # two field cosines this close are the same evidence: the card says "question and answer"
 MAX_QUERY_CHARS = 2000  # well past the model's 256 tokens; longer queries are cut with a note
@@ -158,8 +164,16 @@ def rank_scores(
     if mode == "rrf":
         return _reciprocal_rank(dense) + _reciprocal_rank(lexical.scores[positions])
     if mode == "hybrid":
-        return (dense + LEXICAL_WEIGHT * lexical.coverage[positions]) / (1 + LEXICAL_WEIGHT)
+        return hybrid_scores(question, answer, lexical.coverage[positions])
     raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def hybrid_scores(question: np.ndarray, answer: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """The `hybrid` order (module docstring): the best field's cosine, plus `OTHER_FIELD_WEIGHT` × the
+    other field's (np.fmin skips a missing answer's NaN: the question counts again), plus
+    `LEXICAL_WEIGHT` × coverage, scaled so that a perfect match scores 1."""
+    total = dense_scores(question, answer) + OTHER_FIELD_WEIGHT * np.fmin(question, answer) + LEXICAL_WEIGHT * coverage
+    return total / (1 + OTHER_FIELD_WEIGHT + LEXICAL_WEIGHT)
 
 
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
@@ -228,21 +242,37 @@ def mean_dense_scores(index: LoadedIndex, query_vector_sets: Sequence[np.ndarray
     return [float(dense_scores(question, answer).mean()) for question, answer in fields]
 
 
-def no_match_features(query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float) -> np.ndarray:
+def no_match_features(
+    query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float, remainder: Remainder | None = None
+) -> np.ndarray:
     """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`); `gap_to_mean`
     is the best dense score minus the query's mean over the document."""
     if top is None:
         return np.zeros(len(FEATURES))
-    coverage_top = float(query.lexical.coverage[index.position_of[top.record.id]])
+    position = index.position_of[top.record.id]
     return np.array(
         [
             top.score,
             gap_to_mean,
-            coverage_top,
+            float(query.lexical.coverage[position]),
             query.lexical.unknown_share,
+            remainder_gap(index, query, position, gap_to_mean, remainder),
             query_word_feature(len(_QUERY_WORD.findall(query.text))),
         ]
     )
+
+
+def remainder_gap(
+    index: LoadedIndex, query: EncodedQuery, position: int, gap_to_mean: float, remainder: Remainder | None
+) -> float:
+    """How far the entry at `position` stands above the document's mean for the query's words it does not
+    contain (remainder.py). When it contains them all, or without a `remainder` (no encoder at hand), the
+    whole query's `gap_to_mean` stands in: nothing is left that the entry fails to explain."""
+    vector = None if remainder is None else remainder.vector(query.lexical, position)
+    if vector is None:
+        return gap_to_mean
+    question, answer = field_scores(index, vector, np.array([position]))
+    return float(dense_scores(question, answer)[0]) - mean_dense_score(index, vector)
 
 
 def search(
@@ -253,10 +283,12 @@ def search(
     mode: str = DEFAULT_MODE,
     no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
     section: str | None = None,
+    remainder: Remainder | None = None,
 ) -> SearchResult:
     """The k best entries for an encoded query, and whether any of them is a good match.
 
-    With `section`, only entries under that heading compete (scored exhaustively)."""
+    With `section`, only entries under that heading compete (scored exhaustively). `remainder` embeds
+    what the query asks beyond its best entry, for the no-match evidence (see `remainder_gap`)."""
     _check_request(k, mode)
     positions = (
         section_positions(index.records, section)
@@ -264,9 +296,8 @@ def search(
         else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
     )
     fields = field_scores(index, query.vectors, positions)
-    return _result(
-        index, query, positions, fields, mean_dense_score(index, query.vectors), k, min_score, mode, no_match_model
-    )
+    mean = mean_dense_score(index, query.vectors)
+    return _result(index, query, positions, fields, mean, k, min_score, mode, no_match_model, remainder)
 
 
 def search_many(
@@ -277,6 +308,7 @@ def search_many(
     mode: str = DEFAULT_MODE,
     no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
     section: str | None = None,
+    remainder: Remainder | None = None,
 ) -> list[SearchResult]:
     """`search` of each query, in order, with the same results. Where every query scores the same positions
     (a small index, or a section), the store scores them all together (`field_cosines_each`, which reads
@@ -284,12 +316,12 @@ def search_many(
     _check_request(k, mode)
     shared = section_positions(index.records, section) if section else _every_position(index)
     if shared is None:  # a large index: each query has its own candidates from the vector index
-        return [search(index, query, k, min_score, mode, no_match_model) for query in queries]
+        return [search(index, query, k, min_score, mode, no_match_model, remainder=remainder) for query in queries]
     vector_sets = [np.atleast_2d(query.vectors) for query in queries]
     fields = index.field_cosines_each(vector_sets, shared)
     means = mean_dense_scores(index, vector_sets)
     return [
-        _result(index, query, shared, query_fields, mean, k, min_score, mode, no_match_model)
+        _result(index, query, shared, query_fields, mean, k, min_score, mode, no_match_model, remainder)
         for query, query_fields, mean in zip(queries, fields, means)
     ]
 
@@ -311,6 +343,7 @@ def _result(
     min_score: float | None,
     mode: str,
     no_match_model: NoMatchModel,
+    remainder: Remainder | None = None,
 ) -> SearchResult:
     """The result of a query whose candidate `positions` have the field cosines `fields`, and whose
     `mean_dense_score` is `mean_dense`."""
@@ -321,7 +354,7 @@ def _result(
     # candidates always hold the entry owning the nearest row).
     best_dense = float(dense_scores(*fields).max(initial=-1.0))
     gap = best_dense - mean_dense
-    evidence = no_match_features(query, ranked[0] if ranked else None, index, gap)
+    evidence = no_match_features(query, ranked[0] if ranked else None, index, gap, remainder)
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]

@@ -298,6 +298,7 @@ def test_entries_numbered_in_other_scripts_are_found(tmp_path):
 # ---- documents as people write them: structure over wording ---------------------------------------
 
 EVAL_DOCUMENTS = Path(__file__).parent.parent / "eval" / "documents"
+HELD_OUT = Path(__file__).parent.parent / "eval" / "heldout"  # measured once, never tuned on (docs/quality.md)
 MARKDOWN_FIXTURES = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".md", ".txt") and p.name != "README.md")
 
 
@@ -459,16 +460,26 @@ def _paragraph_start(raw_lines: list[str], places: list[str], number: int) -> in
 
 
 @pytest.mark.parametrize(
-    "path", MARKDOWN_FIXTURES + [CORPUS] + sorted(EVAL_DOCUMENTS.glob("*.md")), ids=lambda p: p.name
+    "path",
+    MARKDOWN_FIXTURES + [CORPUS] + sorted(EVAL_DOCUMENTS.glob("*.md")) + sorted(HELD_OUT.glob("*.md")),
+    ids=lambda p: p.name,
 )
 def test_every_line_of_the_document_is_accounted_for(path):
     assert _accounting_gaps(path) == []
 
 
-@pytest.mark.parametrize("name", ["faqguru_sql", "faqguru_agile", "lumen_mesh_faq", "faqguru_react", "tallybook_faq"])
-def test_eval_documents_give_the_entries_a_person_counts(name):
-    rows = [line.split("\t") for line in (EVAL_DOCUMENTS / f"{name}.ids.tsv").read_text(encoding="utf-8").splitlines()]
-    records = parse_file(EVAL_DOCUMENTS / f"{name}.md").records
+@pytest.mark.parametrize(
+    "document",
+    [
+        EVAL_DOCUMENTS / name
+        for name in ("faqguru_sql", "faqguru_agile", "lumen_mesh_faq", "faqguru_react", "tallybook_faq")
+    ]
+    + [HELD_OUT / "campus_housing_faq"],
+    ids=lambda p: p.name,
+)
+def test_eval_documents_give_the_entries_a_person_counts(document):
+    rows = [line.split("\t") for line in document.with_suffix(".ids.tsv").read_text(encoding="utf-8").splitlines()]
+    records = parse_file(document.with_suffix(".md")).records
     assert [(r.id, r.line, r.question) for r in records] == [
         (int(i), int(line), " ".join(heading.split())) for i, line, heading in rows
     ]
@@ -478,6 +489,19 @@ def test_lumen_faq_statuses_match_its_notes():
     records = parse_file(EVAL_DOCUMENTS / "lumen_mesh_faq.md").records
     assert [r.id for r in records if r.status == "missing"] == [7, 19, 33]
     assert [r.id for r in records if r.status == "link_only"] == [27]
+
+
+def test_a_page_footer_after_the_last_answer_is_the_documents_and_reported(tmp_path):
+    source = tmp_path / "faq.md"
+    source.write_text("**How do I pay?**\n\nBy card.\n\n*Last updated: March 2025*\n", encoding="utf-8")
+    report = parse_file(source)
+    assert [r.answer for r in report.records] == ["By card."]
+    out = io.StringIO()
+    assert main(["parse", str(source)], out, io.StringIO()) == 0
+    assert "not taken: line 5: prose after the last entry" in out.getvalue()
+    # an emphasised line that is no footer stays in the answer
+    source.write_text("**How do I pay?**\n\nBy card.\n\n*Cash is not accepted.*\n", encoding="utf-8")
+    assert [r.answer for r in parse_file(source).records] == ["By card.\n\n*Cash is not accepted.*"]
 
 
 def test_a_rule_at_the_top_is_not_front_matter(tmp_path):

@@ -44,6 +44,11 @@ _MARKER_HEADING = re.compile(r"^(?:answers?|solutions?|ans)\s*:?$", re.IGNORECAS
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
 # `<br/>` lines people put between entries, and empty anchors (`<a name="q12"></a>`) put before them
 _BREAK = re.compile(r"^\s*(?:(?:<(?:br|hr)\s*/?>|<a\s+(?:name|id)=[^<>]*>\s*</a>)\s*)+$", re.IGNORECASE)
+_PAGE_FOOTER = re.compile(
+    r"^\s*([*_]{1,2})\s*(?:last\s+(?:updated|reviewed|modified|revised)\b|page\s+updated\b|updated\s+on\b|©|\(c\)\s|"
+    r"copyright\b)[^*_]*\1\s*$",
+    re.I,
+)
 _BACK_TO_TOP = re.compile(r"^\s*(?:\*\*)?\[[^\]]*back to (?:top|contents|index)[^\]]*\]\([^)]*\)(?:\*\*)?\s*$", re.I)
 _QUESTION_WORD = re.compile(
     r"^(?:what|why|how|when|where|which|who|whom|whose|is|are|can|could|do|does|did|should|would|will|"
@@ -444,11 +449,15 @@ def _strip_blank_edges(lines: list[Line], body: _Body) -> _Body:
 
 
 def _drop_trailing_link_paragraphs(lines: list[Line], body: _Body) -> tuple[_Body, list[int]]:
-    """Reference links after the last answer belong to the document, not to that answer; a link list
-    under a "Source" label is the entry's own and stays."""
+    """Reference links and a page footer after the last answer belong to the document, not to that
+    answer; a link list under a "Source" label is the entry's own and stays."""
     paragraphs = _paragraphs(lines, body)
     keep = len(paragraphs)
-    while keep > 1 and _is_link_list(paragraphs[keep - 1]) and not _is_source_label(paragraphs[keep - 2]):
+    while keep > 1 and (
+        _is_link_list(paragraphs[keep - 1])
+        and not _is_source_label(paragraphs[keep - 2])
+        or _is_page_footer(paragraphs[keep - 1])
+    ):
         keep -= 1
     if keep == len(paragraphs) or not any(prose_text("\n".join(p)) for p in paragraphs[:keep]):
         return body, []
@@ -473,6 +482,11 @@ def _is_link_list(paragraph: list[str]) -> bool:
     text = "\n".join(paragraph)
     has_link = "](" in text or "http://" in text or "https://" in text
     return has_link and "![" not in text and not prose_text(text)
+
+
+def _is_page_footer(paragraph: list[str]) -> bool:
+    """An emphasised line closing a page: "*Last updated: March 2025*", "_© 2025 Example Ltd._"."""
+    return len(paragraph) == 1 and bool(_PAGE_FOOTER.match(paragraph[0]))
 
 
 def _is_source_label(paragraph: list[str]) -> bool:

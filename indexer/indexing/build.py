@@ -38,7 +38,7 @@ from indexer.retrieval.search import LEXICAL_WEIGHT, OTHER_FIELD_WEIGHT
 from indexer.stores.base import LoadedIndex, Store
 from indexer.stores.disk import FORMAT_VERSION, RowTable
 
-PARSER_VERSION = 3  # raise it whenever parsing gives different records: saved indexes are then rebuilt
+PARSER_VERSION = 4  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
 # 1.6 ms instead of 17.7 ms per query at 200k rows, recall@10 0.995 against exact (bench/hnsw.py), and
 # search.py re-scores its candidates exactly. Below it a scan is cheap enough (≤ ~6 ms). HNSW, faster

@@ -2,7 +2,7 @@
 evidence about the best result that means the same on any document.
 
 Features (`FEATURES`), each chosen because it separated answerable from unanswerable queries on a
-document the model was not fitted on (leave-one-document-out over the four documents in
+document the model was not fitted on (leave-one-document-out over the six documents in
 `eval/suite.json`; a feature that only helped inside one corpus was dropped):
 - `top_score`: the best result's score (cosine fused with lexical coverage, see search.py);
 - `gap_to_mean`: how far the best dense cosine stands above this query's mean cosine over the document

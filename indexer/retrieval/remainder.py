@@ -5,7 +5,8 @@
 words and still point at it ("squeezes its input and rebuilds it" → the autoencoder entry); a near-topic
 question's leftover words name what the entry does not cover ("materialized ... refreshed" against
 "What is a view?") and point at nothing in particular. Leave-one-document-out over the six documents of
-eval/suite.json, it raised no-match accuracy from 0.80 to 0.87 at the same false rejections (docs/quality.md).
+eval/suite.json, it raised mean no-match accuracy from 0.80 to 0.85 at the same false rejections
+(docs/quality.md).
 
 It costs one more embedding of a few words per search, and only when a word is left over.
 """

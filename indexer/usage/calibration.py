@@ -1,6 +1,6 @@
 """Per-document calibration of the no-match model from readers' feedback (the query log).
 
-The shipped model was fitted on four documents; a document's own readers know better. Once the log
+The shipped model was fitted on six documents; a document's own readers know better. Once the log
 holds enough feedback ("this answered my question" → an answerable query with its entry, "none of
 these" → a query the document does not answer), the model is refitted on it and kept only when
 cross-validation on that same feedback says it decides better than the model in use. The result
@@ -84,4 +84,4 @@ def describe(no_match: dict | None) -> str:
     """One line for `info`: which no-match parameters the index answers with."""
     if feedback_fitted(no_match):
         return f"fitted on {no_match['feedback_queries']} logged queries with feedback ({no_match['fitted_at']})"
-    return "shipped (fitted on the four documents of eval/suite.json)"
+    return "shipped (fitted on the six documents of eval/suite.json)"

@@ -22,6 +22,7 @@ Module map (data flows one way: source file → records → texts → vectors �
                 tokens      words, stemming, initials, spelling pairs, edit distance
                 lexical     the BM25 index; typos and compounds matched against a document
                 search      encoded query → ranked, scored hits; related entries; status filters
+                remainder   what a query asks beyond its best entry (no-match evidence)
                 nomatch     the no-match model and the three confidence levels
     indexing/   build       parse → embed → write a generation; freshness
                 reuse       what a rebuild takes over from the previous generation

@@ -608,12 +608,15 @@ def _answer_labelled(paths: list[Path], qa, mode: str, extra: list | None = None
 def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Every suite document in a temporary index of its own; figures leave-one-document-out."""
     import tempfile
+    from dataclasses import asdict
 
-    from indexer.analysis.evaluate import DocumentRun, calibrate_documents, leave_one_document_out, load_suite, report
+    from indexer.analysis.evaluate import calibrate_documents, check_ids, evaluate_suite, load_suite
+    from indexer.analysis.queryfiles import load_queries
+    from indexer.documents.records import field_values
     from indexer.engine import QAIndex
 
     _, _, model = _settings(args)
-    runs, configured = [], {}
+    answered = {}
     with tempfile.TemporaryDirectory(prefix="indexer-eval-") as folder:
         for document in load_suite(args.suite):
             qa = QAIndex.open(
@@ -623,17 +626,31 @@ def _eval_suite(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 notify=lambda m: print(m, file=err),
                 progress=_progress_bar(err),
             )
-            queries, outcomes, evidence = _answer_labelled(document.queries, qa, args.mode)
-            runs.append(DocumentRun(document.name, queries, outcomes, evidence))
-            configured[document.name] = report(queries, outcomes)
-    result = {"mode": args.mode, "as_configured": configured, "leave_one_document_out": leave_one_document_out(runs)}
+            queries = [q for path in document.queries for q in load_queries(path)]
+            check_ids(queries, field_values(qa.records, "id"))
+            answered[document.name] = (qa, queries)
+        evaluated = evaluate_suite(answered, args.mode)
+    result = {
+        "mode": args.mode,
+        "as_configured": evaluated.shipped,
+        "leave_one_document_out": evaluated.metrics,
+        "weights_chosen_without_each": {name: asdict(w) for name, w in evaluated.weights.items()},
+        "weights_chosen_on_all": asdict(evaluated.all_weights),
+    }
     if args.calibrate:
-        result["fitted_no_match"] = calibrate_documents(runs).to_dict()
+        result["fitted_no_match"] = calibrate_documents(evaluated.all_runs).to_dict()
     if args.json:
         _print_json(result, out)
         return 0
     for name, table in result["leave_one_document_out"].items():
-        _print_metrics(f"{name}: no-match model fitted on the other documents", table, out)
+        chosen = evaluated.weights[name]
+        title = f"{name}: hybrid weights {chosen.other_field}/{chosen.lexical} and no-match model chosen on the others"
+        _print_metrics(title, table, out)
+    shipped = evaluated.all_weights
+    print(
+        f"hybrid weights chosen on every document: other field {shipped.other_field}, lexical {shipped.lexical}",
+        file=out,
+    )
     if args.calibrate:
         print("no-match model fitted on every document: " + json.dumps(result["fitted_no_match"]), file=out)
     return 0

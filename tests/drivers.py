@@ -31,7 +31,7 @@ def answer(index_dir: Path) -> dict:
 
     stored = load_index(index_dir)
     query = EncodedQuery(PROBE, FakeEncoder().encode([PROBE]), LexicalIndex.from_records(stored.records).match(PROBE))
-    result = search(stored, query, k=5, min_score=-1.0, mode="dense")
+    result = search(stored, query, k=5, min_score=-1.0, mode="dense", remainder=None)
     return {
         "sha": stored.manifest["sources"][0]["sha256"],
         "records": len(stored.records),

@@ -27,6 +27,7 @@ from streamlit.testing.v1 import AppTest, local_script_runner
 
 import indexer.analysis.topics
 from indexer import DEFAULT_INDEX_DIR, DEFAULT_SOURCE, QAIndex
+from indexer.defaults import DEFAULT_MIN_SCORE
 from indexer.display.rendering import missing_csv, missing_markdown
 from indexer.stores.spec import STORE_ENV
 from indexer.usage.querylog import LogEntry, SqliteQueryLog
@@ -359,10 +360,10 @@ def hidden_note(at: AppTest) -> str | None:
 def test_a_deep_link_says_how_many_results_the_minimum_score_hides(app_env):
     expected = QAIndex.open().search("dropout", k=5)
     hidden = len(expected.nearest) - len(expected.hits)
-    assert hidden > 0  # "dropout" has one clear match; the rest of the top five score below 0.25
+    assert hidden > 0  # "dropout" has one clear match; the rest of the top five score below the minimum
     at = run_app({"q": "dropout"})
     assert len(cards(at)) == len(expected.hits)
-    assert f"{hidden} results scoring below the minimum score 0.25" in hidden_note(at)
+    assert f"{hidden} results scoring below the minimum score {DEFAULT_MIN_SCORE:.2f}" in hidden_note(at)
 
 
 def test_the_note_names_hidden_unanswered_entries_and_the_section(app_env):

@@ -71,3 +71,13 @@ def test_calibrated_parameters_survive_a_rebuild_and_info_shows_them(tmp_path, f
     assert NoMatchModel.from_dict(manifest["no_match"]).weights == (1.0, -2.0, 0.5, 3.0, -1.0)
     main(["info", "--index-dir", str(tmp_path / "index"), "--source", str(document), "--model", "fake-model"])
     assert "fitted on 57 logged queries with feedback" in capsys.readouterr().out
+
+
+def test_info_says_when_a_calibration_from_feedback_was_for_older_evidence():
+    from indexer.usage.calibration import describe
+
+    current = saved_parameters(DEFAULT_NO_MATCH, 120)
+    assert describe(current).startswith("fitted on 120 logged queries")
+    older = {**current, "features": current["features"][:-1]}  # saved before a feature was added
+    assert NoMatchModel.from_dict(older) == DEFAULT_NO_MATCH  # not used...
+    assert describe(older).startswith("shipped") and "run calibrate again" in describe(older)  # ...and said so

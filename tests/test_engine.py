@@ -103,3 +103,23 @@ def test_a_preloaded_encoder_is_made_once_while_opening_and_then_used(tmp_path, 
     assert started.wait(timeout=30)  # made without any search asking for it
     assert qa.search("what is overfitting").nearest and qa.encoder is fake_encoder
     assert made == [fake_encoder.model]
+
+
+def test_a_search_through_the_engine_weighs_what_its_best_entry_lacks(tmp_path, fake_encoder):
+    from core_fixtures import CORPUS
+
+    from indexer.engine import QAIndex
+    from indexer.indexing.build import build
+    from indexer.retrieval.nomatch import FEATURES
+    from indexer.stores.disk import FaissStore
+
+    build([CORPUS], FaissStore(tmp_path / "index"), lambda: fake_encoder, fake_encoder.model)
+    qa = QAIndex.open([CORPUS], tmp_path / "index", fake_encoder.model, encoder_factory=lambda model: fake_encoder)
+    fake_encoder.encoded.clear()
+    query = "what is overfitting in zebras"
+    result = qa.search(query)
+    top = qa.stored.position_of[result.nearest[0].record.id]
+    left = [word for word, term in qa.lexical.match(query).words if not qa.lexical.holds(top, term)]
+    assert "zebras" in left and fake_encoder.encoded == [query, " ".join(left)]  # the leftover, on its own
+    evidence = dict(zip(FEATURES, result.evidence))
+    assert evidence["remainder_gap"] != evidence["gap_to_mean"]

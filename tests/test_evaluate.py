@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -12,11 +13,16 @@ from core_fixtures import DEV_QUERIES, ROOT
 import indexer.analysis.evaluate as evaluate_module
 import indexer.retrieval.nomatch as nomatch_module
 from indexer.analysis.evaluate import (
+    WEIGHT_GRID,
     DocumentRun,
     Outcome,
+    RankingCase,
+    choose_weights,
     cross_validate,
+    decided,
     leave_one_document_out,
     load_suite,
+    mean_reciprocal_rank,
     metrics,
     report,
     run_queries,
@@ -24,7 +30,8 @@ from indexer.analysis.evaluate import (
 from indexer.analysis.queryfiles import LabelledQuery, load_queries
 from indexer.cli import main
 from indexer.errors import QueryError
-from indexer.retrieval.nomatch import fit
+from indexer.retrieval.nomatch import DEFAULT_NO_MATCH, NoMatchModel, fit
+from indexer.retrieval.search import DEFAULT_WEIGHTS, HybridWeights
 
 EXTRA_QUERIES = ROOT / "eval" / "extra_queries.jsonl"
 
@@ -176,14 +183,17 @@ def test_the_shipped_suite_has_documents_with_sixty_queries_of_every_kind_each()
 
 def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(capsys):
     """The cross-document figures docs/quality.md reports, guarded against regressions (real model)."""
-    code = main(["eval", "--suite", str(ROOT / "eval" / "suite.json"), "--json"])
+    code = main(["eval", "--suite", str(ROOT / "eval" / "suite.json"), "--json", "--calibrate"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and len(data["leave_one_document_out"]) == 6
     for name, table in data["leave_one_document_out"].items():
         overall = table["overall"]
-        assert overall["hit@3"] >= 0.94, name
-        assert overall["no_match_accuracy"] >= 0.75 and overall["false_rejection"] <= 0.15, name
+        assert overall["hit@3"] >= 0.92, name
+        assert overall["no_match_accuracy"] >= 0.7 and overall["false_rejection"] <= 0.15, name
         assert overall["good_precision"] >= 0.85, name
+    # what ships is what the suite chooses on every document: a refit or a new document must update both
+    assert data["fitted_no_match"] == DEFAULT_NO_MATCH.to_dict()
+    assert data["weights_chosen_on_all"] == asdict(DEFAULT_WEIGHTS)
 
 
 def test_the_good_match_cut_holds_on_every_document_not_only_on_all_of_them_pooled():
@@ -196,3 +206,32 @@ def test_the_good_match_cut_holds_on_every_document_not_only_on_all_of_them_pool
     # pooled, 53 of 56 are right (0.95): the cut would pass every query; on "hard" only its first is safe
     assert hard[0] < cut < hard[1]  # just under the first wrong answer of "hard"
     assert nomatch_module._good_cut(p, np.zeros(56), first_correct, 0.9, np.zeros(56)) == pytest.approx(0.5 + 1e-6)
+
+
+def _case(question: list[float], relevant: int, coverage: list[float] | None = None) -> RankingCase:
+    """A query over entries without answers: their question cosines, lexical coverage, the right entry."""
+    q = np.array(question)
+    cov = np.zeros(len(q)) if coverage is None else np.array(coverage)
+    return RankingCase(q, np.full(len(q), np.nan), cov, np.array([relevant]))
+
+
+def test_the_mean_reciprocal_rank_breaks_ties_as_search_does_by_document_order():
+    weights = HybridWeights(0.0, 0.0)
+    assert mean_reciprocal_rank([_case([0.5, 0.5, 0.4], 1)], weights) == 0.5  # the tied entry before it wins
+    assert mean_reciprocal_rank([_case([0.5, 0.5, 0.4], 0)], weights) == 1.0
+    assert mean_reciprocal_rank([_case([0.9] * 10 + [0.1], 10)], weights) == 0.0  # beyond 10: a miss
+
+
+def test_hybrid_weights_are_chosen_without_the_document_they_are_measured_on():
+    lexical_helps = [_case([0.6, 0.5], 1, coverage=[0.0, 1.0])]  # only lexical coverage lifts the right entry
+    lexical_hurts = [_case([0.6, 0.5], 0, coverage=[0.0, 1.0])]
+    cases = {"a": lexical_helps, "b": lexical_helps, "odd": lexical_hurts}
+    assert choose_weights(cases, without="odd").lexical >= 0.2  # the others need coverage to weigh
+    assert choose_weights(cases, without="a").lexical <= 0.1  # with "odd" in, ties go to the grid's first
+    assert all(w in WEIGHT_GRID for w in (choose_weights(cases), DEFAULT_WEIGHTS))
+
+
+def test_a_result_under_the_minimum_score_counts_as_no_match_whatever_the_model_says():
+    model = NoMatchModel(weights=(0.0,), bias=-100.0, threshold=0.5)  # never rejects
+    assert decided(Outcome([1], False, below_minimum=True), model, 0.0).no_match
+    assert not decided(Outcome([1], False), model, 0.0).no_match

@@ -499,9 +499,10 @@ def test_a_page_footer_after_the_last_answer_is_the_documents_and_reported(tmp_p
     out = io.StringIO()
     assert main(["parse", str(source)], out, io.StringIO()) == 0
     assert "not taken: line 5: prose after the last entry" in out.getvalue()
-    # an emphasised line that is no footer stays in the answer
-    source.write_text("**How do I pay?**\n\nBy card.\n\n*Cash is not accepted.*\n", encoding="utf-8")
-    assert [r.answer for r in parse_file(source).records] == ["By card.\n\n*Cash is not accepted.*"]
+    # an emphasised line that is no footer stays in the answer, a copyright without a year too
+    for kept in ("*Cash is not accepted.*", "*Copyright stays with the uploader.*"):
+        source.write_text(f"**How do I pay?**\n\nBy card.\n\n{kept}\n", encoding="utf-8")
+        assert [r.answer for r in parse_file(source).records] == [f"By card.\n\n{kept}"]
 
 
 def test_a_rule_at_the_top_is_not_front_matter(tmp_path):

@@ -17,7 +17,7 @@ from indexer.retrieval.search import (
     clean_query,
     mean_dense_score,
     related,
-    remainder_gap,
+    search_many,
     spread_positions,
 )
 from indexer.retrieval.search import search as search_index
@@ -61,7 +61,8 @@ def search(
     """Dense search with no lexical evidence, so expectations are exact cosines."""
     n = len(index.records)
     lexical = LexicalMatch(np.zeros(n, np.float32), [], {}, np.zeros(n, np.float32), 0.0)
-    return search_index(index, EncodedQuery(text, vector[None, :], lexical), k, min_score, "dense", no_match_model)
+    query = EncodedQuery(text, vector[None, :], lexical)
+    return search_index(index, query, k, min_score, "dense", no_match_model, remainder=None)
 
 
 def unit(*values: float) -> np.ndarray:
@@ -228,14 +229,21 @@ def test_the_list_is_sorted_by_the_score_it_shows_in_hybrid_mode():
     coverage = rng.uniform(0, 1, size=30).astype(np.float32)
     lexical = LexicalMatch(np.zeros(30, np.float32), ["t"], {}, coverage, 0.0)
     result = search_index(
-        index, EncodedQuery("q", unit(*rng.normal(size=8))[None, :], lexical), 10, -1.0, "hybrid", NEVER_NO_MATCH
+        index,
+        EncodedQuery("q", unit(*rng.normal(size=8))[None, :], lexical),
+        10,
+        -1.0,
+        "hybrid",
+        NEVER_NO_MATCH,
+        remainder=None,
     )
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
     other_weight, lexical_weight = search_module.OTHER_FIELD_WEIGHT, search_module.LEXICAL_WEIGHT
     for hit in result.hits:  # the shown score is the fused value; the field cosines stay available
         fields = [hit.question_score] + ([hit.answer_score] if hit.answer_score is not None else [])
-        best, other = max(fields), min(fields)  # no answer: the question counts for both
+        # no answer: half the question's cosine stands in for it
+        best, other = max(fields), min(fields) if len(fields) == 2 else hit.question_score / 2
         fused = (best + other_weight * other + lexical_weight * coverage[hit.record.id - 1]) / (
             1 + other_weight + lexical_weight
         )
@@ -266,26 +274,40 @@ def test_the_no_match_evidence_does_not_depend_on_k():
 def test_the_remainder_gap_scores_the_words_the_best_entry_lacks_embedded_on_their_own():
     index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]), [unit(1, 1, 0), None, None])
     lexical = LexicalIndex.from_records(index.records)  # entry 1 holds "q1" and "a1", entry 2 "q2"
-    embedded: list[str] = []
+    calls: list[list[str]] = []
     leftover = unit(0.2, 1, 0.4)
-    remainder = Remainder(lexical, lambda text: embedded.append(text) or leftover)
+    remainder = Remainder(lexical, lambda texts: calls.append(texts) or np.vstack([leftover] * len(texts)))
 
-    def query(text: str) -> EncodedQuery:
-        return EncodedQuery(text, unit(1, 0, 0)[None, :], lexical.match(text))
+    def evidence(text: str, with_remainder: Remainder | None = remainder) -> dict[str, float]:
+        query = EncodedQuery(text, unit(1, 0, 0)[None, :], lexical.match(text))  # entry 1 is first
+        found = search_index(index, query, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=with_remainder)
+        return dict(zip(FEATURES, found.evidence))
 
-    gap = remainder_gap(index, query("q1 zebra a1 q2"), 0, 0.5, remainder)
-    assert embedded == ["zebra q2"]  # what entry 1 lacks, in query order
     dense = [dense_oracle(index, leftover, i) for i in range(3)]
-    assert gap == pytest.approx(dense[0] - np.mean(dense), abs=1e-6)
+    assert evidence("q1 zebra a1 q2")["remainder_gap"] == pytest.approx(dense[0] - np.mean(dense), abs=1e-6)
+    assert calls == [["zebra q2"]]  # what entry 1 lacks, in query order
     # nothing left over, or no encoder at hand: the whole query's gap stands in, and nothing is embedded
-    assert remainder_gap(index, query("a1 q1"), 0, 0.5, remainder) == 0.5 and len(embedded) == 1
-    assert remainder_gap(index, query("q1 zebra"), 0, 0.5, None) == 0.5 and len(embedded) == 1
+    for whole in (evidence("a1 q1"), evidence("q1 zebra", None)):
+        assert whole["remainder_gap"] == whole["gap_to_mean"] and len(calls) == 1
+
+
+def test_a_batch_embeds_the_leftover_words_of_all_its_queries_in_one_call():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    lexical = LexicalIndex.from_records(index.records)
+    calls: list[list[str]] = []
+    remainder = Remainder(lexical, lambda texts: calls.append(texts) or np.vstack([unit(1, 1)] * len(texts)))
+    texts, vectors = ["q1 zebra", "q2 lion", "q1"], [unit(1, 0), unit(0, 1), unit(1, 0)]  # each to its entry
+    queries = [EncodedQuery(t, v[None, :], lexical.match(t)) for t, v in zip(texts, vectors)]
+    together = search_many(index, queries, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder)
+    assert calls == [["zebra", "lion"]]
+    alone = [search_index(index, q, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder) for q in queries]
+    assert together == alone
 
 
 def test_search_weighs_the_remainder_of_its_best_entry():
     index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
     lexical = LexicalIndex.from_records(index.records)
-    remainder = Remainder(lexical, lambda text: unit(0, 1))  # the leftover words point at entry 2
+    remainder = Remainder(lexical, lambda texts: unit(0, 1)[None, :])  # the leftover words point at entry 2
     query = EncodedQuery("q1 zebra", unit(1, 0.1)[None, :], lexical.match("q1 zebra"))
     evidence = search_index(index, query, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder).evidence
     # entry 1 is first; for "zebra" it stands 0.5 below the mean of the two (cosines 0 and 1)

@@ -6,25 +6,37 @@ correct result counts only when the query was not flagged no-match), MRR@10, nDC
 over unanswerable ones: no-match accuracy; and the false-rejection rate of answerable queries; and,
 for the confidence levels, how often a "good match" has its answer ranked first (`good_precision`).
 
+Results are counted as the CLI returns them: a query whose best score is under the default minimum
+score gets no results, as "no good match" would.
+
 Across documents: a suite file (`eval/suite.json`) names documents and their query files. Everything
-fitted (the no-match model) is measured leave-one-document-out: a document's figures come from a model
-fitted on the other documents only, which is what a user's own, unseen document gets.
+fitted is measured leave-one-document-out, which is what a user's own, unseen document gets: for each
+document, the `hybrid` weights are chosen from `WEIGHT_GRID` by their mean MRR@10 on the other
+documents (`choose_weights`), every document is answered with those weights, and the no-match model is
+fitted on the other documents' answers.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from indexer.analysis.queryfiles import LabelledQuery
+from indexer.defaults import DEFAULT_MIN_SCORE
 from indexer.documents.records import RecordId
 from indexer.errors import QueryError
 from indexer.retrieval.nomatch import FEATURES, NoMatchModel, fit
+from indexer.retrieval.search import DEFAULT_WEIGHTS, HybridWeights, field_scores, hybrid_scores
+
+# The `hybrid` weights evaluation chooses among (other field × lexical coverage); the shipped pair is in it.
+WEIGHT_GRID = tuple(
+    HybridWeights(other, lexical) for lexical in (0.1, 0.2, 0.3, 0.4, 0.5) for other in (0.0, 0.1, 0.2, 0.3, 0.4, 0.6)
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class Outcome:
     ranked: list[RecordId]
     no_match: bool
     confidence: str = ""
+    below_minimum: bool = False  # the best score is under the default minimum: the CLI shows nothing
 
 
 def check_ids(queries: list[LabelledQuery], ids: Iterable[RecordId]) -> None:
@@ -97,7 +110,9 @@ def report(queries: list[LabelledQuery], outcomes: list[Outcome]) -> dict[str, d
     return result
 
 
-def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outcome], np.ndarray]:
+def run_queries(
+    qa, queries: list[LabelledQuery], mode: str, weights: HybridWeights = DEFAULT_WEIGHTS
+) -> tuple[list[Outcome], np.ndarray]:
     """Answer every labelled query with an open `QAIndex`; return outcomes and no-match evidence."""
     outcomes, evidence = [], []
     for encoded in qa.encode([q.query for q in queries]):
@@ -105,10 +120,20 @@ def run_queries(qa, queries: list[LabelledQuery], mode: str) -> tuple[list[Outco
             outcomes.append(Outcome([], True))
             evidence.append(np.zeros(len(FEATURES)))
             continue
-        result = qa.search_encoded(encoded, k=10, min_score=-1.0, mode=mode)
-        outcomes.append(Outcome([h.record.id for h in result.nearest], result.no_match, result.confidence))
+        result = qa.search_encoded(encoded, k=10, min_score=DEFAULT_MIN_SCORE, mode=mode, weights=weights)
+        below = bool(result.nearest) and result.nearest[0].score < DEFAULT_MIN_SCORE
+        ranked = [h.record.id for h in result.nearest]
+        outcomes.append(Outcome(ranked, result.no_match, result.confidence, below))
         evidence.append(np.asarray(result.evidence))
     return outcomes, np.vstack(evidence)
+
+
+def decided(outcome: Outcome, model: NoMatchModel, probability: float) -> Outcome:
+    """The outcome under another no-match model: no good match when the model says so or when the best
+    score is under the minimum (the CLI would show nothing)."""
+    rejected = probability >= model.threshold or outcome.below_minimum
+    level = "no good match" if outcome.below_minimum else model.level(probability)
+    return Outcome(outcome.ranked, rejected, level, outcome.below_minimum)
 
 
 def cross_validate(
@@ -126,12 +151,13 @@ def cross_validate(
     reports = []
     for _ in range(repeats):
         order = rng.permutation(len(queries))
-        decided = np.zeros(len(queries), dtype=bool)
+        refitted = list(outcomes)
         for part in np.array_split(order, folds):
             train = np.setdiff1d(order, part)
             model = fit(evidence[train], labels[train], first_correct=first_correct(queries, outcomes)[train])
-            decided[part] = model.probability(evidence[part]) >= model.threshold
-        reports.append(report(queries, [Outcome(o.ranked, bool(d)) for o, d in zip(outcomes, decided)]))
+            for i, p in zip(part, model.probability(evidence[part])):
+                refitted[i] = decided(outcomes[i], model, float(p))
+        reports.append(report(queries, refitted))
     return {
         group: {key: _mean_of([r[group][key] for r in reports]) for key in reports[0][group]} for group in reports[0]
     }
@@ -203,12 +229,55 @@ def leave_one_document_out(runs: list[DocumentRun]) -> dict[str, dict[str, dict]
     for held_out in runs:
         model = calibrate_documents([run for run in runs if run is not held_out])
         probabilities = model.probability(held_out.evidence)
-        outcomes = [
-            Outcome(o.ranked, bool(p >= model.threshold), model.level(float(p)))
-            for o, p in zip(held_out.outcomes, probabilities)
-        ]
+        outcomes = [decided(o, model, float(p)) for o, p in zip(held_out.outcomes, probabilities)]
         result[held_out.name] = report(held_out.queries, outcomes)
     return result
+
+
+# ---- choosing the hybrid weights -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankingCase:
+    """One answerable query's evidence over every entry of its document: enough to rank it under any
+    `hybrid` weights without searching again."""
+
+    question: np.ndarray
+    answer: np.ndarray
+    coverage: np.ndarray
+    relevant: np.ndarray  # positions of the entries that answer it
+
+
+def ranking_cases(qa, queries: list[LabelledQuery]) -> list[RankingCase]:
+    """The answerable queries of one document as `RankingCase`s (every entry scored: suite documents are small)."""
+    positions = np.arange(len(qa.records))
+    cases = []
+    for query, encoded in zip(queries, qa.encode([q.query for q in queries])):
+        if not query.relevant or isinstance(encoded, QueryError):
+            continue
+        question, answer = field_scores(qa.stored, encoded.vectors, positions)
+        relevant = np.array([qa.stored.position_of[record_id] for record_id in query.relevant])
+        cases.append(RankingCase(question, answer, encoded.lexical.coverage, relevant))
+    return cases
+
+
+def mean_reciprocal_rank(cases: list[RankingCase], weights: HybridWeights) -> float:
+    """MRR@10 of `hybrid` with these weights (ties to the entry earlier in the document, as search breaks them)."""
+    total = 0.0
+    for case in cases:
+        scores = hybrid_scores(case.question, case.answer, case.coverage, weights)
+        best = scores[case.relevant].max()
+        first = int(case.relevant[scores[case.relevant] == best].min())  # the earliest relevant entry at that score
+        above = int((scores > best).sum() + (scores[:first] == best).sum())
+        total += 1 / (above + 1) if above < 10 else 0.0
+    return total / len(cases) if cases else 0.0
+
+
+def choose_weights(cases: dict[str, list[RankingCase]], without: str | None = None) -> HybridWeights:
+    """The `WEIGHT_GRID` pair with the best mean MRR@10 over the documents (each weighing the same), leaving
+    out `without`; on a tie, the earlier pair in the grid."""
+    chosen = [name for name in cases if name != without]
+    return max(WEIGHT_GRID, key=lambda w: float(np.mean([mean_reciprocal_rank(cases[n], w) for n in chosen])))
 
 
 def calibrate_documents(runs: list[DocumentRun]) -> NoMatchModel:
@@ -221,4 +290,39 @@ def calibrate_documents(runs: list[DocumentRun]) -> NoMatchModel:
         np.array([not q.relevant for q in queries], dtype=float),
         groups=groups,
         first_correct=first_correct(queries, outcomes),
+    )
+
+
+@dataclass(frozen=True)
+class SuiteEvaluation:
+    """A suite evaluated leave-one-document-out (module docstring)."""
+
+    weights: dict[str, HybridWeights]  # per document: the hybrid weights chosen without it
+    metrics: dict[str, dict[str, dict]]  # per document: its report, with those weights and a model fitted without it
+    shipped: dict[str, dict[str, dict]]  # per document: its report with the shipped weights and no-match model
+    all_weights: HybridWeights  # the weights every document chooses together (what should ship)
+    all_runs: list[DocumentRun]  # every document answered with `all_weights` (what the shipped model is fitted on)
+
+
+def evaluate_suite(answered: Mapping[str, tuple[object, list[LabelledQuery]]], mode: str) -> SuiteEvaluation:
+    """`answered`: per document name, its open `QAIndex` and labelled queries."""
+    if mode == "hybrid":
+        cases = {name: ranking_cases(qa, queries) for name, (qa, queries) in answered.items()}
+        weights = {name: choose_weights(cases, without=name) for name in answered}
+        all_weights = choose_weights(cases)
+    else:  # the weights only change hybrid's order
+        weights, all_weights = dict.fromkeys(answered, DEFAULT_WEIGHTS), DEFAULT_WEIGHTS
+    runs: dict[HybridWeights, list[DocumentRun]] = {}
+    for chosen in dict.fromkeys([DEFAULT_WEIGHTS, all_weights, *weights.values()]):
+        runs[chosen] = [
+            DocumentRun(name, queries, *run_queries(qa, queries, mode, chosen))
+            for name, (qa, queries) in answered.items()
+        ]
+    held_out = {chosen: leave_one_document_out(chosen_runs) for chosen, chosen_runs in runs.items()}
+    return SuiteEvaluation(
+        weights,
+        {name: held_out[weights[name]][name] for name in answered},
+        {run.name: report(run.queries, run.outcomes) for run in runs[DEFAULT_WEIGHTS]},
+        all_weights,
+        runs[all_weights],
     )

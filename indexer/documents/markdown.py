@@ -44,9 +44,11 @@ _MARKER_HEADING = re.compile(r"^(?:answers?|solutions?|ans)\s*:?$", re.IGNORECAS
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
 # `<br/>` lines people put between entries, and empty anchors (`<a name="q12"></a>`) put before them
 _BREAK = re.compile(r"^\s*(?:(?:<(?:br|hr)\s*/?>|<a\s+(?:name|id)=[^<>]*>\s*</a>)\s*)+$", re.IGNORECASE)
+# A page's closing line, emphasised on its own after the last answer: when it was last updated, or a
+# copyright notice with its year ("*Copyright stays with the uploader.*" is an answer's, and stays).
 _PAGE_FOOTER = re.compile(
-    r"^\s*([*_]{1,2})\s*(?:last\s+(?:updated|reviewed|modified|revised)\b|page\s+updated\b|updated\s+on\b|©|\(c\)\s|"
-    r"copyright\b)[^*_]*\1\s*$",
+    r"^\s*([*_]{1,2})\s*(?:(?:last\s+(?:updated|reviewed|modified|revised)|page\s+updated|updated\s+on)\b[^*_]*"
+    r"|(?:©|\(c\)|copyright)[^*_]*\b(?:19|20)\d\d\b[^*_]*)\1\s*$",
     re.I,
 )
 _BACK_TO_TOP = re.compile(r"^\s*(?:\*\*)?\[[^\]]*back to (?:top|contents|index)[^\]]*\]\([^)]*\)(?:\*\*)?\s*$", re.I)
@@ -454,8 +456,7 @@ def _drop_trailing_link_paragraphs(lines: list[Line], body: _Body) -> tuple[_Bod
     paragraphs = _paragraphs(lines, body)
     keep = len(paragraphs)
     while keep > 1 and (
-        _is_link_list(paragraphs[keep - 1])
-        and not _is_source_label(paragraphs[keep - 2])
+        (_is_link_list(paragraphs[keep - 1]) and not _is_source_label(paragraphs[keep - 2]))
         or _is_page_footer(paragraphs[keep - 1])
     ):
         keep -= 1

@@ -86,7 +86,7 @@ def query_word_feature(word_count: int) -> float:
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
 DEFAULT_NO_MATCH = NoMatchModel(
-    weights=(-7.7882, -3.82, -4.7434, 2.2849, -9.4057, -1.9461), bias=10.7048, threshold=0.6674, good_below=0.3093
+    weights=(-7.7718, -3.8413, -4.7296, 2.3016, -9.5744, -1.9508), bias=10.722, threshold=0.6687, good_below=0.3138
 )
 
 

@@ -8,7 +8,8 @@ question's leftover words name what the entry does not cover ("materialized ... 
 eval/suite.json, it raised mean no-match accuracy from 0.80 to 0.85 at the same false rejections
 (docs/quality.md).
 
-It costs one more embedding of a few words per search, and only when a word is left over.
+It costs one more embedding of a few words per search (4 ms here), only when a word is left over; a
+batch of searches embeds all its leftovers in one call.
 """
 
 from __future__ import annotations
@@ -33,12 +34,11 @@ def uncovered_words(lexical: LexicalIndex, match: LexicalMatch, position: int) -
 
 @dataclass(frozen=True)
 class Remainder:
-    """Embeds what a query asks beyond an entry: the document's lexical index and the query encoder."""
+    """Embeds what queries ask beyond an entry: the document's lexical index and the query encoder."""
 
     lexical: LexicalIndex
-    encode: Callable[[str], np.ndarray]  # one text → its unit vector, as queries are embedded
+    encode: Callable[[list[str]], np.ndarray]  # texts → their unit vectors (one row each), as queries are embedded
 
-    def vector(self, match: LexicalMatch, position: int) -> np.ndarray | None:
-        """The leftover words' vector (1 × dimension), or None when the entry contains every word."""
-        left = uncovered_words(self.lexical, match, position)
-        return np.atleast_2d(self.encode(" ".join(left))) if left else None
+    def text(self, match: LexicalMatch, position: int) -> str | None:
+        """The leftover words as one text to embed, or None when the entry contains every word."""
+        return " ".join(uncovered_words(self.lexical, match, position)) or None

@@ -47,10 +47,9 @@ from indexer.retrieval.remainder import Remainder
 from indexer.stores.base import LoadedIndex
 
 # How much the other field's cosine and lexical coverage add to the best field's cosine in `hybrid`:
-# chosen leave-one-document-out over the six documents of eval/suite.json (for each document, the pair
-# with the best MRR on the other five; 0.2 and 0.3 were chosen for four of the six, and raised held-out
-# hit@1 by 2.4 points on average over max-field cosine + 0.2 × coverage; docs/quality.md). An entry
-# whose question and answer both match is a safer first result than one matched by a single field.
+# what `eval --suite` chooses on the six documents of eval/suite.json (the best mean MRR@10 over a grid;
+# without any one document, five of six choices are these too; docs/quality.md). An entry whose question
+# and answer both match is a safer first result than one matched by a single field.
 OTHER_FIELD_WEIGHT = 0.2
 LEXICAL_WEIGHT = 0.3
 _RRF_K = 60
@@ -63,6 +62,18 @@ SPREAD_SAMPLE = 500  # entries a query's mean cosine is measured on: stable (±3
 _CANDIDATE_SLACK = 10
 _QUERY_WORD = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class HybridWeights:
+    """What `hybrid` adds to the best field's cosine: the other field's cosine and lexical coverage, each
+    times its weight (`hybrid_scores`). Evaluation tries others (analysis/evaluate.py)."""
+
+    other_field: float = OTHER_FIELD_WEIGHT
+    lexical: float = LEXICAL_WEIGHT
+
+
+DEFAULT_WEIGHTS = HybridWeights()
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,12 @@ def dense_scores(question: np.ndarray, answer: np.ndarray) -> np.ndarray:
 
 
 def rank_scores(
-    mode: str, question: np.ndarray, answer: np.ndarray, lexical: LexicalMatch | None, positions: np.ndarray
+    mode: str,
+    question: np.ndarray,
+    answer: np.ndarray,
+    lexical: LexicalMatch | None,
+    positions: np.ndarray,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
 ) -> np.ndarray:
     """The value each mode orders entries by (higher first); see `MODES`."""
     dense = dense_scores(question, answer)
@@ -164,16 +180,20 @@ def rank_scores(
     if mode == "rrf":
         return _reciprocal_rank(dense) + _reciprocal_rank(lexical.scores[positions])
     if mode == "hybrid":
-        return hybrid_scores(question, answer, lexical.coverage[positions])
+        return hybrid_scores(question, answer, lexical.coverage[positions], weights)
     raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-def hybrid_scores(question: np.ndarray, answer: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """The `hybrid` order (module docstring): the best field's cosine, plus `OTHER_FIELD_WEIGHT` × the
-    other field's (np.fmin skips a missing answer's NaN: the question counts again), plus
-    `LEXICAL_WEIGHT` × coverage, scaled so that a perfect match scores 1."""
-    total = dense_scores(question, answer) + OTHER_FIELD_WEIGHT * np.fmin(question, answer) + LEXICAL_WEIGHT * coverage
-    return total / (1 + OTHER_FIELD_WEIGHT + LEXICAL_WEIGHT)
+def hybrid_scores(
+    question: np.ndarray, answer: np.ndarray, coverage: np.ndarray, weights: HybridWeights = DEFAULT_WEIGHTS
+) -> np.ndarray:
+    """The `hybrid` order (module docstring): the best field's cosine, plus `weights.other_field` × the
+    other field's, plus `weights.lexical` × coverage, scaled so that a perfect match scores 1. A missing
+    answer counts as half its question's cosine: less than an answer that fits the query about as well as
+    the question does (that entry answers it), more than one that fits it badly."""
+    other = np.where(np.isnan(answer), question / 2, np.fmin(question, answer))
+    total = dense_scores(question, answer) + weights.other_field * other + weights.lexical * coverage
+    return total / (1 + weights.other_field + weights.lexical)
 
 
 def _reciprocal_rank(scores: np.ndarray) -> np.ndarray:
@@ -190,12 +210,13 @@ def score_entries(
     lexical: LexicalMatch | None = None,
     limit: int | None = None,
     fields: tuple[np.ndarray, np.ndarray] | None = None,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
 ) -> list[Hit]:
     """The best `limit` hits among the given positions (all when None), best first by the mode's order;
     ties go to the entry earlier in the document. Only the chosen few become `Hit` objects. `fields`:
     the positions' `field_scores`, when the caller has them already."""
     question, answer = fields if fields is not None else field_scores(index, query_vectors, positions)
-    order = rank_scores(mode, question, answer, lexical, positions)
+    order = rank_scores(mode, question, answer, lexical, positions, weights)
     if limit is not None and limit < len(order):
         chosen = np.argpartition(-order, limit - 1)[:limit]
     else:
@@ -243,36 +264,54 @@ def mean_dense_scores(index: LoadedIndex, query_vector_sets: Sequence[np.ndarray
 
 
 def no_match_features(
-    query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float, remainder: Remainder | None = None
+    query: EncodedQuery, top: Hit | None, index: LoadedIndex, gap_to_mean: float, remainder_gap: float
 ) -> np.ndarray:
     """The evidence `nomatch.py` weighs, about the top-ranked hit (see `nomatch.FEATURES`); `gap_to_mean`
-    is the best dense score minus the query's mean over the document."""
+    is the best dense score minus the query's mean over the document, `remainder_gap` see `remainder_gaps`."""
     if top is None:
         return np.zeros(len(FEATURES))
-    position = index.position_of[top.record.id]
     return np.array(
         [
             top.score,
             gap_to_mean,
-            float(query.lexical.coverage[position]),
+            float(query.lexical.coverage[index.position_of[top.record.id]]),
             query.lexical.unknown_share,
-            remainder_gap(index, query, position, gap_to_mean, remainder),
+            remainder_gap,
             query_word_feature(len(_QUERY_WORD.findall(query.text))),
         ]
     )
 
 
-def remainder_gap(
-    index: LoadedIndex, query: EncodedQuery, position: int, gap_to_mean: float, remainder: Remainder | None
-) -> float:
-    """How far the entry at `position` stands above the document's mean for the query's words it does not
-    contain (remainder.py). When it contains them all, or without a `remainder` (no encoder at hand), the
-    whole query's `gap_to_mean` stands in: nothing is left that the entry fails to explain."""
-    vector = None if remainder is None else remainder.vector(query.lexical, position)
-    if vector is None:
-        return gap_to_mean
-    question, answer = field_scores(index, vector, np.array([position]))
-    return float(dense_scores(question, answer)[0]) - mean_dense_score(index, vector)
+@dataclass(frozen=True)
+class _Ranked:
+    """A query's best entries, before the no-match decision."""
+
+    query: EncodedQuery
+    ranked: list[Hit]  # the best max(k, 2), best first
+    gap: float  # the best dense score over the candidates minus the query's mean over the document
+
+
+def remainder_gaps(index: LoadedIndex, rankeds: Sequence[_Ranked], remainder: Remainder | None) -> list[float]:
+    """Per ranked query, how far its best entry stands above the document's mean for the query's words
+    that entry does not contain (remainder.py), the leftover words of all the queries embedded in one
+    call. When the entry contains them all, or without a `remainder` (no encoder at hand), the whole
+    query's gap stands in: nothing is left that the entry fails to explain. (Here rather than in
+    remainder.py, which search.py's scoring would otherwise have to import back.)"""
+    gaps = [ranked.gap for ranked in rankeds]
+    tops = [index.position_of[r.ranked[0].record.id] if r.ranked else -1 for r in rankeds]
+    texts = [
+        remainder.text(ranked.query.lexical, top) if remainder is not None and top >= 0 else None
+        for ranked, top in zip(rankeds, tops)
+    ]
+    wanted = [(i, text) for i, text in enumerate(texts) if text]
+    if remainder is None or not wanted:
+        return gaps
+    vectors = np.atleast_2d(remainder.encode([text for _, text in wanted]))
+    means = mean_dense_scores(index, [vectors[j : j + 1] for j in range(len(wanted))])
+    for j, (i, _) in enumerate(wanted):
+        question, answer = field_scores(index, vectors[j : j + 1], np.array([tops[i]]))
+        gaps[i] = float(dense_scores(question, answer)[0]) - means[j]
+    return gaps
 
 
 def search(
@@ -283,21 +322,19 @@ def search(
     mode: str = DEFAULT_MODE,
     no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
     section: str | None = None,
-    remainder: Remainder | None = None,
+    *,
+    remainder: Remainder | None,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
 ) -> SearchResult:
     """The k best entries for an encoded query, and whether any of them is a good match.
 
     With `section`, only entries under that heading compete (scored exhaustively). `remainder` embeds
-    what the query asks beyond its best entry, for the no-match evidence (see `remainder_gap`)."""
+    what the query asks beyond its best entry, for the no-match evidence (`remainder_gaps`); it must be
+    given (None only where no encoder is at hand), so that no caller decides with less evidence unawares."""
     _check_request(k, mode)
-    positions = (
-        section_positions(index.records, section)
-        if section
-        else candidate_positions(index, query.vectors, max(k, 2), query.lexical.scores)
-    )
-    fields = field_scores(index, query.vectors, positions)
-    mean = mean_dense_score(index, query.vectors)
-    return _result(index, query, positions, fields, mean, k, min_score, mode, no_match_model, remainder)
+    ranked = _rank_alone(index, query, max(k, 2), mode, section, weights)
+    (gap,) = remainder_gaps(index, [ranked], remainder)
+    return _decide(index, ranked, gap, k, min_score, no_match_model)
 
 
 def search_many(
@@ -308,22 +345,29 @@ def search_many(
     mode: str = DEFAULT_MODE,
     no_match_model: NoMatchModel = DEFAULT_NO_MATCH,
     section: str | None = None,
-    remainder: Remainder | None = None,
+    *,
+    remainder: Remainder | None,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
 ) -> list[SearchResult]:
     """`search` of each query, in order, with the same results. Where every query scores the same positions
     (a small index, or a section), the store scores them all together (`field_cosines_each`, which reads
-    the vectors once rather than once per query); each query then ranks its own scores as `search` does."""
+    the vectors once rather than once per query); each query then ranks its own scores as `search` does.
+    The leftover words of all the queries are embedded in one call."""
     _check_request(k, mode)
+    depth = max(k, 2)
     shared = section_positions(index.records, section) if section else _every_position(index)
     if shared is None:  # a large index: each query has its own candidates from the vector index
-        return [search(index, query, k, min_score, mode, no_match_model, remainder=remainder) for query in queries]
-    vector_sets = [np.atleast_2d(query.vectors) for query in queries]
-    fields = index.field_cosines_each(vector_sets, shared)
-    means = mean_dense_scores(index, vector_sets)
-    return [
-        _result(index, query, shared, query_fields, mean, k, min_score, mode, no_match_model, remainder)
-        for query, query_fields, mean in zip(queries, fields, means)
-    ]
+        rankeds = [_rank_alone(index, query, depth, mode, None, weights) for query in queries]
+    else:
+        vector_sets = [np.atleast_2d(query.vectors) for query in queries]
+        fields = index.field_cosines_each(vector_sets, shared)
+        means = mean_dense_scores(index, vector_sets)
+        rankeds = [
+            _rank(index, query, shared, query_fields, mean, depth, mode, weights)
+            for query, query_fields, mean in zip(queries, fields, means)
+        ]
+    gaps = remainder_gaps(index, rankeds, remainder)
+    return [_decide(index, ranked, gap, k, min_score, no_match_model) for ranked, gap in zip(rankeds, gaps)]
 
 
 def _check_request(k: int, mode: str) -> None:
@@ -333,28 +377,48 @@ def _check_request(k: int, mode: str) -> None:
         raise QueryError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
 
 
-def _result(
+def _rank_alone(
+    index: LoadedIndex, query: EncodedQuery, depth: int, mode: str, section: str | None, weights: HybridWeights
+) -> _Ranked:
+    """`_rank` of one query over its own candidates (a section's entries, or what the vector index finds)."""
+    positions = (
+        section_positions(index.records, section)
+        if section
+        else candidate_positions(index, query.vectors, depth, query.lexical.scores)
+    )
+    fields = field_scores(index, query.vectors, positions)
+    return _rank(index, query, positions, fields, mean_dense_score(index, query.vectors), depth, mode, weights)
+
+
+def _rank(
     index: LoadedIndex,
     query: EncodedQuery,
     positions: np.ndarray,
     fields: tuple[np.ndarray, np.ndarray],
     mean_dense: float,
-    k: int,
-    min_score: float | None,
+    depth: int,
     mode: str,
-    no_match_model: NoMatchModel,
-    remainder: Remainder | None = None,
-) -> SearchResult:
-    """The result of a query whose candidate `positions` have the field cosines `fields`, and whose
-    `mean_dense_score` is `mean_dense`."""
-    threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
-    ranked = score_entries(index, query.vectors, positions, mode, query.lexical, limit=max(k, 2), fields=fields)
-    nearest = ranked[:k]
+    weights: HybridWeights,
+) -> _Ranked:
+    """The best `depth` of the candidate `positions`, whose field cosines are `fields`; `mean_dense` is the
+    query's `mean_dense_score`."""
+    ranked = score_entries(index, query.vectors, positions, mode, query.lexical, depth, fields, weights)
     # The best dense score over every candidate, so the evidence is the same whatever k is (and the
     # candidates always hold the entry owning the nearest row).
-    best_dense = float(dense_scores(*fields).max(initial=-1.0))
-    gap = best_dense - mean_dense
-    evidence = no_match_features(query, ranked[0] if ranked else None, index, gap, remainder)
+    return _Ranked(query, ranked, float(dense_scores(*fields).max(initial=-1.0)) - mean_dense)
+
+
+def _decide(
+    index: LoadedIndex,
+    ranked: _Ranked,
+    remainder_gap: float,
+    k: int,
+    min_score: float | None,
+    no_match_model: NoMatchModel,
+) -> SearchResult:
+    """The result of a ranked query: whether any entry is a good match, and which hits to show."""
+    query, threshold, nearest = ranked.query, DEFAULT_MIN_SCORE if min_score is None else min_score, ranked.ranked[:k]
+    evidence = no_match_features(query, ranked.ranked[0] if ranked.ranked else None, index, ranked.gap, remainder_gap)
     confidence = no_match_model.confidence(evidence)
     no_match = confidence == "no good match"
     hits = [] if no_match else [h for h in nearest if h.score >= threshold]

@@ -18,7 +18,7 @@ from typing import TypeGuard
 
 from indexer.analysis.evaluate import calibrate, cross_validate, report, run_queries
 from indexer.analysis.queryfiles import LabelledQuery
-from indexer.retrieval.nomatch import NoMatchModel
+from indexer.retrieval.nomatch import FEATURES, NoMatchModel
 
 # Fewer than this and a refit follows a handful of clicks: 5-fold cross-validation needs a few of each
 # class in every fold to say anything, and the shipped model was fitted on hundreds.
@@ -77,11 +77,18 @@ def saved_parameters(model: NoMatchModel, queries: int) -> dict:
 
 
 def feedback_fitted(no_match: dict | None) -> TypeGuard[dict]:
-    return no_match is not None and no_match.get("fitted_on") == "feedback"
+    """Whether these saved parameters were fitted on readers' feedback for the evidence in use (a model
+    fitted on older features is not used: `NoMatchModel.from_dict` falls back to the shipped one)."""
+    return (
+        no_match is not None and no_match.get("fitted_on") == "feedback" and no_match.get("features") == list(FEATURES)
+    )
 
 
 def describe(no_match: dict | None) -> str:
     """One line for `info`: which no-match parameters the index answers with."""
     if feedback_fitted(no_match):
         return f"fitted on {no_match['feedback_queries']} logged queries with feedback ({no_match['fitted_at']})"
-    return "shipped (fitted on the six documents of eval/suite.json)"
+    shipped = "shipped (fitted on the six documents of eval/suite.json)"
+    if no_match is not None and no_match.get("fitted_on") == "feedback":
+        return shipped + "; the calibration from feedback was for older evidence: run calibrate again"
+    return shipped

@@ -1,0 +1,75 @@
+"""What the remainder evidence (indexer/retrieval/remainder.py) costs a search, as ratios in one run.
+
+    python bench/remainder_cost.py                 # the bundled corpus, its 158 dev + own queries, 5 rounds
+
+Single searches: each query is encoded and searched with and without the remainder, interleaved, so
+load on the machine hits both alike; the median per search is printed for each, and their ratio.
+Batches: all queries, already encoded, scored by `search_many` with and without (the leftover words of
+a batch are embedded in one call). Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.engine import QAIndex  # noqa: E402
+from indexer.errors import QueryError  # noqa: E402
+from indexer.retrieval.search import search, search_many  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--index-dir", default=None, help="where to keep the index (default: a temporary folder)")
+    args = parser.parse_args()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        qa = QAIndex.open([ROOT / "data" / "ml_interview_qa.md"], args.index_dir or Path(folder) / "index")
+        queries = [
+            json.loads(line)["query"]
+            for name in ("dev_queries.jsonl", "extra_queries.jsonl")
+            for line in (ROOT / "eval" / name).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        model, remainder = qa.no_match_model, qa.remainder
+        for query in queries[:10]:  # warm up
+            qa.search(query)
+        single: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(args.rounds):
+            for query in queries:
+                for label, used in (("with", remainder), ("without", None)):
+                    started = time.perf_counter()
+                    encoded = qa.encode([query])[0]
+                    if not isinstance(encoded, QueryError):
+                        search(qa.stored, encoded, no_match_model=model, remainder=used)
+                    single[label].append(time.perf_counter() - started)
+        encoded_all = [e for e in qa.encode(queries) if not isinstance(e, QueryError)]
+        batch: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(args.rounds):
+            for label, used in (("with", remainder), ("without", None)):
+                started = time.perf_counter()
+                search_many(qa.stored, encoded_all, no_match_model=model, remainder=used)
+                batch[label].append((time.perf_counter() - started) / len(encoded_all))
+    with_ms, without_ms = (statistics.median(single[k]) * 1000 for k in ("with", "without"))
+    print(
+        f"single search (encode + search), median of {len(single['with'])}: with the remainder {with_ms:.2f} ms, "
+        f"without {without_ms:.2f} ms, ratio {with_ms / without_ms:.2f}"
+    )
+    with_ms, without_ms = (statistics.median(batch[k]) * 1000 for k in ("with", "without"))
+    print(
+        f"batch scoring of {len(encoded_all)} encoded queries, per query, median of {args.rounds}: "
+        f"with {with_ms:.2f} ms, without {without_ms:.2f} ms, ratio {with_ms / without_ms:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -303,7 +303,7 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, required=True, help="folder for the pgserver data and the queries")
     parser.add_argument("--queries", type=int, default=200, help="query vectors for warm latency and recall")
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[100, 200, 400, 1000])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400, 1000])
     parser.add_argument("--build-memory", default="5GB", help="maintenance_work_mem for the build (in the URL)")
     parser.add_argument("--keep", action="store_true", help="keep the server's data (a rerun reuses the index)")
     args = parser.parse_args()
@@ -320,18 +320,12 @@ def main() -> int:
         saved = args.data / f"build-{args.entries}.json"
         manifest = PgStore(url, NAME).read_manifest()
         if saved.exists() and manifest and manifest["record_count"] == args.entries:
-            row.update(json.loads(saved.read_text()))
+            built = {**json.loads(saved.read_text()), "build_reused": True}
         else:
-            row.update(
-                build(
-                    with_options(url, maintenance_work_mem=args.build_memory),
-                    server.get_pid(),
-                    args.entries,
-                    args.queries,
-                    args.data,
-                )
-            )
-            saved.write_text(json.dumps(row))
+            memory = with_options(url, maintenance_work_mem=args.build_memory)
+            built = build(memory, server.get_pid(), args.entries, args.queries, args.data)
+            saved.write_text(json.dumps(built))
+        row.update(built)
         row["load_after_build"] = os.getloadavg()
         row.update(disk(url, args.data / "pgdata"))
         row.update(cold(url))

@@ -57,9 +57,9 @@ DEFAULT_NAME = "default"
 # adds ~0.5 s per 1k rows to every build and loses a few % recall; search.py scans everything below
 # 20k rows anyway. Measured with bench/pgstore.py.
 HNSW_MIN_ROWS = 50_000
-# pgvector's default ef_search (40) missed a query's whole cluster now and then: at 100k entries of
-# bench/pgstore.py's clustered vectors, recall@10 0.943 (cluster neighbours 0.973) at 40, 0.969 (0.998)
-# at 100, for ~2x the latency of a ~4 ms query. A connection configured higher keeps its value.
+# pgvector's default ef_search (40) missed a query's whole cluster now and then: at 100k entries
+# (bench/pgmillion.py) recall@10 0.934 (cluster mates 0.975) at 40, 0.963 (1.000) at 100, p50 5.6 → 10 ms.
+# A connection configured higher keeps its value (docs/storage.md; at a million entries even 1000 is short).
 HNSW_EF_SEARCH = 100
 HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit; a deeper query is answered exactly
 # The graph builds 2-3x faster while it fits in maintenance_work_mem (50k rows: 49 s against 112 s with

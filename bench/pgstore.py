@@ -82,10 +82,11 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(seconds, 50) * 1000), float(np.percentile(seconds, 95) * 1000)
 
 
-def top_ids(index, query: np.ndarray) -> list:
+def top_ids(index, query: np.ndarray, k: int = K) -> list:
+    """Ids of the top k entries through the dense search path."""
     q = query[None, :]
-    hits = search.score_entries(index, q, search.candidate_positions(index, q, K), mode="dense")
-    return [h.record.id for h in hits[:K]]
+    hits = search.score_entries(index, q, search.candidate_positions(index, q, k), mode="dense")
+    return [h.record.id for h in hits[:k]]
 
 
 def measure(store, data, query_vectors: np.ndarray, reference: list[list] | None) -> dict:

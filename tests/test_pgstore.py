@@ -33,7 +33,7 @@ from indexer.indexing.build import build, embedding_texts, ensure_index
 from indexer.retrieval import search as search_module
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, current_path
-from indexer.stores.postgres import PgStore, nearest_query
+from indexer.stores.postgres import PgStore, give_build_memory, nearest_query
 from indexer.stores.spec import open_store
 
 MODEL = "fake-model"
@@ -359,6 +359,56 @@ def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows)
     assert sorted(deep.tolist()) == sorted(rows.positions[np.argsort(-(vectors @ query[0]))[:1200]].tolist())
 
 
+def with_options(url: str, options: str) -> str:
+    return url + "&options=" + quote(options)
+
+
+def test_hnsw_scans_search_at_least_100_deep_or_what_the_connection_asks(pg_url):
+    records, rows, vectors, manifest = synthetic(500)
+    store = fresh_pg_store(pg_url, hnsw_min_rows=0)
+    with store.lock():
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
+    query = vectors[:1]
+
+    def ef_search_after(loaded, depth: int) -> str:
+        loaded.nearest_positions(query, depth)
+        return loaded._conn.execute("SHOW hnsw.ef_search").fetchone()[0]
+
+    loaded = store.load()
+    assert loaded.ef_search == 100  # pgvector's default is 40
+    assert [ef_search_after(loaded, depth) for depth in (20, 300, 20)] == ["100", "300", "100"]
+    asks_more = PgStore(with_options(pg_url, "-c hnsw.ef_search=400"), store.name).load()
+    assert asks_more.ef_search == 400 and ef_search_after(asks_more, 20) == "400"
+    asks_less = PgStore(with_options(pg_url, "-c hnsw.ef_search=10"), store.name).load()
+    assert asks_less.ef_search == 100 and ef_search_after(asks_less, 20) == "100"
+
+
+@pytest.mark.parametrize(("configured", "during_the_build"), [("1MB", "1GB"), ("2GB", "2GB")])
+def test_an_hnsw_build_gets_1gb_of_maintenance_work_mem_unless_the_session_has_more(
+    pg_url, monkeypatch, configured, during_the_build
+):
+    with psycopg.connect(with_options(pg_url, f"-c maintenance_work_mem={configured}")) as conn:
+        give_build_memory(conn)  # in the transaction psycopg opened
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == during_the_build
+        conn.rollback()
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == configured  # this transaction only
+    # the build itself: at 1MB pgvector would say the graph outgrew it (5,000 16-d rows need ~3 MB)
+    store = fresh_pg_store(with_options(pg_url, f"-c maintenance_work_mem={configured}"), hnsw_min_rows=0)
+    notices: list[str] = []
+    connect = store.connect
+
+    def connect_and_listen(autocommit: bool = False) -> psycopg.Connection:
+        conn = connect(autocommit)
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+        return conn
+
+    monkeypatch.setattr(store, "connect", connect_and_listen)
+    records, rows, vectors, manifest = synthetic(2500)
+    with store.lock():
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
+    assert store.load().hnsw and not [n for n in notices if "maintenance_work_mem" in n], notices
+
+
 # ---- dense results equal FAISS on the dev queries (real model) ----------------------------------
 
 
@@ -370,7 +420,7 @@ def real_pair(real_index, pg_url):
     stored = real_index.stored
     pair = {}
     # at 154 rows the planner rightly prefers a sort to the HNSW index; the hnsw copy forbids that
-    forced = pg_url + "&options=" + quote("-c enable_seqscan=off")
+    forced = with_options(pg_url, "-c enable_seqscan=off")
     for kind, url, threshold in (("exact", pg_url, 10**6), ("hnsw", forced, 0)):
         store = fresh_pg_store(url, hnsw_min_rows=threshold)
         with store.lock():

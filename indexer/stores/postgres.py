@@ -57,7 +57,15 @@ DEFAULT_NAME = "default"
 # adds ~0.5 s per 1k rows to every build and loses a few % recall; search.py scans everything below
 # 20k rows anyway. Measured with bench/pgstore.py.
 HNSW_MIN_ROWS = 50_000
+# pgvector's default ef_search (40) missed a query's whole cluster now and then: at 100k entries
+# (bench/pgmillion.py) recall@10 0.934 (cluster mates 0.975) at 40, 0.963 (1.000) at 100, p50 5.6 → 10 ms.
+# A connection configured higher keeps its value (docs/storage.md; at a million entries even 1000 is short).
+HNSW_EF_SEARCH = 100
 HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit; a deeper query is answered exactly
+# The graph builds 2-3x faster while it fits in maintenance_work_mem (50k rows: 49 s against 112 s with
+# the default 64MB). It takes ~2.25 KB a row at 384-d, so 1 GB holds ~470k rows (235k entries); a
+# connection configured higher keeps its value (docs/storage.md: a million entries need ~5 GB).
+HNSW_BUILD_MEMORY = "1GB"
 _GENERATIONS = "indexer_generations"
 _LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  # advisory lock namespaces
 
@@ -144,8 +152,7 @@ class PgStore:
                         copy.write_row((row, position, field, key, vectors[row]))
                 conn.execute(sql.SQL("CREATE INDEX ON {} (position)").format(rows_table))
                 if index_type == "hnsw":
-                    # the graph builds ~2x faster in memory (50k rows: 49 s vs 112 s with the default 64MB)
-                    conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                    give_build_memory(conn)
                     conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))
                 # two statements: the one-current unique index is checked row by row, so a single UPDATE
                 # that happens to set the new row before clearing the old one would violate it
@@ -160,6 +167,16 @@ class PgStore:
                     (generation,),
                 )  # visible to readers at this transaction's commit
             _drop_unused_generations(conn, self.name)
+
+
+def give_build_memory(conn: psycopg.Connection) -> None:
+    """Raise maintenance_work_mem to HNSW_BUILD_MEMORY for the current transaction (as SET LOCAL does),
+    unless the session was given more."""
+    conn.execute(
+        "SELECT set_config('maintenance_work_mem', %s, true) "
+        "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+        (HNSW_BUILD_MEMORY, HNSW_BUILD_MEMORY),
+    )
 
 
 def _int32(text: str) -> int:
@@ -295,6 +312,13 @@ class PgStoredIndex:
         self.path = f"{self.location}@{self.generation}"  # names the loaded generation, like StoredIndex.path
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
+        self.ef_search = min(HNSW_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, self._configured_ef_search()))
+
+    def _configured_ef_search(self) -> int:
+        """hnsw.ef_search as the connection was configured (`?options=-c hnsw.ef_search=400` in the URL,
+        ALTER DATABASE … SET), or 0 when it was not."""
+        value = _one(self._conn.execute("SELECT current_setting('hnsw.ef_search', true)"))[0]
+        return int(value) if value and value.isdigit() else 0
 
     def _stored_lexical(self) -> LexicalIndex | None:
         """The generation's saved lexical index; None for one written before they were saved (format 1)."""
@@ -366,7 +390,10 @@ class PgStoredIndex:
         past pgvector's limit the index is bypassed and the answer is exact."""
         if not self.hnsw or hnsw_depth is None:
             return
-        settings = (max(40, hnsw_depth), True) if hnsw_depth <= HNSW_MAX_EF_SEARCH else (40, False)
+        if hnsw_depth <= HNSW_MAX_EF_SEARCH:
+            settings = (max(self.ef_search, hnsw_depth), True)
+        else:
+            settings = (self.ef_search, False)
         if settings != self._settings:
             self._conn.execute(
                 f"SET hnsw.ef_search = {settings[0]}; SET enable_indexscan = {'on' if settings[1] else 'off'}"

@@ -192,7 +192,10 @@ def test_every_suite_document_is_answered_well_by_a_model_fitted_without_it(caps
         assert overall["no_match_accuracy"] >= 0.7 and overall["false_rejection"] <= 0.15, name
         assert overall["good_precision"] >= 0.85, name
     # what ships is what the suite chooses on every document: a refit or a new document must update both
-    assert data["fitted_no_match"] == DEFAULT_NO_MATCH.to_dict()
+    fitted, shipped = data["fitted_no_match"], DEFAULT_NO_MATCH.to_dict()
+    assert fitted["features"] == shipped["features"]  # the fit's last digit varies with float summation order
+    for key in ("weights", "bias", "threshold", "good_below"):
+        assert fitted[key] == pytest.approx(shipped[key], abs=2e-3), key
     assert data["weights_chosen_on_all"] == asdict(DEFAULT_WEIGHTS)
 
 

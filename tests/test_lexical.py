@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,6 +113,69 @@ def test_bm25_prefers_the_entry_with_the_rare_term_and_coverage_is_a_share(lexic
     assert match.coverage[3] == pytest.approx(1.0) and 0 <= match.coverage.min()
     unknown = lexical.match("kubernetes pod")
     assert unknown.unknown_share == 1.0 and unknown.coverage.max() == 0
+
+
+def _reference_match(index: LexicalIndex, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 and coverage of every record computed record by record from the postings, the slow way."""
+    unknown_weight = np.log(1 + (index.size + 0.5) / 0.5)
+    weights = {t: float(index.idf[index.term_id[t]]) if t in index.term_id else unknown_weight for t in set(terms)}
+    bm25, coverage = np.zeros(index.size), np.zeros(index.size)
+    for position in range(index.size):
+        fields = [0.0, 0.0]
+        for term in {t for t in terms if t in index.term_id}:
+            term_id = index.term_id[term]
+            for n, (postings, lengths, mean) in enumerate(zip(index.fields, index.lengths, index.mean_lengths)):
+                ids, counts = postings.of(term_id)
+                if position in ids:
+                    tf = float(counts[list(ids).index(position)])
+                    norm = 1.2 * (1 - 0.75 + 0.75 * lengths[position] / mean)
+                    fields[n] += index.idf[term_id] * tf * 2.2 / (tf + norm)
+            if index.holds(position, term):
+                coverage[position] += weights[term]
+        bm25[position] = max(fields)
+    return bm25, coverage / sum(weights.values())
+
+
+@pytest.mark.parametrize("query", ["dropout training", "gradients in many layers", "network training units", "zzz"])
+def test_scores_summed_over_the_records_holding_a_term_equal_every_records_scores(lexical, query):
+    match = lexical.match(query)
+    bm25, coverage = _reference_match(lexical, match.terms)
+    np.testing.assert_allclose(match.scores, bm25, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(match.coverage, coverage, rtol=1e-5, atol=1e-6)
+    assert match.held is not None and list(match.held) == [p for p in range(lexical.size) if coverage[p] > 0]
+
+
+def test_best_takes_the_highest_bm25_records_and_never_one_without_a_query_term(lexical):
+    match = lexical.match("dropout training gradients")
+    assert set(match.best(1).tolist()) == {int(np.argmax(match.scores))}
+    assert sorted(match.best(10).tolist()) == [0, 3]  # two records hold a query term: no filler
+    assert lexical.match("kubernetes").best(10).size == 0
+
+
+def test_scores_do_not_depend_on_the_hash_seed(tmp_path):
+    """Terms are summed in query order, not set order: the same query gives the same bits in any process."""
+    script = (
+        "import sys, numpy as np\n"
+        "from indexer.documents.records import Record\n"
+        "from indexer.retrieval.lexical import LexicalIndex\n"
+        "words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa'.split()\n"
+        "records = [Record(i, ' '.join(words[i % 10 :][:4]), ' '.join(words[: i % 7 + 1]), 'ok', i)\n"
+        "           for i in range(40)]\n"
+        "m = LexicalIndex.from_records(records).match('alpha gamma epsilon eta iota kappa zzzz qqqq')\n"
+        "sys.stdout.write(m.scores.tobytes().hex() + m.coverage.tobytes().hex() + repr(m.unknown_share))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout
+        for seed in ("1", "2", "3", "4", "5", "6")
+    }
+    assert len(outputs) == 1
 
 
 def _arrays_equal(a: LexicalIndex, b: LexicalIndex) -> bool:

@@ -129,16 +129,16 @@ def field_scores(index: LoadedIndex, query_vectors: np.ndarray, positions: np.nd
 
 
 def candidate_positions(
-    index: LoadedIndex, query_vectors: np.ndarray, k: int, lexical_scores: np.ndarray | None = None
+    index: LoadedIndex, query_vectors: np.ndarray, k: int, lexical: LexicalMatch | None = None
 ) -> np.ndarray:
-    """Record positions that can hold the top k entries (all of them for a small index)."""
+    """Record positions that can hold the top k entries (all of them for a small index): the nearest
+    rows' records, and with `lexical` the records of best BM25 score."""
     every = _every_position(index)
     if every is not None:
         return every
     found = [index.nearest_positions(np.atleast_2d(query_vectors), min(index.row_count, row_depth(k)))]
-    if lexical_scores is not None:
-        depth = min(len(lexical_scores), row_depth(k))
-        found.append(np.argpartition(-lexical_scores, depth - 1)[:depth])
+    if lexical is not None:
+        found.append(lexical.best(row_depth(k)))
     return np.unique(np.concatenate(found))
 
 
@@ -384,7 +384,7 @@ def _rank_alone(
     positions = (
         section_positions(index.records, section)
         if section
-        else candidate_positions(index, query.vectors, depth, query.lexical.scores)
+        else candidate_positions(index, query.vectors, depth, query.lexical)
     )
     fields = field_scores(index, query.vectors, positions)
     return _rank(index, query, positions, fields, mean_dense_score(index, query.vectors), depth, mode, weights)

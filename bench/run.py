@@ -317,7 +317,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     row["hint_recall"] = hint_recall(qa)
 
     # the CLI batch path, cold search and missing, as subprocesses (their peak RSS is the children's)
-    batch = folder / "queries.txt"
+    batch = source.parent / "queries.txt"
     batch.write_text("\n".join(qs) + "\n")
     cli = ["search", "--source", str(source), "--index-dir", str(index_dir)]
     batch_total, row["batch_rss_mb"], _ = run_cli(*cli, "--batch", str(batch), "--json")

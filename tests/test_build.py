@@ -65,7 +65,7 @@ def test_an_unchanged_corpus_rebuilds_without_deriving_anything_again(tmp_path, 
     monkeypatch.setattr(indexer.indexing.reuse, "entry_tokens", lambda q, a: tokenised.append(q) or original(q, a))
     before = state(store)
     summary = build([CORPUS], store, lambda: fake_encoder, MODEL)
-    assert (summary.changed, summary.embedded, tokenised) == (0, 0, [])
+    assert (summary.changed, summary.embedded, tokenised, summary.parsed) == (0, 0, [], ["unchanged"])
     assert state(store) == before
 
 
@@ -100,6 +100,57 @@ def test_a_damaged_previous_lexical_index_is_rebuilt_from_the_records_not_a_cras
     (generation / "manifest.json").write_text(json.dumps(manifest))
     edit_entries(corpus_copy)
     build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    scratch = FaissStore(tmp_path / "scratch")
+    build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
+    assert state(store) == state(scratch)
+
+
+def parse_map_arrays(store: FaissStore) -> dict:
+    parse_map = store.load().parse_map
+    assert parse_map is not None
+    return {name: array.tobytes() for name, array in parse_map.to_arrays().items()}
+
+
+def test_an_answer_edit_reads_one_entry_again_and_equals_a_build_from_scratch(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    answer = store.load().records[40].answer
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(answer, answer + "\n\nOne more paragraph.", 1), encoding="utf-8")
+    fake_encoder.encoded.clear()
+    rebuilt = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert rebuilt.parsed == ["one entry read again"] and rebuilt.changed == rebuilt.embedded == 1
+    assert len(fake_encoder.encoded) == 1 and fake_encoder.encoded[0].endswith(" One more paragraph.")
+    scratch = FaissStore(tmp_path / "scratch")
+    fresh = build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
+    assert fresh.parsed == ["parsed in full: the previous build left no map of it"]
+    assert state(store) == state(scratch) and parse_map_arrays(store) == parse_map_arrays(scratch)
+    assert rebuilt.to_dict()["sources"] == [{**fresh.to_dict()["sources"][0], "parsed": "one entry read again"}]
+
+
+def test_a_parse_map_that_does_not_fit_means_a_full_parse_not_a_wrong_one(tmp_path, corpus_copy, fake_encoder):
+    import hashlib
+    import io
+    import json
+
+    from indexer.stores.disk import current_path
+
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    generation = current_path(store.index_dir)
+    arrays = dict(np.load(generation / "parse_map.npz"))
+    arrays["blocks"] = arrays["blocks"][1:]  # one block short; the checksum is made to match
+    stream = io.BytesIO()
+    np.savez(stream, **arrays)
+    (generation / "parse_map.npz").write_bytes(stream.getvalue())
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["files"]["parse_map.npz"]["sha256"] = hashlib.sha256(stream.getvalue()).hexdigest()
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    answer = store.load().records[40].answer
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(answer, answer + " Edited.", 1), encoding="utf-8")
+    rebuilt = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert rebuilt.parsed == ["parsed in full: the previous build left no map of it"]
     scratch = FaissStore(tmp_path / "scratch")
     build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
     assert state(store) == state(scratch)

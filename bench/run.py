@@ -118,14 +118,15 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
     """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
     are embedded (timed against the raw encode, for the extrapolated build figures) and every other
     row reuses one of those vectors with small noise. Returns the build figures."""
-    from indexer.documents.parse import parse_file
+    from indexer.documents.incremental import ParseMap, parse_corpus_again
     from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
     from indexer.retrieval.embed import model_fingerprint, text_key
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
     from indexer.stores.disk import FaissStore, RowTable
 
-    records = parse_file(source).records
+    (parsed,) = parse_corpus_again([source], lambda: None, {})  # the records, and the map a build keeps
+    records = list(parsed.report.records)
     positions, fields, texts = embedding_texts(records)
     sample = min(len(texts), sample)
     (measured, sample_vectors), (floor, _) = best_of_alternating(
@@ -149,6 +150,7 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
             vectors,
             manifest,
             LexicalIndex.from_records(records),
+            parse_map=ParseMap([parsed.map], [0]) if parsed.map is not None else None,
         )
     return dict(
         texts=len(texts),

@@ -13,6 +13,7 @@ import pytest
 from core_fixtures import CORPUS, ROOT
 from docgen import STYLES, generate
 
+from indexer.documents import incremental
 from indexer.documents.incremental import FileMap, FileParse, ParseMap, map_of, parse_corpus_again, reparse
 from indexer.documents.parse import parse_corpus, parse_text, read_source_text
 from indexer.documents.record_table import RecordTable
@@ -80,7 +81,11 @@ def edit(rng: random.Random, lines: list[str], starts: list[int]) -> tuple[str, 
 
 
 @pytest.mark.parametrize("document", [*DOCUMENTS, *GENERATED], ids=lambda d: getattr(d, "name", f"docgen-{d}"))
-def test_reading_again_only_the_edited_entry_gives_what_a_full_parse_gives(document: Path | str, tmp_path):
+@pytest.mark.parametrize("group", [incremental.GROUP, 3], ids=["groups as built", "groups of 3 blocks"])
+def test_reading_again_only_the_edited_entry_gives_what_a_full_parse_gives(
+    document: Path | str, group: int, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(incremental, "GROUP", group)  # several groups even in a short document
     if isinstance(document, str):  # a generated document of this style: decorated, CRLF or UTF-16 at times
         generated = generate(sum(map(ord, document)), document, 25)
         document = tmp_path / generated.name

@@ -6,25 +6,28 @@ block of lines, from its first line to the next entry's (the last one to the end
 map holds per block: a digest of its lines, a digest of its skeleton (`_skeleton`), the entry's number and
 where its lines went; per source: the digest of the lines before the first entry, the front matter's
 length, the entry style, what was not taken and the count of every place. The next build splits the new
-text at the same lines and compares digests from both ends. When only one block changed, the line before
-it and its own last line are blank, and its skeleton is the one the map holds, only that entry is read
-again (its answer and status, where its lines went); every entry after it moves by the lines added or
-removed, and every other record is taken over as it was.
+text at the same lines and compares digests from both ends (whole groups of blocks first). When only one
+block changed and its skeleton is the one the map holds, only that entry is read again (its answer and
+status, where its lines went); every entry after it moves by the lines added or removed, and every other
+record is taken over as it was.
 
-Why that is exact: every decision the parser makes across the document (the entry style, the title,
-which lines are entries, shared shapes, sections, the heading level of entries, what is reported as not
-taken, numbers and so ids) reads a block's lines only through its skeleton. The skeleton keeps every line
-that is not plain text (headings, bold lines, Q:/A: lines, setext underlines) as written, and of each
-plain or fenced line what the parser asks of it: blank or not, a solution marker, a separator, in code a
-line that looks like an entry; runs of alike lines count once. The blank line before the block and its
-blank last line keep fences and setext headings from reaching across its edges, so the block's lines are
-classified alone exactly as in the whole text. The entry's own reading (`markdown.collect_entry`) reads no
-line outside its block.
+Why that is exact. Every decision the parser makes across the document (the entry style, the title, which
+lines are entries, shared shapes, sections, the heading level of entries, what is reported as not taken,
+numbers and so ids) reads a block's lines only through its skeleton. The skeleton keeps every line that
+is not plain text or code (headings, bold lines, Q:/A: lines, setext underlines) as written; of a plain
+or code line, what the parser asks of it (blank or not, a solution marker, a separator, in code a line
+that looks like an entry); of a run of plain and blank lines, whether it has a non-blank line and whether
+its last line is blank: past such lines the parser only looks for the next non-blank line, and before a
+bold line at the line above it. A block is classified alone exactly as in the whole text: a fence is
+never open where an entry starts, so the block is read with the next entry's first line after it, which
+must come out as an entry line (no fence left open; that line is no setext heading, whose underline
+would need the line above it); and an entry that is itself a setext heading must follow a blank line.
+The entry's own reading (`markdown.collect_entry`) and where its lines go read no line outside its block.
 
 Parsed in full instead, with the reason: a source the map does not hold, an edit before the first entry
 (title, front matter, preamble), edits in two blocks or more, an added or removed entry, a changed question
-line or heading, a fence opened or closed, a block with lines reported as not taken, a block not set off by
-blank lines. tests/test_incremental.py checks on many random edits that both ways give the same records,
+line or heading, a fence opened or closed, a line that looks like an entry, a block with lines reported as
+not taken. tests/test_incremental.py checks on many random edits that both ways give the same records,
 report and map.
 """
 
@@ -63,8 +66,8 @@ from indexer.documents.places import PLACES, place_lines, prose_not_taken
 from indexer.documents.record_table import RecordTable
 from indexer.documents.records import Record
 
-PARSE_MAP_VERSION = 1  # raise it when the map's meaning changes: older maps are then ignored (a full parse)
-_DIGEST = 16  # bytes of blake2b per block: a chance collision is out of reach
+PARSE_MAP_VERSION = 1  # raise it when the map's meaning (or GROUP) changes: older maps are then not used
+_DIGEST = 16  # bytes of SHA-256 kept per block: a chance collision is out of reach
 _PLACE_CODE = {place: code for code, place in enumerate(PLACES)}
 
 

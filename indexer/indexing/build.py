@@ -218,13 +218,13 @@ def build(
         rows, origin = embedding_rows(records, model_fp, kept, stored, plain_answer)
         lexical = previous.lexical(records, kept, plain_answer)
         no_match = no_match or previous.calibrated_no_match() or DEFAULT_NO_MATCH.to_dict()
-        todo = np.flatnonzero(origin < 0).tolist()
-        texts = [row_text(records, int(rows.positions[row]), rows.fields[row], plain_answer) for row in todo]
-        vectors = _row_vectors(origin, stored, todo, texts, encoder_factory, progress)
         origins = RowOrigins(previous.index, origin) if previous.index is not None and stored is not None else None
     finally:
         previous.release()  # a database reader holds its generation: let the write below drop it
     with store.lock():
+        todo = np.flatnonzero(origin < 0).tolist()
+        texts = [row_text(records, int(rows.positions[row]), rows.fields[row], plain_answer) for row in todo]
+        vectors = _row_vectors(origin, stored, todo, texts, encoder_factory, progress)  # `stored` is in memory
         chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
         manifest = _manifest(

@@ -15,6 +15,7 @@ Layout of an index folder (default `index/`):
                               nearest rows in indexes too big to scan on every query
         vectors.faiss         index_type hnsw only, instead of vectors.npy: a FAISS HNSW index holding them
         lexical.npz           the lexical index's arrays (lexical.py), so no query process re-reads every text
+        parse_map.npz         how each Markdown source was parsed (documents/incremental.py), for the next build
         written.json          each file's size, mtime, ctime and inode right after the build wrote it
       .lock                   held by a build (a second build waits for it)
 
@@ -660,8 +661,10 @@ def _write_file(path: Path, data: Blob | FaissFile) -> dict:
         faiss.write_index(data.index, str(path))
         with open(path, "rb") as fh:
             os.fsync(fh.fileno())
-            size = os.fstat(fh.fileno()).st_size
-            return _file_entry(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
+            if not os.fstat(fh.fileno()).st_size:
+                return _file_entry(b"")
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as written:
+                return _file_entry(written)
     _write_synced(path, data)
     return _file_entry(data)
 

@@ -19,9 +19,7 @@ from indexer.documents.parse import parse_corpus, parse_text, read_source_text
 from indexer.documents.record_table import RecordTable
 
 FIXTURES = ROOT / "tests" / "fixtures"
-DOCUMENTS = sorted(
-    [*FIXTURES.glob("*.md"), FIXTURES / "qa_pairs.txt", *(ROOT / "eval" / "documents").glob("*.md"), CORPUS]
-)
+DOCUMENTS = sorted([*FIXTURES.glob("*.md"), FIXTURES / "qa_pairs.txt", *(ROOT / "eval").glob("*/*.md"), CORPUS])
 DOCUMENTS.remove(FIXTURES / "README.md")  # about the fixtures, not one of them
 GENERATED = [style for style in STYLES if style not in ("csv", "json", "jsonl")]  # tests/docgen.py's Markdown
 EDITS = 150

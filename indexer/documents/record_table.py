@@ -64,6 +64,8 @@ class RecordTable(Sequence[Record]):
     @classmethod
     def joined(cls, tables: Sequence[RecordTable]) -> RecordTable:
         """One table of the records of `tables`, in order: their columns and texts put end to end."""
+        if len(tables) == 1:
+            return tables[0]
         columns = {name: [value for table in tables for value in table._columns[name]] for name in SHORT_FIELDS}
         starts = np.cumsum([0] + [len(table._texts) for table in tables[:-1]]).tolist()
         ends = [table._offsets[1:] + start for table, start in zip(tables, starts)]

@@ -22,6 +22,9 @@ FIXTURES = ROOT / "tests" / "fixtures"
 DOCUMENTS = sorted([*FIXTURES.glob("*.md"), FIXTURES / "qa_pairs.txt", *(ROOT / "eval").glob("*/*.md"), CORPUS])
 DOCUMENTS.remove(FIXTURES / "README.md")  # about the fixtures, not one of them
 GENERATED = [style for style in STYLES if style not in ("csv", "json", "jsonl")]  # tests/docgen.py's Markdown
+SETEXT = "FAQ\n===\n\n" + "".join(  # entries as setext headings: their underline is a line of its own
+    f"What is question {n}?\n{'-' * 20}\n\nIt is answered here, {n}.\nOn two lines.\n\n" for n in range(1, 13)
+)
 EDITS = 150
 SENTENCES = ("One more sentence.", "See [the docs](https://example.com).", "`x = 1`", "- a list item", "")
 STRUCTURE = ("**9. A new question?**", "### A heading", "```", "---", "*solution*", "Q: a question?", "A: an answer")
@@ -78,13 +81,16 @@ def edit(rng: random.Random, lines: list[str], starts: list[int]) -> tuple[str, 
     return kind, new
 
 
-@pytest.mark.parametrize("document", [*DOCUMENTS, *GENERATED], ids=lambda d: getattr(d, "name", f"docgen-{d}"))
+@pytest.mark.parametrize("document", [*DOCUMENTS, *GENERATED, "setext"], ids=lambda d: getattr(d, "name", f"{d}"))
 @pytest.mark.parametrize("group", [incremental.GROUP, 3], ids=["groups as built", "groups of 3 blocks"])
 def test_reading_again_only_the_edited_entry_gives_what_a_full_parse_gives(
     document: Path | str, group: int, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(incremental, "GROUP", group)  # several groups even in a short document
-    if isinstance(document, str):  # a generated document of this style: decorated, CRLF or UTF-16 at times
+    if document == "setext":
+        document = tmp_path / "setext.md"
+        document.write_text(SETEXT, encoding="utf-8")
+    elif isinstance(document, str):  # a generated document of this style: decorated, CRLF or UTF-16 at times
         generated = generate(sum(map(ord, document)), document, 25)
         document = tmp_path / generated.name
         document.write_bytes(generated.data)

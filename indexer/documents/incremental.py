@@ -337,13 +337,20 @@ def _reparse_entry(
         return "an entry removed"
     if front_matter_length(_lines(data, offsets, 0, min(blocks.total, FRONT_MATTER_LINES))) != before.front_matter:
         return "its front matter changed"
-    # The block is classified alone, with the next entry's first line after it: that line must come out
-    # as it does in the whole text (an entry line, so no fence is left open).
-    lines = classify_lines(_lines(data, offsets, start, end if last else end + 1))
-    if not last and lines.pop().kind not in _ENTRY_KINDS:
-        return "the entry's block leaves a fence open, or the next entry is a setext heading"
-    if len(lines) > 1 and lines[1].kind == "setext_rule" and start > 0 and _lines(data, offsets, start - 1, start)[0]:
-        return "the entry is a setext heading right under another line"
+    # The block is classified alone, with the next entry's first line (and the one under it, a setext
+    # heading's underline) after it: that line must come out an entry line, as in the whole text (so no
+    # fence is left open).
+    lines = classify_lines(_lines(data, offsets, start, min(end + 2, blocks.total) if not last else end))
+    if not last and lines[end - start].kind not in _ENTRY_KINDS:
+        return "the next entry's first line would read otherwise (a fence left open, a setext heading joined)"
+    del lines[end - start :]
+    if (
+        len(lines) > 1
+        and lines[1].kind == "setext_rule"
+        and start
+        and _lines(data, offsets, start - 1, start)[0].strip()
+    ):
+        return "the entry is a setext heading right under another line"  # whether it folds depends on that line
     if any(line.kind == "metadata" for line in lines) or _skeleton(_tokens(lines)) != before.skeletons[k].tobytes():
         return "a line that shapes the document changed (a question, heading, fence or entry-like line)"
     if any(start < line <= old_end for line, _ in before.skipped):

@@ -297,12 +297,22 @@ def _row_vectors(
     progress: ProgressFactory | None,
 ) -> np.ndarray:
     """One vector per row: the previous row's it takes over (`origin`), else encoded (rows `todo`, whose
-    texts are `texts`)."""
+    texts are `texts`). When the rows are where they were but for a few, the previous vectors (the
+    caller's own, `StoredRows`) are changed in place instead of copied."""
     encoder = encoder_factory() if todo or previous is None else None
     dimension = encoder.dimension if encoder else previous.vectors.shape[1]  # type: ignore[union-attr]
-    vectors = np.empty((len(origin), dimension), dtype=np.float32)
-    if previous is not None:
-        take_rows(previous.vectors, origin, vectors)
+    moved = (
+        np.flatnonzero((origin >= 0) & (origin != np.arange(len(origin))))
+        if previous is not None and len(previous.vectors) == len(origin)
+        else None
+    )
+    if previous is not None and moved is not None and len(moved) <= len(origin) // 64:
+        vectors = previous.vectors
+        vectors[moved] = previous.vectors[origin[moved]]  # the right side is copied out first
+    else:
+        vectors = np.empty((len(origin), dimension), dtype=np.float32)
+        if previous is not None:
+            take_rows(previous.vectors, origin, vectors)
     if todo and encoder:
         vectors[todo] = encoder.encode(texts, progress=progress(len(todo)) if progress else None)
     return vectors

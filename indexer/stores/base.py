@@ -33,7 +33,7 @@ class StoredRows:
     none): what the next build takes over from it."""
 
     rows: RowTable
-    vectors: np.ndarray  # (rows, dimension)
+    vectors: np.ndarray  # (rows, dimension), the caller's own: a build may change rows in place
     question_row: np.ndarray
     answer_row: np.ndarray
 

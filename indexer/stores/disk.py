@@ -217,10 +217,25 @@ class StoredIndex:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def stored_rows(self, model_fp: str) -> StoredRows | None:
-        """The rows and their vectors, for the next build with the same model (views, no copy)."""
+        """The rows and their vectors, for the next build with the same model. The vectors are the caller's
+        own: a copy-on-write mapping of vectors.npy, whose pages stay the page cache's until a row is
+        written (at 100,000 entries, copying them out took 0.7 s), else a copy."""
         if self.manifest.get("model_fingerprint") != model_fp:
             return None
-        return StoredRows(self.rows, self.vectors, self.question_row, self.answer_row)
+        return StoredRows(self.rows, self._own_vectors(), self.question_row, self.answer_row)
+
+    def _own_vectors(self) -> np.ndarray:
+        if "vectors.npy" in self.manifest.get("files", {}):
+            try:
+                mapped = _map_verified(
+                    self.path, "vectors.npy", self.manifest, _read_written(self.path), mmap.ACCESS_COPY
+                )
+                vectors = npy_view(mapped, np.float32, 2)
+                if vectors.shape == self.vectors.shape and vectors.flags.writeable:
+                    return vectors
+            except (OSError, ValueError, IndexCorruptError):
+                pass  # gone or changed since the load: the loaded vectors are still these
+        return np.array(self.vectors)
 
     @functools.cached_property
     def parse_map(self) -> ParseMap | None:
@@ -383,10 +398,12 @@ def _read_verified_files(
         return dict(zip(ordered, pool.map(read, ordered)))
 
 
-def _map_verified(generation: Path, name: str, manifest: dict, written: dict) -> Buffer:
+def _map_verified(generation: Path, name: str, manifest: dict, written: dict, access: int = mmap.ACCESS_READ) -> Buffer:
+    """A file of the generation mapped (read-only, or `mmap.ACCESS_COPY`: writes stay in memory), once its
+    stamp or its checksum vouches for it."""
     with open(generation / name, "rb") as fh:
         stat = os.fstat(fh.fileno())
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if stat.st_size else b""
+        data = mmap.mmap(fh.fileno(), 0, access=access) if stat.st_size else b""
     if written.get(name) != file_stamp(stat):
         _check_digest(generation, name, manifest, hashlib.sha256(data).hexdigest())
     return data

@@ -682,8 +682,20 @@ def _write_file(path: Path, data: Blob | FaissFile) -> dict:
                 return _file_entry(b"")
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as written:
                 return _file_entry(written)
-    _write_synced(path, data)
-    return _file_entry(data)
+    digest, size = hashlib.sha256(), 0
+    with open(path, "wb") as fh:
+        for part in _parts(data):
+            for start in range(0, len(part), _CHUNK):  # hashed while still in cache, then written
+                chunk = part[start : start + _CHUNK]
+                digest.update(chunk)
+                fh.write(chunk)
+            size += len(part)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,11 @@ SETEXT = "FAQ\n===\n\n" + "".join(  # entries as setext headings: their underlin
     f"What is question {n}?\n{'-' * 20}\n\nIt is answered here, {n}.\nOn two lines.\n\n" for n in range(1, 13)
 )
 EDITS = 150
-SENTENCES = ("One more sentence.", "See [the docs](https://example.com).", "`x = 1`", "- a list item", "")
+# Page footers after the last answer belong to the document (markdown.py); the plain copyright line does not
+# match the rule (no emphasis) and stays in the answer.
+FOOTERS = ("*Last updated: March 2025*", "_© 2024 Foo Inc._", "© 2024 Foo Inc.", "*Copyright stays with you.*")
+SENTENCES = ("One more sentence.", "See [the docs](https://example.com).", "`x = 1`", "- a list item", "", *FOOTERS)
+FOOTED = ("bold_numbered+footer", "heading_question+footer", "qa+footer", "setext+footer")  # generated, footer added
 STRUCTURE = ("**9. A new question?**", "### A heading", "```", "---", "*solution*", "Q: a question?", "A: an answer")
 
 
@@ -52,7 +56,10 @@ def edit(rng: random.Random, lines: list[str], starts: list[int]) -> tuple[str, 
     start, end = starts[k], starts[k + 1] if k + 1 < len(starts) else len(lines)
     inside = list(range(start + 1, end)) or [start]
     new = list(lines)
-    kind = rng.choice(("answer text", "line added", "line removed", "boundary", "question", "structure", "heading"))
+    kinds = ("answer text", "line added", "line removed", "boundary", "question", "structure", "heading", "footer")
+    kind = rng.choice(kinds)
+    if kind == "footer":
+        return kind, edit_footer(rng, new)
     if kind == "answer text":
         i = rng.choice(inside)
         new[i] = new[i] + " " + rng.choice(SENTENCES) if new[i].strip() else rng.choice(SENTENCES)
@@ -81,19 +88,52 @@ def edit(rng: random.Random, lines: list[str], starts: list[int]) -> tuple[str, 
     return kind, new
 
 
-@pytest.mark.parametrize("document", [*DOCUMENTS, *GENERATED, "setext"], ids=lambda d: getattr(d, "name", f"{d}"))
+def edit_footer(rng: random.Random, lines: list[str]) -> list[str]:
+    """An edit at the end of the text, after the last answer: a footer added, changed, broken or removed,
+    or a line added after it."""
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=len(lines) - 1)
+    action = rng.choice(("add", "change", "break", "remove", "after"))
+    if action == "add":
+        return [*lines[: last + 1], "", rng.choice(FOOTERS), *lines[last + 1 :]]
+    if action == "change":
+        lines[last] = lines[last].replace("2025", "2026").replace("2024", "2023").replace("March", "April")
+    elif action == "break":  # text after the closing emphasis: no footer, a line of the answer
+        lines[last] = lines[last] + " more"
+    elif action == "remove":
+        del lines[last]
+    else:
+        lines.insert(last + 1, rng.choice(SENTENCES))
+    return lines
+
+
+def source_document(document: Path | str, tmp_path: Path) -> Path:
+    """The file a parametrized document names: a fixture, or one written here (generated: decorated, CRLF
+    or UTF-16 at times; "+footer": with a page footer after its last answer)."""
+    if isinstance(document, Path):
+        return document
+    style, _, footer = document.partition("+")
+    path = tmp_path / (document.replace("+", "_") + ".md")
+    if style == "setext":
+        path.write_text(SETEXT, encoding="utf-8")
+    else:
+        generated = generate(sum(map(ord, style)), style, 25)
+        path = tmp_path / generated.name
+        path.write_bytes(generated.data)
+    if footer:
+        text = read_source_text(path).rstrip("\n")
+        path.write_text(f"{text}\n\n{FOOTERS[len(style) % 2]}\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "document", [*DOCUMENTS, *GENERATED, "setext", *FOOTED], ids=lambda d: getattr(d, "name", f"{d}")
+)
 @pytest.mark.parametrize("group", [incremental.GROUP, 3], ids=["groups as built", "groups of 3 blocks"])
 def test_reading_again_only_the_edited_entry_gives_what_a_full_parse_gives(
     document: Path | str, group: int, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(incremental, "GROUP", group)  # several groups even in a short document
-    if document == "setext":
-        document = tmp_path / "setext.md"
-        document.write_text(SETEXT, encoding="utf-8")
-    elif isinstance(document, str):  # a generated document of this style: decorated, CRLF or UTF-16 at times
-        generated = generate(sum(map(ord, document)), document, 25)
-        document = tmp_path / generated.name
-        document.write_bytes(generated.data)
+    document = source_document(document, tmp_path)
     rng = random.Random(document.name)
     text = read_source_text(document)
     report, file_map = full(document, text)
@@ -178,3 +218,31 @@ def test_a_corpus_of_several_files_is_parsed_again_file_by_file(tmp_path):
     expected = parse_corpus(files)
     assert [list(p.report.records) for p in again] == [list(r.records) for r in expected]
     assert records[40].id == "a.md#41" and again[0].report.records[40].answer == answer + " Edited."
+
+
+HELDOUT = ROOT / "eval" / "heldout" / "campus_housing_faq.md"  # ends with "*Last updated: March 2025*"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.replace("replies may take longer.", "replies may take much longer.", 1),
+        lambda t: t.replace("March 2025*", "April 2026*", 1),
+        lambda t: t.replace("March 2025*", "March 2025* and counting", 1),
+        lambda t: t.replace("\n*Last updated: March 2025*", "", 1),
+        lambda t: t.rstrip("\n") + "\n\n_© 2024 Foo Inc._\n",
+        lambda t: t.rstrip("\n") + "\n\n© 2024 Foo Inc.\n",
+    ],
+    ids=["last answer", "footer changed", "footer broken", "footer removed", "copyright added", "plain copyright"],
+)
+def test_edits_around_a_page_footer_read_the_last_entry_again(change):
+    text = read_source_text(HELDOUT)
+    report, file_map = full(HELDOUT, text)
+    assert "Last updated" not in report.records[-1].answer  # the footer rule is in play
+    new_text = change(text)
+    got = reparse(new_text, file_map, RecordTable.from_records(report.records))
+    expected, expected_map = full(HELDOUT, new_text)
+    assert isinstance(got, FileParse) and got.how == "one entry read again", got
+    assert list(got.report.records) == list(expected.records)
+    assert (got.report.skipped, got.report.places) == (expected.skipped, expected.places)
+    assert same_maps(got.map, expected_map)

@@ -27,8 +27,9 @@ The entry's own reading (`markdown.collect_entry`) and where its lines go read n
 Parsed in full instead, with the reason: a source the map does not hold, an edit before the first entry
 (title, front matter, preamble), edits in two blocks or more, an added or removed entry, a changed question
 line or heading, a fence opened or closed, a line that looks like an entry, a block with lines reported as
-not taken. tests/test_incremental.py checks on many random edits that both ways give the same records,
-report and map.
+not taken (but for a page footer or other prose the last answer hands to the document: its reason, "prose
+after the last entry", is the block's own). tests/test_incremental.py checks on many random edits that
+both ways give the same records, report and map.
 """
 
 from __future__ import annotations
@@ -353,12 +354,13 @@ def _reparse_entry(
         return "the entry is a setext heading right under another line"  # whether it folds depends on that line
     if any(line.kind == "metadata" for line in lines) or _skeleton(_tokens(lines)) != before.skeletons[k].tobytes():
         return "a line that shapes the document changed (a question, heading, fence or entry-like line)"
-    if any(start < line <= old_end for line, _ in before.skipped):
-        return "the entry's block has lines reported as not taken"
     old = records[k]
     entry, span = collect_entry(lines, 0, len(lines), before.style, last, old.section)
     places, under = place_lines(lines, [span], None)
-    if prose_not_taken(lines, places, under) or skipped_candidates(lines, {0}, before.style, set()):
+    # Of what a block reports as not taken, only a paragraph its answer hands to the document (a page
+    # footer after the last answer) is read the same alone: its reason names no heading of another block.
+    not_taken = prose_not_taken(lines, places, under)
+    if any(line - 1 not in span.back for line, _ in not_taken) or skipped_candidates(lines, {0}, before.style, set()):
         return "the entry's block has lines reported as not taken"
     record = replace(
         old,
@@ -381,7 +383,10 @@ def _reparse_entry(
         place: before.places.get(place, 0) - int(before.block_places[k, code]) + int(block_places[k, code])
         for code, place in enumerate(PLACES)
     }
-    skipped = [(line + delta if line > old_end else line, why) for line, why in before.skipped]
+    skipped = sorted(
+        [(line + delta if line > old_end else line, why) for line, why in before.skipped if not start < line <= old_end]
+        + [(start + line, why) for line, why in not_taken]
+    )
     report = ParseReport(
         old.source,
         new_records,

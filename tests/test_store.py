@@ -576,6 +576,24 @@ def test_a_rebuild_updates_the_inverted_file_and_trains_it_again_once_many_rows_
     assert store.load().manifest["ivf"] == {"lists": 2, "changed_rows": 0}  # trained anew
 
 
+def test_a_rebuild_that_takes_the_vectors_and_inverted_file_over_leaves_the_previous_generation_as_it_was(
+    tmp_path, corpus_copy, fake_encoder
+):
+    # the rebuild writes the edited row into a copy-on-write mapping of vectors.npy and updates the inverted
+    # file in memory: neither may reach the previous generation's files, which a failed write falls back on
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    previous = current_path(store.index_dir)
+    assert previous is not None
+    digests = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in previous.iterdir()}
+    records = store.load().records
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(records[40].answer, records[40].answer + " Edited.", 1), encoding="utf-8")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    assert current_path(store.index_dir) != previous and store.load().manifest["ivf"]["changed_rows"] == 2
+    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in previous.iterdir()} == digests
+
+
 def _rewrite(generation: Path, name: str, data: bytes, **manifest_changes) -> None:
     """Replace a generation's file and make the manifest vouch for it, as a deliberate edit would."""
     manifest = json.loads((generation / "manifest.json").read_text())

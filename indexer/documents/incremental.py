@@ -336,24 +336,9 @@ def _reparse_entry(
     old_end = end - delta
     if end <= start:
         return "an entry removed"
-    if front_matter_length(_lines(data, offsets, 0, min(blocks.total, FRONT_MATTER_LINES))) != before.front_matter:
-        return "its front matter changed"
-    # The block is classified alone, with the next entry's first line (and the one under it, a setext
-    # heading's underline) after it: that line must come out an entry line, as in the whole text (so no
-    # fence is left open).
-    lines = classify_lines(_lines(data, offsets, start, min(end + 2, blocks.total) if not last else end))
-    if not last and lines[end - start].kind not in _ENTRY_KINDS:
-        return "the next entry's first line would read otherwise (a fence left open, a setext heading joined)"
-    del lines[end - start :]
-    if (
-        len(lines) > 1
-        and lines[1].kind == "setext_rule"
-        and start
-        and _lines(data, offsets, start - 1, start)[0].strip()
-    ):
-        return "the entry is a setext heading right under another line"  # whether it folds depends on that line
-    if any(line.kind == "metadata" for line in lines) or _skeleton(_tokens(lines)) != before.skeletons[k].tobytes():
-        return "a line that shapes the document changed (a question, heading, fence or entry-like line)"
+    lines = _block_alone(data, offsets, before, blocks, k, end)
+    if isinstance(lines, str):
+        return lines
     old = records[k]
     entry, span = collect_entry(lines, 0, len(lines), before.style, last, old.section)
     places, under = place_lines(lines, [span], None)
@@ -412,6 +397,33 @@ def _reparse_entry(
     if (record.question_raw, record.answer) != (old.question_raw, old.answer):
         unchanged[k] = -1
     return FileParse(report, file_map, unchanged, "one entry read again")
+
+
+def _block_alone(
+    data: bytes, offsets: np.ndarray, before: FileMap, blocks: _Blocks, k: int, end: int
+) -> list[Line] | str:
+    """The lines of block k (now ending before line `end`) classified alone, when that classifies them as
+    the whole text does and its skeleton is the one the map holds; else why not."""
+    start, last = blocks.starts[k], k == blocks.count - 1
+    if front_matter_length(_lines(data, offsets, 0, min(blocks.total, FRONT_MATTER_LINES))) != before.front_matter:
+        return "its front matter changed"
+    # The block is classified with the next entry's first line (and the one under it, a setext heading's
+    # underline) after it: that line must come out an entry line, as in the whole text (so no fence is
+    # left open).
+    lines = classify_lines(_lines(data, offsets, start, min(end + 2, blocks.total) if not last else end))
+    if not last and lines[end - start].kind not in _ENTRY_KINDS:
+        return "the next entry's first line would read otherwise (a fence left open, a setext heading joined)"
+    del lines[end - start :]
+    if (
+        len(lines) > 1
+        and lines[1].kind == "setext_rule"
+        and start
+        and _lines(data, offsets, start - 1, start)[0].strip()
+    ):
+        return "the entry is a setext heading right under another line"  # whether it folds depends on that line
+    if any(line.kind == "metadata" for line in lines) or _skeleton(_tokens(lines)) != before.skeletons[k].tobytes():
+        return "a line that shapes the document changed (a question, heading, fence or entry-like line)"
+    return lines
 
 
 def _same_report(records: RecordTable, before: FileMap) -> ParseReport:

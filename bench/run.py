@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py    # sizes 82, 10000, 100000 (~20 min; docs/benchmarks.md used --embed-limit 2000)
     .venv/bin/python bench/run.py --sizes 82,2000      # quicker
+    .venv/bin/python bench/run.py --rebuild-only        # only the one-edit rebuild column (minutes, not 20)
 
 Every timing is reported next to a floor measured in the same run on the same texts, and as a
 ratio to it, because this machine is noisy (builds and their floor: best of two, run alternately):
@@ -117,14 +118,15 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
     """Writes the index of `source` without embedding it all (an hour at 100k): its first `sample` texts
     are embedded (timed against the raw encode, for the extrapolated build figures) and every other
     row reuses one of those vectors with small noise. Returns the build figures."""
-    from indexer.documents.parse import parse_file
+    from indexer.documents.incremental import ParseMap, parse_corpus_again
     from indexer.indexing.build import IVF_MIN_ROWS, _manifest, embedding_texts
     from indexer.retrieval.embed import model_fingerprint, text_key
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
     from indexer.stores.disk import FaissStore, RowTable
 
-    records = parse_file(source).records
+    (parsed,) = parse_corpus_again([source], lambda: None, {})  # the records, and the map a build keeps
+    records = list(parsed.report.records)
     positions, fields, texts = embedding_texts(records)
     sample = min(len(texts), sample)
     (measured, sample_vectors), (floor, _) = best_of_alternating(
@@ -148,6 +150,7 @@ def synthetic_index(source: Path, index_dir: Path, build_encoder, sample: int = 
             vectors,
             manifest,
             LexicalIndex.from_records(records),
+            parse_map=ParseMap([parsed.map], [0]) if parsed.map is not None else None,
         )
     return dict(
         texts=len(texts),
@@ -211,6 +214,31 @@ def queries() -> list[str]:
     return (texts * 2)[:200]
 
 
+def corpus_folder(size: int) -> tuple[Path, Path]:
+    """(source, index folder) of a size: the synthetic corpus written afresh (an earlier run's edits undone)."""
+    folder = OUT / f"n{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "corpus.md"
+    source.write_text(synthetic_corpus(size), encoding="utf-8")
+    return source, folder / "index"
+
+
+def measure_rebuild(size: int, rows: list[dict]) -> None:
+    """Only the one-edit rebuild (`--rebuild-only`): the index written as for sizes above --embed-limit
+    (2,000 real embeddings, noisy copies for the rest), then three edits rebuilt in fresh processes."""
+    import shutil
+
+    from indexer.documents.parse import parse_file
+    from indexer.retrieval.embed import SentenceTransformerEncoder
+
+    source, index_dir = corpus_folder(size)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    synthetic_index(source, index_dir, SentenceTransformerEncoder(threads=os.cpu_count()))
+    row = {"entries": size, **edit_rebuild(source, index_dir, parse_file(source).records)}
+    rows.append(row)
+    print(json.dumps(row), file=sys.stderr)
+
+
 def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     import faiss
 
@@ -220,11 +248,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     from indexer.retrieval.embed import SentenceTransformerEncoder
     from indexer.stores.disk import FaissStore
 
-    folder = OUT / f"n{size}"
-    folder.mkdir(parents=True, exist_ok=True)
-    source = folder / "corpus.md"
-    source.write_text(synthetic_corpus(size), encoding="utf-8")
-    index_dir = folder / "index"
+    source, index_dir = corpus_folder(size)
     build_encoder = SentenceTransformerEncoder(threads=os.cpu_count())
     row = {"entries": size}
     if size <= embed_limit:
@@ -295,7 +319,7 @@ def measure_size(size: int, embed_limit: int, rows: list[dict]) -> None:
     row["hint_recall"] = hint_recall(qa)
 
     # the CLI batch path, cold search and missing, as subprocesses (their peak RSS is the children's)
-    batch = folder / "queries.txt"
+    batch = source.parent / "queries.txt"
     batch.write_text("\n".join(qs) + "\n")
     cli = ["search", "--source", str(source), "--index-dir", str(index_dir)]
     batch_total, row["batch_rss_mb"], _ = run_cli(*cli, "--batch", str(batch), "--json")
@@ -473,11 +497,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="82,10000,100000")
     parser.add_argument("--embed-limit", type=int, default=10000)
+    parser.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="measure only the one-edit rebuild (indexes made as for sizes above --embed-limit)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rows: list[dict] = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        measure_size(size, args.embed_limit, rows)
+        if args.rebuild_only:
+            measure_rebuild(size, rows)
+        else:
+            measure_size(size, args.embed_limit, rows)
+    if args.rebuild_only:
+        print("| entries | one-edit rebuild s + model load s (texts embedded, entries changed) |\n|---|---|")
+        for r in rows:
+            print(
+                f"| {r['entries']:,} | {r['edit_rebuild_s']:.2f} + {r['edit_model_load_s']:.1f} "
+                f"({r['edit_embedded']}, {r['edit_changed']}) |"
+            )
+        return 0
     print_table(rows, cold_commands())
     return 0
 

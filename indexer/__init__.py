@@ -12,7 +12,9 @@ Module map (data flows one way: source file → records → texts → vectors �
     cli, __main__           `python -m indexer`: arguments, printing, exit codes
     errors                  the exception family (one line for the user, exit code 2)
     documents/  records     the value types Record and Hit
+                record_table  records held as columns: a loaded index's, a rebuild's
                 parse       files → records: formats, ids, statuses, limits, several files
+                incremental a rebuild's parse: only the entry an edit touched is read again
                 markdown    Markdown entries: the document's entry style decides what an entry is
                 lines       one line's shape (heading, bold line, Q:/A:, list item, fence)
                 places      where every non-blank line went (the parse report's accounting)
@@ -30,7 +32,7 @@ Module map (data flows one way: source file → records → texts → vectors �
                 spec        which store a spec names: a folder or a PostgreSQL URL
                 disk        the folder store: generations, lock, atomic writes, verified loads
                 vectors     the vector-search backends: flat, fp16 scan, IVF, HNSW; batched nearest rows
-                tables, record_table  a generation's record files, and the records as columns
+                tables      a generation's record and row files
                 postgres    the PostgreSQL + pgvector store
     usage/      querylog    the query log beside the index, and readers' feedback
                 gaps        logged questions the document does not answer, grouped; skeleton exports

@@ -3,6 +3,10 @@ scratch gives, and an edit only costs the entries it touched."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,7 @@ from core_fixtures import CORPUS
 
 from indexer.documents.parse import parse_file
 from indexer.indexing.build import build
-from indexer.stores.disk import FaissStore
+from indexer.stores.disk import FaissStore, current_path
 
 MODEL = "fake-model"
 
@@ -65,7 +69,7 @@ def test_an_unchanged_corpus_rebuilds_without_deriving_anything_again(tmp_path, 
     monkeypatch.setattr(indexer.indexing.reuse, "entry_tokens", lambda q, a: tokenised.append(q) or original(q, a))
     before = state(store)
     summary = build([CORPUS], store, lambda: fake_encoder, MODEL)
-    assert (summary.changed, summary.embedded, tokenised) == (0, 0, [])
+    assert (summary.changed, summary.embedded, tokenised, summary.parsed) == (0, 0, [], ["unchanged"])
     assert state(store) == before
 
 
@@ -80,26 +84,63 @@ def test_another_model_re_embeds_everything_and_still_equals_a_build_from_scratc
     assert state(store) == state(scratch)
 
 
-def test_a_damaged_previous_lexical_index_is_rebuilt_from_the_records_not_a_crash(tmp_path, corpus_copy, fake_encoder):
-    import hashlib
-    import io
-    import json
-
-    from indexer.stores.disk import current_path
-
-    store = FaissStore(tmp_path / "index")
-    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+def damage_arrays(store: FaissStore, name: str, change: Callable[[dict], None]) -> None:
+    """Change the arrays of one `.npz` file of the current generation, with a checksum made to match: a
+    cache that passes its checksum but does not hold together."""
     generation = current_path(store.index_dir)
-    arrays = dict(np.load(generation / "lexical.npz"))
-    arrays["ids0"] = arrays["ids0"] + 1000  # postings past the entries; the checksum is made to match
+    arrays = dict(np.load(generation / name))
+    change(arrays)
     stream = io.BytesIO()
     np.savez(stream, **arrays)
-    (generation / "lexical.npz").write_bytes(stream.getvalue())
+    (generation / name).write_bytes(stream.getvalue())
     manifest = json.loads((generation / "manifest.json").read_text())
-    manifest["files"]["lexical.npz"]["sha256"] = hashlib.sha256(stream.getvalue()).hexdigest()
+    manifest["files"][name]["sha256"] = hashlib.sha256(stream.getvalue()).hexdigest()
     (generation / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_damaged_previous_lexical_index_is_rebuilt_from_the_records_not_a_crash(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    damage_arrays(store, "lexical.npz", lambda arrays: arrays.update(ids0=arrays["ids0"] + 1000))  # past the entries
     edit_entries(corpus_copy)
     build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    scratch = FaissStore(tmp_path / "scratch")
+    build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
+    assert state(store) == state(scratch)
+
+
+def parse_map_arrays(store: FaissStore) -> dict:
+    parse_map = store.load().parse_map
+    assert parse_map is not None
+    return {name: array.tobytes() for name, array in parse_map.to_arrays().items()}
+
+
+def test_an_answer_edit_reads_one_entry_again_and_equals_a_build_from_scratch(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    answer = store.load().records[40].answer
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(answer, answer + "\n\nOne more paragraph.", 1), encoding="utf-8")
+    fake_encoder.encoded.clear()
+    rebuilt = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert rebuilt.parsed == ["one entry read again"] and rebuilt.changed == rebuilt.embedded == 1
+    assert len(fake_encoder.encoded) == 1 and fake_encoder.encoded[0].endswith(" One more paragraph.")
+    scratch = FaissStore(tmp_path / "scratch")
+    fresh = build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
+    assert fresh.parsed == ["parsed in full: the previous build left no map of it"]
+    assert state(store) == state(scratch) and parse_map_arrays(store) == parse_map_arrays(scratch)
+    assert rebuilt.to_dict()["sources"] == [{**fresh.to_dict()["sources"][0], "parsed": "one entry read again"}]
+
+
+def test_a_parse_map_that_does_not_fit_means_a_full_parse_not_a_wrong_one(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    damage_arrays(store, "parse_map.npz", lambda arrays: arrays.update(blocks=arrays["blocks"][1:]))  # one short
+    answer = store.load().records[40].answer
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(answer, answer + " Edited.", 1), encoding="utf-8")
+    rebuilt = build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    assert rebuilt.parsed == ["parsed in full: the previous build left no map of it"]
     scratch = FaissStore(tmp_path / "scratch")
     build([corpus_copy], scratch, lambda: fake_encoder, MODEL)
     assert state(store) == state(scratch)

@@ -161,12 +161,13 @@ def test_round_trip_answers_like_a_brute_force_oracle(new_store, fake_encoder):
     np.testing.assert_allclose(np.linalg.norm(entries, axis=1), 1, atol=1e-6)
 
 
-def test_cached_vectors_mean_unchanged_texts_are_not_embedded_again(new_store, corpus_copy, fake_encoder):
+def test_stored_vectors_mean_unchanged_texts_are_not_embedded_again(new_store, corpus_copy, fake_encoder):
     store = new_store()
     build([corpus_copy], store, lambda: fake_encoder, MODEL)
     assert len(fake_encoder.encoded) == 154
-    assert len(store.load().cached_vectors(store.read_manifest()["model_fingerprint"])) == 154
-    assert store.load().cached_vectors("another model") == {}
+    stored = store.load().stored_rows(store.read_manifest()["model_fingerprint"])
+    assert stored is not None and len(stored.rows.keys) == len(stored.vectors) == 154
+    assert store.load().stored_rows("another model") is None
     text = corpus_copy.read_text(encoding="utf-8")
     corpus_copy.write_text(
         text.replace("Backpropagation is a technique", "Backpropagation is a method"), encoding="utf-8"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from core_fixtures import CORPUS
 
+from indexer.documents.record_table import RecordTable
 from indexer.documents.records import Record, field_values
 from indexer.documents.selection import missing_answers, section_positions
 from indexer.indexing.build import build
 from indexer.stores.disk import FaissStore
-from indexer.stores.record_table import RecordTable
 
 RECORDS = [
     Record(1, "What is a GAN?", "Two networks **compete**.", "ok", 3, "Deep learning", "a.md", "**1. What is a GAN?**"),
@@ -38,12 +40,21 @@ def test_a_record_is_made_once_and_kept():
 
 
 def test_columns_read_one_field_without_making_records():
-    table = RecordTable.from_records(RECORDS)
+    table = RecordTable(*RecordTable.from_records(RECORDS).columns())  # as loaded: no Record made yet
     assert table.column("id") == [1, 2, "b.md#7"] and table.column("answer") == [r.answer for r in RECORDS]
     assert field_values(table, "section") == field_values(RECORDS, "section") == ["Deep learning", "", "Deep learning"]
     assert table._made == [None, None, None]
     assert missing_answers(table) == [RECORDS[1]] and table._made[0] is None
     assert section_positions(table, "deep LEARNING").tolist() == [0, 2]
+
+
+def test_tables_are_cut_joined_and_relabelled_without_decoding_their_texts():
+    table = RecordTable(*RecordTable.from_records(RECORDS).columns())
+    moved = table.part(1, 3).with_column("line", [40, 50])
+    joined = RecordTable.joined([table.part(0, 1), moved])
+    assert list(joined) == [RECORDS[0], replace(RECORDS[1], line=40), replace(RECORDS[2], line=50)]
+    assert table._made == [None, None, None]  # the parts view its texts: nothing was made from them
+    assert RecordTable.joined([RecordTable.from_records(RECORDS[:1]), table.part(1, 3)]) == RECORDS
 
 
 def test_columns_that_do_not_line_up_are_refused():

@@ -13,23 +13,32 @@ import numpy as np
 import pytest
 from core_fixtures import CORPUS, ExplodingEncoder
 
+from indexer.documents.record_table import RecordTable
 from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexVersionError
 from indexer.indexing.build import build, ensure_index
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores import disk
 from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, StoredIndex, current_path
-from indexer.stores.record_table import RecordTable
 from indexer.stores.vectors import (
     BATCH_PROBE_DIVISOR,
     FP16_SCAN_MIN_ROWS,
     exact_nearest_rows,
     ivf_nearest_rows,
+    updated_ivf,
     vector_index,
 )
 
 MODEL = "fake-model"
-FLAT_FILES = ("records.npy", "record_values.json", "record_texts.bin", "rows.npy", "vectors.npy", "lexical.npz")
+FLAT_FILES = (
+    "records.npy",
+    "record_values.json",
+    "record_texts.bin",
+    "rows.npy",
+    "vectors.npy",
+    "lexical.npz",
+    "parse_map.npz",
+)
 
 
 def make(store_dir: Path, source: Path, encoder) -> FaissStore:
@@ -406,9 +415,8 @@ def test_an_older_format_is_readable_and_upgraded_without_embedding_again(tmp_pa
     assert isinstance(old.records, list) and old.records == before.records
     assert np.array_equal(old.vectors, before.vectors) and (old.lexical is None) == (format_version == 1)
     assert np.array_equal(old.question_row, before.question_row) and np.array_equal(old.answer_row, before.answer_row)
-    assert (
-        old.position_of == before.position_of
-        and old.cached_vectors(MODEL).keys() == before.cached_vectors(MODEL).keys()
+    assert old.position_of == before.position_of and list(old.stored_rows(MODEL).rows.keys) == list(
+        before.stored_rows(MODEL).rows.keys
     )
     notices: list[str] = []
     upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
@@ -469,6 +477,48 @@ def test_an_inverted_file_over_clustered_vectors_finds_the_exact_neighbours(tmp_
     assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98
 
 
+def ivf_lists(index) -> list[list[tuple[int, bytes]]]:
+    """What an inverted file holds: per list, its (id, code) pairs in id order."""
+    import faiss
+
+    invlists = faiss.extract_index_ivf(index).invlists
+    found = []
+    for lst in range(invlists.nlist):
+        size = invlists.list_size(lst)
+        ids = faiss.rev_swig_ptr(invlists.get_ids(lst), size).tolist() if size else []
+        codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size).tobytes() if size else b""
+        pairs = [(i, codes[k * invlists.code_size : (k + 1) * invlists.code_size]) for k, i in enumerate(ids)]
+        found.append(sorted(pairs))
+    return found
+
+
+def filled_again(index, vectors: np.ndarray):
+    """The same trained inverted file emptied and given `vectors`: what an update must hold."""
+    import faiss
+
+    again = faiss.clone_index(index)
+    again.reset()
+    again.add(np.ascontiguousarray(vectors))
+    return again
+
+
+def test_an_updated_inverted_file_holds_what_adding_every_row_to_it_gives():
+    import faiss
+
+    vectors, _ = _clustered(5000, 16, seed=11)
+    rng = np.random.default_rng(12)
+    # rows removed and others inserted, rows taken over twice, new vectors
+    origin = np.delete(np.arange(5000), rng.choice(5000, 40, replace=False))
+    origin = np.insert(origin, rng.choice(len(origin), 30), -1)
+    origin[rng.choice(np.flatnonzero(origin >= 0), 5)] = origin[origin >= 0][7]
+    new_vectors = vectors[np.maximum(origin, 0)]
+    new_vectors[origin < 0] = _clustered(100, 16, seed=13)[0][: int((origin < 0).sum())]
+    index = vector_index(vectors, "ivf", 16)
+    updated = updated_ivf(faiss.clone_index(index), new_vectors, origin)
+    assert updated.ntotal == len(origin)
+    assert ivf_lists(updated) == ivf_lists(filled_again(index, new_vectors))
+
+
 def _clustered(rows: int, dimension: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors in clusters, and 60 queries near some of them."""
     rng = np.random.default_rng(seed)
@@ -500,6 +550,48 @@ def test_a_batch_over_an_inverted_file_finds_the_nearest_rows_a_single_search_fi
     found = ivf_nearest_rows(index, vectors, queries, 2 * 10 + 10)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.tolist(), exact.tolist())]) >= 0.98
+
+
+def test_a_rebuild_updates_the_inverted_file_and_trains_it_again_once_many_rows_changed(
+    tmp_path, corpus_copy, fake_encoder
+):
+    import faiss
+
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    trained = faiss.read_index(str(current_path(store.index_dir) / "ivf.faiss"))
+    records = store.load().records
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(records[40].answer, records[40].answer + " Edited.", 1), encoding="utf-8")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    loaded = store.load()
+    assert loaded.manifest["ivf"] == {"lists": 2, "changed_rows": 2}  # the edited answer's row out, its new one in
+    updated = faiss.read_index(str(current_path(store.index_dir) / "ivf.faiss"))
+    assert ivf_lists(updated) == ivf_lists(filled_again(trained, loaded.vectors))
+    text = corpus_copy.read_text(encoding="utf-8")
+    for record in list(loaded.records)[:10]:  # 10 answers more: 22 rows changed since training, over 10 %
+        text = text.replace(record.answer, record.answer + " Edited.", 1)
+    corpus_copy.write_text(text, encoding="utf-8")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    assert store.load().manifest["ivf"] == {"lists": 2, "changed_rows": 0}  # trained anew
+
+
+def test_a_rebuild_that_takes_the_vectors_and_inverted_file_over_leaves_the_previous_generation_as_it_was(
+    tmp_path, corpus_copy, fake_encoder
+):
+    # the rebuild writes the edited row into a copy-on-write mapping of vectors.npy and updates the inverted
+    # file in memory: neither may reach the previous generation's files, which a failed write falls back on
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    previous = current_path(store.index_dir)
+    assert previous is not None
+    digests = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in previous.iterdir()}
+    records = store.load().records
+    text = corpus_copy.read_text(encoding="utf-8")
+    corpus_copy.write_text(text.replace(records[40].answer, records[40].answer + " Edited.", 1), encoding="utf-8")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL, index_type="ivf")
+    assert current_path(store.index_dir) != previous and store.load().manifest["ivf"]["changed_rows"] == 2
+    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in previous.iterdir()} == digests
 
 
 def _rewrite(generation: Path, name: str, data: bytes, **manifest_changes) -> None:

@@ -30,7 +30,7 @@ A_LINE = re.compile(
 # digit of any script (`\d` takes them all), once its indentation is gone; any other line is plain
 # text without trying the patterns.
 _STRUCTURE_STARTS = frozenset("#*_-+QqAa")
-_MAX_FRONT_MATTER_LINES = 200
+FRONT_MATTER_LINES = 200  # front matter is looked for in this many lines at most
 _METADATA_KEY = re.compile(r"^[\w.-]+\s*[:=]")
 
 
@@ -48,7 +48,7 @@ class Line(NamedTuple):
 def classify_lines(raw_lines: list[str]) -> list[Line]:
     """Tag each line; fenced code and front matter are opaque, setext headings are folded into their
     text line."""
-    metadata = _front_matter_length(raw_lines)
+    metadata = front_matter_length(raw_lines)
     out = [Line(i, text, "metadata") for i, text in enumerate(raw_lines[:metadata], start=1)]
     fence = ""  # the open fence's mark, "" outside code
     for i, text in enumerate(raw_lines[metadata:], start=metadata + 1):
@@ -66,14 +66,14 @@ def classify_lines(raw_lines: list[str]) -> list[Line]:
     return _fold_setext(out)
 
 
-def _front_matter_length(raw_lines: list[str]) -> int:
+def front_matter_length(raw_lines: list[str]) -> int:
     """How many lines of YAML (`---`) or TOML (`+++`) front matter open the document: site generators'
     metadata, not prose (and its closing `---` under a line would read as a setext heading)."""
     opener = raw_lines[0].rstrip() if raw_lines else ""
     if opener not in ("---", "+++") or len(raw_lines) < 3 or not _METADATA_KEY.match(raw_lines[1]):
         return 0  # a rule at the top of a document opens no front matter
     closers = ("---", "...") if opener == "---" else ("+++",)
-    for i in range(1, min(len(raw_lines), _MAX_FRONT_MATTER_LINES)):
+    for i in range(1, min(len(raw_lines), FRONT_MATTER_LINES)):
         if raw_lines[i].rstrip() in closers:
             return i + 1
     return 0

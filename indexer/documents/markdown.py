@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from indexer.documents.lines import A_LINE, BOLD_LINE, Q_LINE, Line, classify_lines, strip_bold_body
-from indexer.documents.places import Span, is_matter_heading, place_lines, prose_not_taken
+from indexer.documents.places import PLACES, Span, is_matter_heading, place_lines, prose_not_taken
 from indexer.documents.text import clean_question, is_nav_line, is_source_line, prose_text, strip_decorations
 
 _NUMBERED = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?(\d{1,5})\s*[.):\-]\s+", re.I)
@@ -85,30 +86,32 @@ class MarkdownParse:
     entries: list[RawEntry]
     skipped: list[tuple[int, str]]  # (line, why): prose in no entry, and lines that looked like entries
     places: list[str] = field(default_factory=list)  # where each line went ("" for a blank line)
+    # How the entries were found, for `incremental.py`: the classified lines, each entry's first line (an
+    # index into them) and, in a bold document, the shape its entry lines share.
+    lines: list[Line] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    shared: set[str] | None = None
 
     def place_counts(self) -> dict[str, int]:
-        """Non-blank lines per place; together they are every non-blank line of the document."""
-        counts: dict[str, int] = {}
-        for place in self.places:
-            if place:
-                counts[place] = counts.get(place, 0) + 1
-        return counts
+        """Non-blank lines per place, in `PLACES` order; together they are every non-blank line of the document."""
+        counts = Counter(self.places)
+        return {place: counts[place] for place in PLACES if counts[place]}
 
 
 def parse_markdown(text: str) -> MarkdownParse:
     lines = classify_lines(text.split("\n"))
     style, seeds = choose_style(lines)
     if style == "":
-        return MarkdownParse("", [], _skipped_candidates(lines, set(), "", None))
+        return MarkdownParse("", [], skipped_candidates(lines, set(), "", None), lines=lines)
     title_line = _title_line(lines, seeds)
     shared = _shared_shape(lines, seeds) if style == "bold" else None
     starts, level = entry_starts(lines, style, seeds, title_line, shared)
     entries, spans = _collect_entries(lines, starts, style, title_line, level)
     places, headings = place_lines(lines, spans, title_line)
-    candidates = _skipped_candidates(lines, set(starts), style, shared)
+    candidates = skipped_candidates(lines, set(starts), style, shared)
     listed = {line for line, _ in candidates}  # a line is listed once, with the more specific reason
     prose = [(line, why) for line, why in prose_not_taken(lines, places, headings) if line not in listed]
-    return MarkdownParse(style, entries, sorted(candidates + prose), places)
+    return MarkdownParse(style, entries, sorted(candidates + prose), places, lines, starts, shared)
 
 
 def choose_style(lines: list[Line]) -> tuple[str, list[int]]:
@@ -156,8 +159,13 @@ def _bold_is_question(lines: list[Line], i: int) -> bool:
 def _next_is_marker(lines: list[Line], i: int) -> bool:
     for j in range(i + 1, len(lines)):  # indexes, not a slice: a slice per line is quadratic
         if lines[j].text.strip():
-            return bool(_MARKER.match(lines[j].text))
+            return is_marker(lines[j].text)
     return False
+
+
+def is_marker(text: str) -> bool:
+    """A solution marker: `*solution*`, `**Answer:**`, `Solution: ...`."""
+    return bool(_MARKER.match(text))
 
 
 def _q_has_answer(lines: list[Line], i: int) -> bool:
@@ -320,21 +328,29 @@ def _collect_entries(
     spans: list[Span] = []
     for n, start in enumerate(starts):
         limit = starts[n + 1] if n + 1 < len(starts) else len(lines)
-        end = _answer_end(lines, start, limit, style)
-        question_raw, body_start = _question_and_body_start(lines, start, end, style)
-        body = [i for i in range(body_start, end) if lines[i].kind != "setext_rule"]
-        kept, first_text, back = _tidy_answer(lines, body, last=(n + 1 == len(starts)) or end < limit)
-        texts = [lines[i].text for i in kept]
-        if first_text is not None:
-            texts[0] = first_text
-        answer = "\n".join(text.rstrip() for text in texts)
-        if _LIST_ITEM.match(lines[start].text):  # the answer is the item's indented continuation
-            answer = textwrap.dedent(answer)
-        entries.append(
-            RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer, sections[start])
-        )
-        spans.append(Span(start, body_start, end, frozenset(kept), frozenset(back)))
+        entry, span = collect_entry(lines, start, limit, style, n + 1 == len(starts), sections[start])
+        entries.append(entry)
+        spans.append(span)
     return entries, spans
+
+
+def collect_entry(
+    lines: list[Line], start: int, limit: int, style: str, last: bool, section: str
+) -> tuple[RawEntry, Span]:
+    """The entry whose first line is `start` and whose block ends before `limit` (the next entry's first
+    line, or the end); `last` when no entry follows. It reads no line outside the block."""
+    end = _answer_end(lines, start, limit, style)
+    question_raw, body_start = _question_and_body_start(lines, start, end, style)
+    body = [i for i in range(body_start, end) if lines[i].kind != "setext_rule"]
+    kept, first_text, back = _tidy_answer(lines, body, last=last or end < limit)
+    texts = [lines[i].text for i in kept]
+    if first_text is not None:
+        texts[0] = first_text
+    answer = "\n".join(text.rstrip() for text in texts)
+    if _LIST_ITEM.match(lines[start].text):  # the answer is the item's indented continuation
+        answer = textwrap.dedent(answer)
+    entry = RawEntry(lines[start].number, question_raw, _entry_number(lines[start]), answer, section)
+    return entry, Span(start, body_start, end, frozenset(kept), frozenset(back))
 
 
 def _sections(lines: list[Line], starts: list[int], title_line: int | None, level: int) -> dict[int, str]:
@@ -501,7 +517,12 @@ def _why_bold_not_taken(lacks: set[str]) -> str:
     return f"bold line without {names} that the entries share; kept in the answer above it"
 
 
-def _skipped_candidates(
+def looks_like_entry_in_code(text: str) -> bool:
+    """A line of fenced code that would be an entry outside the fence (reported, never taken)."""
+    return bool(BOLD_LINE.match(text) and _NUMBERED.match(text.strip().lstrip("*_").strip()) or Q_LINE.match(text))
+
+
+def skipped_candidates(
     lines: list[Line], taken: set[int], style: str, shared: set[str] | None
 ) -> list[tuple[int, str]]:
     """Lines a reader might mistake for entries, with why they were not taken (first few). `shared` is
@@ -510,11 +531,7 @@ def _skipped_candidates(
     for i, line in enumerate(lines):
         if line.kind in ("text", "setext_rule") or i in taken:
             continue
-        if line.kind == "fenced" and (
-            BOLD_LINE.match(line.text)
-            and _NUMBERED.match(line.text.strip().lstrip("*_").strip())
-            or Q_LINE.match(line.text)
-        ):
+        if line.kind == "fenced" and looks_like_entry_in_code(line.text):
             skipped.append((line.number, "inside a fenced code block"))
         elif line.kind == "bold" and _looks_like_question(line.title):
             skipped.append((line.number, "bold question line in a document of another entry style"))

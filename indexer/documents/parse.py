@@ -26,12 +26,12 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from indexer.documents.markdown import parse_markdown
-from indexer.documents.records import Record, RecordId, Status
+from indexer.documents.markdown import MarkdownParse, parse_markdown
+from indexer.documents.records import Record, RecordId, Status, field_values
 from indexer.documents.text import (
     clean_question,
     has_links,
@@ -58,17 +58,15 @@ class ParseReport:
     place (`places.PLACES`): together every non-blank line of the document."""
 
     source: str
-    records: list[Record]
+    records: Sequence[Record]  # a list, or a RecordTable when a rebuild took most of them over
     style: str
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
     places: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        by_status = {"ok": 0, "missing": 0, "link_only": 0}
-        for record in self.records:
-            by_status[record.status] += 1
-        return by_status
+        statuses = field_values(self.records, "status")
+        return {status: statuses.count(status) for status in ("ok", "missing", "link_only")}
 
 
 @dataclass(frozen=True)
@@ -153,19 +151,24 @@ def _is_supported(path: Path) -> bool:
 
 def parse_corpus(files: list[Path], known: Known | None = None) -> list[ParseReport]:
     """Parse each file; with several files, prefix ids with the file's name so they stay unique."""
-    with _without_cycle_collection():
+    with without_cycle_collection():
         reports = [parse_file(path, known) for path in files]
-    if len(reports) <= 1:
-        return reports
-    names = _short_names(files)
-    return [
-        replace(report, records=[replace(r, id=f"{name}#{r.id}") for r in report.records])
-        for name, report in zip(names, reports)
-    ]
+    return [with_id_prefix(report, prefix) for report, prefix in zip(reports, id_prefixes(files))]
+
+
+def id_prefixes(files: list[Path]) -> list[str]:
+    """What each file's ids start with: nothing for one file, else its short name and `#`."""
+    return [f"{name}#" for name in _short_names(files)] if len(files) > 1 else [""] * len(files)
+
+
+def with_id_prefix(report: ParseReport, prefix: str) -> ParseReport:
+    if not prefix:
+        return report
+    return replace(report, records=[replace(r, id=f"{prefix}{r.id}") for r in report.records])
 
 
 @contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
+def without_cycle_collection() -> Iterator[None]:
     """Parsing Markdown makes several small objects per line, none of them in a reference cycle; the
     cycle collector would rescan them again and again as they pile up (a fifth of the time at 10k
     entries). Reference counting still frees them; the collector runs again once parsing is done."""
@@ -188,8 +191,13 @@ def _short_names(files: list[Path]) -> list[str]:
 
 
 def parse_file(path: Path, known: Known | None = None) -> ParseReport:
-    text = read_source_text(path)
+    return parse_text(path, read_source_text(path), known)[0]
+
+
+def parse_text(path: Path, text: str, known: Known | None = None) -> tuple[ParseReport, MarkdownParse | None]:
+    """The report of a source whose text is `text`, and how its entries were found when it is Markdown."""
     kind = TABLE_SUFFIXES.get(path.suffix.lower()) or _sniff_table(text)
+    parsed = None
     if kind:
         raws, warnings = _parse_table(text, kind, path)
         style, skipped, places = kind, [], {}
@@ -201,7 +209,7 @@ def parse_file(path: Path, known: Known | None = None) -> ParseReport:
         hint = "" if kind else " (expected bold questions like **1. What is X?**, question headings or Q:/A: pairs)"
         raise SourceError(f"{path}: no question-and-answer entries found{hint}")
     records, id_warnings = _assign_ids(raws, str(path), known or Known())
-    return ParseReport(str(path), records, style, warnings + id_warnings, skipped, places)
+    return ParseReport(str(path), records, style, warnings + id_warnings, skipped, places), parsed
 
 
 def read_source_text(path: Path) -> str:
@@ -220,7 +228,8 @@ def read_source_text(path: Path) -> str:
         raise SourceError(f"{path}: is a folder, not a file") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return decode_text(data, str(path)).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(data, str(path))
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text  # a scan, not two copies
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -338,7 +347,7 @@ def _cell(value: object) -> str:
 
 def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[Record], list[str]]:
     """Unique ids by the module's id rule; warn about repeated numbers."""
-    seen, warnings = _document_numbers(raws)
+    seen, warnings = document_numbers([raw.number for raw in raws], [raw.line for raw in raws])
     if not seen:
         ids: list[RecordId] = list(range(1, len(raws) + 1))
     else:
@@ -368,24 +377,25 @@ def _assign_ids(raws: list[RawRecord], source: str, known: Known) -> tuple[list[
     return records, warnings
 
 
-def _document_numbers(raws: list[RawRecord]) -> tuple[dict[int, list[int]], list[str]]:
+def document_numbers(numbers: list[int | None], lines: list[int]) -> tuple[dict[int, list[int]], list[str]]:
     """The numbers the entries carry (number → lines), or none when they do not number the document: when
-    fewer than half the entries carry one, or when numbering starts again (it counts within sections)."""
+    fewer than half the entries carry one, or when numbering starts again (it counts within sections).
+    Also the warnings about numbers: repeated ones (with their lines), numbering that starts again."""
     seen: dict[int, list[int]] = {}
-    for raw in raws:
-        if raw.number is not None:
-            seen.setdefault(raw.number, []).append(raw.line)
+    for number, line in zip(numbers, lines):
+        if number is not None:
+            seen.setdefault(number, []).append(line)
     if seen and len(seen[min(seen)]) > 1:
         low, again = min(seen), len(seen[min(seen)]) - 1
         return {}, [
             f"entry numbers start again at {low} ({again} {'time' if again == 1 else 'times'}); "
             "ids count the entries in reading order instead"
         ]
-    if 2 * sum(len(lines) for lines in seen.values()) < len(raws):
+    if 2 * sum(len(at) for at in seen.values()) < len(numbers):
         return {}, []
     return seen, [
-        f"entry number {number} appears {len(lines)} times (lines {', '.join(map(str, lines))}); "
+        f"entry number {number} appears {len(at)} times (lines {', '.join(map(str, at))}); "
         f"the first keeps id {number}, the others get new ids"
-        for number, lines in seen.items()
-        if len(lines) > 1
+        for number, at in seen.items()
+        if len(at) > 1
     ]

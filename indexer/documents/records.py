@@ -1,6 +1,6 @@
 """The small value types that flow between steps: `Record` (one Q&A entry) and `Hit` (one result).
 
-A loaded index keeps its records as columns instead (`stores/record_table.py`); `field_values` reads
+A loaded index keeps its records as columns instead (`record_table.py`); `field_values` reads
 one field from either without making Records."""
 
 from __future__ import annotations

@@ -16,15 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from indexer.defaults import DEFAULT_MIN_SCORE, DEFAULT_MODE
-from indexer.documents.parse import ParseReport, file_sha256, parse_corpus, source_files
-from indexer.documents.records import Record
+from indexer.documents.incremental import FileParse, ParseMap, PreviousFile, parse_corpus_again
+from indexer.documents.parse import ParseReport, file_sha256, source_files
+from indexer.documents.record_table import RecordTable
+from indexer.documents.records import Record, field_values
 from indexer.documents.text import answer_text, answer_texts, has_words
 from indexer.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from indexer.indexing.reuse import EntryKeys, PreviousBuild
+from indexer.indexing.reuse import UNKNOWN, PreviousBuild
 from indexer.retrieval.embed import (
     DEFAULT_MODEL,
     Encoder,
@@ -35,7 +38,7 @@ from indexer.retrieval.embed import (
 from indexer.retrieval.lexical import LEXICAL_VERSION
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
 from indexer.retrieval.search import LEXICAL_WEIGHT, OTHER_FIELD_WEIGHT
-from indexer.stores.base import LoadedIndex, Store
+from indexer.stores.base import LoadedIndex, RowOrigins, Store, StoredRows
 from indexer.stores.disk import FORMAT_VERSION, RowTable
 
 PARSER_VERSION = 4  # raise it whenever parsing gives different records: saved indexes are then rebuilt
@@ -61,6 +64,7 @@ class BuildSummary:
     index_type: str
     warnings: list[str] = field(default_factory=list)
     reports: list[ParseReport] = field(default_factory=list)
+    parsed: list[str] = field(default_factory=list)  # per source: parsed in full (and why), or read again in part
 
     def to_dict(self) -> dict:
         return {
@@ -82,16 +86,17 @@ class BuildSummary:
                     "by_section": _count_sections(r.records),
                     "places": r.places,
                     "not_taken": [{"line": line, "why": why} for line, why in r.skipped],
+                    "parsed": how,
                 }
-                for r in self.reports
+                for r, how in zip(self.reports, self.parsed or [""] * len(self.reports))
             ],
         }
 
 
-def _count_sections(records: list[Record]) -> dict[str, int]:
+def _count_sections(records: Sequence[Record]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for record in records:
-        counts[record.section] = counts.get(record.section, 0) + 1
+    for section in field_values(records, "section"):
+        counts[section] = counts.get(section, 0) + 1
     return counts
 
 
@@ -105,26 +110,55 @@ def embedding_texts(records: list[Record]) -> tuple[list[int], list[str], list[s
 
 
 def embedding_rows(
-    records: list[Record], model_fp: str, reused: dict[int, EntryKeys], plain_answer: Callable[[int], str]
-) -> RowTable:
-    """One row per question, then one per answer with words in it, with the key of its text; entries in
-    `reused` keep their previous keys without their texts being made again."""
-    positions, fields, keys = [], [], []
-    for i, record in enumerate(records):
-        positions.append(i)
-        fields.append("question")
-        keys.append(reused[i][0] if i in reused else text_key(model_fp, question_text(record)))
-    for i in range(len(records)):
-        if i in reused:
-            key = reused[i][1]
-        else:
-            answer = plain_answer(i)
-            key = text_key(model_fp, answer) if has_words(answer) else None
-        if key is not None:
-            positions.append(i)
-            fields.append("answer")
-            keys.append(key)
-    return RowTable(np.asarray(positions, dtype=np.int32), fields, keys)
+    records: Sequence[Record],
+    model_fp: str,
+    kept: np.ndarray,
+    previous: StoredRows | None,
+    plain_answer: Callable[[int], str],
+) -> tuple[RowTable, np.ndarray]:
+    """One row per question, then one per answer with words in it, with the key of its text; and per row,
+    the previous row whose vector it takes over (the same text), or -1. Entries kept from the previous
+    generation (`kept[i]`, a position there, or -1) keep their rows' keys without their texts being made
+    again; the other rows are looked up by their text's key."""
+    count = len(records)
+    taken = kept >= 0 if previous is not None else np.zeros(count, dtype=bool)
+    question_origin, answer_origin = np.full(count, -1, dtype=np.int64), np.full(count, -1, dtype=np.int64)
+    previous_keys = np.asarray(previous.rows.keys if previous is not None else [], dtype=str)
+    question_keys = np.empty(count, dtype=np.result_type(previous_keys.dtype, "<U32"))
+    answer_keys = np.empty_like(question_keys)
+    if previous is not None:
+        question_origin[taken] = previous.question_row[kept[taken]]
+        answer_origin[taken] = previous.answer_row[kept[taken]]
+        question_keys[taken] = previous_keys[question_origin[taken]]
+        answered = taken & (answer_origin >= 0)
+        answer_keys[answered] = previous_keys[answer_origin[answered]]
+    has_answer = answer_origin >= 0
+    for i in np.flatnonzero(~taken).tolist():
+        question_keys[i] = text_key(model_fp, question_text(records[i]))
+        answer = plain_answer(i)
+        if has_words(answer):
+            has_answer[i] = True
+            answer_keys[i] = text_key(model_fp, answer)
+    answered_positions = np.flatnonzero(has_answer)
+    rows = RowTable(
+        np.concatenate([np.arange(count), answered_positions]).astype(np.int32),
+        ["question"] * count + ["answer"] * len(answered_positions),
+        cast(Sequence[str], np.concatenate([question_keys, answer_keys[answered_positions]])),  # a str array
+    )
+    origin = np.concatenate([question_origin, answer_origin[answered_positions]])
+    missing = np.flatnonzero(origin < 0)  # texts seen before elsewhere in the document, or moved
+    origin[missing] = _rows_with_keys(previous_keys, np.asarray(rows.keys)[missing])
+    return rows, origin
+
+
+def _rows_with_keys(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per wanted key, a row holding it among `keys`, or -1. A few keys (an edit) are compared with every
+    row (~1 ms each at 190,000 rows); many (a first build over an old index) go through a dict (~50 ms)."""
+    if len(wanted) <= 32:
+        found = [np.flatnonzero(keys == key) for key in wanted.tolist()]
+        return np.array([rows[0] if len(rows) else -1 for rows in found], dtype=np.int64)
+    row_of = dict(zip(keys.tolist(), range(len(keys))))
+    return np.array([row_of.get(key, -1) for key in wanted.tolist()], dtype=np.int64)
 
 
 def question_text(record: Record) -> str:
@@ -133,7 +167,7 @@ def question_text(record: Record) -> str:
     return record.question
 
 
-def row_text(records: list[Record], position: int, row_field: str, plain_answer: Callable[[int], str]) -> str:
+def row_text(records: Sequence[Record], position: int, row_field: str, plain_answer: Callable[[int], str]) -> str:
     return question_text(records[position]) if row_field == "question" else plain_answer(position)
 
 
@@ -180,22 +214,25 @@ def build(
     # from the previous generation is a cache keyed by content, so it may be an older one.
     previous = PreviousBuild.load(store, model_fp, PARSER_VERSION)
     try:
-        reports = parse_corpus(files, previous.known())
+        parse_maps = previous.parse_maps()
+        parses = parse_corpus_again(files, previous.known, parse_maps)
         if announce:
             announce()
-        records = [record for report in reports for record in report.records]
-        kept = previous.kept_positions(records)
+        reports = [parse.report for parse in parses]
+        records = RecordTable.joined([_as_table(report.records) for report in reports])
+        kept = previous.kept_positions(records, _known_positions(parses, parse_maps))
         plain_answer = functools.cache(lambda i: answer_text(records[i]))
-        rows = embedding_rows(records, model_fp, previous.entry_keys(kept), plain_answer)
+        stored = previous.stored_rows()
+        rows, origin = embedding_rows(records, model_fp, kept, stored, plain_answer)
         lexical = previous.lexical(records, kept, plain_answer)
-        cache = previous.vectors()
         no_match = no_match or previous.calibrated_no_match() or DEFAULT_NO_MATCH.to_dict()
+        origins = RowOrigins(previous.index, origin) if previous.index is not None and stored is not None else None
     finally:
         previous.release()  # a database reader holds its generation: let the write below drop it
     with store.lock():
-        todo = [row for row, key in enumerate(rows.keys) if key not in cache]
+        todo = np.flatnonzero(origin < 0).tolist()
         texts = [row_text(records, int(rows.positions[row]), rows.fields[row], plain_answer) for row in todo]
-        vectors = _row_vectors(rows, cache, todo, texts, encoder_factory, progress)
+        vectors = _row_vectors(origin, stored, todo, texts, encoder_factory, progress)  # `stored` is in memory
         chosen_type = index_type if index_type != "auto" else ("ivf" if len(rows.keys) >= IVF_MIN_ROWS else "flat")
         seconds = time.perf_counter() - started
         manifest = _manifest(
@@ -211,7 +248,7 @@ def build(
             }
             for r in reports
         ]
-        store.write(records, rows, vectors, manifest, lexical)
+        store.write(records, rows, vectors, manifest, lexical, parse_map=_parse_map(parses), origins=origins)
     warnings = [w for report in reports for w in report.warnings]
     return BuildSummary(
         len(records),
@@ -224,31 +261,81 @@ def build(
         chosen_type,
         warnings,
         reports,
+        [parse.how for parse in parses],
     )
 
 
+def _as_table(records: Sequence[Record]) -> RecordTable:
+    return records if isinstance(records, RecordTable) else RecordTable.from_records(records)
+
+
+def _known_positions(parses: list[FileParse], previous: dict[str, PreviousFile]) -> np.ndarray:
+    """Per record, what its source's parse knows of its previous position (`PreviousBuild.kept_positions`):
+    where the parse took the previous records over, their positions then; elsewhere `UNKNOWN`."""
+    known = []
+    for parse in parses:
+        if parse.unchanged is None:
+            known.append(np.full(len(parse.report.records), UNKNOWN, dtype=np.int64))
+        else:
+            first = previous[parse.report.source].first
+            known.append(np.where(parse.unchanged >= 0, parse.unchanged + first, -1))
+    return np.concatenate(known) if known else np.zeros(0, dtype=np.int64)
+
+
+def _parse_map(parses: list[FileParse]) -> ParseMap:
+    firsts = np.cumsum([0] + [len(parse.report.records) for parse in parses]).tolist()
+    mapped = [(parse.map, first) for parse, first in zip(parses, firsts) if parse.map is not None]
+    return ParseMap([file_map for file_map, _ in mapped], [first for _, first in mapped])
+
+
 def _row_vectors(
-    rows: RowTable,
-    cache: dict[str, np.ndarray],
+    origin: np.ndarray,
+    previous: StoredRows | None,
     todo: list[int],
     texts: list[str],
     encoder_factory: Callable[[], Encoder],
     progress: ProgressFactory | None,
 ) -> np.ndarray:
-    """One vector per row: from the cache by key, else encoded (rows `todo`, whose texts are `texts`)."""
-    encoder = encoder_factory() if todo or not cache else None
-    dimension = encoder.dimension if encoder else len(next(iter(cache.values())))
-    vectors = np.zeros((len(rows.keys), dimension), dtype=np.float32)
-    for row, key in enumerate(rows.keys):
-        if key in cache:
-            vectors[row] = cache[key]
+    """One vector per row: the previous row's it takes over (`origin`), else encoded (rows `todo`, whose
+    texts are `texts`). When the rows are where they were but for a few, the previous vectors (the
+    caller's own, `StoredRows`) are changed in place instead of copied."""
+    encoder = encoder_factory() if todo or previous is None else None
+    dimension = encoder.dimension if encoder else previous.vectors.shape[1]  # type: ignore[union-attr]
+    moved = (
+        np.flatnonzero((origin >= 0) & (origin != np.arange(len(origin))))
+        if previous is not None and len(previous.vectors) == len(origin)
+        else None
+    )
+    if previous is not None and moved is not None and len(moved) <= len(origin) // 64:
+        vectors = previous.vectors
+        vectors[moved] = previous.vectors[origin[moved]]  # the right side is copied out first
+    else:
+        vectors = np.empty((len(origin), dimension), dtype=np.float32)
+        if previous is not None:
+            take_rows(previous.vectors, origin, vectors)
     if todo and encoder:
         vectors[todo] = encoder.encode(texts, progress=progress(len(todo)) if progress else None)
     return vectors
 
 
+def take_rows(source: np.ndarray, origin: np.ndarray, out: np.ndarray) -> None:
+    """`out[i] = source[origin[i]]` where `origin[i] >= 0`. An edit leaves the rows in long runs of
+    consecutive ones, copied run by run: a memory copy, not a gather row by row."""
+    taken = np.flatnonzero(origin >= 0)
+    if not len(taken):
+        return
+    # a run breaks where the row numbers, or the rows they come from, stop following each other
+    breaks = np.flatnonzero((np.diff(taken) != 1) | (np.diff(origin[taken]) != 1)) + 1
+    if len(breaks) > len(taken) // 64:  # scattered: one gather
+        out[taken] = source[origin[taken]]
+        return
+    for run in np.split(taken, breaks):
+        first, last = int(run[0]), int(run[-1]) + 1
+        out[first:last] = source[origin[first] : origin[first] + last - first]
+
+
 def _manifest(
-    records: list[Record],
+    records: Sequence[Record],
     files: list[Path],
     model: str,
     model_fp: str,
@@ -260,6 +347,7 @@ def _manifest(
     no_match: dict,
 ) -> dict:
     sources = source_fingerprint(files)
+    statuses = field_values(records, "status")
     return {
         "parser_version": PARSER_VERSION,
         "lexical_version": LEXICAL_VERSION,
@@ -269,8 +357,8 @@ def _manifest(
         "metric": "inner product of L2-normalised vectors (cosine)",
         "index_type": index_type,
         "record_count": len(records),
-        "missing_count": sum(r.status == "missing" for r in records),
-        "link_only_count": sum(r.status == "link_only" for r in records),
+        "missing_count": statuses.count("missing"),
+        "link_only_count": statuses.count("link_only"),
         "question_vectors": fields.count("question"),
         "answer_vectors": fields.count("answer"),
         "source_sha256": sources[0]["sha256"] if len(sources) == 1 else None,

@@ -1,11 +1,15 @@
 """What a build takes over from the previous generation, so that a rebuild costs what changed.
 
+- The parse of each Markdown source, where an edit did not reach: only the entries it touched are read
+  again (documents/incremental.py, from the map the previous build kept of each source).
 - Vectors, by text key: any question or answer text embedded before with the same model.
 - A question line seen before keeps its clean question, and an answer seen before its status: the
   parser does not derive them again (both depend on that text alone).
 - Entries whose question line and answer are both exactly as before keep the text keys of their
   rows (their plain texts are not made again) and their lexical tokens (the previous lexical index
   is updated, not rebuilt).
+- The rows' origins, so that the store can update the vector index it built over the previous rows
+  (an inverted file) instead of building it again.
 
 All of it is a cache. Without a usable previous generation (none, corrupt, another parser or tokenizer
 version, another model for the keys) a build derives everything itself and gets the same index;
@@ -15,11 +19,12 @@ tests/test_build.py checks that both ways agree.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.documents.incremental import PreviousFile
 from indexer.documents.parse import Known
 from indexer.documents.records import Record, field_values
 from indexer.documents.text import answer_text
@@ -27,9 +32,9 @@ from indexer.errors import IndexerError
 from indexer.retrieval.lexical import LEXICAL_VERSION, LexicalIndex
 from indexer.retrieval.nomatch import FEATURES
 from indexer.retrieval.tokens import entry_tokens
-from indexer.stores.base import LoadedIndex, Store
+from indexer.stores.base import LoadedIndex, Store, StoredRows
 
-EntryKeys = tuple[str, str | None]  # text keys of an entry's question row and answer row (None: no answer row)
+UNKNOWN = -2  # in `kept_positions`' input: an entry whose previous position, if any, is found by its text
 
 
 @dataclass
@@ -84,34 +89,40 @@ class PreviousBuild:
     def known(self) -> Known | None:
         return Known.from_columns(self._columns) if self._same_parser else None
 
-    def vectors(self) -> dict[str, np.ndarray]:
-        return self.index.cached_vectors(self.model_fp) if self.index is not None else {}
+    def parse_maps(self) -> dict[str, PreviousFile]:
+        """The previous build's map of each Markdown source, with its records then: a parse reads again
+        only what changed since (documents/incremental.py). None from another parser version."""
+        parse_map = self.index.parse_map if self.index is not None and self._same_parser else None
+        return parse_map.previous(self._previous.records) if parse_map is not None else {}
 
-    def kept_positions(self, records: list[Record]) -> np.ndarray:
+    def stored_rows(self) -> StoredRows | None:
+        """The previous rows and their vectors, when embedded with this model."""
+        return self.index.stored_rows(self.model_fp) if self.index is not None else None
+
+    def kept_positions(self, records: Sequence[Record], known: np.ndarray) -> np.ndarray:
         """Per new record, the position of the same entry text in the previous index, or -1.
 
-        Each previous entry is claimed once: a repeated entry takes it over only the first time.
+        `known` holds what the parse found out already: a previous position (the same text), -1 (another
+        text), or `UNKNOWN`, for an entry looked up by its text. Each previous entry is claimed once: a
+        repeated entry takes it over only the first time.
         """
-        kept = np.full(len(records), -1, dtype=np.int64)
         if not self._same_parser:
-            return kept
-        unclaimed: dict[tuple[str, str], int] = {}
-        for position, text in enumerate(zip(self._columns["question_raw"], self._columns["answer"])):
-            unclaimed.setdefault(text, position)
-        for i, record in enumerate(records):
-            claimed = unclaimed.pop((record.question_raw, record.answer), None)
-            if claimed is not None:
-                kept[i] = claimed
+            return np.full(len(records), -1, dtype=np.int64)
+        kept = np.where(known == UNKNOWN, -1, known)
+        looked_up = np.flatnonzero(known == UNKNOWN).tolist()
+        if looked_up:
+            claimed = set(known[known >= 0].tolist())
+            unclaimed: dict[tuple[str, str], int] = {}
+            for position, text in enumerate(zip(self._columns["question_raw"], self._columns["answer"])):
+                if position not in claimed:
+                    unclaimed.setdefault(text, position)
+            for i in looked_up:
+                found = unclaimed.pop((records[i].question_raw, records[i].answer), None)
+                if found is not None:
+                    kept[i] = found
         return kept
 
-    def entry_keys(self, kept: np.ndarray) -> dict[int, EntryKeys]:
-        """New record position → its rows' text keys, for the kept entries (keys embed the model)."""
-        if not self._same_model or not (kept >= 0).any():
-            return {}
-        previous = self._previous.entry_keys()
-        return {i: previous[p] for i, p in enumerate(kept.tolist()) if p >= 0}
-
-    def lexical(self, records: list[Record], kept: np.ndarray, plain_answer: Callable[[int], str]) -> LexicalIndex:
+    def lexical(self, records: Sequence[Record], kept: np.ndarray, plain_answer: Callable[[int], str]) -> LexicalIndex:
         """The lexical index of `records`: the previous one updated when it can be, else built anew."""
         previous = (
             self._previous.lexical

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -21,8 +22,30 @@ from indexer.documents.records import Record, RecordId
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from indexer.documents.incremental import ParseMap
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.stores.tables import RowTable
+
+
+@dataclass(frozen=True)
+class StoredRows:
+    """A generation's rows with their vectors, and per record its question row and answer row (-1 for
+    none): what the next build takes over from it."""
+
+    rows: RowTable
+    vectors: np.ndarray  # (rows, dimension), the caller's own: a build may change rows in place
+    question_row: np.ndarray
+    answer_row: np.ndarray
+
+
+@dataclass(frozen=True)
+class RowOrigins:
+    """Where a new generation's rows come from: row i has the vector of row `origin[i]` of `generation`
+    (the same text embedded by the same model), or is new where -1. A store may use it to update what it
+    built over `generation` instead of building it again."""
+
+    generation: LoadedIndex
+    origin: np.ndarray
 
 
 class LoadedIndex(Protocol):
@@ -76,11 +99,12 @@ class LoadedIndex(Protocol):
     def entry_vectors(self) -> np.ndarray:
         """One normalised vector per record (question and answer combined), for topics and duplicates."""
 
-    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
-        """Text key → vector for every row embedded with this model (empty for another model)."""
+    def stored_rows(self, model_fp: str) -> StoredRows | None:
+        """The rows and their vectors when they were embedded with this model, else None."""
 
-    def entry_keys(self) -> list[tuple[str, str | None]]:
-        """Per record, the text keys of its question row and answer row (None without one)."""
+    @property
+    def parse_map(self) -> ParseMap | None:
+        """How the records were parsed (documents/incremental.py), when the store keeps it."""
 
 
 class Store(Protocol):
@@ -102,6 +126,15 @@ class Store(Protocol):
         """Held by a build, so two builds of one index never interleave."""
 
     def write(
-        self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict, lexical: LexicalIndex
+        self,
+        records: Sequence[Record],
+        rows: RowTable,
+        vectors: np.ndarray,
+        manifest: dict,
+        lexical: LexicalIndex,
+        *,
+        parse_map: ParseMap | None = None,
+        origins: RowOrigins | None = None,
     ) -> None:
-        """A new generation, made current in one atomic step; readers see the old or the new one."""
+        """A new generation, made current in one atomic step; readers see the old or the new one. A store
+        may keep `parse_map` for the next build, and use `origins` to update its vector index."""

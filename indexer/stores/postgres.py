@@ -33,6 +33,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
@@ -43,6 +44,10 @@ from psycopg.types.json import Jsonb
 from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from indexer.retrieval.lexical import LexicalIndex
+from indexer.stores.base import RowOrigins, StoredRows
+
+if TYPE_CHECKING:
+    from indexer.documents.incremental import ParseMap
 from indexer.stores.disk import (
     FORMAT_VERSION,
     READABLE_FORMATS,
@@ -113,9 +118,18 @@ class PgStore:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
     def write(
-        self, records: Sequence[Record], rows: RowTable, vectors: np.ndarray, manifest: dict, lexical: LexicalIndex
+        self,
+        records: Sequence[Record],
+        rows: RowTable,
+        vectors: np.ndarray,
+        manifest: dict,
+        lexical: LexicalIndex,
+        *,
+        parse_map: ParseMap | None = None,
+        origins: RowOrigins | None = None,
     ) -> None:
-        """Write a new generation and make it current in one transaction. Call with `lock()` held."""
+        """Write a new generation and make it current in one transaction. Call with `lock()` held. The
+        parse map and row origins are not used: this store keeps no map, and pgvector builds its own index."""
         dimension = int(manifest["dimension"])
         if vectors.shape != (len(rows.fields), dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(rows.fields)} rows of {dimension}")
@@ -463,18 +477,18 @@ class PgStoredIndex:
             vectors[position] += vector.to_numpy()
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
-    def cached_vectors(self, model_fp: str) -> dict[str, np.ndarray]:
-        """text key → vector, for reuse by the next build with the same model."""
+    def stored_rows(self, model_fp: str) -> StoredRows | None:
+        """The rows and their vectors, for the next build with the same model (read from the database)."""
         if self.manifest.get("model_fingerprint") != model_fp:
-            return {}
-        return {key: vector.to_numpy() for key, vector in self._all_rows("key, embedding")}
+            return None
+        found = self._all_rows("position, field, key, embedding")
+        rows = RowTable(
+            np.array([row[0] for row in found], dtype=np.int32), [row[1] for row in found], [row[2] for row in found]
+        )
+        vectors = np.array([row[3].to_numpy() for row in found], dtype=np.float32).reshape(len(found), -1)
+        return StoredRows(rows, vectors, *rows.record_rows(len(self.records)))
 
-    def entry_keys(self) -> list[tuple[str, str | None]]:
-        """Per record, the text keys of its question row and of its answer row (None without one)."""
-        keys: list[list] = [[None, None] for _ in self.records]
-        for position, row_field, key in self._all_rows("position, field, key"):
-            keys[position][row_field == "answer"] = key
-        return [(question, answer) for question, answer in keys]
+    parse_map = None  # not kept here: every build over this store parses its sources in full
 
 
 def nearest_query(rows_table: sql.Composable) -> sql.Composed:

@@ -33,8 +33,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from indexer.documents.record_table import SHORT_FIELDS, TEXT_FIELDS, Buffer, RecordTable
 from indexer.documents.records import Record
-from indexer.stores.record_table import SHORT_FIELDS, TEXT_FIELDS, Buffer, RecordTable
 
 RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS = "records.npy", "record_values.json", "record_texts.bin", "rows.npy"
 TABLE_FILES = (RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS)  # format 3
@@ -55,6 +55,16 @@ class RowTable:
 
     def answer_mask(self) -> np.ndarray:
         return np.asarray(self.fields) != "question"
+
+    def record_rows(self, records: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per record position, its question row and its answer row (-1 for none)."""
+        answer = self.answer_mask()
+        row_numbers = np.arange(len(answer), dtype=np.int64)
+        question_row = np.full(records, -1, dtype=np.int64)
+        answer_row = np.full(records, -1, dtype=np.int64)
+        question_row[self.positions[~answer]] = row_numbers[~answer]
+        answer_row[self.positions[answer]] = row_numbers[answer]
+        return question_row, answer_row
 
     @classmethod
     def from_json(cls, data: dict) -> RowTable:

@@ -17,6 +17,7 @@ SHORT_FIELDS = ("id", "status", "line", "section", "source")  # a list per field
 TEXT_FIELDS = ("question", "answer", "question_raw")  # one UTF-8 buffer, decoded per record
 assert sorted(SHORT_FIELDS + TEXT_FIELDS) == sorted(Record.__dataclass_fields__), "RecordTable must hold every field"
 Buffer = bytes | mmap.mmap  # bytes, or a file mapped read-only
+Texts = Buffer | memoryview  # what a table's texts may be: a part of a table views its whole table's buffer
 
 
 class RecordTable(Sequence[Record]):
@@ -32,7 +33,7 @@ class RecordTable(Sequence[Record]):
     ('That.', [3], 1)
     """
 
-    def __init__(self, columns: dict[str, list], texts: Buffer, offsets: np.ndarray) -> None:
+    def __init__(self, columns: dict[str, list], texts: Texts, offsets: np.ndarray) -> None:
         count = len(columns["id"])
         if (
             any(not isinstance(columns[name], list) or len(columns[name]) != count for name in SHORT_FIELDS)
@@ -50,14 +51,45 @@ class RecordTable(Sequence[Record]):
 
     @classmethod
     def from_records(cls, records: Iterable[Record]) -> RecordTable:
+        """The table of these records, which it keeps as made (iterating it makes none again)."""
         records = list(records)
         columns = {name: [getattr(r, name) for r in records] for name in SHORT_FIELDS}
         encoded = [getattr(r, name).encode() for r in records for name in TEXT_FIELDS]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(text) for text in encoded], out=offsets[1:])
-        return cls(columns, b"".join(encoded), offsets)
+        table = cls(columns, b"".join(encoded), offsets)
+        table._made = list(records)
+        return table
 
-    def columns(self) -> tuple[dict[str, list], Buffer, np.ndarray]:
+    @classmethod
+    def joined(cls, tables: Sequence[RecordTable]) -> RecordTable:
+        """One table of the records of `tables`, in order: their columns and texts put end to end."""
+        if len(tables) == 1:
+            return tables[0]
+        columns = {name: [value for table in tables for value in table._columns[name]] for name in SHORT_FIELDS}
+        starts = np.cumsum([0] + [len(table._texts) for table in tables[:-1]]).tolist()
+        ends = [table._offsets[1:] + start for table, start in zip(tables, starts)]
+        offsets = np.concatenate([np.zeros(1, dtype=np.int64), *ends])
+        joined = cls(columns, b"".join(table._texts for table in tables), offsets)
+        joined._made = [record for table in tables for record in table._made]
+        return joined
+
+    def part(self, start: int, stop: int) -> RecordTable:
+        """Records `start` to `stop` (exclusive) as a table viewing this one's texts (no copy)."""
+        first, last = self._offsets[len(TEXT_FIELDS) * start], self._offsets[len(TEXT_FIELDS) * stop]
+        part = RecordTable(
+            {name: self._columns[name][start:stop] for name in SHORT_FIELDS},
+            memoryview(self._texts)[first:last],
+            self._offsets[len(TEXT_FIELDS) * start : len(TEXT_FIELDS) * stop + 1] - first,
+        )
+        part._made = self._made[start:stop]
+        return part
+
+    def with_column(self, name: str, values: list) -> RecordTable:
+        """The same records with another value of one short field (`SHORT_FIELDS`) each."""
+        return RecordTable({**self._columns, name: values}, self._texts, self._offsets)
+
+    def columns(self) -> tuple[dict[str, list], Texts, np.ndarray]:
         """(short fields, text buffer, offsets): what `RecordTable(...)` takes, for writing to disk."""
         return self._columns, self._texts, self._offsets
 

@@ -555,7 +555,7 @@ def _freshness(store, manifest: dict, sources: list[Path], model: str) -> str:
     from indexer.errors import IndexCorruptError
     from indexer.indexing.build import source_fingerprint, stale_reason
 
-    reason = stale_reason(manifest, source_fingerprint(source_files(sources)), model)
+    reason = stale_reason(manifest, source_fingerprint(source_files(sources)), model, store.format_version)
     if reason:
         return f"stale: {reason}"
     try:

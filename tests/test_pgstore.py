@@ -32,8 +32,10 @@ from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, I
 from indexer.indexing.build import build, embedding_texts, ensure_index
 from indexer.retrieval import search as search_module
 from indexer.retrieval.lexical import LexicalIndex
-from indexer.stores.disk import FORMAT_VERSION, FaissStore, RowTable, current_path
-from indexer.stores.postgres import PgStore, give_build_memory, nearest_query
+from indexer.stores import postgres
+from indexer.stores.disk import FaissStore, RowTable, current_path
+from indexer.stores.postgres import FORMAT_VERSION, PgStore, give_build_memory, nearest_query
+from indexer.stores.record_table import RecordTable
 from indexer.stores.spec import open_store
 
 MODEL = "fake-model"
@@ -230,14 +232,172 @@ def test_a_failed_build_leaves_the_previous_index_usable(new_store, tmp_path, fa
 # ---- PostgreSQL only -----------------------------------------------------------------------------
 
 
-def test_an_index_of_the_previous_format_is_rebuilt_from_its_cached_vectors(pg_url, fake_encoder):
+def records_layout(store: PgStore) -> list[str]:
+    """The columns of the current generation's records table."""
+    with store.connect(autocommit=True) as conn:
+        return [
+            name
+            for (name,) in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum",
+                (f"indexer_records_{current_generation(store)}",),
+            )
+        ]
+
+
+def to_jsonb_records(store: PgStore, format_version: int) -> None:
+    """Rewrite the current generation's records as formats 1-3 kept them: one jsonb row per record."""
+    generation = current_generation(store)
+    records = list(store.load().records)
+    with store.connect(autocommit=True) as conn, conn.transaction():
+        conn.execute(f"DROP TABLE indexer_records_{generation}")
+        conn.execute(f"CREATE TABLE indexer_records_{generation} (position int PRIMARY KEY, record jsonb NOT NULL)")
+        for position, record in enumerate(records):
+            conn.execute(
+                f"INSERT INTO indexer_records_{generation} VALUES (%s, %s)", (position, json.dumps(record.to_dict()))
+            )
+        conn.execute(
+            "UPDATE indexer_generations SET manifest = (manifest - 'files') || %s::jsonb WHERE id = %s",
+            (json.dumps({"format_version": format_version}), generation),
+        )
+
+
+@pytest.mark.parametrize("old_format", [2, 3])
+def test_an_index_of_the_jsonb_layout_is_read_and_rebuilt_from_its_cached_vectors(pg_url, fake_encoder, old_format):
     store = fresh_pg_store(pg_url)
     build([CORPUS], store, lambda: fake_encoder, MODEL)
-    edit_manifest(store, format_version=2)  # the tables of a PostgreSQL index did not change in format 3
+    records = list(store.load().records)
+    assert records_layout(store) == ["file", "part", "bytes"]
+    to_jsonb_records(store, old_format)
+    old = store.load()  # formats 1-3: read, so the rebuild below reuses its vectors
+    assert (
+        records_layout(store) == ["position", "record"]
+        and old.records == records
+        and not isinstance(old.records, RecordTable)
+    )
+    old.close()
     notices: list[str] = []
     upgraded = ensure_index([CORPUS], store, ExplodingEncoder, MODEL, notify=notices.append)  # no encoding allowed
     assert len(notices) == 1 and "older version" in notices[0]
-    assert upgraded.manifest["format_version"] == FORMAT_VERSION and len(upgraded.records) == 82
+    assert upgraded.manifest["format_version"] == FORMAT_VERSION == 4 and upgraded.records == records
+    assert records_layout(store) == ["file", "part", "bytes"] and isinstance(upgraded.records, RecordTable)
+
+
+def test_a_jsonb_records_table_under_a_format_4_manifest_is_corrupt(pg_url, fake_encoder):
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    to_jsonb_records(store, FORMAT_VERSION)
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+
+
+def unusual_records() -> list[Record]:
+    return [
+        Record(
+            1,
+            "Qu'est-ce que l'été ? 🌞",
+            "Réponse — naïve: 日本語, עברית, Ελληνικά",
+            "ok",
+            3,
+            "Section é",
+            "a.md",
+            "**1. Q?**",
+        ),
+        Record(2, "What is missing?", "", "missing", 7, "", "a.md", ""),
+        Record(
+            3, "Only a link?", "[see](https://example.org/ü)", "link_only", 9, "Section é", "b.md", "3. Only a link?"
+        ),
+        Record(4, "", "x" * 300 + "é" * 200 + "\r\n\x00\t", "ok", 2**40, "Ω" * 50, "b.md", "🌞" * 40),
+        Record(5, "Empty answer, status ok?", "", "ok", 0),
+    ]
+
+
+def write_records(store: PgStore, records: list[Record]) -> None:
+    answered = [i for i, r in enumerate(records) if r.answer]
+    positions = np.asarray(list(range(len(records))) + answered, dtype=np.int32)
+    fields = ["question"] * len(records) + ["answer"] * len(answered)
+    vectors = np.random.default_rng(0).standard_normal((len(positions), 16), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    manifest = {
+        "dimension": 16,
+        "record_count": len(records),
+        "question_vectors": len(records),
+        "answer_vectors": len(answered),
+    }
+    with store.lock():
+        store.write(
+            records,
+            RowTable(positions, fields, [f"k{i}" for i in range(len(positions))]),
+            vectors,
+            manifest,
+            LexicalIndex.from_records(records),
+        )
+
+
+def test_records_round_trip_through_the_record_files_in_parts(pg_url, monkeypatch):
+    monkeypatch.setattr(postgres, "RECORD_PART_BYTES", 100)  # so the texts span several parts
+    records = unusual_records()
+    store = fresh_pg_store(pg_url)
+    write_records(store, records)
+    loaded = store.load()
+    assert isinstance(loaded.records, RecordTable) and loaded.records == records
+    assert [loaded.records[i] for i in (4, 0, 3)] == [records[4], records[0], records[3]]
+    assert loaded.position_of == {1: 0, 2: 1, 3: 2, 4: 3, 5: 4} and loaded.row_count == 8
+    with store.connect(autocommit=True) as conn:
+        parts = dict(
+            conn.execute(f"SELECT file, count(*) FROM indexer_records_{loaded.generation} GROUP BY file").fetchall()
+        )
+    assert parts["record_texts.bin"] == -(-loaded.manifest["files"]["record_texts.bin"]["bytes"] // 100) > 5
+    store.verify()
+
+
+def damage_record_file(store: PgStore, how: str) -> None:
+    generation = current_generation(store)
+    changes = {
+        "truncated texts": "SET bytes = substring(bytes from 1 for length(bytes) - 1) WHERE file = 'record_texts.bin'",
+        "junk records.npy": "SET bytes = decode(repeat('ab', length(bytes)), 'hex') WHERE file = 'records.npy'",
+        "junk values": "SET bytes = overlay(bytes placing '\\x7b7b'::bytea from 1) WHERE file = 'record_values.json'",
+        "a text end moved": "SET bytes = overlay(bytes placing '\\xff'::bytea from length(bytes) - 2) "
+        "WHERE file = 'records.npy'",
+        "a missing part": "SET part = 7 WHERE file = 'record_values.json'",
+        "a part more": None,
+    }
+    with store.connect(autocommit=True) as conn:
+        if changes[how] is None:
+            conn.execute(f"INSERT INTO indexer_records_{generation} VALUES ('record_texts.bin', 1, 'more')")
+        else:
+            assert conn.execute(f"UPDATE indexer_records_{generation} {changes[how]}").rowcount == 1
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["truncated texts", "junk records.npy", "junk values", "a text end moved", "a missing part", "a part more"],
+)
+def test_a_damaged_record_file_is_reported_corrupt_and_rebuilt(pg_url, fake_encoder, how):
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    damage_record_file(store, how)
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.load()
+    with pytest.raises(IndexCorruptError, match="corrupt"):
+        store.verify()
+    notices: list[str] = []
+    assert len(ensure_index([CORPUS], store, lambda: fake_encoder, MODEL, notify=notices.append).records) == 82
+    assert len(notices) == 1 and "corrupt" in notices[0]
+
+
+def test_a_changed_text_byte_loads_but_fails_verify(pg_url, fake_encoder):
+    """A load checks the record files' sizes and shapes; `verify` (the `info` command) hashes them."""
+    store = fresh_pg_store(pg_url)
+    build([CORPUS], store, lambda: fake_encoder, MODEL)
+    generation = current_generation(store)
+    with store.connect(autocommit=True) as conn:
+        conn.execute(
+            f"UPDATE indexer_records_{generation} SET bytes = overlay(bytes placing '?'::bytea from 10) "
+            "WHERE file = 'record_texts.bin'"
+        )
+    assert len(store.load().records) == 82
+    with pytest.raises(IndexCorruptError, match="record_texts.bin fails its checksum"):
+        store.verify()
 
 
 def test_open_store_picks_the_store_from_the_spec(tmp_path, pg_url):

@@ -39,7 +39,7 @@ from indexer.retrieval.lexical import LEXICAL_VERSION
 from indexer.retrieval.nomatch import DEFAULT_NO_MATCH
 from indexer.retrieval.search import LEXICAL_WEIGHT, OTHER_FIELD_WEIGHT
 from indexer.stores.base import LoadedIndex, RowOrigins, Store, StoredRows
-from indexer.stores.disk import FORMAT_VERSION, RowTable
+from indexer.stores.disk import RowTable
 
 PARSER_VERSION = 4  # raise it whenever parsing gives different records: saved indexes are then rebuilt
 # From this many rows a generation also stores an inverted-file index (store.py) for nearest rows:
@@ -175,13 +175,14 @@ def source_fingerprint(files: list[Path]) -> list[dict]:
     return [{"path": str(p), "name": p.name, "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in files]
 
 
-def stale_reason(manifest: dict, sources: list[dict], model: str) -> str | None:
-    """Why an index cannot answer for these sources and this model, or None when it can."""
+def stale_reason(manifest: dict, sources: list[dict], model: str, format_version: int) -> str | None:
+    """Why an index cannot answer for these sources and this model, or None when it can. `format_version`:
+    what its store writes (`Store.format_version`)."""
     if manifest.get("model") != model:
         return f"it was built with model {manifest.get('model')!r}, not {model!r}"
     if manifest.get("parser_version") != PARSER_VERSION:
         return "it was built by another version of the parser"
-    if manifest.get("format_version", FORMAT_VERSION) < FORMAT_VERSION:
+    if manifest.get("format_version", format_version) < format_version:
         return "it was built by an older version of this tool"
     if manifest.get("lexical_version") != LEXICAL_VERSION:
         return "its lexical index was built by another version of this tool"
@@ -389,7 +390,11 @@ def ensure_index(
     fingerprint = source_fingerprint(source_files(sources))
     try:
         manifest = store.read_manifest()
-        reason = "there is no index yet" if manifest is None else stale_reason(manifest, fingerprint, model)
+        reason = (
+            "there is no index yet"
+            if manifest is None
+            else stale_reason(manifest, fingerprint, model, store.format_version)
+        )
         if reason is None:
             return store.load()
     except IndexMissingError:

@@ -111,6 +111,7 @@ class Store(Protocol):
     """Where generations of one index live: read, write atomically, serialise builds."""
 
     location: str  # for messages: a folder or a database URL with its index name
+    format_version: int  # the format it writes: a generation of an older one is rebuilt (stale_reason)
 
     def read_manifest(self) -> dict | None:
         """The current generation's manifest, None when there is no index yet."""

@@ -293,14 +293,15 @@ def _generation_manifest(index_dir: Path, generation: Path) -> dict:
     return check_format(manifest, str(index_dir))
 
 
-def check_format(manifest: object, location: str) -> dict:
-    """The manifest if this version can read it; a newer format is refused (never overwritten silently)."""
+def check_format(manifest: object, location: str, newest: int = FORMAT_VERSION) -> dict:
+    """The manifest if this version can read it (`newest`: the format the store writes); a newer format
+    is refused (never overwritten silently)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
         raise IndexCorruptError(f"index at {location} is corrupt: its manifest has no format_version")
-    if manifest["format_version"] > FORMAT_VERSION:
+    if manifest["format_version"] > newest:
         raise IndexVersionError(
             f"index at {location} was written by a newer version of this tool (format "
-            f"{manifest['format_version']} > {FORMAT_VERSION}); upgrade, or replace it with: python -m indexer build"
+            f"{manifest['format_version']} > {newest}); upgrade, or replace it with: python -m indexer build"
         )
     return manifest
 
@@ -751,6 +752,8 @@ def _remove_old_generations(index_dir: Path) -> None:
 
 class FaissStore:
     """The embedded store: one index folder on disk (implements `base.Store`)."""
+
+    format_version = FORMAT_VERSION
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)

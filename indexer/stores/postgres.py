@@ -7,7 +7,9 @@ Tables (created by the first build, after `CREATE EXTENSION IF NOT EXISTS vector
 
     indexer_generations   id, index_name, manifest (jsonb), is_current, lexical (the lexical index's
                           arrays, as store.py writes them to lexical.npz): one row per complete build
-    indexer_records_<id>  position → record (jsonb), in row-table order
+    indexer_records_<id>  (file, part) → bytes: the records as the folder store writes them (tables.py:
+                          records.npy, record_values.json, record_texts.bin), each file in parts of
+                          at most 64 MiB (bytea holds at most 1 GB), stored uncompressed
     indexer_rows_<id>     row → (record position, field, text key, embedding vector(dimension));
                           an HNSW index (vector_ip_ops) when the build has at least `hnsw_min_rows` rows
 
@@ -21,13 +23,20 @@ Vector contract as in store.py: normalised float32 vectors, score = inner produc
 `<#>` is the NEGATIVE inner product (so ascending order is best first).
 
 Records live in the client (search, lexical matching and display need them); vectors stay in the
-database: nearest rows and the cosines of candidate entries are SQL queries. This module does not
-choose between stores (stores.py) and imports psycopg only when a PgStore is used.
+database: nearest rows and the cosines of candidate entries are SQL queries. A load reads the record
+files in one SELECT and holds them as a `RecordTable` (columns, texts decoded when shown), as the folder
+store does: a jsonb row per record (formats 1-3) took ~12 s to read at a million entries. It checks their
+sizes and shapes; `verify` (`info`) also their sha256. This module does not choose between stores
+(stores.py) and imports psycopg only when a PgStore is used.
+
+Format 4 is this store's own: the folder store's files did not change (it stays at 3). A generation
+of formats 1-3 is still read, so the build that replaces it (an older format: stale) reuses its vectors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -41,21 +50,20 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from indexer.documents.records import Record
+from indexer.documents.records import Record, RecordId, field_values
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.base import RowOrigins, StoredRows
+from indexer.stores.disk import RowTable, check_format, lexical_blob, lexical_from_blob
+from indexer.stores.tables import RECORD_FILES, record_files, records_from_files
 
 if TYPE_CHECKING:
     from indexer.documents.incremental import ParseMap
-from indexer.stores.disk import (
-    FORMAT_VERSION,
-    READABLE_FORMATS,
-    RowTable,
-    check_format,
-    lexical_blob,
-    lexical_from_blob,
-)
+
+FORMAT_VERSION = 4  # formats 1-3 held a jsonb row per record
+READABLE_FORMATS = (1, 2, 3, 4)
+RECORDS_AS_FILES = 4  # the first format whose records table holds the record files
+RECORD_PART_BYTES = 64 * 2**20  # bytea holds at most 1 GB; smaller parts spare the server's memory
 
 DEFAULT_NAME = "default"
 # Exact nearest rows cost ~0.6 ms per 1k rows (29 ms at 50k, 56 ms at 100k) and HNSW ~2 ms, but HNSW
@@ -78,6 +86,8 @@ _LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  #
 class PgStore:
     """One named index in a PostgreSQL database with pgvector. Same methods as `FaissStore`."""
 
+    format_version = FORMAT_VERSION
+
     def __init__(self, url: str, name: str | None = None, hnsw_min_rows: int = HNSW_MIN_ROWS) -> None:
         base, _, fragment = url.partition("#")
         self.url = base
@@ -98,13 +108,19 @@ class PgStore:
         """The current generation's manifest, or None when there is no index yet."""
         with self.connect(autocommit=True) as conn:
             row = _current(conn, self.name)
-        return None if row is None else check_format(row[1], self.location)
+        return None if row is None else check_format(row[1], self.location, FORMAT_VERSION)
 
     def load(self) -> PgStoredIndex:
         return PgStoredIndex(self)
 
     def verify(self) -> None:
-        """Nothing to hash: the database owns its storage, and `load` checks the counts as it does here."""
+        """Hash the record files against the manifest (a load checks their sizes and shapes, and the
+        counts); the rows and vectors are the database's to keep."""
+        loaded = self.load()
+        try:
+            loaded.verify_record_files()
+        finally:
+            loaded.close()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -134,7 +150,16 @@ class PgStore:
         if vectors.shape != (len(rows.fields), dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(rows.fields)} rows of {dimension}")
         index_type = "hnsw" if len(rows.fields) >= self.hnsw_min_rows else "flat"
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "index_type": index_type, "store": "postgresql"}
+        files = record_files(records)
+        manifest = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "index_type": index_type,
+            "store": "postgresql",
+            "files": {
+                name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+            },
+        }
         with self.connect(autocommit=True) as conn:
             _ensure_schema(conn, self.location)
             register_vector(conn)
@@ -149,17 +174,25 @@ class PgStore:
                 )[0]
                 records_table, rows_table = _tables(generation)
                 conn.execute(
-                    sql.SQL("CREATE TABLE {} (position int PRIMARY KEY, record jsonb NOT NULL)").format(records_table)
+                    sql.SQL(
+                        "CREATE TABLE {} (file text, part int, bytes bytea NOT NULL, PRIMARY KEY (file, part))"
+                    ).format(records_table)
                 )
+                # uncompressed: every load reads all of it, and pglz would cost more time than the disk it saves
+                conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN bytes SET STORAGE EXTERNAL").format(records_table))
                 conn.execute(
                     sql.SQL(
                         "CREATE TABLE {} (row_number int PRIMARY KEY, position int NOT NULL, field text NOT NULL, "
                         "key text NOT NULL, embedding vector({}) NOT NULL)"
                     ).format(rows_table, sql.Literal(dimension))
                 )
-                with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(records_table)) as copy:
-                    for position, record in enumerate(records):
-                        copy.write_row((position, Jsonb(record.to_dict())))
+                with conn.cursor().copy(
+                    sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY)").format(records_table)
+                ) as copy:
+                    copy.set_types(["text", "int4", "bytea"])
+                    for name, data in files.items():
+                        for part, start in enumerate(range(0, max(len(data), 1), RECORD_PART_BYTES)):
+                            copy.write_row((name, part, memoryview(data)[start : start + RECORD_PART_BYTES]))
                 with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY)").format(rows_table)) as copy:
                     copy.set_types(["int4", "int4", "text", "text", "vector"])
                     for row, (position, field, key) in enumerate(zip(rows.positions.tolist(), rows.fields, rows.keys)):
@@ -297,12 +330,9 @@ class PgStoredIndex:
         self.generation, self.manifest = self._hold_current()
         if self.manifest["format_version"] not in READABLE_FORMATS:
             raise IndexStaleError(f"index at {self.location} has an old format ({self.manifest['format_version']})")
-        records_table, self._rows_table = _tables(self.generation)
+        self._records_table, self._rows_table = _tables(self.generation)
         try:
-            self.records = [
-                Record.from_dict(r)
-                for (r,) in self._conn.execute(sql.SQL("SELECT record FROM {} ORDER BY position").format(records_table))
-            ]
+            self.records = self._stored_records()
             self.lexical = self._stored_lexical()
             questions, total = _one(
                 self._conn.execute(
@@ -311,7 +341,7 @@ class PgStoredIndex:
                     )
                 )
             )
-        except (psycopg.errors.UndefinedTable, TypeError, KeyError, ValueError) as exc:
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, TypeError, KeyError, ValueError) as exc:
             raise IndexCorruptError(f"index at {self.location} is corrupt: {type(exc).__name__}; rebuild it") from None
         expected = (
             self.manifest.get("record_count"),
@@ -322,11 +352,53 @@ class PgStoredIndex:
             raise IndexCorruptError(
                 f"index at {self.location} is corrupt: counts do not match the manifest; rebuild it"
             )
-        self.position_of = {record.id: i for i, record in enumerate(self.records)}
         self.path = f"{self.location}@{self.generation}"  # names the loaded generation, like StoredIndex.path
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
         self.ef_search = min(HNSW_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, self._configured_ef_search()))
+
+    @functools.cached_property
+    def position_of(self) -> dict[RecordId, int]:
+        """Record id → position, made on first use from the ids alone."""
+        ids = field_values(self.records, "id")
+        return dict(zip(ids, range(len(ids))))
+
+    def _stored_records(self) -> Sequence[Record]:
+        """The generation's records: a `RecordTable` over its record files (format 4), checked against the
+        manifest's sizes; or, from formats 1-3, a Record per jsonb row (read once, by the build that
+        replaces the generation and reuses its vectors)."""
+        if self.manifest["format_version"] < RECORDS_AS_FILES:
+            query = sql.SQL("SELECT record FROM {} ORDER BY position").format(self._records_table)
+            return [Record.from_dict(r) for (r,) in self._conn.execute(query)]
+        files = self._record_files()
+        if any(len(data) != self.manifest["files"][name]["bytes"] for name, data in files.items()):
+            raise ValueError("a record file does not have the size the manifest gives")
+        return records_from_files(files)
+
+    def _record_files(self) -> dict[str, bytes]:
+        """File name → bytes of the generation's record files, each joined from its parts (one SELECT)."""
+        parts: dict[str, list[bytes]] = {name: [] for name in RECORD_FILES}
+        query = sql.SQL("SELECT file, part, bytes FROM {} ORDER BY file, part").format(self._records_table)
+        for name, part, data in self._conn.execute(query, binary=True):
+            if name not in parts or part != len(parts[name]):
+                raise ValueError("the record files' parts are not the ones written")
+            parts[name].append(data)
+        return {name: b"".join(chunks) for name, chunks in parts.items()}
+
+    def verify_record_files(self) -> None:
+        """IndexCorruptError when a record file's bytes are not those the build hashed (format 4)."""
+        if self.manifest["format_version"] < RECORDS_AS_FILES:
+            return
+        with self._lock:
+            try:
+                files = self._record_files()
+            except ValueError:
+                raise IndexCorruptError(
+                    f"index at {self.location} is corrupt: its record files are not whole"
+                ) from None
+        for name, data in files.items():
+            if hashlib.sha256(data).hexdigest() != self.manifest["files"][name]["sha256"]:
+                raise IndexCorruptError(f"index at {self.location} is corrupt: {name} fails its checksum; rebuild it")
 
     def _configured_ef_search(self) -> int:
         """hnsw.ef_search as the connection was configured (`?options=-c hnsw.ef_search=400` in the URL,
@@ -355,7 +427,7 @@ class PgStoredIndex:
                 raise IndexMissingError(f"no index at {self.location}; run: python -m indexer build")
             if self._hold(current[0]):
                 register_vector(self._conn)
-                return current[0], check_format(current[1], self.location)
+                return current[0], check_format(current[1], self.location, FORMAT_VERSION)
         raise IndexerError(f"index at {self.location} keeps changing while it is opened; try again")
 
     def _hold(self, generation: int) -> bool:

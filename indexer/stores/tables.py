@@ -10,6 +10,9 @@ Format 3 (written): four files that load as views of their bytes; no text is dec
     rows.npy             one row per vector: record position, field code (0 question, 1 answer), and the
                          embedding-cache key of its text (by which the next build reuses the vector)
 
+The PostgreSQL store keeps the first three (`RECORD_FILES`, `record_files` and `records_from_files`) as
+bytea in its database; its rows are a table there.
+
 Formats 2 and 1 (read, so that the next build can reuse their vectors): the records as one JSON table
 (`records.json`) or a JSON object per line (`records.jsonl`), the rows in `rows.json`.
 
@@ -27,7 +30,7 @@ import math
 import re
 import struct
 import zipfile
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -37,7 +40,8 @@ from indexer.documents.record_table import SHORT_FIELDS, TEXT_FIELDS, Buffer, Re
 from indexer.documents.records import Record
 
 RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS = "records.npy", "record_values.json", "record_texts.bin", "rows.npy"
-TABLE_FILES = (RECORDS, RECORD_VALUES, RECORD_TEXTS, ROWS)  # format 3
+RECORD_FILES = (RECORDS, RECORD_VALUES, RECORD_TEXTS)  # the records alone
+TABLE_FILES = (*RECORD_FILES, ROWS)  # format 3
 OLD_RECORD_FILES = ("records.json", "records.jsonl")  # formats 2 and 1
 OLD_ROW_FILE = "rows.json"
 ROW_FIELDS = ("question", "answer")  # the field codes of rows.npy
@@ -74,6 +78,14 @@ class RowTable:
 
 def table_files(records: Sequence[Record], rows: RowTable) -> dict[str, bytes]:
     """File name → bytes of the records and the row table, in format 3."""
+    keys = np.asarray(rows.keys, dtype=str)
+    row_rows = np.empty(len(keys), dtype=[("record", "<i4"), ("field", "u1"), ("key", keys.dtype)])
+    row_rows["record"], row_rows["field"], row_rows["key"] = rows.positions, rows.answer_mask(), keys
+    return {**record_files(records), ROWS: npy_bytes(row_rows)}
+
+
+def record_files(records: Sequence[Record]) -> dict[str, bytes]:
+    """`RECORD_FILES` name → bytes of the records."""
     table = records if isinstance(records, RecordTable) else RecordTable.from_records(records)
     columns, texts, offsets = table.columns()
     values, codes = zip(*(_encode_column(columns[name]) for name in SHORT_FIELDS))
@@ -82,15 +94,16 @@ def table_files(records: Sequence[Record], rows: RowTable) -> dict[str, bytes]:
         record_rows[name] = column
     for f, name in enumerate(_TEXT_ENDS):
         record_rows[name] = offsets[1 + f :: len(TEXT_FIELDS)]
-    keys = np.asarray(rows.keys, dtype=str)
-    row_rows = np.empty(len(keys), dtype=[("record", "<i4"), ("field", "u1"), ("key", keys.dtype)])
-    row_rows["record"], row_rows["field"], row_rows["key"] = rows.positions, rows.answer_mask(), keys
     return {
         RECORDS: npy_bytes(record_rows),
         RECORD_VALUES: json.dumps(dict(zip(SHORT_FIELDS, values)), ensure_ascii=False).encode(),
         RECORD_TEXTS: bytes(texts),
-        ROWS: npy_bytes(row_rows),
     }
+
+
+def records_from_files(files: Mapping[str, Buffer]) -> RecordTable:
+    """The records from the bytes `record_files` made; ValueError, KeyError or TypeError when they do not fit."""
+    return _record_table(npy_view(files[RECORDS], ndim=1), _json(files[RECORD_VALUES]), files[RECORD_TEXTS])
 
 
 def _encode_column(values: list) -> tuple[list | None, np.ndarray]:

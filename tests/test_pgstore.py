@@ -27,6 +27,7 @@ import pytest
 from core_fixtures import CORPUS, ExplodingEncoder, FakeEncoder
 
 from indexer.documents.parse import parse_corpus, source_files
+from indexer.documents.record_table import RecordTable
 from indexer.documents.records import Record
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError, IndexVersionError
 from indexer.indexing.build import build, embedding_texts, ensure_index
@@ -35,7 +36,6 @@ from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores import postgres
 from indexer.stores.disk import FaissStore, RowTable, current_path
 from indexer.stores.postgres import FORMAT_VERSION, PgStore, give_build_memory, nearest_query
-from indexer.stores.record_table import RecordTable
 from indexer.stores.spec import open_store
 
 MODEL = "fake-model"

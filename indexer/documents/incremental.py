@@ -137,7 +137,7 @@ class ParseMap:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ParseMap | None:
         """The map `to_arrays` saved; None when another version of the map saved it. ValueError, KeyError,
-        TypeError or AttributeError when it does not hold together."""
+        TypeError, IndexError or AttributeError when it does not hold together."""
         if int(arrays["version"][0]) != PARSE_MAP_VERSION:
             return None
         about = json.loads(arrays["files"].tobytes())
@@ -500,7 +500,7 @@ _KIND_CODES = {"heading": "H", "bold": "B", "q": "Q", "a": "A", "setext_rule": "
 _PLAIN_TOKENS = {kind: [f"{code}{facts:x}" for facts in range(16)] for kind, code in (("text", "t"), ("fenced", "f"))}
 # Plain (facts 0) and blank (facts 1) lines, text or code, make runs: token → blank?, and its run's tokens
 _RUN_BLANK = {_PLAIN_TOKENS[kind][facts]: facts == 1 for kind in _PLAIN_TOKENS for facts in (0, 1)}
-_RUN_OF = {token: tuple(_PLAIN_TOKENS[token[0] == "f" and "fenced" or "text"][:2]) for token in _RUN_BLANK}
+_RUN_OF = {token: tuple(_PLAIN_TOKENS["fenced" if token[0] == "f" else "text"][:2]) for token in _RUN_BLANK}
 _MARKER_STARTS = frozenset("*_sSaA")  # a solution marker's first character
 _SEPARATOR_STARTS = frozenset("-*_<[")  # a rule's, a break's, a back-to-top link's (a navigation line has a #)
 

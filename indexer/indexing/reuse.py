@@ -91,7 +91,7 @@ class PreviousBuild:
 
     def parse_maps(self) -> dict[str, PreviousFile]:
         """The previous build's map of each Markdown source, with its records then: a parse reads again
-        only what changed since (documents/incremental.py). None from another parser version."""
+        only what changed since (documents/incremental.py). Empty from another parser version."""
         parse_map = self.index.parse_map if self.index is not None and self._same_parser else None
         return parse_map.previous(self._previous.records) if parse_map is not None else {}
 

@@ -422,7 +422,7 @@ def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
     but a write after this file's mtime cannot. Loads trust only stamps older than that mtime."""
     newest = max((stamp[2] for stamp in stamps.values()), default=0)
     path = folder / WRITTEN_FILE
-    _write_synced(path, json.dumps(stamps).encode())
+    _write_file(path, json.dumps(stamps).encode())
     for _ in range(1000):  # 2 s at most
         if os.stat(path).st_mtime_ns > newest:
             return
@@ -643,7 +643,7 @@ def write_index(
     blobs: dict[str, Blob | FaissFile] = {
         **table_files(records, rows),
         **vector_blobs,
-        "lexical.npz": npz_blob(lexical.to_arrays()),
+        "lexical.npz": lexical_blob(lexical),
     }
     if parse_map is not None:
         blobs[PARSE_MAP_FILE] = npz_blob(parse_map.to_arrays())
@@ -710,14 +710,6 @@ def _size(data: Blob | FaissFile) -> int:
     if isinstance(data, FaissFile):
         return data.index.ntotal * data.index.d * 2  # a guess, for the order of writing
     return sum(len(part) for part in _parts(data))
-
-
-def _write_synced(path: Path, data: Blob) -> None:
-    with open(path, "wb") as fh:
-        for part in _parts(data):
-            fh.write(part)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

@@ -23,6 +23,7 @@ from indexer.retrieval.onnx_encoder import (
     ensure_onnx_export,
     export_onnx,
     load_onnx_encoder,
+    token_batches,
 )
 
 REPO = Path(__file__).parents[1]
@@ -193,3 +194,49 @@ def test_export_is_reused_and_a_foreign_format_is_refused(onnx_cache: Path, tmp_
     (copy / CONFIG_FILE).write_text(json.dumps({**config, "format": 99}))
     with pytest.raises(OnnxUnavailable, match="format 99"):
         load_onnx_encoder(DEFAULT_MODEL, cache_dir=tmp_path)
+
+
+def _cost(lengths: list[int], batches: list[list[int]], run_cost: int) -> int:
+    return sum(run_cost + len(batch) * max(lengths[i] for i in batch) for batch in batches)
+
+
+def _least_cost(lengths: list[int], batch_size: int, run_cost: int) -> int:
+    """Brute force over every way to cut the texts, shortest first, into batches."""
+    ordered = sorted(lengths)
+    best = {0: 0}
+    for end in range(1, len(ordered) + 1):
+        best[end] = min(
+            best[start] + run_cost + (end - start) * ordered[end - 1] for start in range(max(0, end - batch_size), end)
+        )
+    return best[len(ordered)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_token_batches_cover_every_text_once_within_the_size_at_least_cost(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 40, size=int(rng.integers(1, 90))).tolist()
+    batches = token_batches(lengths, batch_size=16, run_cost=14)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert all(1 <= len(batch) <= 16 for batch in batches)
+    assert _cost(lengths, batches, 14) == _least_cost(lengths, 16, 14)
+
+
+def test_token_batches_cut_only_where_padding_costs_more_than_a_run() -> None:
+    assert [len(b) for b in token_batches([7] * 40, batch_size=32)] in ([32, 8], [8, 32], [20, 20])
+    # 16 texts of 3 tokens and 16 of 30: one batch pads 16 x 27 tokens, far more than one more run
+    assert sorted(len(b) for b in token_batches([3] * 16 + [30] * 16, batch_size=32)) == [16, 16]
+    assert token_batches([5, 6], batch_size=32) == [[0, 1]]  # one token of padding: not worth a run
+    assert token_batches([], batch_size=32) == []
+
+
+def test_vectors_do_not_depend_on_what_they_are_batched_with(onnx_cache: Path) -> None:
+    """Texts of many lengths encoded together, alone and in reverse give the same bits: the batches
+    pad each text to a different length, and padding is masked out."""
+    lines = DEV_QUERIES.read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["query"] for line in lines if line.strip()] + ["why", "overfit"]
+    onnx = load_onnx_encoder(DEFAULT_MODEL, export_if_missing=False, cache_dir=onnx_cache)
+    together = onnx.encode(queries)
+    alone = np.vstack([onnx.encode([q]) for q in queries])
+    reversed_ = onnx.encode(queries[::-1])[::-1]
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    np.testing.assert_allclose(together, reversed_, atol=1e-6)

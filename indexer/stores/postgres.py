@@ -407,10 +407,14 @@ class PgStoredIndex:
         return int(value) if value and value.isdigit() else 0
 
     def _stored_lexical(self) -> LexicalIndex | None:
-        """The generation's saved lexical index; None for one written before they were saved (format 1)."""
+        """The generation's saved lexical index; None for one written before they were saved (format 1).
+        Fetched in binary: as text a bytea comes as hex, twice its size, which took 0.26-0.40 s instead of
+        0.07-0.12 s for the 30 MB of 100,000 entries (and ~9x that at a million)."""
         try:
             row = self._conn.execute(
-                sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)), (self.generation,)
+                sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
+                (self.generation,),
+                binary=True,
             ).fetchone()
             if row is None:  # the generation's row is gone: a TypeError, which `_open` reports as corruption
                 raise TypeError("no row for the generation")

@@ -3,7 +3,7 @@ exactly what a full parse gives; anything else is parsed in full.
 
 A build keeps a map of each Markdown source (`FileMap`, saved with the generation). Every entry owns a
 block of lines, from its first line to the next entry's (the last one to the end of the text), and the
-map holds per block: a digest of its lines, a digest of its skeleton (`_skeleton`), the entry's number and
+map holds per block: a digest of its lines, a digest of its skeleton (`skeleton`), the entry's number and
 where its lines went; per source: the digest of the lines before the first entry, the front matter's
 length, the entry style, what was not taken and the count of every place. The next build splits the new
 text at the same lines and compares digests from both ends (whole groups of blocks first). When only one
@@ -35,7 +35,6 @@ both ways give the same records, report and map.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -44,13 +43,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from indexer.documents.line_digests import (
+    DIGEST_BYTES,
+    digest,
+    digest_rows,
+    encoded,
+    line_tokens,
+    lines_of,
+    short_hash,
+    skeleton,
+)
 from indexer.documents.lines import FRONT_MATTER_LINES, Line, classify_lines, front_matter_length
 from indexer.documents.markdown import (
     MarkdownParse,
     collect_entry,
-    is_marker,
-    is_separator,
-    looks_like_entry_in_code,
     skipped_candidates,
 )
 from indexer.documents.parse import (
@@ -68,7 +74,6 @@ from indexer.documents.record_table import RecordTable
 from indexer.documents.records import Record
 
 PARSE_MAP_VERSION = 1  # raise it when the map's meaning (or GROUP) changes: older maps are then not used
-_DIGEST = 16  # bytes of SHA-256 kept per block: a chance collision is out of reach
 _PLACE_CODE = {place: code for code, place in enumerate(PLACES)}
 
 
@@ -84,9 +89,9 @@ class FileMap:
     head: bytes  # digest of the lines before the first entry
     skipped: list[tuple[int, str]]  # the parse report's, in full
     places: dict[str, int]  # the parse report's
-    blocks: np.ndarray  # (entries, _DIGEST) uint8: digest of each entry's block of lines
-    groups: np.ndarray  # (⌈entries / GROUP⌉, _DIGEST) uint8: digest of the lines of GROUP blocks at a time
-    skeletons: np.ndarray  # (entries, _DIGEST) uint8: digest of each block's skeleton
+    blocks: np.ndarray  # (entries, DIGEST_BYTES) uint8: digest of each entry's block of lines
+    groups: np.ndarray  # (⌈entries / GROUP⌉, DIGEST_BYTES) uint8: digest of the lines of GROUP blocks at a time
+    skeletons: np.ndarray  # (entries, DIGEST_BYTES) uint8: digest of each block's skeleton
     numbers: np.ndarray  # (entries,) int32: each entry's number, -1 for none
     block_places: np.ndarray  # (entries, len(PLACES)) int32: each block's non-blank lines per place
 
@@ -94,9 +99,9 @@ class FileMap:
 _ENTRY_KINDS = frozenset({"heading", "bold", "q"})  # what an entry's first line is, ATX heading or not
 GROUP = 256  # blocks per group digest: an unchanged text is compared in ~400 digests at 100,000 entries
 _ARRAYS = {  # the FileMap arrays a ParseMap saves: dtype, and the shape of one row
-    "blocks": (np.uint8, (_DIGEST,)),
-    "groups": (np.uint8, (_DIGEST,)),
-    "skeletons": (np.uint8, (_DIGEST,)),
+    "blocks": (np.uint8, (DIGEST_BYTES,)),
+    "groups": (np.uint8, (DIGEST_BYTES,)),
+    "skeletons": (np.uint8, (DIGEST_BYTES,)),
     "numbers": (np.int32, ()),
     "block_places": (np.int32, (len(PLACES),)),
 }
@@ -238,14 +243,14 @@ def map_of(report: ParseReport, parsed: MarkdownParse, text: str, id_prefix: str
     """The map of a source a full parse has just read (None when it has no entries)."""
     if not parsed.starts:
         return None
-    data, offsets = _encoded(text)
+    data, offsets = encoded(text)
     blocks = _Blocks(parsed.starts, len(parsed.lines))
     starts, ends = parsed.starts, [*parsed.starts[1:], len(parsed.lines)]
     at = offsets.tolist()
     view = memoryview(data)
-    block_digests = [_hash(view[at[s] : max(at[e] - 1, at[s])]) for s, e in zip(starts, ends)]
-    group_digests = [_digest(data, offsets, *blocks.group_lines(g, 0)) for g in range(blocks.groups)]
-    tokens = _tokens(parsed.lines)
+    block_digests = [short_hash(view[at[s] : max(at[e] - 1, at[s])]) for s, e in zip(starts, ends)]
+    group_digests = [digest(data, offsets, *blocks.group_lines(g, 0)) for g in range(blocks.groups)]
+    tokens = line_tokens(parsed.lines)
     codes = np.array([_PLACE_CODE.get(place, -1) for place in parsed.places[starts[0] :]], dtype=np.int64)
     owner = np.repeat(np.arange(len(starts)), np.diff([*starts, len(parsed.lines)]))
     placed = codes >= 0
@@ -258,12 +263,12 @@ def map_of(report: ParseReport, parsed: MarkdownParse, text: str, id_prefix: str
         len(parsed.lines),
         front_matter_length([line.text for line in parsed.lines[:FRONT_MATTER_LINES]]),
         parsed.style,
-        _digest(data, offsets, 0, starts[0]),
+        digest(data, offsets, 0, starts[0]),
         list(report.skipped),
         dict(report.places),
-        _digest_rows(block_digests),
-        _digest_rows(group_digests),
-        _digest_rows([_skeleton(tokens[s:e]) for s, e in zip(starts, ends)]),
+        digest_rows(block_digests),
+        digest_rows(group_digests),
+        digest_rows([skeleton(tokens[s:e]) for s, e in zip(starts, ends)]),
         np.array([-1 if e.number is None else e.number for e in parsed.entries], dtype=np.int32),
         block_places.astype(np.int32),
     )
@@ -291,15 +296,15 @@ class _Blocks:
 def reparse(text: str, before: FileMap, records: RecordTable) -> FileParse | str:
     """The source `text` parsed by reading again only the entry an edit changed since `before` was made
     from it, with `records` its records then; a reason to parse it in full when that is not exact."""
-    data, offsets = _encoded(text)
+    data, offsets = encoded(text)
     starts = [line - 1 for line in records.column("line")]
-    if _digest(data, offsets, 0, starts[0]) != before.head:
+    if digest(data, offsets, 0, starts[0]) != before.head:
         return "an edit before its first entry"
     blocks = _Blocks(starts, len(offsets) - 1)
     delta = blocks.total - before.lines
 
     def same(digests: np.ndarray, i: int, lines: tuple[int, int]) -> bool:
-        return _digest(data, offsets, *lines) == digests[i].tobytes()
+        return digest(data, offsets, *lines) == digests[i].tobytes()
 
     # Blocks before the edit are where they were; those after it have moved by `delta` lines. Whole
     # groups of blocks are compared first, then the blocks of the group that differs.
@@ -382,8 +387,8 @@ def _reparse_entry(
     )
     moved = _Blocks([line - 1 for line in new_records.column("line")], blocks.total)
     block_digests, group_digests = before.blocks.copy(), before.groups.copy()
-    block_digests[k] = np.frombuffer(_digest(data, offsets, start, end), dtype=np.uint8)
-    group_digests[k // GROUP] = np.frombuffer(_digest(data, offsets, *moved.group_lines(k // GROUP, 0)), dtype=np.uint8)
+    block_digests[k] = np.frombuffer(digest(data, offsets, start, end), dtype=np.uint8)
+    group_digests[k // GROUP] = np.frombuffer(digest(data, offsets, *moved.group_lines(k // GROUP, 0)), dtype=np.uint8)
     file_map = replace(
         before,
         lines=blocks.total,
@@ -405,12 +410,12 @@ def _block_alone(
     """The lines of block k (now ending before line `end`) classified alone, when that classifies them as
     the whole text does and its skeleton is the one the map holds; else why not."""
     start, last = blocks.starts[k], k == blocks.count - 1
-    if front_matter_length(_lines(data, offsets, 0, min(blocks.total, FRONT_MATTER_LINES))) != before.front_matter:
+    if front_matter_length(lines_of(data, offsets, 0, min(blocks.total, FRONT_MATTER_LINES))) != before.front_matter:
         return "its front matter changed"
     # The block is classified with the next entry's first line (and the one under it, a setext heading's
     # underline) after it: that line must come out an entry line, as in the whole text (so no fence is
     # left open).
-    lines = classify_lines(_lines(data, offsets, start, min(end + 2, blocks.total) if not last else end))
+    lines = classify_lines(lines_of(data, offsets, start, min(end + 2, blocks.total) if not last else end))
     if not last and lines[end - start].kind not in _ENTRY_KINDS:
         return "the next entry's first line would read otherwise (a fence left open, a setext heading joined)"
     del lines[end - start :]
@@ -418,10 +423,10 @@ def _block_alone(
         len(lines) > 1
         and lines[1].kind == "setext_rule"
         and start
-        and _lines(data, offsets, start - 1, start)[0].strip()
+        and lines_of(data, offsets, start - 1, start)[0].strip()
     ):
         return "the entry is a setext heading right under another line"  # whether it folds depends on that line
-    if any(line.kind == "metadata" for line in lines) or _skeleton(_tokens(lines)) != before.skeletons[k].tobytes():
+    if any(line.kind == "metadata" for line in lines) or skeleton(line_tokens(lines)) != before.skeletons[k].tobytes():
         return "a line that shapes the document changed (a question, heading, fence or entry-like line)"
     return lines
 
@@ -447,114 +452,9 @@ def _number_warnings(before: FileMap, records: RecordTable) -> list[str]:
     return document_numbers([None if n < 0 else n for n in before.numbers.tolist()], records.column("line"))[1]
 
 
-def _digest_rows(digests: list[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, _DIGEST).copy()
-
-
-def _tokens(lines: Sequence[Line]) -> list[str]:
-    """Each line as its skeleton sees it (module docstring): a line that is not plain or fenced as written,
-    of the others what the parser asks of them (`_plain_facts`). Written so that a run of tokens reads back
-    one way only."""
-    tokens = []
-    seen: dict[tuple[str, str], str] = {}  # documents repeat their markers, separators and blank lines
-    for line in lines:
-        kind, text = line.kind, line.text
-        if kind == "text" or kind == "fenced":
-            token = seen.get((kind, text))
-            if token is None:
-                token = seen[kind, text] = _PLAIN_TOKENS[kind][_plain_facts(text, kind == "fenced")]
-            tokens.append(token)
-        else:
-            tokens.append(f"{_KIND_CODES[kind]}{line.level}:{len(text)}:{text}")
-    return tokens
-
-
-def _skeleton(tokens: list[str]) -> bytes:
-    """Digest of a block's skeleton from its lines' `_tokens`. A run of plain and blank lines (text, or
-    code) is kept as whether it has a non-blank line and whether its last line is blank: the parser only
-    looks past such lines for the next non-blank one, and at the line before a bold line."""
-    kept: list[str] = []
-    run: tuple[str, bool, bool] | None = None  # (plain token, has a non-blank line, ends blank)
-
-    def close() -> None:
-        if run is not None:
-            kept.extend(token for token, wanted in zip(_RUN_OF[run[0]], run[1:]) if wanted)
-
-    for token in tokens:
-        blank = _RUN_BLANK.get(token)
-        if blank is None:
-            close()
-            run = None
-            kept.append(token)
-        elif run is not None and _RUN_OF[run[0]] == _RUN_OF[token]:
-            run = (run[0], run[1] or not blank, blank)
-        else:
-            close()
-            run = (token, not blank, blank)
-    close()
-    return _hash("".join(kept).encode("utf-8", "surrogatepass"))
-
-
-# The facts kept of a plain or fenced line: blank, solution marker, separator, entry-like line in code.
-_KIND_CODES = {"heading": "H", "bold": "B", "q": "Q", "a": "A", "setext_rule": "S", "metadata": "M"}
-_PLAIN_TOKENS = {kind: [f"{code}{facts:x}" for facts in range(16)] for kind, code in (("text", "t"), ("fenced", "f"))}
-# Plain (facts 0) and blank (facts 1) lines, text or code, make runs: token → blank?, and its run's tokens
-_RUN_BLANK = {_PLAIN_TOKENS[kind][facts]: facts == 1 for kind in _PLAIN_TOKENS for facts in (0, 1)}
-_RUN_OF = {token: tuple(_PLAIN_TOKENS["fenced" if token[0] == "f" else "text"][:2]) for token in _RUN_BLANK}
-_MARKER_STARTS = frozenset("*_sSaA")  # a solution marker's first character
-_SEPARATOR_STARTS = frozenset("-*_<[")  # a rule's, a break's, a back-to-top link's (a navigation line has a #)
-
-
-def _plain_facts(text: str, fenced: bool) -> int:
-    """The facts of a plain or fenced line as bits: 1 blank, 2 marker, 4 separator, 8 entry-like in code.
-    The patterns are tried only on lines whose first character could begin a match."""
-    first = text.lstrip()[:1]
-    if not first:
-        return 1
-    facts = 0
-    if first in _MARKER_STARTS and is_marker(text):
-        facts |= 2
-    if (first in _SEPARATOR_STARTS or "#" in text) and is_separator(text):
-        facts |= 4
-    if fenced and looks_like_entry_in_code(text):
-        facts |= 8
-    return facts
-
-
 def _place_counts(places: list[str]) -> np.ndarray:
     counts = np.zeros(len(PLACES), dtype=np.int32)
     for place in places:
         if place:
             counts[_PLACE_CODE[place]] += 1
     return counts
-
-
-def _encoded(text: str) -> tuple[bytes, np.ndarray]:
-    """The text as UTF-8, and the byte offset where each of its lines starts (then one past its end, as if
-    it ended with a newline)."""
-    data = text.encode("utf-8", "surrogatepass")
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    return data, np.concatenate([[0], newlines + 1, [len(data) + 1]]).astype(np.int64)
-
-
-def _digest(data: bytes, offsets: np.ndarray, first: int, stop: int) -> bytes:
-    """Digest of lines `first` to `stop` (exclusive) of the encoded text; b"" when the text has no such
-    lines (it never equals a digest)."""
-    if not 0 <= first <= stop < len(offsets):
-        return b""
-    return _hash(_span(data, offsets, first, stop))
-
-
-def _hash(data: bytes | memoryview) -> bytes:
-    # sha256 runs on the CPU's SHA instructions where there are some: 1.8 GB/s here, blake2b 0.9
-    return hashlib.sha256(data).digest()[:_DIGEST]
-
-
-def _lines(data: bytes, offsets: np.ndarray, first: int, stop: int) -> list[str]:
-    """Lines `first` to `stop` (exclusive) of the encoded text."""
-    return str(_span(data, offsets, first, stop), "utf-8", "surrogatepass").split("\n")
-
-
-def _span(data: bytes, offsets: np.ndarray, first: int, stop: int) -> memoryview:
-    begin = int(offsets[first])
-    return memoryview(data)[begin : max(int(offsets[stop]) - 1, begin)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -150,6 +151,8 @@ def test_best_takes_the_highest_bm25_records_and_never_one_without_a_query_term(
     assert set(match.best(1).tolist()) == {int(np.argmax(match.scores))}
     assert sorted(match.best(10).tolist()) == [0, 3]  # two records hold a query term: no filler
     assert lexical.match("kubernetes").best(10).size == 0
+    derived = dataclasses.replace(match, held=None)  # a match made by hand: the held records from its scores
+    assert sorted(derived.best(10).tolist()) == [0, 3] and derived.best(1).tolist() == match.best(1).tolist()
 
 
 def test_scores_do_not_depend_on_the_hash_seed(tmp_path):

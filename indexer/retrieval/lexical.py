@@ -62,17 +62,16 @@ class LexicalMatch:
     coverage: np.ndarray  # per record: IDF-weighted share of the query terms it contains, in [0, 1]
     unknown_share: float  # IDF-weighted share of the query terms no entry contains
     words: tuple[tuple[str, str], ...] = ()  # each query word as searched (typos corrected) with its term
-    held: np.ndarray | None = None  # ascending positions of the records holding a query term; None: not known
+    held: np.ndarray | None = None  # ascending positions of the records holding a query term (None: derived)
 
     def best(self, depth: int) -> np.ndarray:
-        """Positions of up to `depth` records of highest BM25 score, only records holding a query term
-        when `held` is known (at a million entries, partitioning every record's score cost 4 ms a query)."""
-        if self.held is None:
-            depth = min(depth, len(self.scores))
-            return np.argpartition(-self.scores, depth - 1)[:depth] if depth else np.zeros(0, np.int64)
-        if len(self.held) <= depth:
-            return self.held
-        return self.held[np.argpartition(-self.scores[self.held], depth - 1)[:depth]]
+        """Positions of up to `depth` records of highest BM25 score, among the records holding a query term
+        (at a million entries, partitioning every record's score cost 4 ms a query). A record holds a term
+        exactly when its BM25 is above 0 (every IDF is), so a match made without `held` derives it."""
+        held = self.held if self.held is not None else np.flatnonzero(self.scores > 0)
+        if len(held) <= depth:
+            return held
+        return held[np.argpartition(-self.scores[held], depth - 1)[:depth]]
 
 
 @dataclass(frozen=True)

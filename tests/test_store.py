@@ -535,13 +535,62 @@ def test_a_batch_of_exact_nearest_rows_equals_a_brute_force_scan():
     assert [set(f) for f in found.tolist()] == [set(e) for e in exact.tolist()]
 
 
-def test_a_batch_over_an_inverted_file_probing_every_list_is_exact():
+def test_a_batch_over_an_inverted_file_probing_every_list_is_exact_but_for_half_precision():
     vectors, queries = _clustered(6000, 16, seed=9)
     index = vector_index(vectors, "ivf", 16)
     index.nprobe = index.nlist * BATCH_PROBE_DIVISOR  # the batch probes nprobe / divisor lists: here all
     found = ivf_nearest_rows(index, vectors, queries, 30)
+    scores = queries @ vectors.T
+    exact = np.argsort(-scores, axis=1)[:, :30]
+    # the lists keep half-precision copies: a row may trade places with one whose score is within their error
+    thirtieth = np.take_along_axis(scores, exact[:, -1:], axis=1)
+    for row_scores, rows, bar in zip(scores, found, thirtieth[:, 0]):
+        assert len(set(rows.tolist())) == 30 and (row_scores[rows] >= bar - 2e-3).all()
+    assert np.mean([len(set(f) & set(e)) for f, e in zip(found.tolist(), exact.tolist())]) >= 29.5
+
+
+def test_a_batch_over_an_inverted_file_split_between_threads_gives_what_one_thread_gives(monkeypatch):
+    from indexer.stores import vectors as vector_module
+
+    vectors, queries = _clustered(6000, 16, seed=9)
+    index = vector_index(vectors, "ivf", 16)
+    monkeypatch.setattr(vector_module.os, "cpu_count", lambda: 4)
+    threaded = ivf_nearest_rows(index, vectors, np.repeat(queries, 20, axis=0), 30)  # 1,200 queries: 2 workers
+    monkeypatch.setattr(vector_module, "_BATCH_WORKERS_MIN_QUERIES", 10**9)
+    alone = ivf_nearest_rows(index, vectors, np.repeat(queries, 20, axis=0), 30)
+    assert [set(f) for f in threaded.tolist()] == [set(a) for a in alone.tolist()]
+
+
+def test_a_batch_over_an_inverted_file_of_full_precision_rows_reads_the_vectors_and_is_exact():
+    import faiss
+
+    vectors, queries = _clustered(6000, 16, seed=9)
+    index = faiss.index_factory(16, "IVF16,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.train(vectors)
+    index.add(vectors)
+    index.nprobe = 16 * BATCH_PROBE_DIVISOR
+    found = ivf_nearest_rows(index, vectors, queries, 30)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :30]
     assert [set(f) for f in found.tolist()] == [set(e) for e in exact.tolist()]
+
+
+def test_paired_field_cosines_equal_each_query_scored_alone(tmp_path, corpus_copy, fake_encoder):
+    store = FaissStore(tmp_path / "index")
+    build([corpus_copy], store, lambda: fake_encoder, MODEL)
+    loaded = store.load()
+    rng = np.random.default_rng(3)
+    count = len(loaded.records)
+    positions = rng.integers(-1, count, (12, 9))  # -1: padding
+    queries = loaded.entry_vectors()[rng.integers(0, count, 12)]
+    question, answer = loaded.field_cosines_paired(queries, positions)
+    unanswered = np.asarray([not record.has_answer for record in loaded.records])
+    assert unanswered[positions[positions >= 0]].any()  # the draw holds entries without an answer
+    for query, chosen, q_row, a_row in zip(queries, positions, question, answer):
+        valid = chosen >= 0
+        alone_q, alone_a = loaded.field_cosines(query[None, :], chosen[valid])
+        assert np.isnan(q_row[~valid]).all() and np.isnan(a_row[~valid]).all()
+        np.testing.assert_allclose(q_row[valid], alone_q, atol=1e-6)
+        np.testing.assert_allclose(a_row[valid], alone_a, atol=1e-6)  # NaN where the entry has no answer
 
 
 def test_a_batch_over_an_inverted_file_finds_the_nearest_rows_a_single_search_finds():

@@ -226,7 +226,7 @@ def score_entries(
         _hit(
             index.records[positions[i]],
             float(question[i]),
-            None if np.isnan(answer[i]) else float(answer[i]),
+            _or_none(answer[i]),
             float(order[i]),
         )
         for i in chosen.tolist()
@@ -460,17 +460,46 @@ def related_many(
     index: LoadedIndex, record_ids: Sequence[RecordId], k: int = DEFAULT_K, answered_only: bool = False
 ) -> list[list[Hit]]:
     """`related` for many entries at once (a hint for every missing entry): the candidates of all of them
-    come from one batched search of the nearest rows, then each entry is scored as `related` scores it."""
-    positions = [_position(index, record_id) for record_id in record_ids]
-    if not positions:
+    come from one batched search of the nearest rows and are scored together (`field_cosines_paired`),
+    each entry's ranked as `related` ranks them (dense score, ties to the earlier entry)."""
+    positions = np.asarray([_position(index, record_id) for record_id in record_ids], dtype=np.int64)
+    if not len(positions):
         return []
     query_vectors = np.vstack([index.question_vector(position) for position in positions])
-    found = index.nearest_positions_each(query_vectors, row_depth(4 * k + 10))
-    answered = _answered(index) if answered_only else None
+    candidates = _padded_unique(index.nearest_positions_each(query_vectors, row_depth(4 * k + 10)))
+    keep = (candidates >= 0) & (candidates != positions[:, None])
+    if answered_only:
+        keep &= _answered(index)[np.maximum(candidates, 0)]
+    candidates = np.where(keep, candidates, -1)
+    question, answer = index.field_cosines_paired(query_vectors, candidates)
+    order = np.where(keep, dense_scores(question, answer), -np.inf)
+    # best first, ties to the earlier entry; what is not kept (-inf) sorts last and is dropped
+    ranked = np.lexsort((candidates, -order), axis=1)[:, :k]
     return [
-        _related_hits(index, position, vector[None, :], np.unique(candidates), k, answered)
-        for position, vector, candidates in zip(positions, query_vectors, found)
+        [
+            _hit(index.records[candidates[i, j]], float(question[i, j]), _or_none(answer[i, j]), float(order[i, j]))
+            for j in row
+            if keep[i, j]
+        ]
+        for i, row in enumerate(ranked.tolist())
     ]
+
+
+def _padded_unique(position_lists: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(lists), longest) the distinct positions of each list, ascending, padded with -1 (at the end)."""
+    lengths = np.fromiter((len(found) for found in position_lists), dtype=np.int64, count=len(position_lists))
+    padded = np.full((len(position_lists), max(int(lengths.max(initial=0)), 1)), np.iinfo(np.int64).max)
+    padded[np.arange(padded.shape[1]) < lengths[:, None]] = np.concatenate([*position_lists, np.zeros(0, np.int64)])
+    padded.sort(axis=1)
+    repeated = np.zeros(padded.shape, dtype=bool)
+    repeated[:, 1:] = padded[:, 1:] == padded[:, :-1]
+    padded[repeated] = np.iinfo(np.int64).max
+    padded.sort(axis=1)
+    return np.where(padded == np.iinfo(np.int64).max, -1, padded)
+
+
+def _or_none(value: np.floating) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def _position(index: LoadedIndex, record_id: RecordId) -> int:

@@ -87,6 +87,11 @@ class LoadedIndex(Protocol):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """`field_cosines` of each set of query vectors (many queries scored on the same positions at once)."""
 
+    def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, c) question and answer cosines of query vector i (n, d) with each of its own record
+        `positions[i]` (n, c), for many one-vector queries that each have their own few candidates;
+        a position of -1 is padding, NaN in both. Equal to `field_cosines` to float32 rounding (~1e-7)."""
+
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (approximate for large
         indexes; callers score the candidates exactly with `field_cosines`)."""

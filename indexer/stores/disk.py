@@ -88,6 +88,7 @@ from indexer.stores.vectors import (
     ivf_lists,
     ivf_nearest_rows,
     list_count,
+    paired_dots,
     set_probes,
     stored_vectors,
     updated_ivf,
@@ -178,6 +179,19 @@ class StoredIndex:
         answer = np.full((len(query_vector_sets), len(positions)), np.nan, dtype=np.float32)
         answer[:, has_answer] = answered
         return list(zip(question, answer))
+
+    def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """See `LoadedIndex.field_cosines_paired`: every (query, candidate row) pair's dot product at once
+        (`paired_dots`), where one product per query took 1.95 s for the hints of 10,064 missing entries
+        at 100,000 entries."""
+        rows = np.stack([self.question_row[positions], self.answer_row[positions]])
+        rows[:, positions < 0] = -1
+        field, owner, column = np.nonzero(rows >= 0)
+        cosines = np.full(rows.shape, np.nan, dtype=np.float32)
+        cosines[field, owner, column] = paired_dots(
+            self.vectors, rows[field, owner, column], np.asarray(query_vectors, dtype=np.float32), owner
+        )
+        return cosines[0], cosines[1]
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (FAISS)."""

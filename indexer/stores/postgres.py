@@ -522,6 +522,15 @@ class PgStoredIndex:
         """`field_cosines` of each set of query vectors (one query each)."""
         return [self.field_cosines(vectors, positions) for vectors in query_vector_sets]
 
+    def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """See `LoadedIndex.field_cosines_paired` (one query each, in the database)."""
+        question = np.full(positions.shape, np.nan, dtype=np.float32)
+        answer = np.full(positions.shape, np.nan, dtype=np.float32)
+        for i, (vector, chosen) in enumerate(zip(query_vectors, positions)):
+            valid = chosen >= 0
+            question[i, valid], answer[i, valid] = self.field_cosines(vector[None, :], chosen[valid])
+        return question, answer
+
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
         """Record positions owning the `depth` nearest rows of any query vector (through the HNSW index
         when the generation has one, else exact)."""

@@ -9,7 +9,9 @@ FAISS is imported inside the functions, so importing this module costs nothing.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +29,7 @@ FP16_SCAN_MIN_ROWS = 50_000
 # probes: at 100,000 entries 10,064 searches took 1.5 s instead of 6.1 s (loaded machine), and the hints
 # equalled brute force's (hint recall@3 1.000 in bench/run.py, on its near-duplicate synthetic vectors).
 BATCH_PROBE_DIVISOR = 4
+_BATCH_WORKERS_MIN_QUERIES = 500  # fewer queries than this per core are not worth a thread
 # Rows per block when many queries are scored together: 512 rows of 384 floats (768 KB) stay in a core's
 # cache while each query is scored on them. 18,961 rows, one BLAS thread, 32 queries: 0.51 ms a query
 # (256 rows: 0.51, 1,024: 0.63), against 1.56 ms for each query's own product over all rows.
@@ -137,6 +140,9 @@ def list_count(ivf_index) -> int:
     return faiss.extract_index_ivf(ivf_index).nlist
 
 
+_PAIRED_ROWS = 4096  # rows per `paired_dots` step: two 6 MB buffers at 384 dimensions
+
+
 def best_inner_products(vectors: np.ndarray, query_vector_sets: Sequence[np.ndarray]) -> np.ndarray:
     """(sets, rows): each row's best inner product with the vectors of each set (one set per query), each
     value the one that set's own `(vectors @ set.T).max(axis=1)` gives, to the last bit (BLAS on as many threads).
@@ -159,6 +165,29 @@ def best_inner_products(vectors: np.ndarray, query_vector_sets: Sequence[np.ndar
     return best
 
 
+def paired_dots(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """vectors[rows[i]] · queries[owner[i]] for every i. The rows are read in ascending order (a mapped file
+    read at random costs a TLB miss per row), `_PAIRED_ROWS` at a time into buffers used again (a fresh
+    buffer costs a page fault per 4 KB), each core taking its share: at 100,000 entries the 1,050,000 pairs
+    of every missing entry's hints took 2.4 s gathered at once and at random, 0.3 s so."""
+    order = np.argsort(rows, kind="stable")
+    dots = np.empty(len(rows), dtype=np.float32)
+
+    def fill(share: np.ndarray) -> None:
+        gathered = np.empty((min(len(share), _PAIRED_ROWS), vectors.shape[1]), dtype=np.float32)
+        asked = np.empty_like(gathered)
+        for start in range(0, len(share), _PAIRED_ROWS):
+            part = share[start : start + _PAIRED_ROWS]
+            np.take(vectors, rows[part], axis=0, out=gathered[: len(part)])
+            np.take(queries, owner[part], axis=0, out=asked[: len(part)])
+            dots[part] = np.einsum("ij,ij->i", gathered[: len(part)], asked[: len(part)])
+
+    shares = np.array_split(order, max(1, min(os.cpu_count() or 1, len(rows) // (16 * _PAIRED_ROWS))))
+    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+        list(pool.map(fill, shares))  # numpy lets go of the GIL while it gathers and multiplies
+    return dots
+
+
 def _blocks(rows: int) -> list[tuple[int, int]]:
     """(start, stop) of `_SCORE_BLOCK_ROWS` rows each. A last block of one row joins the one before:
     numpy computes a one-row product as a dot product, which rounds apart from the matrix-vector one."""
@@ -179,32 +208,48 @@ def exact_nearest_rows(vectors: np.ndarray, queries: np.ndarray, depth: int, blo
 
 def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth: int) -> np.ndarray:
     """(queries, depth) nearest rows, -1 padded, among the members of the lists nearest each query, scored
-    exactly with one matrix product per list. For thousands of queries this beats FAISS's own search, which
+    with one matrix product per list. For thousands of queries this beats FAISS's own search, which
     decodes half-precision codes one query at a time (10,000 queries at 190k rows: 14 s with the query
     path's probes). It probes `BATCH_PROBE_DIVISOR` times fewer lists than a single query does.
 
-    Two passes: each query's nearest list first, which sets a high bar, so that in the second pass (its
-    other lists) only the few queries a list improves are merged."""
+    A list's rows are scored as the inverted file keeps them (`_list_rows`), as FAISS's search scores them:
+    callers score the candidates exactly afterwards.
+
+    The queries are split between the cores (`_BATCH_WORKERS_MIN_QUERIES` each at least), every worker with
+    BLAS on one thread: ~1,000 small products ran at 30-37 GMAC/s on one BLAS thread here and at 16-18 on
+    two, so cores go further on queries of their own (10,064 hints at 100,000 entries: 1.25 s on one).
+    """
     import faiss
     from threadpoolctl import threadpool_limits
 
     ivf = faiss.extract_index_ivf(ivf_index)
     probes = ivf.quantizer.search(queries, max(1, ivf.nprobe // BATCH_PROBE_DIVISOR))[1]
+    parts = np.array_split(
+        np.arange(len(queries)), max(1, min(os.cpu_count() or 1, len(queries) // _BATCH_WORKERS_MIN_QUERIES))
+    )
+
+    def nearest(part: np.ndarray) -> np.ndarray:
+        return _probed_nearest_rows(ivf, vectors, queries[part], probes[part], depth)
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        return np.vstack(list(pool.map(nearest, parts)))
+
+
+def _probed_nearest_rows(ivf, vectors: np.ndarray, queries: np.ndarray, probes: np.ndarray, depth: int) -> np.ndarray:
+    """`ivf_nearest_rows` of these queries over the lists `probes` (theirs, nearest first), in two passes:
+    each query's nearest list first, which sets a high bar, so that in the second pass (its other lists)
+    only the few queries a list improves are merged."""
     best = np.full((len(queries), depth), -np.inf, dtype=np.float32)
     rows = np.full((len(queries), depth), -1, dtype=np.int64)
-    # ~1,000 small products: on one BLAS thread 30-37 GMAC/s here, on two 16-18 (and far less when another
-    # process holds a core)
-    with threadpool_limits(1, user_api="blas"):
-        for part in (probes[:, :1], probes[:, 1:]):
-            flat = part.ravel()
-            order = np.argsort(flat, kind="stable")
-            bounds = np.searchsorted(flat[order], np.arange(ivf.nlist + 1))
-            for lst in np.flatnonzero(np.diff(bounds)).tolist():
-                members = _list_members(ivf.invlists, lst)
-                if len(members):
-                    _merge_best(
-                        best, rows, order[bounds[lst] : bounds[lst + 1]] // part.shape[1], queries, vectors, members
-                    )
+    for part in (probes[:, :1], probes[:, 1:]):
+        flat = part.ravel()
+        order = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[order], np.arange(ivf.nlist + 1))
+        for lst in np.flatnonzero(np.diff(bounds)).tolist():
+            members = _list_members(ivf.invlists, lst)
+            if len(members):
+                asked = order[bounds[lst] : bounds[lst + 1]] // part.shape[1]
+                _merge_best(best, rows, queries[asked] @ _list_rows(ivf, lst, members, vectors).T, asked, members)
     return rows
 
 
@@ -215,11 +260,26 @@ def _list_members(invlists, lst: int) -> np.ndarray:
     return faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy() if size else np.zeros(0, dtype=np.int64)
 
 
-def _merge_best(
-    best: np.ndarray, rows: np.ndarray, asked: np.ndarray, queries: np.ndarray, vectors: np.ndarray, members: np.ndarray
-) -> None:
-    """Fold the rows `members` into the running best rows of the queries `asked` (in place)."""
-    scores = queries[asked] @ vectors[members].T
+def _list_rows(ivf, lst: int, members: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """The vectors of a list's `members`. From the list's own half-precision codes (a residual from the
+    list's centre) when the file keeps those: they lie together, where the same rows of `vectors` are
+    scattered over the whole mapped file, a page (and a TLB miss) each (100,000 entries, every missing
+    entry's hints: 0.9 s reading `vectors`, 0.2 s decoding codes). Otherwise the rows of `vectors`."""
+    import faiss
+
+    quantizer = getattr(faiss.downcast_index(ivf), "sq", None)
+    if quantizer is None or quantizer.qtype != faiss.ScalarQuantizer.QT_fp16:
+        return vectors[members]
+    codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(lst), len(members) * ivf.code_size)
+    rows = np.frombuffer(codes, dtype=np.float16).reshape(len(members), ivf.d).astype(np.float32)
+    if ivf.by_residual:
+        rows += ivf.quantizer.reconstruct(lst)
+    return rows
+
+
+def _merge_best(best: np.ndarray, rows: np.ndarray, scores: np.ndarray, asked: np.ndarray, members: np.ndarray) -> None:
+    """Fold the rows `members`, whose `scores` against the queries `asked` are given, into the running best
+    rows of those queries (in place)."""
     better = (scores > best[asked].min(axis=1)[:, None]).any(axis=1)
     if not better.any():
         return

@@ -304,6 +304,19 @@ def test_a_batch_embeds_the_leftover_words_of_all_its_queries_in_one_call():
     assert together == alone
 
 
+def test_a_leftover_that_is_the_whole_query_takes_the_query_vector_instead_of_embedding_it_again():
+    index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
+    lexical = LexicalIndex.from_records(index.records)
+    calls: list[list[str]] = []
+    remainder = Remainder(lexical, lambda texts: calls.append(texts) or np.vstack([unit(0, 1)] * len(texts)))
+    # "zebra lion" shares no word with its best entry: its leftovers are the query itself, as embedded
+    queries = [EncodedQuery(t, unit(1, 0.1)[None, :], lexical.match(t)) for t in ("zebra lion", "q1 zebra")]
+    found = search_many(index, queries, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder)
+    assert calls == [["zebra"]]
+    whole = dict(zip(FEATURES, found[0].evidence))
+    assert whole["remainder_gap"] == whole["gap_to_mean"]  # the query's own vector, the query's own gap
+
+
 def test_search_weighs_the_remainder_of_its_best_entry():
     index = make_index(np.vstack([unit(1, 0), unit(0, 1)]), [None, None])
     lexical = LexicalIndex.from_records(index.records)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ FP16_SCAN_MIN_ROWS = 50_000
 # equalled brute force's (hint recall@3 1.000 in bench/run.py, on its near-duplicate synthetic vectors).
 BATCH_PROBE_DIVISOR = 4
 _BATCH_WORKERS_MIN_QUERIES = 500  # fewer queries than this per core are not worth a thread
+_T = TypeVar("_T")
 # Rows per block when many queries are scored together: 512 rows of 384 floats (768 KB) stay in a core's
 # cache while each query is scored on them. 18,961 rows, one BLAS thread, 32 queries: 0.51 ms a query
 # (256 rows: 0.51, 1,024: 0.63), against 1.56 ms for each query's own product over all rows.
@@ -183,9 +184,16 @@ def paired_dots(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, owne
             dots[part] = np.einsum("ij,ij->i", gathered[: len(part)], asked[: len(part)])
 
     shares = np.array_split(order, max(1, min(os.cpu_count() or 1, len(rows) // (16 * _PAIRED_ROWS))))
-    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
-        list(pool.map(fill, shares))  # numpy lets go of the GIL while it gathers and multiplies
+    _side_by_side(fill, shares)  # numpy lets go of the GIL while it gathers and multiplies
     return dots
+
+
+def _side_by_side(work: Callable[[np.ndarray], _T], parts: list[np.ndarray]) -> list[_T]:
+    """`work` of each part, in order, each part on a thread of its own (none for a single part)."""
+    if len(parts) == 1:
+        return [work(parts[0])]
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        return list(pool.map(work, parts))
 
 
 def _blocks(rows: int) -> list[tuple[int, int]]:
@@ -231,8 +239,8 @@ def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth:
     def nearest(part: np.ndarray) -> np.ndarray:
         return _probed_nearest_rows(ivf, vectors, queries[part], probes[part], depth)
 
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        return np.vstack(list(pool.map(nearest, parts)))
+    with threadpool_limits(1, user_api="blas"):
+        return np.vstack(_side_by_side(nearest, parts))
 
 
 def _probed_nearest_rows(ivf, vectors: np.ndarray, queries: np.ndarray, probes: np.ndarray, depth: int) -> np.ndarray:

@@ -574,7 +574,9 @@ def test_a_batch_over_an_inverted_file_of_full_precision_rows_reads_the_vectors_
     assert [set(f) for f in found.tolist()] == [set(e) for e in exact.tolist()]
 
 
-def test_paired_field_cosines_equal_each_query_scored_alone(tmp_path, corpus_copy, fake_encoder):
+@pytest.mark.parametrize("block", [5, 16_384])  # in blocks of queries, or all at once
+def test_paired_field_cosines_equal_each_query_scored_alone(tmp_path, corpus_copy, fake_encoder, monkeypatch, block):
+    monkeypatch.setattr(disk, "_PAIRED_QUERIES", block)
     store = FaissStore(tmp_path / "index")
     build([corpus_copy], store, lambda: fake_encoder, MODEL)
     loaded = store.load()

@@ -27,6 +27,9 @@ from indexer.indexing import build as build_module  # noqa: E402
 from indexer.indexing import reuse  # noqa: E402
 from indexer.stores import disk  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from run import edit_one_answer  # noqa: E402  (bench/run.py: the same edit as its one-edit rebuild)
+
 STEPS = [  # (module or class, function, what it is)
     (reuse.PreviousBuild, "load", "load and verify the previous generation"),
     (build_module, "parse_corpus_again", "parse (only the edited entry read again)"),
@@ -79,9 +82,7 @@ def main() -> int:
     records = store.load().records
     totals = []
     for run in range(args.runs):
-        edited = [r for r in records[len(records) // 2 :] if r.status == "ok"][10 + run]
-        text = source.read_text(encoding="utf-8")
-        source.write_text(text.replace(edited.answer, edited.answer + " One more sentence.", 1), encoding="utf-8")
+        edit_one_answer(source, records, 10 + run)
         started = time.perf_counter()
         summary = build_module.build([source], store, StandIn)
         totals.append(time.perf_counter() - started)

@@ -419,14 +419,19 @@ print(json.dumps({"model_load_s": loaded - started, "rebuild_s": time.perf_count
 """
 
 
+def edit_one_answer(source: Path, records: list, nth: int) -> None:
+    """Add a sentence to the answer of the `nth` answered entry of the corpus's second half."""
+    edited = [r for r in records[len(records) // 2 :] if r.status == "ok"][nth]
+    text = source.read_text(encoding="utf-8")
+    source.write_text(text.replace(edited.answer, edited.answer + " One more sentence.", 1), encoding="utf-8")
+
+
 def edit_rebuild(source: Path, index_dir: Path, records: list) -> dict:
     """Edit one answer in the middle of the corpus and rebuild, three times (different entries): the
     incremental path. Median of the rebuild times, each in a fresh process, excluding model load."""
     runs = []
     for offset in range(3):
-        edited = [r for r in records[len(records) // 2 :] if r.status == "ok"][offset]
-        text = source.read_text(encoding="utf-8")
-        source.write_text(text.replace(edited.answer, edited.answer + " One more sentence.", 1), encoding="utf-8")
+        edit_one_answer(source, records, offset)
         proc = subprocess.run(
             [sys.executable, "-c", _REBUILD_CHILD, str(source), str(index_dir)],
             cwd=ROOT,

@@ -336,16 +336,39 @@ def _reparse_entry(
     data: bytes, offsets: np.ndarray, before: FileMap, records: RecordTable, blocks: _Blocks, k: int, delta: int
 ) -> FileParse | str:
     """Entry k read again (the only block that changed), or why that would not be exact."""
-    last = k == blocks.count - 1
     start, end = blocks.starts[k], blocks.lines(k, delta)[1]  # it starts where it did, the rest moved
-    old_end = end - delta
     if end <= start:
         return "an entry removed"
+    reread = _reread_block(data, offsets, before, records[k], blocks, k, end)
+    if isinstance(reread, str):
+        return reread
+    record, places, not_taken = reread
+    lines_after = [line + delta for line in records.column("line")[k + 1 :]]
+    new_records = RecordTable.joined(
+        [
+            records.part(0, k),
+            RecordTable.from_records([record]),
+            records.part(k + 1, blocks.count).with_column("line", lines_after),
+        ]
+    )
+    report, file_map = _map_after_edit(
+        data, offsets, before, new_records, blocks, k, (start, end, delta), places, not_taken
+    )
+    unchanged = np.arange(blocks.count)
+    if (record.question_raw, record.answer) != (records[k].question_raw, records[k].answer):
+        unchanged[k] = -1
+    return FileParse(report, file_map, unchanged, "one entry read again")
+
+
+def _reread_block(
+    data: bytes, offsets: np.ndarray, before: FileMap, old: Record, blocks: _Blocks, k: int, end: int
+) -> tuple[Record, list[str], list[tuple[int, str]]] | str:
+    """Block k's entry as the block alone reads it (the record `old` with its new question and answer),
+    its lines' places and the lines it reports as not taken; or why reading it alone would not be exact."""
     lines = _block_alone(data, offsets, before, blocks, k, end)
     if isinstance(lines, str):
         return lines
-    old = records[k]
-    entry, span = collect_entry(lines, 0, len(lines), before.style, last, old.section)
+    entry, span = collect_entry(lines, 0, len(lines), before.style, k == blocks.count - 1, old.section)
     places, under = place_lines(lines, [span], None)
     # Of what a block reports as not taken, only a paragraph its answer hands to the document (a page
     # footer after the last answer) is read the same alone: its reason names no heading of another block.
@@ -359,14 +382,24 @@ def _reparse_entry(
         answer=entry.answer,
         status=old.status if entry.answer == old.answer else Known().status(entry.answer),
     )
-    lines_after = [line + delta for line in records.column("line")[k + 1 :]]
-    new_records = RecordTable.joined(
-        [
-            records.part(0, k),
-            RecordTable.from_records([record]),
-            records.part(k + 1, blocks.count).with_column("line", lines_after),
-        ]
-    )
+    return record, places, not_taken
+
+
+def _map_after_edit(
+    data: bytes,
+    offsets: np.ndarray,
+    before: FileMap,
+    new_records: RecordTable,
+    blocks: _Blocks,
+    k: int,
+    edit: tuple[int, int, int],
+    places: list[str],
+    not_taken: list[tuple[int, str]],
+) -> tuple[ParseReport, FileMap]:
+    """The parse report and file map after block k, lines `edit` = (start, end, delta), was read again:
+    the previous ones with block k's places, not-taken lines and digests replaced, later lines moved."""
+    start, end, delta = edit
+    old_end = end - delta
     block_places = before.block_places.copy()
     block_places[k] = _place_counts(places)
     places_total = {
@@ -378,7 +411,7 @@ def _reparse_entry(
         + [(start + line, why) for line, why in not_taken]
     )
     report = ParseReport(
-        old.source,
+        new_records[k].source,
         new_records,
         before.style,
         _number_warnings(before, new_records),
@@ -398,10 +431,7 @@ def _reparse_entry(
         groups=group_digests,
         block_places=block_places,
     )
-    unchanged = np.arange(blocks.count)
-    if (record.question_raw, record.answer) != (old.question_raw, old.answer):
-        unchanged[k] = -1
-    return FileParse(report, file_map, unchanged, "one entry read again")
+    return report, file_map
 
 
 def _block_alone(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer.cores import usable_cores
 from indexer.defaults import DEFAULT_K, DEFAULT_MODE
 from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.documents.selection import link_only_answers, missing_answers
@@ -91,7 +92,7 @@ def resolve_sources(sources: list[Path] | None, store) -> list[Path]:
 
 def build_encoder(model: str, device: str = "auto") -> Encoder:
     """The encoder for builds: a GPU when torch sees one (`device` auto), else all cores."""
-    return SentenceTransformerEncoder(model, threads=os.cpu_count() or 1, device=device)
+    return SentenceTransformerEncoder(model, threads=usable_cores(), device=device)
 
 
 def query_encoder(model: str) -> Encoder:
@@ -336,7 +337,7 @@ class QAIndex:
         # speed (10,000 entries: 3.4-3.8 ms a query against 6.8-7.0 ms).
         with (
             threadpool_limits(1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(chunks))) as pool,
+            ThreadPoolExecutor(max_workers=min(usable_cores(), len(chunks))) as pool,
         ):
             found = dict(
                 zip(itertools.chain.from_iterable(chunks), itertools.chain.from_iterable(pool.map(run, chunks)))

@@ -17,6 +17,7 @@ from indexer.retrieval.search import (
     clean_query,
     mean_dense_score,
     related,
+    related_many,
     search_many,
     spread_positions,
 )
@@ -205,6 +206,32 @@ def test_related_excludes_the_entry_itself_and_can_skip_unanswered():
     assert [h.record.id for h in related(index, 1, k=2, answered_only=True)] == [3, 4]
     with pytest.raises(QueryError, match="no entry"):
         related(index, 99)
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_entries_tied_at_the_last_place_go_to_the_earlier_ones_alone_or_all_at_once(index_type):
+    # after 30 other entries, entries 31-36 ask the same question and 37 asks it too, with no answer:
+    # every hint of 37 ties
+    rng = np.random.default_rng(4)
+    others = [unit(0, 0, *rng.normal(size=6)) for _ in range(30)]
+    same = unit(1, 0.2, 0, 0, 0, 0, 0, 0)
+    index = make_index(np.vstack(others + [same] * 7), others + [unit(0, 1, 0, 0, 0, 0, 0, 0)] * 6 + [None], index_type)
+    alone = [h.record.id for h in related(index, 37, k=3, answered_only=True)]
+    (together,) = related_many(index, [37], k=3, answered_only=True)
+    assert alone == [h.record.id for h in together] == [31, 32, 33]
+
+
+def test_hints_crowded_out_by_unanswered_near_duplicates_are_searched_again_alone():
+    # 60 unanswered copies of one question fill the nearest rows of each of them; the answered entries are further
+    copies = [unit(1, 0.01 * i, 0) for i in range(60)]
+    index = make_index(
+        np.vstack(copies + [unit(1, 1, 0), unit(1, 2, 0), unit(0, 0, 1)]), [None] * 60 + [unit(1, 1, 0)] * 3
+    )
+    together = related_many(index, [1, 2], k=2, answered_only=True)
+    assert [[h.record.id for h in hits] for hits in together] == [[61, 62], [61, 62]]
+    assert [[h.record.id for h in hits] for hits in together] == [
+        [h.record.id for h in related(index, record_id, k=2, answered_only=True)] for record_id in (1, 2)
+    ]
 
 
 @pytest.mark.parametrize("query, message", [("", "empty"), ("   \t\n", "empty"), ("?!…", "no letters")])

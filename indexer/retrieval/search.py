@@ -217,11 +217,12 @@ def score_entries(
     the positions' `field_scores`, when the caller has them already."""
     question, answer = fields if fields is not None else field_scores(index, query_vectors, positions)
     order = rank_scores(mode, question, answer, lexical, positions, weights)
+    chosen = np.arange(len(order))
     if limit is not None and limit < len(order):
-        chosen = np.argpartition(-order, limit - 1)[:limit]
-    else:
-        chosen = np.arange(len(order))
-    chosen = chosen[np.lexsort((positions[chosen], -order[chosen]))]
+        # every entry tied with the limit-th best stays in the running: the earlier entries win the ties
+        bar = order[np.argpartition(-order, limit - 1)[limit - 1]]
+        chosen = np.flatnonzero(order >= bar)
+    chosen = chosen[np.lexsort((positions[chosen], -order[chosen]))][:limit]
     return [
         _hit(
             index.records[positions[i]],
@@ -476,20 +477,27 @@ def related_many(
     query_vectors = np.vstack([index.question_vector(position) for position in positions])
     candidates = _padded_unique(index.nearest_positions_each(query_vectors, row_depth(4 * k + 10)))
     keep = (candidates >= 0) & (candidates != positions[:, None])
-    if answered_only:
-        keep &= _answered(index)[np.maximum(candidates, 0)]
+    allowed = _answered(index) if answered_only else np.ones(len(index.records), dtype=bool)
+    keep &= allowed[np.maximum(candidates, 0)]
     candidates = np.where(keep, candidates, -1)
     question, answer = index.field_cosines_paired(query_vectors, candidates)
     order = np.where(keep, dense_scores(question, answer), -np.inf)
     # best first, ties to the earlier entry; what is not kept (-inf) sorts last and is dropped
     ranked = np.lexsort((candidates, -order), axis=1)[:, :k]
-    return [
+    found = [
         [
             _hit(index.records[candidates[i, j]], float(question[i, j]), _or_none(answer[i, j]), float(order[i, j]))
             for j in row
             if keep[i, j]
         ]
         for i, row in enumerate(ranked.tolist())
+    ]
+    # Nearest rows crowded out by entries left out (unanswered near-duplicates) leave too few: those
+    # entries are searched again alone, as `related` does (on a small index, over every entry).
+    others = int(allowed.sum()) - allowed[positions]  # the entries each one's hits may come from
+    return [
+        hits if len(hits) >= min(k, int(n)) else related(index, record_id, k, answered_only)
+        for record_id, hits, n in zip(record_ids, found, others)
     ]
 
 

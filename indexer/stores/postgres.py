@@ -193,11 +193,15 @@ class PgStore:
                     for name, data in files.items():
                         for part, start in enumerate(range(0, max(len(data), 1), RECORD_PART_BYTES)):
                             copy.write_row((name, part, memoryview(data)[start : start + RECORD_PART_BYTES]))
-                with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY)").format(rows_table)) as copy:
+                # FREEZE (the table is this transaction's own): its pages are marked all-visible as they
+                # are written, so the count every load makes reads the (position, field) index alone
+                with conn.cursor().copy(
+                    sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY, FREEZE)").format(rows_table)
+                ) as copy:
                     copy.set_types(["int4", "int4", "text", "text", "vector"])
                     for row, (position, field, key) in enumerate(zip(rows.positions.tolist(), rows.fields, rows.keys)):
                         copy.write_row((row, position, field, key, vectors[row]))
-                conn.execute(sql.SQL("CREATE INDEX ON {} (position)").format(rows_table))
+                conn.execute(sql.SQL("CREATE INDEX ON {} (position, field)").format(rows_table))
                 if index_type == "hnsw":
                     give_build_memory(conn)
                     conn.execute(sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_ip_ops)").format(rows_table))

@@ -9,12 +9,13 @@ FAISS is imported inside the functions, so importing this module costs nothing.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+from indexer.cores import usable_cores
 
 if TYPE_CHECKING:
     import faiss
@@ -179,11 +180,12 @@ def paired_dots(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, owne
         asked = np.empty_like(gathered)
         for start in range(0, len(share), _PAIRED_ROWS):
             part = share[start : start + _PAIRED_ROWS]
-            np.take(vectors, rows[part], axis=0, out=gathered[: len(part)])
-            np.take(queries, owner[part], axis=0, out=asked[: len(part)])
+            # mode="clip": the rows are valid, and the default ("raise") gathers into a fresh buffer first
+            np.take(vectors, rows[part], axis=0, out=gathered[: len(part)], mode="clip")
+            np.take(queries, owner[part], axis=0, out=asked[: len(part)], mode="clip")
             dots[part] = np.einsum("ij,ij->i", gathered[: len(part)], asked[: len(part)])
 
-    shares = np.array_split(order, max(1, min(os.cpu_count() or 1, len(rows) // (16 * _PAIRED_ROWS))))
+    shares = np.array_split(order, max(1, min(usable_cores(), len(rows) // (16 * _PAIRED_ROWS))))
     _side_by_side(fill, shares)  # numpy lets go of the GIL while it gathers and multiplies
     return dots
 
@@ -233,7 +235,7 @@ def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth:
     ivf = faiss.extract_index_ivf(ivf_index)
     probes = ivf.quantizer.search(queries, max(1, ivf.nprobe // BATCH_PROBE_DIVISOR))[1]
     parts = np.array_split(
-        np.arange(len(queries)), max(1, min(os.cpu_count() or 1, len(queries) // _BATCH_WORKERS_MIN_QUERIES))
+        np.arange(len(queries)), max(1, min(usable_cores(), len(queries) // _BATCH_WORKERS_MIN_QUERIES))
     )
 
     def nearest(part: np.ndarray) -> np.ndarray:

@@ -520,6 +520,29 @@ def test_hnsw_index_is_built_above_the_threshold_and_used(pg_url, hnsw_min_rows)
     assert sorted(deep.tolist()) == sorted(rows.positions[np.argsort(-(vectors @ query[0]))[:1200]].tolist())
 
 
+def test_the_rows_are_written_all_visible_so_a_load_counts_them_from_the_index_alone(pg_url):
+    records, rows, vectors, manifest = synthetic(2500)
+    store = fresh_pg_store(pg_url)
+    with store.lock():
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
+    table = f"indexer_rows_{store.load().generation}"
+    with store.connect(autocommit=True) as conn:
+        pages, visible = conn.execute(
+            "SELECT relpages, relallvisible FROM pg_class WHERE relname = %s", (table,)
+        ).fetchone()
+        assert pages > 0 and visible == pages  # COPY ... FREEZE: no page left for a vacuum to mark
+        conn.execute("SET enable_seqscan = off")  # a table this small is scanned whole otherwise
+        plan = "\n".join(
+            line
+            for (line,) in conn.execute(
+                psycopg.sql.SQL(
+                    "EXPLAIN (ANALYZE) SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}"
+                ).format(psycopg.sql.Identifier(table))
+            )
+        )
+    assert "Index Only Scan" in plan and "Heap Fetches: 0" in plan, plan
+
+
 def with_options(url: str, options: str) -> str:
     return url + "&options=" + quote(options)
 

@@ -193,8 +193,8 @@ class PgStore:
                     for name, data in files.items():
                         for part, start in enumerate(range(0, max(len(data), 1), RECORD_PART_BYTES)):
                             copy.write_row((name, part, memoryview(data)[start : start + RECORD_PART_BYTES]))
-                # FREEZE (the table is this transaction's own): its pages are marked all-visible as they
-                # are written, so the count every load makes reads the (position, field) index alone
+                # FREEZE (the table is this transaction's own): pages are marked all-visible as they are
+                # filled, so the count every load makes can read the (position, field) index alone
                 with conn.cursor().copy(
                     sql.SQL("COPY {} FROM STDIN WITH (FORMAT BINARY, FREEZE)").format(rows_table)
                 ) as copy:
@@ -217,6 +217,11 @@ class PgStore:
                     sql.SQL("UPDATE {} SET is_current = true WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
                     (generation,),
                 )  # visible to readers at this transaction's commit
+            # FREEZE marks only the pages it filled from empty; VACUUM marks the rest (it skips those),
+            # and ANALYZE gives the planner the table's size (outside the transaction: VACUUM cannot
+            # run in one). The count every load makes, at 300,000 entries: 141 → 83-93 ms (the write
+            # takes 1-3 s longer, of 14-18 s).
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(rows_table))
             _drop_unused_generations(conn, self.name)
 
 

@@ -11,6 +11,7 @@ Module map (data flows one way: source file → records → texts → vectors �
     engine                  QAIndex: the one object the CLI and the app talk to
     cli, __main__           `python -m indexer`: arguments, printing, exit codes
     errors                  the exception family (one line for the user, exit code 2)
+    cores                   how many cores the process may use (threads for batches and builds)
     documents/  records     the value types Record and Hit
                 record_table  records held as columns: a loaded index's, a rebuild's
                 parse       files → records: formats, ids, statuses, limits, several files
@@ -32,6 +33,7 @@ Module map (data flows one way: source file → records → texts → vectors �
                 spec        which store a spec names: a folder or a PostgreSQL URL
                 disk        the folder store: generations, lock, atomic writes, verified loads
                 vectors     the vector-search backends: flat, fp16 scan, IVF, HNSW; batched nearest rows
+                            and batched scoring of (query, row) pairs
                 tables      a generation's record and row files
                 postgres    the PostgreSQL + pgvector store
     usage/      querylog    the query log beside the index, and readers' feedback

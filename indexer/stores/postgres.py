@@ -538,7 +538,8 @@ class PgStoredIndex:
         answer = np.full(positions.shape, np.nan, dtype=np.float32)
         for i, (vector, chosen) in enumerate(zip(query_vectors, positions)):
             valid = chosen >= 0
-            question[i, valid], answer[i, valid] = self.field_cosines(vector[None, :], chosen[valid])
+            if valid.any():  # no round trip for a query left without candidates
+                question[i, valid], answer[i, valid] = self.field_cosines(vector[None, :], chosen[valid])
         return question, answer
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:

@@ -1,12 +1,16 @@
 """The PostgreSQL store at a million entries: build, memory, disk, cold and warm search, recall@10.
 
     nice -n 19 .venv/bin/python bench/pgmillion.py --data /work/pgbench-data/million   # 1,000,000 entries
+    .venv/bin/python bench/pgmillion.py --entries 100000 --vectors sample --data /work/pgbench-data/s100k
     .venv/bin/python bench/pgmillion.py --entries 30000 --data /work/pgbench-data/small  # a quick check
 
 Builds ONLY the PostgreSQL store, in a pgserver started in `--data` (deleted at the end unless --keep;
-a run with --keep and the same entries reuses the index and its build figures). Vectors are
-bench/pgstore.py's synthetic clustered ones (seeded; N entries are 2N rows of 384-d), so nothing is
-embedded. The build runs in a child process through `PgStore.write` (COPY of the tables, then the HNSW
+a run with --keep and the same entries reuses the index and its build figures). Vectors (N entries are
+2N rows of 384-d, seeded) are `--vectors clusters`, bench/pgstore.py's synthetic clustered ones, with
+queries near stored questions, so nothing is embedded; or `--vectors sample`, bench/million.py's (each
+row one of 2,000 real embeddings plus noise), with bench/run.py's text queries embedded for real: the
+vectors the folder store's million-entry figures were measured on. Give each kind its own --data.
+The build runs in a child process through `PgStore.write` (COPY of the tables, then the HNSW
 index, one transaction), with maintenance_work_mem given in the URL (`--build-memory`, what a user
 does for a graph this size: docs/storage.md). Measured:
 
@@ -15,7 +19,8 @@ does for a graph this size: docs/storage.md). Measured:
   writes is in memory before); peak of the summed PSS (and RSS) of the server's processes, sampled;
 - disk: the tables and indexes (pg_relation sizes) and the data folder (with WAL);
 - cold search: a fresh process that opens the store and answers one text query through `QAIndex.search`
-  (import, load of the records and lexical index, ONNX encoder, search), median of 3 with its peak RSS;
+  (import, load of the records and lexical index with the ONNX encoder loading meanwhile, as `search`
+  does, then the search), median of 3 with its peak RSS;
 - warm: the dense search path (`candidate_positions` then `score_entries`, k=10) over the query
   vectors, p50/p95, at several hnsw.ef_search; and `QAIndex.search` over bench/run.py's 200 text
   queries at the store's default ef_search;
@@ -44,10 +49,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from million import warm_queries  # noqa: E402
+from million import sample_vectors, warm_queries  # noqa: E402
 from pgstore import queries as query_vectors  # noqa: E402
 from pgstore import synthetic, top_ids  # noqa: E402
-from run import percentile  # noqa: E402
+from run import noisy_copies, percentile  # noqa: E402
 from run import queries as text_queries  # noqa: E402
 
 K = 10
@@ -136,14 +141,29 @@ class ServerWatch(threading.Thread):
 # ---- the child processes -------------------------------------------------------------------------
 
 
-def build_child(url: str, entries: str, query_count: str, work: str) -> None:
+def sample_data(entries: int, query_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """bench/million.py's vectors for the same entries: row r (question and answer of each entry in
+    turn) is real embedding r mod 2,000 plus noise; and the text queries, embedded for real."""
+    from indexer.retrieval.embed import SentenceTransformerEncoder
+
+    turns = noisy_copies(sample_vectors(), 2 * entries)
+    vectors = np.vstack([turns[0::2], turns[1::2]])  # the store's order: every question, then every answer
+    del turns
+    texts = list(dict.fromkeys(text_queries()))[:query_count]
+    return vectors, SentenceTransformerEncoder().encode(texts)
+
+
+def build_child(url: str, entries: str, query_count: str, work: str, kind: str) -> None:
     """Make the synthetic index, save the queries with their exact top 10, write the store."""
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.stores.postgres import PgStore
 
     started = time.perf_counter()
     records, rows, vectors, manifest = synthetic(int(entries))
-    found = query_vectors(vectors, int(query_count))
+    if kind == "sample":
+        vectors, found = sample_data(int(entries), int(query_count))
+    else:
+        found = query_vectors(vectors, int(query_count))
     n = len(records)
     exact, scores = [], []
     for start in range(0, len(found), 50):  # an entry's score is its best field cosine
@@ -171,15 +191,16 @@ def cold_child(url: str) -> None:
     """Open the store and answer one text query, as a fresh `search` process does."""
     started = time.perf_counter()
     from indexer.defaults import DEFAULT_MODEL
-    from indexer.engine import QAIndex
+    from indexer.engine import QAIndex, preloaded_encoder, query_encoder
     from indexer.stores.postgres import PgStore
 
     phases = {"import_s": time.perf_counter() - started}
     mark = time.perf_counter()
+    encoder = preloaded_encoder(query_encoder, DEFAULT_MODEL)  # loads while the store does, as `search` does
     loaded = PgStore(url, NAME).load()
     phases["load_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = QAIndex(loaded, DEFAULT_MODEL).search(COLD_QUERY)
+    result = QAIndex(loaded, DEFAULT_MODEL, encoder).search(COLD_QUERY)
     phases["search_s"] = time.perf_counter() - mark
     print(json.dumps({**phases, "hits": len(result.nearest), "peak_rss_mb": status_mb("VmHWM")}))
 
@@ -196,10 +217,10 @@ def child(name: str, *args: str) -> subprocess.Popen:
 # ---- the measurements ----------------------------------------------------------------------------
 
 
-def build(url: str, postmaster: int, entries: int, query_count: int, work: Path) -> dict:
+def build(url: str, postmaster: int, entries: int, query_count: int, work: Path, kind: str) -> dict:
     watch = ServerWatch(url, postmaster)
     watch.start()
-    proc = child("_build", url, str(entries), str(query_count), str(work))
+    proc = child("_build", url, str(entries), str(query_count), str(work), kind)
     assert proc.stdout is not None
     lines = [json.loads(line) for line in proc.stdout]
     if proc.wait():
@@ -306,6 +327,13 @@ def main() -> int:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400, 1000])
     parser.add_argument("--build-memory", default="5GB", help="maintenance_work_mem for the build (in the URL)")
     parser.add_argument("--keep", action="store_true", help="keep the server's data (a rerun reuses the index)")
+    parser.add_argument(
+        "--vectors",
+        choices=["clusters", "sample"],
+        default="clusters",
+        help="clusters: bench/pgstore.py's (N/10 clusters at cosine ≈0); sample: bench/million.py's (noisy "
+        "copies of 2,000 real embeddings, the text queries embedded), as the folder store was measured",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import pgserver
@@ -315,15 +343,20 @@ def main() -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(args.data / "pgdata", cleanup_mode=None if args.keep else "delete")
     url = server.get_uri()
-    row: dict = {"entries": args.entries, "load_before": os.getloadavg(), "started": time.strftime("%Y-%m-%d %H:%M")}
+    row: dict = {
+        "entries": args.entries,
+        "vectors": args.vectors,
+        "load_before": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M"),
+    }
     try:
-        saved = args.data / f"build-{args.entries}.json"
+        saved = args.data / f"build-{'' if args.vectors == 'clusters' else 'sample-'}{args.entries}.json"
         manifest = PgStore(url, NAME).read_manifest()
         if saved.exists() and manifest and manifest["record_count"] == args.entries:
             built = {**json.loads(saved.read_text()), "build_reused": True}
         else:
             memory = with_options(url, maintenance_work_mem=args.build_memory)
-            built = build(memory, server.get_pid(), args.entries, args.queries, args.data)
+            built = build(memory, server.get_pid(), args.entries, args.queries, args.data, args.vectors)
             saved.write_text(json.dumps(built))
         row.update(built)
         row["load_after_build"] = os.getloadavg()

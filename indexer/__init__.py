@@ -12,6 +12,7 @@ Module map (data flows one way: source file → records → texts → vectors �
     cli, __main__           `python -m indexer`: arguments, printing, exit codes
     errors                  the exception family (one line for the user, exit code 2)
     cores                   how many cores the process may use (threads for batches and builds)
+    background              work run on a thread meanwhile (the query encoder, a PostgreSQL lexical index)
     documents/  records     the value types Record and Hit
                 record_table  records held as columns: a loaded index's, a rebuild's
                 parse       files → records: formats, ids, statuses, limits, several files

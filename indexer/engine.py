@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer.background import started
 from indexer.cores import usable_cores
 from indexer.defaults import DEFAULT_K, DEFAULT_MODE
 from indexer.documents.records import Hit, Record, RecordId, field_values
@@ -116,11 +117,9 @@ def query_encoder(model: str) -> Encoder:
     return SentenceTransformerEncoder(model, threads=1)
 
 
-def _started(encoder_factory: Callable[[str], Encoder], model: str) -> Callable[[str], Encoder]:
+def preloaded_encoder(encoder_factory: Callable[[str], Encoder], model: str) -> Callable[[str], Encoder]:
     """`encoder_factory(model)` already running in a thread, as a factory that waits for its result."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(encoder_factory, model)
-    pool.shutdown(wait=False)  # the task runs on; nothing else is ever submitted
+    future = started(encoder_factory, model)
     return lambda _model: future.result()
 
 
@@ -161,7 +160,7 @@ class QAIndex:
         summaries: list[BuildSummary] = []
         store = open_store(store_spec(index_dir, DEFAULT_INDEX_DIR))  # index_dir: a folder or a PostgreSQL URL
         if preload_encoder:
-            encoder_factory = _started(encoder_factory, model)
+            encoder_factory = preloaded_encoder(encoder_factory, model)
         stored = ensure_index(
             resolve_sources(sources, store),
             store,

@@ -350,6 +350,61 @@ def test_records_round_trip_through_the_record_files_in_parts(pg_url, monkeypatc
     store.verify()
 
 
+def test_a_large_index_reads_its_lexical_index_on_a_second_connection_to_the_same_effect(pg_url, monkeypatch):
+    records = unusual_records()
+    store = fresh_pg_store(pg_url)
+    write_records(store, records)
+    opened: list[bool] = []
+    connect = PgStore.connect
+    monkeypatch.setattr(PgStore, "connect", lambda self, **kw: opened.append(True) or connect(self, **kw))
+    alone = store.load()
+    assert len(opened) == 1  # below the threshold: one connection reads everything
+    monkeypatch.setattr(postgres, "LEXICAL_APART_RECORDS", len(records))
+    apart = store.load()
+    assert len(opened) == 3  # the held connection, and one that read the lexical index beside it
+    assert apart.lexical is not None and alone.lexical is not None
+    for name, array in alone.lexical.to_arrays().items():
+        assert np.array_equal(apart.lexical.to_arrays()[name], array), name
+    assert apart.records == records
+    with store.connect(autocommit=True) as conn:  # the generation's row without its lexical index: corrupt
+        conn.execute("UPDATE indexer_generations SET lexical = 'not an index' WHERE id = %s", (apart.generation,))
+    with pytest.raises(IndexCorruptError, match="is corrupt"):
+        store.load()
+
+
+def test_positions_scored_for_many_queries_are_scored_in_the_client_from_vectors_fetched_once(pg_url, monkeypatch):
+    records = unusual_records()  # records 2 and 5 (positions 1 and 4) have no answer row
+    store = fresh_pg_store(pg_url)
+    write_records(store, records)
+    loaded = store.load()
+    rng = np.random.default_rng(3)
+    sets = [rng.standard_normal((1, 16), dtype=np.float32), rng.standard_normal((2, 16), dtype=np.float32)]
+    positions = np.array([4, 0, 3, 1])
+    queries: list[str] = []
+    run = loaded._query
+    monkeypatch.setattr(
+        loaded, "_query", lambda query, *args, **kw: queries.append(str(query)) or run(query, *args, **kw)
+    )
+    scored = loaded.field_cosines_each(sets, positions)
+    assert len(queries) == 1
+    for vectors, (question, answer) in zip(sets, scored):
+        in_sql = loaded.field_cosines(vectors, positions)  # scored by the database
+        np.testing.assert_allclose(question, in_sql[0], atol=1e-6)
+        np.testing.assert_allclose(answer, in_sql[1], atol=1e-6)  # NaN where the database has NaN
+        assert np.isnan(answer[[0, 3]]).all() and not np.isnan(answer[[1, 2]]).any()
+    queries.clear()
+    assert all(
+        np.array_equal(a, b, equal_nan=True) for a, b in zip(scored[0], loaded.field_cosines_each(sets, positions)[0])
+    )
+    assert queries == []  # the same positions again: their vectors were kept
+    loaded.field_cosines_each(sets, np.array([2]))
+    monkeypatch.setattr(postgres, "KEPT_POSITIONS", 3)
+    loaded.field_cosines_each(sets, positions)
+    loaded.field_cosines_each(sets, positions)
+    assert len(queries) == 3  # another set is fetched; a set larger than KEPT_POSITIONS every time
+    assert loaded.field_cosines_each([], positions) == []
+
+
 def damage_record_file(store: PgStore, how: str) -> None:
     generation = current_generation(store)
     changes = {

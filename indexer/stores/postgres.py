@@ -42,6 +42,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,12 +51,14 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from indexer.background import started
 from indexer.documents.records import Record, RecordId, field_values
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.base import RowOrigins, StoredRows
 from indexer.stores.disk import RowTable, check_format, lexical_blob, lexical_from_blob
 from indexer.stores.tables import RECORD_FILES, record_files, records_from_files
+from indexer.stores.vectors import best_inner_products
 
 if TYPE_CHECKING:
     from indexer.documents.incremental import ParseMap
@@ -79,6 +82,15 @@ HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit; a deeper query is answered exactl
 # the default 64MB). It takes ~2.25 KB a row at 384-d, so 1 GB holds ~470k rows (235k entries); a
 # connection configured higher keeps its value (docs/storage.md: a million entries need ~5 GB).
 HNSW_BUILD_MEMORY = "1GB"
+# A load reads the lexical index on a second connection, beside the records, from this many records on.
+# The server reads a bytea from its TOAST table at ~250 MB/s: at a million entries (~100 MB each) the
+# load fell from ~1.75 to ~1.25 s. At 100,000 (~10 MB each) it was 0.10 s either way, and below that a
+# second connection (a TLS handshake, over a network) would cost more than it saves (docs/benchmarks.md).
+LEXICAL_APART_RECORDS = 100_000
+# A set of positions scored for many queries keeps its vectors in the client up to this size: the spread
+# sample every query's mean cosine is taken on (search.py: 500 entries). At a million entries its two SQL
+# scorings (the query's, its leftover words') were ~10 of a text query's 37 ms.
+KEPT_POSITIONS = 1_000
 _GENERATIONS = "indexer_generations"
 _LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  # advisory lock namespaces
 
@@ -328,6 +340,7 @@ class PgStoredIndex:
         self._store = store
         self._lock = threading.Lock()
         self._settings: tuple | None = None
+        self._kept_vectors: tuple[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._conn = store.connect(autocommit=True)
         self._closer = weakref.finalize(self, self._conn.close)
         try:
@@ -342,8 +355,9 @@ class PgStoredIndex:
             raise IndexStaleError(f"index at {self.location} has an old format ({self.manifest['format_version']})")
         self._records_table, self._rows_table = _tables(self.generation)
         try:
+            apart = self._lexical_apart() if self.manifest.get("record_count", 0) >= LEXICAL_APART_RECORDS else None
             self.records = self._stored_records()
-            self.lexical = self._stored_lexical()
+            self.lexical = apart.result() if apart else _stored_lexical(self._conn, self.generation)
             questions, total = _one(
                 self._conn.execute(
                     sql.SQL("SELECT count(*) FILTER (WHERE field = 'question'), count(*) FROM {}").format(
@@ -416,22 +430,14 @@ class PgStoredIndex:
         value = _one(self._conn.execute("SELECT current_setting('hnsw.ef_search', true)"))[0]
         return int(value) if value and value.isdigit() else 0
 
-    def _stored_lexical(self) -> LexicalIndex | None:
-        """The generation's saved lexical index; None for one written before they were saved (format 1).
-        Fetched in binary: as text a bytea comes as hex, twice its size, which took 0.26-0.40 s instead of
-        0.07-0.12 s for the 30 MB of 100,000 entries (and ~9x that at a million)."""
-        try:
-            row = self._conn.execute(
-                sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
-                (self.generation,),
-                binary=True,
-            ).fetchone()
-            if row is None:  # the generation's row is gone: a TypeError, which `_open` reports as corruption
-                raise TypeError("no row for the generation")
-            (blob,) = row
-        except psycopg.errors.UndefinedColumn:
-            return None
-        return None if blob is None else lexical_from_blob(bytes(blob))
+    def _lexical_apart(self) -> Future[LexicalIndex | None]:
+        """The generation's lexical index, read on a connection of its own while this one reads the records."""
+
+        def read() -> LexicalIndex | None:
+            with self._store.connect(autocommit=True) as conn:
+                return _stored_lexical(conn, self.generation)
+
+        return started(read)
 
     def _hold_current(self) -> tuple[int, dict]:
         """Find the current generation and hold it (a shared lock) so no build drops it while we read."""
@@ -472,13 +478,15 @@ class PgStoredIndex:
     def close(self) -> None:
         self._closer()
 
-    def _query(self, query: sql.Composed, params: tuple = (), hnsw_depth: int | None = None) -> list[tuple]:
+    def _query(
+        self, query: sql.Composed, params: tuple = (), hnsw_depth: int | None = None, binary: bool = False
+    ) -> list[tuple]:
         """Run one query on the held connection, reconnecting once if the server dropped it."""
         with self._lock:
             for attempt in (1, 2):
                 try:
                     self._apply_settings(hnsw_depth)
-                    return self._conn.execute(query, params).fetchall()
+                    return self._conn.execute(query, params, binary=binary).fetchall()
                 except psycopg.OperationalError:
                     if attempt == 2 or not self._conn.broken and not self._conn.closed:
                         raise
@@ -520,17 +528,51 @@ class PgStoredIndex:
             ),
             (*query_vectors, *(() if everything else (np.asarray(positions).tolist(),))),
         )
-        cosines = np.full((2, len(self.records)), np.nan, dtype=np.float32)
+        wanted, slot = np.unique(np.asarray(positions, dtype=np.int64), return_inverse=True)
+        cosines = np.full((2, len(wanted)), np.nan, dtype=np.float32)  # not one per record: 8 MB at a million
         if found:
             position, is_question, cosine = (np.asarray(column) for column in zip(*found))
-            cosines[np.where(is_question.astype(bool), 0, 1), position.astype(np.int64)] = cosine
-        return cosines[0][positions], cosines[1][positions]
+            cosines[np.where(is_question.astype(bool), 0, 1), np.searchsorted(wanted, position)] = cosine
+        return cosines[0][slot], cosines[1][slot]
 
     def field_cosines_each(
         self, query_vector_sets: Sequence[np.ndarray], positions: np.ndarray
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`field_cosines` of each set of query vectors (one query each)."""
-        return [self.field_cosines(vectors, positions) for vectors in query_vector_sets]
+        """`field_cosines` of each set of query vectors, scored in the client as the folder store scores
+        them, on the positions' vectors fetched once (and kept, for a set of at most `KEPT_POSITIONS`)."""
+        if not query_vector_sets:
+            return []
+        questions, answers, has_answer = self._field_vectors(np.asarray(positions, dtype=np.int64))
+        answer = np.full((len(query_vector_sets), len(positions)), np.nan, dtype=np.float32)
+        answer[:, has_answer] = best_inner_products(answers, query_vector_sets)
+        return list(zip(best_inner_products(questions, query_vector_sets), answer))
+
+    def _field_vectors(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The question vectors of `positions` (in their order), the answer vectors of those that have
+        one, and which have one. The last small set is kept: every query scores the same spread sample
+        (search.mean_dense_score), twice with its leftover words."""
+        key = positions.tobytes()
+        kept = self._kept_vectors
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        found = self._query(
+            sql.SQL("SELECT position, field = 'question', embedding FROM {} WHERE position = ANY(%s)").format(
+                self._rows_table
+            ),
+            (positions.tolist(),),
+            binary=True,
+        )
+        order = {position: i for i, position in enumerate(positions.tolist())}
+        vectors = np.zeros((2, len(positions), int(self.manifest["dimension"])), dtype=np.float32)
+        present = np.zeros((2, len(positions)), dtype=bool)
+        for position, is_question, vector in found:
+            field = 0 if is_question else 1
+            vectors[field, order[position]] = vector.to_numpy()
+            present[field, order[position]] = True
+        result = (vectors[0], vectors[1][present[1]], present[1])
+        if len(positions) <= KEPT_POSITIONS:
+            self._kept_vectors = (key, result)
+        return result
 
     def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See `LoadedIndex.field_cosines_paired` (one query each, in the database)."""
@@ -585,6 +627,24 @@ class PgStoredIndex:
         return StoredRows(rows, vectors, *rows.record_rows(len(self.records)))
 
     parse_map = None  # not kept here: every build over this store parses its sources in full
+
+
+def _stored_lexical(conn: psycopg.Connection, generation: int) -> LexicalIndex | None:
+    """A generation's saved lexical index; None for one written before they were saved (format 1).
+    Fetched in binary: as text a bytea comes as hex, twice its size, which took 0.26-0.40 s instead of
+    0.07-0.12 s for the 30 MB of 100,000 entries (and ~9x that at a million)."""
+    try:
+        row = conn.execute(
+            sql.SQL("SELECT lexical FROM {} WHERE id = %s").format(sql.Identifier(_GENERATIONS)),
+            (generation,),
+            binary=True,
+        ).fetchone()
+        if row is None:  # the generation's row is gone: a TypeError, which `_open` reports as corruption
+            raise TypeError("no row for the generation")
+        (blob,) = row
+    except psycopg.errors.UndefinedColumn:
+        return None
+    return None if blob is None else lexical_from_blob(bytes(blob))
 
 
 def nearest_query(rows_table: sql.Composable) -> sql.Composed:

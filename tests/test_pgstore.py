@@ -37,6 +37,7 @@ from indexer.stores import postgres
 from indexer.stores.disk import FaissStore, RowTable, current_path
 from indexer.stores.postgres import FORMAT_VERSION, PgStore, give_build_memory, nearest_query
 from indexer.stores.spec import open_store
+from indexer.stores.vectors import best_inner_products
 
 MODEL = "fake-model"
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,7 +312,9 @@ def unusual_records() -> list[Record]:
     ]
 
 
-def write_records(store: PgStore, records: list[Record]) -> None:
+def write_records(store: PgStore, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """Write these records with random unit vectors; the (question row, answer row or -1) of each
+    record, and the vectors."""
     answered = [i for i, r in enumerate(records) if r.answer]
     positions = np.asarray(list(range(len(records))) + answered, dtype=np.int32)
     fields = ["question"] * len(records) + ["answer"] * len(answered)
@@ -331,6 +334,9 @@ def write_records(store: PgStore, records: list[Record]) -> None:
             manifest,
             LexicalIndex.from_records(records),
         )
+    answer_row = np.full(len(records), -1)
+    answer_row[answered] = len(records) + np.arange(len(answered))
+    return np.stack([np.arange(len(records)), answer_row], axis=1), vectors
 
 
 def test_records_round_trip_through_the_record_files_in_parts(pg_url, monkeypatch):
@@ -366,6 +372,8 @@ def test_a_large_index_reads_its_lexical_index_on_a_second_connection_to_the_sam
     for name, array in alone.lexical.to_arrays().items():
         assert np.array_equal(apart.lexical.to_arrays()[name], array), name
     assert apart.records == records
+    alone.close()
+    apart.close()
     with store.connect(autocommit=True) as conn:  # the generation's row without its lexical index: corrupt
         conn.execute("UPDATE indexer_generations SET lexical = 'not an index' WHERE id = %s", (apart.generation,))
     with pytest.raises(IndexCorruptError, match="is corrupt"):
@@ -375,11 +383,11 @@ def test_a_large_index_reads_its_lexical_index_on_a_second_connection_to_the_sam
 def test_positions_scored_for_many_queries_are_scored_in_the_client_from_vectors_fetched_once(pg_url, monkeypatch):
     records = unusual_records()  # records 2 and 5 (positions 1 and 4) have no answer row
     store = fresh_pg_store(pg_url)
-    write_records(store, records)
+    rows, vectors = write_records(store, records)
     loaded = store.load()
     rng = np.random.default_rng(3)
-    sets = [rng.standard_normal((1, 16), dtype=np.float32), rng.standard_normal((2, 16), dtype=np.float32)]
-    positions = np.array([4, 0, 3, 1])
+    sets = [rng.standard_normal((count, 16), dtype=np.float32) for count in (1, 2, 1)]
+    positions = np.array([4, 0, 0, 3, 1, 3])  # out of order, repeated
     queries: list[str] = []
     run = loaded._query
     monkeypatch.setattr(
@@ -387,22 +395,43 @@ def test_positions_scored_for_many_queries_are_scored_in_the_client_from_vectors
     )
     scored = loaded.field_cosines_each(sets, positions)
     assert len(queries) == 1
-    for vectors, (question, answer) in zip(sets, scored):
-        in_sql = loaded.field_cosines(vectors, positions)  # scored by the database
+    for query_vectors, (question, answer) in zip(sets, scored):  # and what the database computes
+        in_sql = loaded.field_cosines(query_vectors, positions)
         np.testing.assert_allclose(question, in_sql[0], atol=1e-6)
         np.testing.assert_allclose(answer, in_sql[1], atol=1e-6)  # NaN where the database has NaN
-        assert np.isnan(answer[[0, 3]]).all() and not np.isnan(answer[[1, 2]]).any()
+        assert np.isnan(answer[[0, 4]]).all() and not np.isnan(answer[[1, 2, 3, 5]]).any()
     queries.clear()
-    assert all(
-        np.array_equal(a, b, equal_nan=True) for a, b in zip(scored[0], loaded.field_cosines_each(sets, positions)[0])
-    )
-    assert queries == []  # the same positions again: their vectors were kept
+    sample = np.unique(positions)  # sorted and distinct, as search.py's spread sample: the same rows, kept
+    for field, got in enumerate(zip(*loaded.field_cosines_each(sets, sample))):
+        chosen = rows[sample, field]  # what the folder store computes from the same rows, to the bit
+        expected = np.full((len(sets), len(sample)), np.nan, dtype=np.float32)
+        expected[:, chosen >= 0] = best_inner_products(vectors[chosen[chosen >= 0]], sets)
+        assert np.array_equal(np.array(got), expected, equal_nan=True)
+    assert queries == []
     loaded.field_cosines_each(sets, np.array([2]))
+    again = loaded.field_cosines_each(sets, positions)
+    assert len(queries) == 1  # the first set's vectors were kept beside the second's
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1], equal_nan=True) for a, b in zip(scored, again))
     monkeypatch.setattr(postgres, "KEPT_POSITIONS", 3)
-    loaded.field_cosines_each(sets, positions)
-    loaded.field_cosines_each(sets, positions)
-    assert len(queries) == 3  # another set is fetched; a set larger than KEPT_POSITIONS every time
+    loaded.field_cosines_each(sets, np.array([0, 1, 2, 3]))
+    loaded.field_cosines_each(sets, np.array([0, 1, 2, 3]))
+    assert len(queries) == 3  # a set larger than KEPT_POSITIONS is fetched every time
     assert loaded.field_cosines_each([], positions) == []
+    loaded.close()
+
+
+def test_the_database_scores_repeated_positions_once_each_and_all_of_them(pg_url):
+    records = unusual_records()
+    store = fresh_pg_store(pg_url)
+    rows, vectors = write_records(store, records)
+    loaded = store.load()
+    query = np.random.default_rng(4).standard_normal((1, 16), dtype=np.float32)
+    for positions in ([0, 0, 1, 2, 3], [0, 0, 2, 3, 4], [4, 3, 2, 1, 0]):  # as many as records, not all of them
+        question, answer = loaded.field_cosines(query, np.array(positions))
+        expected = (vectors[rows[positions, 0]] @ query.T)[:, 0]
+        np.testing.assert_allclose(question, expected, atol=1e-6)
+        assert np.isnan(answer).tolist() == [rows[p, 1] < 0 for p in positions]
+    loaded.close()
 
 
 def damage_record_file(store: PgStore, how: str) -> None:

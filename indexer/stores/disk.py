@@ -88,6 +88,7 @@ from indexer.stores.vectors import (
     ivf_lists,
     ivf_nearest_rows,
     list_count,
+    nan_where_absent,
     paired_dots,
     set_probes,
     stored_vectors,
@@ -177,9 +178,7 @@ class StoredIndex:
         else:
             question = best_inner_products(self.vectors[self.question_row[positions]], query_vector_sets)
             answered = best_inner_products(self.vectors[answer_rows[has_answer]], query_vector_sets)
-        answer = np.full((len(query_vector_sets), len(positions)), np.nan, dtype=np.float32)
-        answer[:, has_answer] = answered
-        return list(zip(question, answer))
+        return list(zip(question, nan_where_absent(answered, has_answer)))
 
     def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See `LoadedIndex.field_cosines_paired`: the (query, candidate row) pairs of `_PAIRED_QUERIES`

@@ -58,7 +58,7 @@ from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.base import RowOrigins, StoredRows
 from indexer.stores.disk import RowTable, check_format, lexical_blob, lexical_from_blob
 from indexer.stores.tables import RECORD_FILES, record_files, records_from_files
-from indexer.stores.vectors import best_inner_products
+from indexer.stores.vectors import best_inner_products, nan_where_absent
 
 if TYPE_CHECKING:
     from indexer.documents.incremental import ParseMap
@@ -340,7 +340,7 @@ class PgStoredIndex:
         self._store = store
         self._lock = threading.Lock()
         self._settings: tuple | None = None
-        self._kept_vectors: tuple[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._kept_vectors: dict[bytes, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._conn = store.connect(autocommit=True)
         self._closer = weakref.finalize(self, self._conn.close)
         try:
@@ -521,14 +521,14 @@ class PgStoredIndex:
         best = sql.SQL("-LEAST({})").format(
             sql.SQL(", ").join(sql.SQL("embedding <#> %s") for _ in range(len(query_vectors)))
         )
-        everything = len(positions) == len(self.records)  # the exhaustive path: no filter to evaluate
+        wanted, slot = np.unique(np.asarray(positions, dtype=np.int64), return_inverse=True)
+        everything = len(wanted) == len(self.records)  # the exhaustive path: no filter to evaluate
         found = self._query(
             sql.SQL("SELECT position, field = 'question', {} FROM {}{}").format(
                 best, self._rows_table, sql.SQL("" if everything else " WHERE position = ANY(%s)")
             ),
-            (*query_vectors, *(() if everything else (np.asarray(positions).tolist(),))),
+            (*query_vectors, *(() if everything else (wanted.tolist(),))),
         )
-        wanted, slot = np.unique(np.asarray(positions, dtype=np.int64), return_inverse=True)
         cosines = np.full((2, len(wanted)), np.nan, dtype=np.float32)  # not one per record: 8 MB at a million
         if found:
             position, is_question, cosine = (np.asarray(column) for column in zip(*found))
@@ -542,37 +542,37 @@ class PgStoredIndex:
         them, on the positions' vectors fetched once (and kept, for a set of at most `KEPT_POSITIONS`)."""
         if not query_vector_sets:
             return []
-        questions, answers, has_answer = self._field_vectors(np.asarray(positions, dtype=np.int64))
-        answer = np.full((len(query_vector_sets), len(positions)), np.nan, dtype=np.float32)
-        answer[:, has_answer] = best_inner_products(answers, query_vector_sets)
-        return list(zip(best_inner_products(questions, query_vector_sets), answer))
+        wanted, slot = np.unique(np.asarray(positions, dtype=np.int64), return_inverse=True)
+        question, answer = (
+            nan_where_absent(best_inner_products(vectors, query_vector_sets), present)[:, slot]
+            for vectors, present in self._field_vectors(wanted)
+        )
+        return list(zip(question, answer))
 
-    def _field_vectors(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The question vectors of `positions` (in their order), the answer vectors of those that have
-        one, and which have one. The last small set is kept: every query scores the same spread sample
-        (search.mean_dense_score), twice with its leftover words."""
-        key = positions.tobytes()
+    def _field_vectors(self, wanted: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For the question rows, then the answer rows, of these distinct positions: the vectors of those
+        that have one, and which have one. The last two small sets are kept: every query scores the same
+        spread sample (search.mean_dense_score) twice, and a batch over a section also the section's."""
+        key = wanted.tobytes()
         kept = self._kept_vectors
-        if kept is not None and kept[0] == key:
-            return kept[1]
+        if key in kept:
+            return kept[key]
         found = self._query(
             sql.SQL("SELECT position, field = 'question', embedding FROM {} WHERE position = ANY(%s)").format(
                 self._rows_table
             ),
-            (positions.tolist(),),
+            (wanted.tolist(),),
             binary=True,
         )
-        order = {position: i for i, position in enumerate(positions.tolist())}
-        vectors = np.zeros((2, len(positions), int(self.manifest["dimension"])), dtype=np.float32)
-        present = np.zeros((2, len(positions)), dtype=bool)
+        vectors = np.zeros((2, len(wanted), int(self.manifest["dimension"])), dtype=np.float32)
+        present = np.zeros((2, len(wanted)), dtype=bool)
         for position, is_question, vector in found:
-            field = 0 if is_question else 1
-            vectors[field, order[position]] = vector.to_numpy()
-            present[field, order[position]] = True
-        result = (vectors[0], vectors[1][present[1]], present[1])
-        if len(positions) <= KEPT_POSITIONS:
-            self._kept_vectors = (key, result)
-        return result
+            field, slot = (0 if is_question else 1), int(np.searchsorted(wanted, position))
+            vectors[field, slot], present[field, slot] = vector.to_numpy(), True
+        fields = [(vectors[field][present[field]], present[field]) for field in (0, 1)]
+        if len(wanted) <= KEPT_POSITIONS:  # a new dict, swapped in whole: threads may share this index
+            self._kept_vectors = {**dict(list(kept.items())[-1:]), key: fields}
+        return fields
 
     def field_cosines_paired(self, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See `LoadedIndex.field_cosines_paired` (one query each, in the database)."""

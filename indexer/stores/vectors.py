@@ -145,6 +145,14 @@ def list_count(ivf_index) -> int:
 _PAIRED_ROWS = 4096  # rows per `paired_dots` step: two 6 MB buffers at 384 dimensions
 
 
+def nan_where_absent(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(sets, len(present)): `scores` (sets, present.sum()) where `present` is true, NaN elsewhere (an
+    entry without an answer row has no answer cosine)."""
+    spread = np.full((len(scores), len(present)), np.nan, dtype=np.float32)
+    spread[:, present] = scores
+    return spread
+
+
 def best_inner_products(vectors: np.ndarray, query_vector_sets: Sequence[np.ndarray]) -> np.ndarray:
     """(sets, rows): each row's best inner product with the vectors of each set (one set per query), each
     value the one that set's own `(vectors @ set.T).max(axis=1)` gives, to the last bit (BLAS on as many threads).

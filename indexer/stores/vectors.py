@@ -193,9 +193,15 @@ def paired_dots(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, owne
             np.take(queries, owner[part], axis=0, out=asked[: len(part)], mode="clip")
             dots[part] = np.einsum("ij,ij->i", gathered[: len(part)], asked[: len(part)])
 
-    shares = np.array_split(order, max(1, min(usable_cores(), len(rows) // (16 * _PAIRED_ROWS))))
-    _side_by_side(fill, shares)  # numpy lets go of the GIL while it gathers and multiplies
+    _side_by_side(
+        fill, _core_shares(order, 16 * _PAIRED_ROWS)
+    )  # numpy lets go of the GIL while it gathers and multiplies
     return dots
+
+
+def _core_shares(items: np.ndarray, at_least: int) -> list[np.ndarray]:
+    """`items` cut into one part per usable core, but no part shorter than `at_least` (at least one part)."""
+    return np.array_split(items, max(1, min(usable_cores(), len(items) // at_least)))
 
 
 def _side_by_side(work: Callable[[np.ndarray], _T], parts: list[np.ndarray]) -> list[_T]:
@@ -243,15 +249,12 @@ def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth:
 
     ivf = faiss.extract_index_ivf(ivf_index)
     probes = ivf.quantizer.search(queries, max(1, ivf.nprobe // BATCH_PROBE_DIVISOR))[1]
-    parts = np.array_split(
-        np.arange(len(queries)), max(1, min(usable_cores(), len(queries) // _BATCH_WORKERS_MIN_QUERIES))
-    )
 
     def nearest(part: np.ndarray) -> np.ndarray:
         return _probed_nearest_rows(ivf, vectors, queries[part], probes[part], depth)
 
     with threadpool_limits(1, user_api="blas"):
-        return np.vstack(_side_by_side(nearest, parts))
+        return np.vstack(_side_by_side(nearest, _core_shares(np.arange(len(queries)), _BATCH_WORKERS_MIN_QUERIES)))
 
 
 def _probed_nearest_rows(ivf, vectors: np.ndarray, queries: np.ndarray, probes: np.ndarray, depth: int) -> np.ndarray:

@@ -30,6 +30,8 @@ from indexer.retrieval.embed import (
     DEFAULT_MODEL,
     Encoder,
     SentenceTransformerEncoder,
+    StatesEncoder,
+    TokenStates,
     vocabulary,
 )
 from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
@@ -213,6 +215,13 @@ class QAIndex:
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         return self.encoder.encode(queries, batch_size=32)
 
+    def encode_queries_with_states(self, queries: list[str]) -> tuple[np.ndarray, list[TokenStates | None]]:
+        """`encode_queries`, with each query's token states when the encoder keeps them (remainder.py)."""
+        encoder = self.encoder
+        if isinstance(encoder, StatesEncoder):
+            return encoder.encode_with_states(queries, batch_size=32)
+        return self.encode_queries(queries), [None] * len(queries)
+
     def encode(self, queries: list[str]) -> list[EncodedQuery | QueryError]:
         """Clean, match lexically and embed many queries with one model call; bad ones become errors."""
         prepared: list[tuple[str, list[str], LexicalMatch, list[str]] | QueryError] = []
@@ -227,14 +236,17 @@ class QAIndex:
             variants = [text] + ([apply_corrections(text, lexical.corrected)] if lexical.corrected else [])
             prepared.append((text, notes, lexical, variants))
             texts.extend(variants)
-        vectors = iter(self.encode_queries(texts)) if texts else iter(())
+        vectors, states = self.encode_queries_with_states(texts) if texts else (np.zeros((0, 0)), [])
         encoded: list[EncodedQuery | QueryError] = []
+        row = 0
         for item in prepared:
             if isinstance(item, QueryError):
                 encoded.append(item)
                 continue
             text, notes, lexical, variants = item
-            encoded.append(EncodedQuery(text, np.vstack([next(vectors) for _ in variants]), lexical, notes))
+            rows = slice(row, row + len(variants))
+            encoded.append(EncodedQuery(text, vectors[rows], lexical, notes, states[row]))
+            row += len(variants)
         return encoded
 
     def search_encoded(

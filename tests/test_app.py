@@ -845,7 +845,7 @@ def confidence_shown(at: AppTest) -> str:
     "query, level",
     [
         ("what is dropout", "good match"),
-        ("gini impurity vs entropy for choosing decision tree splits", "possibly related"),
+        ("combining lots of models to get better predictions", "possibly related"),
         ("how do I bake banana bread", "no good match"),
     ],
 )

@@ -12,6 +12,7 @@ import indexer.retrieval.search as search_module
 from indexer.defaults import MODES
 from indexer.engine import BATCH_CHUNK
 from indexer.errors import QueryError
+from indexer.retrieval.nomatch import FEATURES
 
 
 def outcome(result) -> tuple:
@@ -121,5 +122,23 @@ def test_a_search_through_the_engine_weighs_what_its_best_entry_lacks(tmp_path, 
     top = qa.stored.position_of[result.nearest[0].record.id]
     left = [word for word, term in qa.lexical.match(query).words if not qa.lexical.holds(top, term)]
     assert "zebras" in left and fake_encoder.encoded == [query, " ".join(left)]  # the leftover, on its own
+    evidence = dict(zip(FEATURES, result.evidence))
+    assert evidence["remainder_gap"] != evidence["gap_to_mean"]
+
+
+def test_a_search_with_words_left_over_runs_the_real_model_once(real_index, monkeypatch):
+    encoder, runs = real_index.encoder, []
+    for name in ("encode", "encode_with_states"):
+        run = getattr(encoder, name)
+        monkeypatch.setattr(
+            encoder,
+            name,
+            lambda texts, *a, _run=run, _name=name, **k: runs.append((_name, texts)) or _run(texts, *a, **k),
+        )
+    query = "what is overfitting in zebras"
+    result = real_index.search(query)
+    top = real_index.stored.position_of[result.nearest[0].record.id]
+    assert not real_index.lexical.holds(top, "zebra")  # "zebras" is left over...
+    assert runs == [("encode_with_states", [query])]  # ...and pooled from the query's run, not embedded again
     evidence = dict(zip(FEATURES, result.evidence))
     assert evidence["remainder_gap"] != evidence["gap_to_mean"]

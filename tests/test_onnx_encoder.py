@@ -15,7 +15,7 @@ import pytest
 
 from indexer.engine import query_encoder
 from indexer.errors import ModelError
-from indexer.retrieval.embed import DEFAULT_MODEL, SentenceTransformerEncoder, resolve_model_path
+from indexer.retrieval.embed import DEFAULT_MODEL, SentenceTransformerEncoder, normalize, resolve_model_path
 from indexer.retrieval.onnx_encoder import (
     CONFIG_FILE,
     OnnxEncoder,
@@ -240,3 +240,31 @@ def test_vectors_do_not_depend_on_what_they_are_batched_with(onnx_cache: Path) -
     reversed_ = onnx.encode(queries[::-1])[::-1]
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_array_equal(together, reversed_)
+
+
+def test_both_encoders_hand_back_the_token_states_their_vectors_were_pooled_from(
+    onnx_cache: Path, torch_encoder: SentenceTransformerEncoder
+) -> None:
+    # batched with texts of other lengths (padding), and one cut at the model's 256 tokens
+    texts = ["Why does my model do great on train but badly on test?", "What is a view", long_answer_texts()[0]]
+    onnx = load_onnx_encoder(DEFAULT_MODEL, export_if_missing=False, cache_dir=onnx_cache)
+    for encoder in (onnx, torch_encoder):
+        vectors, states = encoder.encode_with_states(texts)
+        assert cosines(vectors, encoder.encode(texts)).min() >= 0.99999  # the same vectors, one run
+        first = states[0]
+        assert first is not None and [texts[0][a:b].lower() for a, b in first.spans][:4] == [
+            "why",
+            "does",
+            "my",
+            "model",
+        ]
+        for text, kept in zip(texts, states):
+            assert kept is not None and kept.text.lower() == text.lower()  # ONNX lower-cases first, as the model does
+            # each token names its own characters, in order ([CLS] and [SEP] are left out)
+            assert (kept.spans[:, 1] > kept.spans[:, 0]).all() and (np.diff(kept.spans[:, 0]) > 0).all()
+            assert len(kept.states) == len(kept.spans)
+        assert states[2] is not None and len(states[2].spans) == 254  # cut where the model cut it: 256 less two
+    onnx_states, torch_states = onnx.encode_with_states(texts)[1], torch_encoder.encode_with_states(texts)[1]
+    for a, b in zip(onnx_states, torch_states):
+        assert a is not None and b is not None and np.array_equal(a.spans, b.spans)
+        assert cosines(normalize(a.states), normalize(b.states)).min() >= 0.9999  # the same layer, two runtimes

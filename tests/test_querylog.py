@@ -238,7 +238,7 @@ def test_the_log_lives_beside_the_generations_and_survives_a_rebuild(tmp_path, f
 
 
 def test_a_logged_search_carries_its_confidence(fake_qa):
-    result = fake_qa.search("what is overfitting")
+    result = fake_qa.search("overfitting and underfitting")  # a match, even with the fake encoder
     fake_qa.log_search(result)
     (entry,) = fake_qa.query_log.entries()
     assert 0.0 <= entry.confidence <= 1.0 and entry.no_match == result.no_match
@@ -254,7 +254,7 @@ def test_logging_turned_off_writes_nothing(fake_qa, tmp_path, monkeypatch):
 def test_a_damaged_log_is_one_line_and_searching_goes_on(fake_qa, tmp_path):
     (tmp_path / "index" / LOG_FILE).write_bytes(b"not a database " * 500)
     notes: list[str] = []
-    result = fake_qa.search("what is overfitting")
+    result = fake_qa.search("overfitting and underfitting")
     assert fake_qa.log_search(result, notes.append) is None
     assert result.hits and len(notes) == 1 and "\n" not in notes[0] and "file is not a database" in notes[0]
     assert fake_qa.search("what is dropout").hits  # the next search is unaffected too

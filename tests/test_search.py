@@ -8,10 +8,10 @@ import pytest
 import indexer.retrieval.search as search_module
 from indexer.documents.records import Record
 from indexer.errors import QueryError
-from indexer.retrieval.embed import normalize
+from indexer.retrieval.embed import TokenStates, normalize
 from indexer.retrieval.lexical import LexicalIndex, LexicalMatch
 from indexer.retrieval.nomatch import CONFIDENCE_LEVELS, FEATURES, NoMatchModel
-from indexer.retrieval.remainder import Remainder
+from indexer.retrieval.remainder import Remainder, pooled_words
 from indexer.retrieval.search import (
     EncodedQuery,
     clean_query,
@@ -316,6 +316,42 @@ def test_the_remainder_gap_scores_the_words_the_best_entry_lacks_embedded_on_the
     # nothing left over, or no encoder at hand: the whole query's gap stands in, and nothing is embedded
     for whole in (evidence("a1 q1"), evidence("q1 zebra", None)):
         assert whole["remainder_gap"] == whole["gap_to_mean"] and len(calls) == 1
+
+
+def test_leftover_words_are_pooled_from_the_query_s_own_token_states_instead_of_embedded_again():
+    index = make_index(np.vstack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]), [unit(1, 1, 0), None, None])
+    lexical = LexicalIndex.from_records(index.records)  # entry 1 holds "q1" and "a1", entry 2 "q2"
+    calls: list[list[str]] = []
+    remainder = Remainder(lexical, lambda texts: calls.append(texts) or np.vstack([unit(1, 1, 1)] * len(texts)))
+    text = "q1 Zebra a1 q2"  # a fake model run: tokens "q", "##1", "zebra", "a1", "q2"
+    spans = np.array([[0, 1], [1, 2], [3, 8], [9, 11], [12, 14]])
+    states = np.array([[9, 0, 0], [9, 0, 0], [0, 2, 0], [9, 9, 9], [0, 0, 6]], dtype=np.float32)
+
+    def evidence(kept: TokenStates) -> dict[str, float]:
+        query = EncodedQuery(text, unit(1, 0, 0)[None, :], lexical.match(text), states=kept)  # entry 1 is first
+        found = search_index(index, query, 2, -1.0, "dense", NEVER_NO_MATCH, remainder=remainder)
+        return dict(zip(FEATURES, found.evidence))
+
+    pooled = unit(0, 1, 3)  # the mean of the states of "zebra" and "q2", what entry 1 lacks
+    dense = [dense_oracle(index, pooled, i) for i in range(3)]
+    assert evidence(TokenStates(text, states, spans))["remainder_gap"] == pytest.approx(dense[0] - np.mean(dense))
+    assert calls == []  # no second model run
+    # states of a text without those words (a typo corrected since): the words are embedded on their own
+    evidence(TokenStates("q1 zebar a1 q2", states, spans))
+    assert calls == [["zebra q2"]]
+
+
+def test_pooled_words_take_every_token_of_every_occurrence_of_the_words_and_nothing_else():
+    text = "Overfitting zebra zebras, zebra"  # tokens "over", "##fitting", "zebra", "zebra", "##s", ",", "zebra"
+    spans = np.array([[0, 4], [4, 11], [12, 17], [18, 23], [23, 24], [24, 25], [26, 31]])
+    states = np.eye(7, dtype=np.float32)
+    kept = TokenStates(text, states, spans)
+    for words, tokens in ((["overfitting"], [0, 1]), (["zebra"], [2, 6]), (["zebra", "overfitting"], [0, 1, 2, 6])):
+        expected = normalize(states[tokens].mean(axis=0, keepdims=True))[0]
+        assert np.allclose(pooled_words(kept, words), expected), words
+    assert pooled_words(kept, ["zebra", "lion"]) is None  # a word the query never typed
+    assert pooled_words(None, ["zebra"]) is None  # an encoder that keeps no states
+    assert pooled_words(TokenStates("İzebra", states[:1], np.array([[1, 6]])), ["zebra"]) is None  # lower() moves it
 
 
 def test_a_batch_embeds_the_leftover_words_of_all_its_queries_in_one_call():

@@ -13,8 +13,9 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +33,27 @@ class Encoder(Protocol):
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
         """Normalised float32 vectors, one row per text."""
+        ...
+
+
+@dataclass(frozen=True)
+class TokenStates:
+    """What the model run that embedded `text` saw of each of its tokens, kept so that part of the text can
+    be pooled later without running the model again (remainder.py): the last layer's state of each token
+    and the [start, end) characters of `text` it came from. Special tokens ([CLS], [SEP]) are left out."""
+
+    text: str  # the text the spans index: as embedded (lower-cased when the model lower-cases first)
+    states: np.ndarray  # (tokens, dimension) float32
+    spans: np.ndarray  # (tokens, 2) int64
+
+
+@runtime_checkable
+class StatesEncoder(Encoder, Protocol):
+    """An encoder that can hand back, with the vectors, the token states they were pooled from."""
+
+    def encode_with_states(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[TokenStates | None]]:
+        """`encode(texts)` and each text's token states from the same model run (None for a text whose
+        tokens cannot be mapped back to its characters)."""
         ...
 
 
@@ -154,12 +176,7 @@ class SentenceTransformerEncoder:
         self.path = path
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
-        import torch
-
-        # Process-wide in torch, so set for each call. A few texts (an edit's rebuild) go on one thread:
-        # as fast alone, and all threads stall when another process holds a core (one long answer
-        # measured 0.05 s on one thread, 0.9 s on two with the other core busy).
-        torch.set_num_threads(1 if len(texts) <= _FEW_TEXTS else self.threads)
+        self._set_threads(len(texts))
 
         def encode_batch(batch: list[str]) -> np.ndarray:
             return self._model.encode(
@@ -167,3 +184,52 @@ class SentenceTransformerEncoder:
             )
 
         return encode_by_length(texts, self.dimension, encode_batch, batch_size, progress)
+
+    def encode_with_states(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[TokenStates | None]]:
+        """`encode`, with each text's token states as the model returns them before pooling, and their
+        characters from the (fast) tokenizer, which splits the text as the model's own call did."""
+        self._set_threads(len(texts))
+        outputs = cast(  # output_value=None: every output of the model, one dict per text
+            "list[dict]", self._model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
+        )
+        vectors = normalize(np.vstack([output["sentence_embedding"].float().cpu().numpy() for output in outputs]))
+        try:
+            marks = self._model.tokenizer(
+                texts,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                truncation=True,
+                max_length=self.max_tokens,
+            )
+        except (NotImplementedError, TypeError, ValueError):  # a tokenizer without character offsets
+            return vectors, [None] * len(texts)
+        states = [
+            _torch_states(text, output, ids, offsets, special)
+            for text, output, ids, offsets, special in zip(
+                texts, outputs, marks["input_ids"], marks["offset_mapping"], marks["special_tokens_mask"]
+            )
+        ]
+        return vectors, states
+
+    def _set_threads(self, text_count: int) -> None:
+        import torch
+
+        # Process-wide in torch, so set for each call. A few texts (an edit's rebuild) go on one thread:
+        # as fast alone, and all threads stall when another process holds a core (one long answer
+        # measured 0.05 s on one thread, 0.9 s on two with the other core busy).
+        torch.set_num_threads(1 if text_count <= _FEW_TEXTS else self.threads)
+
+
+def _torch_states(text: str, output: dict, ids: list[int], offsets: list, special: list[int]) -> TokenStates | None:
+    """A text's `TokenStates` from sentence-transformers' output, when the tokens it ran are the ones
+    whose characters the tokenizer gave (a model that lower-cases first tokenizes other text). The
+    outputs are padded to their batch's longest text."""
+    length = int(output["attention_mask"].sum())
+    if output["input_ids"][:length].tolist() != list(ids):
+        return None
+    keep = ~np.asarray(special, dtype=bool)
+    return TokenStates(
+        text,
+        output["token_embeddings"][:length].float().cpu().numpy()[keep],
+        np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[keep],
+    )

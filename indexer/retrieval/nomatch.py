@@ -86,7 +86,7 @@ def query_word_feature(word_count: int) -> float:
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
 DEFAULT_NO_MATCH = NoMatchModel(
-    weights=(-7.7718, -3.8413, -4.7296, 2.3016, -9.5744, -1.9508), bias=10.722, threshold=0.6687, good_below=0.3138
+    weights=(-6.5973, 2.5078, -4.6684, 2.8185, -15.6126, -1.7149), bias=9.5162, threshold=0.6691, good_below=0.3373
 )
 
 

@@ -34,6 +34,7 @@ from indexer.errors import ModelError
 from indexer.retrieval.embed import (
     Progress,
     SentenceTransformerEncoder,
+    TokenStates,
     model_fingerprint,
     normalize,
     resolve_model_path,
@@ -290,22 +291,38 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
         """Unit vectors of `texts`, in order, run in batches of similar token length (`token_batches`)."""
+        return self._run(texts, batch_size, progress, keep_states=False)[0]
+
+    def encode_with_states(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[TokenStates | None]]:
+        """`encode`, with each text's token states: the session's output before pooling, and the tokens'
+        characters as the tokenizer gives them."""
+        return self._run(texts, batch_size, None, keep_states=True)
+
+    def _run(
+        self, texts: list[str], batch_size: int, progress: Progress | None, keep_states: bool
+    ) -> tuple[np.ndarray, list[TokenStates | None]]:
         if self._config["do_lower_case"]:
             texts = [text.lower() for text in texts]
         encodings = self._tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        states: list[TokenStates | None] = [None] * len(texts)
         for batch in token_batches([len(e.ids) for e in encodings], batch_size):
-            out[batch] = self._encode_batch([encodings[i] for i in batch])
+            feed = _feed([encodings[i] for i in batch], self._pad_id)
+            hidden = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+            out[batch] = self._pooled(hidden, feed["attention_mask"])
+            if keep_states:
+                for row, i in enumerate(batch):
+                    keep = ~np.asarray(encodings[i].special_tokens_mask, dtype=bool)
+                    spans = np.asarray(encodings[i].offsets, dtype=np.int64).reshape(-1, 2)
+                    states[i] = TokenStates(texts[i], hidden[row, : len(keep)][keep], spans[keep])
             if progress:
                 progress(len(batch))
-        return normalize(out)
+        return normalize(out), states
 
-    def _encode_batch(self, encodings: list) -> np.ndarray:
-        feed = _feed(encodings, self._pad_id)
-        hidden = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+    def _pooled(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         if self._config["pooling"] == "cls":
             return hidden[:, 0]
-        mask = feed["attention_mask"][:, :, None].astype(np.float32)
+        mask = attention_mask[:, :, None].astype(np.float32)
         return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
 
 

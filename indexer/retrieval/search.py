@@ -35,6 +35,7 @@ from indexer.defaults import DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_MODE, MODES
 from indexer.documents.records import Hit, Record, RecordId, field_values
 from indexer.documents.selection import section_positions
 from indexer.errors import QueryError
+from indexer.retrieval.embed import TokenStates
 from indexer.retrieval.lexical import LexicalMatch
 from indexer.retrieval.nomatch import (
     DEFAULT_NO_MATCH,
@@ -43,7 +44,7 @@ from indexer.retrieval.nomatch import (
     NoMatchModel,
     query_word_feature,
 )
-from indexer.retrieval.remainder import Remainder
+from indexer.retrieval.remainder import Remainder, pooled_words
 from indexer.stores.base import LoadedIndex
 
 # How much the other field's cosine and lexical coverage add to the best field's cosine in `hybrid`:
@@ -121,6 +122,7 @@ class EncodedQuery:
     vectors: np.ndarray  # (m, dimension): an entry's field score is its best cosine over these
     lexical: LexicalMatch
     notes: list[str] = field(default_factory=list)
+    states: TokenStates | None = None  # the typed text's token states, when the encoder keeps them (remainder.py)
 
 
 def field_scores(index: LoadedIndex, query_vectors: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,20 +296,20 @@ class _Ranked:
 
 def remainder_gaps(index: LoadedIndex, rankeds: Sequence[_Ranked], remainder: Remainder | None) -> list[float]:
     """Per ranked query, how far its best entry stands above the document's mean for the query's words
-    that entry does not contain (remainder.py), the leftover words of all the queries embedded in one
-    call. When the entry contains them all, or without a `remainder` (no encoder at hand), the whole
-    query's gap stands in: nothing is left that the entry fails to explain. (Here rather than in
-    remainder.py, which search.py's scoring would otherwise have to import back.)"""
+    that entry does not contain (remainder.py). When the entry contains them all, or without a
+    `remainder` (no encoder at hand), the whole query's gap stands in: nothing is left that the entry
+    fails to explain. (Here rather than in remainder.py, which search.py's scoring would otherwise have
+    to import back.)"""
     gaps = [ranked.gap for ranked in rankeds]
     tops = [index.position_of[r.ranked[0].record.id] if r.ranked else -1 for r in rankeds]
-    texts = [
-        remainder.text(ranked.query.lexical, top) if remainder is not None and top >= 0 else None
+    words = [
+        remainder.words(ranked.query.lexical, top) if remainder is not None and top >= 0 else []
         for ranked, top in zip(rankeds, tops)
     ]
-    wanted = [(i, text) for i, text in enumerate(texts) if text]
+    wanted = [(i, left) for i, left in enumerate(words) if left]
     if remainder is None or not wanted:
         return gaps
-    vectors = _remainder_vectors(remainder, [(rankeds[i].query, text) for i, text in wanted])
+    vectors = _remainder_vectors(remainder, [(rankeds[i].query, left) for i, left in wanted])
     means = mean_dense_scores(index, [vectors[j : j + 1] for j in range(len(wanted))])
     for j, (i, _) in enumerate(wanted):
         question, answer = field_scores(index, vectors[j : j + 1], np.array([tops[i]]))
@@ -315,12 +317,17 @@ def remainder_gaps(index: LoadedIndex, rankeds: Sequence[_Ranked], remainder: Re
     return gaps
 
 
-def _remainder_vectors(remainder: Remainder, leftovers: Sequence[tuple[EncodedQuery, str]]) -> np.ndarray:
-    """The vector of each query's leftover text: the query's own when the leftovers are the query word for
-    word (no word of it in the entry: a fifth of the bench's queries), embedded in one call otherwise."""
-    fresh = [text for query, text in leftovers if text != query.text]
+def _remainder_vectors(remainder: Remainder, leftovers: Sequence[tuple[EncodedQuery, list[str]]]) -> np.ndarray:
+    """The vector of each query's leftover words: the query's own when they are the query word for word (no
+    word of it in the entry: a fifth of the bench's queries), else pooled from the query's token states
+    (`pooled_words`), else (an encoder that keeps none) embedded, all such texts in one call."""
+    vectors: list[np.ndarray | None] = [
+        query.vectors[0] if " ".join(words) == query.text else pooled_words(query.states, words)
+        for query, words in leftovers
+    ]
+    fresh = [" ".join(words) for (_, words), vector in zip(leftovers, vectors) if vector is None]
     encoded = iter(np.atleast_2d(remainder.encode(fresh)) if fresh else ())
-    return np.vstack([query.vectors[0] if text == query.text else next(encoded) for query, text in leftovers])
+    return np.vstack([next(encoded) if vector is None else vector for vector in vectors])
 
 
 def search(

@@ -148,6 +148,36 @@ def test_a_fresh_build_loads_without_hashing_its_files_and_a_copy_is_hashed(tmp_
     assert len(FaissStore(copy).load().records) == 82 and len(hashed) == len(FLAT_FILES)
 
 
+def test_a_copied_index_is_hashed_once_and_then_trusted_until_a_file_changes(tmp_path, fake_encoder, monkeypatch):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    copy = tmp_path / "copy"
+    shutil.copytree(store.index_dir, copy, symlinks=True)  # a restored backup: other inodes
+    hashed = hashed_files(monkeypatch)
+    first = FaissStore(copy).load()
+    assert len(hashed) == len(FLAT_FILES) and first.is_current()  # found whole, its stamps recorded...
+    assert len(FaissStore(copy).load().records) == 82 and len(hashed) == len(FLAT_FILES)  # ...so not hashed again
+    assert not [p.name for p in current_path(copy).iterdir() if p.name.startswith(".")]  # no temporary left
+    path = current_path(copy) / "record_texts.bin"
+    data = path.read_bytes()
+    path.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])  # a write after the new stamps
+    with pytest.raises(IndexCorruptError, match="record_texts.bin"):
+        FaissStore(copy).load()
+
+
+def test_a_copy_whose_stamps_cannot_be_written_is_still_loaded_and_hashed_each_time(
+    tmp_path, fake_encoder, monkeypatch
+):
+    store = make(tmp_path / "index", CORPUS, fake_encoder)
+    copy = tmp_path / "copy"
+    shutil.copytree(store.index_dir, copy, symlinks=True)
+    monkeypatch.setattr(disk.os, "replace", lambda *args: (_ for _ in ()).throw(PermissionError("read-only")))
+    hashed = hashed_files(monkeypatch)
+    for _ in range(2):
+        assert len(FaissStore(copy).load().records) == 82
+    assert len(hashed) == 2 * len(FLAT_FILES)
+    assert not [p.name for p in current_path(copy).iterdir() if p.name.startswith(".")]  # its temporary removed
+
+
 def test_a_write_that_keeps_size_and_mtime_is_still_detected(tmp_path, fake_encoder):
     store = make(tmp_path / "index", CORPUS, fake_encoder)
     path = current_path(store.index_dir) / "record_texts.bin"

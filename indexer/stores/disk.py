@@ -41,7 +41,8 @@ is still caught; damage below it (a failing disk) is caught by `verify_index` (`
 info`), which hashes everything. This assumes a local POSIX file system: on some network and FUSE
 mounts, or FAT, ctime is not a change time, and there only `info` is a full check. Hashing every
 file on every load cost ~10 s of a cold search at a million entries (4.7 GB); trusting the stamps
-makes a load read only the pages a query touches.
+makes a load read only the pages a query touches. A load that had to hash files (a copied or restored
+index) records their stamps once they are found whole, so it happens once, not on every load.
 """
 
 from __future__ import annotations
@@ -287,7 +288,11 @@ def _signature(generation: Path | None) -> tuple:
         return ()
     try:
         with os.scandir(generation) as entries:
-            files = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns) for entry in entries)
+            files = sorted(  # not the stamps: a load that re-stamps a copied index changes no file it reads
+                (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                for entry in entries
+                if WRITTEN_FILE not in entry.name
+            )
     except OSError:
         return ()
     return (generation.name, *files)
@@ -356,9 +361,10 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
     if vector_file is None or not has_tables(listed, manifest["format_version"]):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: its manifest does not list its files")
     written = _read_written(generation)
+    hashed: dict[str, list[int]] = {}
     try:
         readers = _readers(generation, manifest["dimension"])
-        read = _read_verified_files(generation, listed, manifest, readers, written)
+        read = _read_verified_files(generation, listed, manifest, readers, written, hashed)
         records, rows = tables_from(read)
         # what `_readers` made of each file: casts, since that dict holds a different type per name
         vectors, faiss_index = cast("tuple[np.ndarray, faiss.Index | None]", read[vector_file])
@@ -374,6 +380,8 @@ def _load_generation(index_dir: Path, generation: Path) -> StoredIndex:
         or not _rows_fit(rows, len(records))
     ):
         raise IndexCorruptError(f"index at {index_dir} is corrupt: counts do not match the manifest")
+    if hashed:
+        _restamp(generation, {**written, **hashed})
     parse_map_data = cast("Buffer | None", read.get(PARSE_MAP_FILE))
     return StoredIndex(manifest, records, rows, vectors, faiss_index, generation, lexical, signature, parse_map_data)
 
@@ -401,15 +409,16 @@ def _read_verified_files(
     manifest: dict,
     readers: dict[str, Callable[[Buffer], object]],
     written: dict,
+    hashed: dict[str, list[int]],
 ) -> dict[str, object]:
     """Each file mapped read-only, checked against the manifest's sha256 unless `written` vouches for it,
     then read; two files at a time, largest first. Hashing lets go of the GIL, so while one thread hashes
     the vectors the other hashes and decodes the rest. At 100k entries (0.57 GB) a whole load with every
     file hashed takes ~0.35 s; copying each file into memory, hashing and decoding it one after another
-    (format 2) took ~1.7 s."""
+    (format 2) took ~1.7 s. The stamps of the files hashed go into `hashed`."""
 
     def read(name: str) -> object:
-        data = _map_verified(generation, name, manifest, written)
+        data = _map_verified(generation, name, manifest, written, hashed=hashed)
         return readers[name](data) if name in readers else data
 
     ordered = sorted(names, key=lambda name: (generation / name).stat().st_size, reverse=True)
@@ -417,14 +426,24 @@ def _read_verified_files(
         return dict(zip(ordered, pool.map(read, ordered)))
 
 
-def _map_verified(generation: Path, name: str, manifest: dict, written: dict, access: int = mmap.ACCESS_READ) -> Buffer:
+def _map_verified(
+    generation: Path,
+    name: str,
+    manifest: dict,
+    written: dict,
+    access: int = mmap.ACCESS_READ,
+    hashed: dict[str, list[int]] | None = None,
+) -> Buffer:
     """A file of the generation mapped (read-only, or `mmap.ACCESS_COPY`: writes stay in memory), once its
-    stamp or its checksum vouches for it."""
+    stamp or its checksum vouches for it. A file found whole by its checksum gets its stamp (taken before
+    hashing: a later write shows as another ctime) in `hashed`."""
     with open(generation / name, "rb") as fh:
         stat = os.fstat(fh.fileno())
         data = mmap.mmap(fh.fileno(), 0, access=access) if stat.st_size else b""
     if written.get(name) != file_stamp(stat):
         _check_digest(generation, name, manifest, hashlib.sha256(data).hexdigest())
+        if hashed is not None:
+            hashed[name] = file_stamp(stat)
     return data
 
 
@@ -434,19 +453,37 @@ def file_stamp(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
-def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
-    """`written.json`, with an mtime after every stamped file's ctime. File times come from a clock that
-    ticks every few milliseconds: a write in the same tick as the build's would keep the stamped ctime,
-    but a write after this file's mtime cannot. Loads trust only stamps older than that mtime."""
+def _write_stamps(folder: Path, stamps: dict[str, list[int]], name: str = WRITTEN_FILE) -> bool:
+    """`written.json` (or `name`), with an mtime after every stamped file's ctime. File times come from a
+    clock that ticks every few milliseconds: a write in the same tick as the build's would keep the stamped
+    ctime, but a write after this file's mtime cannot. Loads trust only stamps older than that mtime.
+    False when the clock did not get there (no file is left: every load hashes every file)."""
     newest = max((stamp[2] for stamp in stamps.values()), default=0)
-    path = folder / WRITTEN_FILE
-    _write_file(path, json.dumps(stamps).encode())
+    path = folder / name
+    with open(path, "wb") as fh:  # not `_write_file`: nothing here goes into a manifest to be hashed
+        fh.write(json.dumps(stamps).encode())
+        os.fsync(fh.fileno())
     for _ in range(1000):  # 2 s at most
         if os.stat(path).st_mtime_ns > newest:
-            return
+            return True
         time.sleep(0.002)
         os.utime(path)  # its mtime to now
-    path.unlink()  # a clock that does not move: no stamps, every load hashes every file
+    path.unlink()
+    return False
+
+
+def _restamp(generation: Path, stamps: dict[str, list[int]]) -> None:
+    """After a load found files whole by their checksums (a copied or restored index: other inodes), record
+    their stamps so that later loads trust them instead of hashing every file again (at a million entries
+    4.7 GB, ~10 s of every cold search). Replaced atomically; best effort: a read-only folder, or a
+    generation a build removes meanwhile, keeps hashing."""
+    temporary = f".{WRITTEN_FILE}.{secrets.token_hex(4)}"
+    try:
+        if _write_stamps(generation, stamps, temporary):
+            os.replace(generation / temporary, generation / WRITTEN_FILE)  # keeps the mtime written above
+    except OSError:
+        with contextlib.suppress(OSError):
+            (generation / temporary).unlink()
 
 
 def _read_written(generation: Path) -> dict:

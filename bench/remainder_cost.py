@@ -6,8 +6,9 @@
 
 Single searches: each query is encoded and searched with and without the remainder, interleaved, so
 load on the machine hits both alike; the median per search is printed for each, and their ratio.
-Batches: all queries, already encoded, scored by `search_many` with and without (the leftover words of
-a batch are embedded in one call). Not a test: nothing is asserted.
+Batches: all queries, already encoded, scored by `search_many` with and without (the leftover words are
+pooled from each query's token states; those that cannot be are embedded in one call). Not a test:
+nothing is asserted.
 """
 
 from __future__ import annotations

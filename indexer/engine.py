@@ -209,7 +209,8 @@ class QAIndex:
 
     @property
     def remainder(self) -> Remainder:
-        """Embeds what queries ask beyond their best entries (remainder.py), with the query encoder."""
+        """What queries ask beyond their best entries (remainder.py); the query encoder embeds the leftover
+        words that cannot be pooled from a query's token states."""
         return Remainder(self.lexical, self.encode_queries)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:

@@ -142,3 +142,20 @@ def test_a_search_with_words_left_over_runs_the_real_model_once(real_index, monk
     assert runs == [("encode_with_states", [query])]  # ...and pooled from the query's run, not embedded again
     evidence = dict(zip(FEATURES, result.evidence))
     assert evidence["remainder_gap"] != evidence["gap_to_mean"]
+
+
+def test_each_query_keeps_the_token_states_of_the_text_it_typed(real_index):
+    typed = ["vanishng gradents", "   ", "Dropout, explained"]  # typos corrected, an empty one, a plain one
+    encoded = real_index.encode(typed)
+    assert isinstance(encoded[1], QueryError)
+    for text, query in zip([typed[0], typed[2]], [encoded[0], encoded[2]]):
+        assert query.states is not None and query.states.text.lower() == text.lower()
+    assert len(encoded[0].vectors) == 2  # the corrected text was embedded too, but its states are not the ones kept
+
+
+def test_the_no_match_evidence_does_not_change_with_case(real_index):
+    """The model reads "Quantum Entanglement" as "quantum entanglement", so the leftover words' vector must
+    too (every word is left over: it once took the query's vector for one and pooled states for the other)."""
+    queries = ("quantum entanglement", "Quantum Entanglement", "QUANTUM entanglement")
+    evidence = [dict(zip(FEATURES, real_index.search(query).evidence)) for query in queries]
+    assert evidence[0]["coverage_top"] == 0.0 and evidence[0] == evidence[1] == evidence[2]

@@ -264,6 +264,10 @@ def test_both_encoders_hand_back_the_token_states_their_vectors_were_pooled_from
             assert (kept.spans[:, 1] > kept.spans[:, 0]).all() and (np.diff(kept.spans[:, 0]) > 0).all()
             assert len(kept.states) == len(kept.spans)
         assert states[2] is not None and len(states[2].spans) == 254  # cut where the model cut it: 256 less two
+    # torch's states are sentence-transformers' own token embeddings, [CLS] and [SEP] cut off
+    own = torch_encoder._model.encode(texts[:1], output_value="token_embeddings")[0].numpy()
+    kept = torch_encoder.encode_with_states(texts[:1])[1][0]
+    assert kept is not None and np.allclose(kept.states, own[1:-1], atol=1e-5)
     onnx_states, torch_states = onnx.encode_with_states(texts)[1], torch_encoder.encode_with_states(texts)[1]
     for a, b in zip(onnx_states, torch_states):
         assert a is not None and b is not None and np.array_equal(a.spans, b.spans)

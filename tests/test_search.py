@@ -351,6 +351,8 @@ def test_pooled_words_take_every_token_of_every_occurrence_of_the_words_and_noth
         assert np.allclose(pooled_words(kept, words), expected), words
     assert pooled_words(kept, ["zebra", "lion"]) is None  # a word the query never typed
     assert pooled_words(None, ["zebra"]) is None  # an encoder that keeps no states
+    cut = TokenStates(text, states[:2], spans[:2])  # the model's run stopped after "overfitting"
+    assert pooled_words(cut, ["overfitting", "zebra"]) is None  # not the vector of "overfitting" alone
     assert pooled_words(TokenStates("İzebra", states[:1], np.array([[1, 6]])), ["zebra"]) is None  # lower() moves it
 
 

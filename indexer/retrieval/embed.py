@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -188,10 +188,12 @@ class SentenceTransformerEncoder:
     def encode_with_states(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, list[TokenStates | None]]:
         """`encode`, with each text's token states as the model returns them before pooling, and their
         characters from the (fast) tokenizer, which splits the text as the model's own call did."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
         self._set_threads(len(texts))
-        outputs = cast(  # output_value=None: every output of the model, one dict per text
-            "list[dict]", self._model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
-        )
+        # output_value=None: every output of the model (token states included), one dict per text
+        encoded = self._model.encode(texts, batch_size=batch_size, output_value=None, show_progress_bar=False)
+        outputs = cast("list[dict[str, Any]]", encoded)
         vectors = normalize(np.vstack([output["sentence_embedding"].float().cpu().numpy() for output in outputs]))
         try:
             marks = self._model.tokenizer(
@@ -220,7 +222,9 @@ class SentenceTransformerEncoder:
         torch.set_num_threads(1 if text_count <= _FEW_TEXTS else self.threads)
 
 
-def _torch_states(text: str, output: dict, ids: list[int], offsets: list, special: list[int]) -> TokenStates | None:
+def _torch_states(
+    text: str, output: dict[str, Any], ids: list[int], offsets: list[tuple[int, int]], special: list[int]
+) -> TokenStates | None:
     """A text's `TokenStates` from sentence-transformers' output, when the tokens it ran are the ones
     whose characters the tokenizer gave (a model that lower-cases first tokenizes other text). The
     outputs are padded to their batch's longest text."""

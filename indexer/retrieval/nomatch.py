@@ -10,7 +10,7 @@ document the model was not fitted on (leave-one-document-out over the six docume
   near-topic one is about as close to all of them), so the level of a model's cosines does not matter;
 - `coverage_top`: the IDF-weighted share of the query's words the best result contains;
 - `unknown_share`: the IDF-weighted share of the query's words the document never uses at all;
-- `remainder_gap`: the query's words the best entry does not contain, embedded on their own: how far
+- `remainder_gap`: the query's words the best entry does not contain, as the model read them: how far
   that entry stands above the document's mean for them (remainder.py). A paraphrase's leftover words
   still point at its entry; a near-topic question's name what the entry does not cover;
 - `log_words`: the log of the query's word count: long descriptive queries have lower cosines for
@@ -86,7 +86,7 @@ def query_word_feature(word_count: int) -> float:
 # `python -m indexer eval --suite eval/suite.json --calibrate`; the figures for each document come from
 # a model fitted without it (docs/quality.md).
 DEFAULT_NO_MATCH = NoMatchModel(
-    weights=(-6.5973, 2.5078, -4.6684, 2.8185, -15.6126, -1.7149), bias=9.5162, threshold=0.6691, good_below=0.3373
+    weights=(-6.5961, 2.5129, -4.6672, 2.8185, -15.6195, -1.7141), bias=9.5131, threshold=0.6692, good_below=0.3371
 )
 
 

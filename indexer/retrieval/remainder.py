@@ -1,4 +1,4 @@
-"""What a query asks beyond its best entry: the words that entry does not contain, embedded on their own.
+"""What a query asks beyond its best entry: the words that entry does not contain, as the model read them.
 
 `nomatch.py` weighs how far the best entry stands above the document's mean for these words
 (`remainder_gap`, scored in search.py). A paraphrase's leftover words say the entry's subject in other
@@ -11,8 +11,9 @@ eval/suite.json, it raised mean no-match accuracy from 0.80 to 0.85 at the same 
 The leftover words' vector is pooled from the query's own model run (`pooled_words`): the mean of the
 token states of those words, as the model saw them inside the query. Embedding them again on their own
 cost one more model run per search (4 ms here, and what held a batch of searches above its goal);
-pooled, leave-one-document-out no-match accuracy was 0.882 against 0.878, at 0.062 false rejections
-against 0.059 (docs/quality.md). An encoder that keeps no token states embeds them on their own.
+pooled, leave-one-document-out no-match accuracy was 0.880 against 0.878, at 0.055 false rejections
+against 0.059 (docs/quality.md). Without token states (an encoder that keeps none, a word the query did
+not type) the words are embedded on their own.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def uncovered_words(lexical: LexicalIndex, match: LexicalMatch, position: int) -
 
 @dataclass(frozen=True)
 class Remainder:
-    """Embeds what queries ask beyond an entry: the document's lexical index and the query encoder."""
+    """What queries ask beyond an entry: the document's lexical index, and the query encoder for leftover
+    words that cannot be pooled from a query's token states (`pooled_words`)."""
 
     lexical: LexicalIndex
     encode: Callable[[list[str]], np.ndarray]  # texts → their unit vectors (one row each), as queries are embedded
@@ -62,7 +64,8 @@ def pooled_words(states: TokenStates | None, words: Sequence[str]) -> np.ndarray
         return None
     inside = np.zeros(len(states.spans), dtype=bool)
     for match in found:
-        inside |= (states.spans[:, 0] < match.end()) & (states.spans[:, 1] > match.start())
-    if not inside.any():  # truncation cut the words off
-        return None
+        tokens = (states.spans[:, 0] < match.end()) & (states.spans[:, 1] > match.start())
+        if not tokens.any():  # past the model's 256 tokens: the run never saw this word
+            return None
+        inside |= tokens
     return normalize(states.states[inside].mean(axis=0, keepdims=True))[0]

@@ -318,16 +318,22 @@ def remainder_gaps(index: LoadedIndex, rankeds: Sequence[_Ranked], remainder: Re
 
 
 def _remainder_vectors(remainder: Remainder, leftovers: Sequence[tuple[EncodedQuery, list[str]]]) -> np.ndarray:
-    """The vector of each query's leftover words: the query's own when they are the query word for word (no
-    word of it in the entry: a fifth of the bench's queries), else pooled from the query's token states
-    (`pooled_words`), else (an encoder that keeps none) embedded, all such texts in one call."""
-    vectors: list[np.ndarray | None] = [
-        query.vectors[0] if " ".join(words) == query.text else pooled_words(query.states, words)
-        for query, words in leftovers
+    """The vector of each query's leftover words: pooled from the query's token states (`pooled_words`),
+    whatever the query's case and punctuation; else (no states kept, or a word the query did not type)
+    embedded, all such texts in one call, or the query's own vector where those words are the query
+    word for word (the same text the model would embed)."""
+    pooled = [pooled_words(query.states, words) for query, words in leftovers]
+    texts = [" ".join(words) for _, words in leftovers]
+    fresh = [
+        text for (query, _), text, vector in zip(leftovers, texts, pooled) if vector is None and text != query.text
     ]
-    fresh = [" ".join(words) for (_, words), vector in zip(leftovers, vectors) if vector is None]
     encoded = iter(np.atleast_2d(remainder.encode(fresh)) if fresh else ())
-    return np.vstack([next(encoded) if vector is None else vector for vector in vectors])
+    return np.vstack(
+        [
+            vector if vector is not None else query.vectors[0] if text == query.text else next(encoded)
+            for (query, _), text, vector in zip(leftovers, texts, pooled)
+        ]
+    )
 
 
 def search(
@@ -368,7 +374,7 @@ def search_many(
     """`search` of each query, in order, with the same results. Where every query scores the same positions
     (a small index, or a section), the store scores them all together (`field_cosines_each`, which reads
     the vectors once rather than once per query); each query then ranks its own scores as `search` does.
-    The leftover words of all the queries are embedded in one call."""
+    Leftover words that cannot be pooled from a query's token states are embedded in one call."""
     _check_request(k, mode)
     depth = max(k, 2)
     shared = section_positions(index.records, section) if section else _every_position(index)

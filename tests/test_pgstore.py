@@ -864,3 +864,79 @@ def _query(url: str, name: str, expected_path: str, done: str) -> None:
 if __name__ == "__main__":
     url, name, role, *rest = sys.argv[1:]
     (_rebuild if role == "rebuild" else _query)(url, name, *rest)
+
+
+def write_synthetic(store: PgStore, entries: int) -> tuple[RowTable, np.ndarray]:
+    records, rows, vectors, manifest = synthetic(entries)
+    with store.lock():
+        store.write(records, rows, vectors, manifest, LexicalIndex.from_records(records))
+    return rows, vectors
+
+
+def test_above_its_threshold_an_inverted_file_is_kept_and_nearest_rows_come_from_it_in_the_client(pg_url, monkeypatch):
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    rows, vectors = write_synthetic(store, 2500)
+    loaded = store.load()
+    ivf = loaded.client_ivf(wait=True)
+    assert ivf is not None and ivf.index.ntotal == 5000 and loaded.manifest["ivf"] == {"lists": 64}
+    asked = np.arange(0, 5000, 97)  # stored rows as queries: each row's own record comes first
+    monkeypatch.setattr(loaded, "_query", lambda *args, **kwargs: pytest.fail("a nearest-row query went to SQL"))
+    for row in asked:
+        assert loaded.nearest_positions(vectors[row][None, :], 1).tolist() == [rows.positions[row]]
+    each = loaded.nearest_positions_each(vectors[asked], 5)  # batched, as `missing` asks for hints
+    assert all(rows.positions[row] in found and len(found) == 5 for row, found in zip(asked, each))
+    loaded.close()
+
+
+def test_until_the_inverted_file_is_read_nearest_rows_come_from_the_database(pg_url, monkeypatch):
+    from concurrent.futures import Future
+
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    rows, vectors = write_synthetic(store, 2500)
+    monkeypatch.setattr(postgres, "started_unawaited", lambda work: Future())  # a read that never ends
+    loaded = store.load()
+    query = vectors[:3] @ np.eye(16, dtype=np.float32)[::-1]  # not stored rows
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    assert loaded.client_ivf() is None
+    for q in query:  # exact (no HNSW at this size), as without an inverted file
+        oracle = rows.positions[np.argsort(-(vectors @ q))[:20]]
+        assert sorted(loaded.nearest_positions(q[None, :], 20).tolist()) == sorted(oracle.tolist())
+    loaded.close()
+
+
+def test_a_damaged_inverted_file_leaves_search_to_the_database_and_fails_verify(pg_url, caplog):
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    rows, vectors = write_synthetic(store, 2500)
+    with store.connect(autocommit=True) as conn:
+        changed = conn.execute(
+            f"UPDATE indexer_records_{current_generation(store)} "
+            "SET bytes = overlay(bytes placing '\\xff'::bytea from 200) WHERE file = 'ivf.faiss'"
+        )
+        assert changed.rowcount == 1
+    loaded = store.load()  # the records are whole
+    assert loaded.client_ivf(wait=True) is None
+    assert "inverted file cannot be read (ivf.faiss fails its checksum)" in caplog.text
+    q = vectors[7]
+    assert sorted(loaded.nearest_positions(q[None, :], 10).tolist()) == sorted(
+        rows.positions[np.argsort(-(vectors @ q))[:10]].tolist()
+    )
+    loaded.close()
+    with pytest.raises(IndexCorruptError, match="ivf.faiss fails its checksum"):
+        store.verify()
+
+
+def test_a_store_told_not_to_read_the_inverted_file_answers_from_the_database(pg_url):
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    write_synthetic(store, 2500)
+    loaded = PgStore(store.url, store.name, client_ivf=False).load()
+    assert "ivf.faiss" in loaded.manifest["files"] and loaded.client_ivf(wait=True) is None
+    loaded.close()
+
+
+def test_below_its_threshold_no_inverted_file_is_kept(pg_url):
+    store = fresh_pg_store(pg_url)  # 5,000 rows: under the default threshold
+    write_synthetic(store, 2500)
+    loaded = store.load()
+    assert "ivf" not in loaded.manifest and "ivf.faiss" not in loaded.manifest["files"]
+    assert loaded.client_ivf(wait=True) is None
+    loaded.close()

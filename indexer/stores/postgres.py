@@ -9,7 +9,9 @@ Tables (created by the first build, after `CREATE EXTENSION IF NOT EXISTS vector
                           arrays, as store.py writes them to lexical.npz): one row per complete build
     indexer_records_<id>  (file, part) → bytes: the records as the folder store writes them (tables.py:
                           records.npy, record_values.json, record_texts.bin), each file in parts of
-                          at most 64 MiB (bytea holds at most 1 GB), stored uncompressed
+                          at most 64 MiB (bytea holds at most 1 GB), stored uncompressed; from
+                          `ivf_min_rows` rows also an inverted file of the vectors (ivf.faiss) and
+                          each row's record position (row_positions.npy), searched in the client
     indexer_rows_<id>     row → (record position, field, text key, embedding vector(dimension));
                           an HNSW index (vector_ip_ops) when the build has at least `hnsw_min_rows` rows
 
@@ -23,7 +25,11 @@ Vector contract as in store.py: normalised float32 vectors, score = inner produc
 `<#>` is the NEGATIVE inner product (so ascending order is best first).
 
 Records live in the client (search, lexical matching and display need them); vectors stay in the
-database: nearest rows and the cosines of candidate entries are SQL queries. A load reads the record
+database: nearest rows and the cosines of candidate entries are SQL queries. From `ivf_min_rows` rows,
+nearest rows come from an inverted file the build stores beside the records and a load reads on a thread
+of its own: pgvector's HNSW found 0.38 of the exact top 10 at 100,000 near-duplicate-heavy entries and
+0.54 at a million (docs/benchmarks.md), and its IVFFlat needed a scan of an eighth of the rows. Until the
+inverted file is in (a million entries: ~1.5 GB), nearest rows come from HNSW, as before. A load reads the record
 files in one SELECT and holds them as a `RecordTable` (columns, texts decoded when shown), as the folder
 store does: a jsonb row per record (formats 1-3) took ~12 s to read at a million entries. It checks their
 sizes and shapes; `verify` (`info`) also their sha256. This module does not choose between stores
@@ -38,11 +44,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,16 +59,25 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from indexer.background import started
+from indexer.background import started, started_unawaited
 from indexer.documents.records import Record, RecordId, field_values
 from indexer.errors import IndexCorruptError, IndexerError, IndexMissingError, IndexStaleError
 from indexer.retrieval.lexical import LexicalIndex
 from indexer.stores.base import RowOrigins, StoredRows
 from indexer.stores.disk import RowTable, check_format, lexical_blob, lexical_from_blob
 from indexer.stores.tables import RECORD_FILES, record_files, records_from_files
-from indexer.stores.vectors import best_inner_products, nan_where_absent
+from indexer.stores.vectors import (
+    best_inner_products,
+    ivf_nearest_rows,
+    list_count,
+    nan_where_absent,
+    set_probes,
+    vector_index,
+)
 
 if TYPE_CHECKING:
+    import faiss
+
     from indexer.documents.incremental import ParseMap
 
 FORMAT_VERSION = 4  # formats 1-3 held a jsonb row per record
@@ -91,6 +108,12 @@ LEXICAL_APART_RECORDS = 100_000
 # sample every query's mean cosine is taken on (search.py: 500 entries). At a million entries its two SQL
 # scorings (the query's, its leftover words') were ~10 of a text query's 37 ms.
 KEPT_POSITIONS = 1_000
+# From this many rows a generation also keeps an inverted file of its vectors (vectors.py: half-precision
+# codes, √rows lists, an eighth of them probed: the folder store's, recall@10 1.000 at a million entries),
+# searched in the client once a load has read it (~150 MB at 100,000 entries).
+IVF_MIN_ROWS = 100_000
+IVF_FILE, ROW_POSITIONS_FILE = "ivf.faiss", "row_positions.npy"  # row_positions: int32, little-endian
+VECTOR_FILES = (IVF_FILE, ROW_POSITIONS_FILE)
 _GENERATIONS = "indexer_generations"
 _LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  # advisory lock namespaces
 
@@ -100,11 +123,22 @@ class PgStore:
 
     format_version = FORMAT_VERSION
 
-    def __init__(self, url: str, name: str | None = None, hnsw_min_rows: int = HNSW_MIN_ROWS) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str | None = None,
+        hnsw_min_rows: int = HNSW_MIN_ROWS,
+        ivf_min_rows: int = IVF_MIN_ROWS,
+        client_ivf: bool = True,
+    ) -> None:
+        """`ivf_min_rows`: builds from this many rows keep an inverted file; `client_ivf` False: loads leave
+        it unread, so nearest rows always come from the database (what bench/pgmillion.py compares with)."""
         base, _, fragment = url.partition("#")
         self.url = base
         self.name = name or fragment or DEFAULT_NAME
         self.hnsw_min_rows = hnsw_min_rows
+        self.ivf_min_rows = ivf_min_rows
+        self.client_ivf = client_ivf
         self.location = re.sub(r"//([^:/@]*):[^@/]+@", r"//\1:***@", base) + (
             f"#{self.name}" if self.name != DEFAULT_NAME else ""
         )
@@ -162,9 +196,16 @@ class PgStore:
         if vectors.shape != (len(rows.fields), dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(rows.fields)} rows of {dimension}")
         index_type = "hnsw" if len(rows.fields) >= self.hnsw_min_rows else "flat"
-        files = record_files(records)
+        files: dict[str, bytes | memoryview] = {**record_files(records)}
+        about_ivf = {}
+        if len(rows.fields) >= self.ivf_min_rows:
+            ivf = vector_index(vectors, "ivf", dimension)
+            about_ivf = {"ivf": {"lists": list_count(ivf)}}
+            files[IVF_FILE] = _serialized(ivf).data  # a view, not copied into bytes: ~1.5 GB at a million
+            files[ROW_POSITIONS_FILE] = rows.positions.astype("<i4").tobytes()
         manifest = {
             **manifest,
+            **about_ivf,
             "format_version": FORMAT_VERSION,
             "index_type": index_type,
             "store": "postgresql",
@@ -236,6 +277,12 @@ class PgStore:
             with contextlib.suppress(psycopg.Error):  # the generation is committed: a failure here only
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(rows_table))  # slows its loads' count
             _drop_unused_generations(conn, self.name)
+
+
+def _serialized(ivf) -> np.ndarray:
+    import faiss
+
+    return faiss.serialize_index(ivf)  # uint8, FAISS's own format
 
 
 def give_build_memory(conn: psycopg.Connection) -> None:
@@ -341,6 +388,7 @@ class PgStoredIndex:
         self._lock = threading.Lock()
         self._settings: tuple | None = None
         self._kept_vectors: dict[bytes, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._client_ivf: Future[ClientIvf | None] | None = None
         self._conn = store.connect(autocommit=True)
         self._closer = weakref.finalize(self, self._conn.close)
         try:
@@ -380,6 +428,38 @@ class PgStoredIndex:
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
         self.ef_search = min(HNSW_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, self._configured_ef_search()))
+        if self._store.client_ivf and all(name in self.manifest.get("files", {}) for name in VECTOR_FILES):
+            self._client_ivf = started_unawaited(self._read_client_ivf)  # a one-off search never waits for it
+
+    def _read_client_ivf(self) -> ClientIvf | None:
+        """The generation's inverted file and row positions, read on a connection of its own while this
+        index answers from the database; None (and one warning) when they cannot be read whole."""
+        import faiss
+
+        try:
+            with self._store.connect(autocommit=True) as conn:
+                files = _stored_files(conn, self._records_table, self.manifest, VECTOR_FILES)
+            ivf = set_probes(faiss.deserialize_index(np.frombuffer(files[IVF_FILE], dtype=np.uint8)))
+            positions = np.frombuffer(files[ROW_POSITIONS_FILE], dtype="<i4").astype(np.int64)
+            if ivf.ntotal != self._row_count or len(positions) != self._row_count:
+                raise ValueError("the inverted file does not hold the generation's rows")
+            return ClientIvf(ivf, positions)
+        except (IndexerError, psycopg.Error, RuntimeError, ValueError) as exc:
+            if self._closer.alive:  # else the generation was let go while this ran: nothing to report
+                logging.getLogger("indexer").warning(
+                    "index at %s: its inverted file cannot be read (%s); nearest rows come from the database",
+                    self.location,
+                    str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__,
+                )
+            return None
+
+    def client_ivf(self, wait: bool = False) -> ClientIvf | None:
+        """The inverted file searched in the client, once read (`wait`: block until it is); None before,
+        or for a generation without one."""
+        future = self._client_ivf
+        if future is None or not (wait or future.done()):
+            return None
+        return future.result()
 
     @functools.cached_property
     def position_of(self) -> dict[RecordId, int]:
@@ -402,15 +482,17 @@ class PgStoredIndex:
     def _record_files(self) -> dict[str, bytes]:
         """File name → bytes of the generation's record files, each joined from its parts (one SELECT)."""
         parts: dict[str, list[bytes]] = {name: [] for name in RECORD_FILES}
-        query = sql.SQL("SELECT file, part, bytes FROM {} ORDER BY file, part").format(self._records_table)
-        for name, part, data in self._conn.execute(query, binary=True):
+        query = sql.SQL("SELECT file, part, bytes FROM {} WHERE file = ANY(%s) ORDER BY file, part").format(
+            self._records_table
+        )
+        for name, part, data in self._conn.execute(query, (list(RECORD_FILES),), binary=True):
             if name not in parts or part != len(parts[name]):
                 raise ValueError("the record files' parts are not the ones written")
             parts[name].append(data)
         return {name: b"".join(chunks) for name, chunks in parts.items()}
 
     def verify_record_files(self) -> None:
-        """IndexCorruptError when a record file's bytes are not those the build hashed (format 4)."""
+        """IndexCorruptError when a record file's (or the inverted file's) bytes are not those the build hashed."""
         if self.manifest["format_version"] < RECORDS_AS_FILES:
             return
         with self._lock:
@@ -423,6 +505,12 @@ class PgStoredIndex:
         for name, data in files.items():
             if hashlib.sha256(data).hexdigest() != self.manifest["files"][name]["sha256"]:
                 raise IndexCorruptError(f"index at {self.location} is corrupt: {name} fails its checksum; rebuild it")
+        if all(name in self.manifest["files"] for name in VECTOR_FILES):
+            try:
+                with self._lock:
+                    _stored_files(self._conn, self._records_table, self.manifest, VECTOR_FILES)
+            except ValueError as exc:
+                raise IndexCorruptError(f"index at {self.location} is corrupt: {exc}; rebuild it") from None
 
     def _configured_ef_search(self) -> int:
         """hnsw.ef_search as the connection was configured (`?options=-c hnsw.ef_search=400` in the URL,
@@ -585,8 +673,12 @@ class PgStoredIndex:
         return question, answer
 
     def nearest_positions(self, query_vectors: np.ndarray, depth: int) -> np.ndarray:
-        """Record positions owning the `depth` nearest rows of any query vector (through the HNSW index
-        when the generation has one, else exact)."""
+        """Record positions owning the `depth` nearest rows of any query vector: from the inverted file in
+        the client once it is read, else through the HNSW index when the generation has one, else exact."""
+        ivf = self.client_ivf()
+        if ivf is not None:
+            _, rows = ivf.index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
+            return ivf.positions[rows[rows >= 0]]  # FAISS pads with -1 when it finds fewer
         found = [
             self._query(nearest_query(self._rows_table), (vector, depth), hnsw_depth=depth)
             for vector in np.asarray(query_vectors, dtype=np.float32)
@@ -594,8 +686,16 @@ class PgStoredIndex:
         return np.asarray([position for rows in found for (position,) in rows], dtype=np.int64)
 
     def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
-        """Per query vector, the positions owning its `depth` nearest rows (one query each)."""
-        return [self.nearest_positions(vector[None, :], depth) for vector in np.asarray(query_vectors)]
+        """Per query vector, the positions owning its `depth` nearest rows: batched over the inverted file
+        (waited for: at a million entries a database query each took ~15 ms, the whole file loads in
+        seconds), as the folder store batches them; else one query each."""
+        ivf = self.client_ivf(wait=len(query_vectors) > 1)  # many queries: worth waiting for
+        if ivf is None:
+            return [self.nearest_positions(vector[None, :], depth) for vector in np.asarray(query_vectors)]
+        queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+        # the inverted file keeps half-precision codes, which `ivf_nearest_rows` reads: no vectors needed
+        rows = ivf_nearest_rows(ivf.index, np.zeros((0, queries.shape[1]), np.float32), queries, depth)
+        return [ivf.positions[found[found >= 0]] for found in rows]
 
     def question_vector(self, position: int) -> np.ndarray:
         ((vector,),) = self._query(
@@ -627,6 +727,45 @@ class PgStoredIndex:
         return StoredRows(rows, vectors, *rows.record_rows(len(self.records)))
 
     parse_map = None  # not kept here: every build over this store parses its sources in full
+
+
+@dataclass(frozen=True)
+class ClientIvf:
+    """An inverted file of a generation's vectors, searched in the client, and each row's record position."""
+
+    index: faiss.Index
+    positions: np.ndarray  # int64, one per row
+
+
+def _stored_files(
+    conn: psycopg.Connection, records_table: sql.Identifier, manifest: dict, names: Sequence[str]
+) -> dict[str, bytearray]:
+    """Files stored in parts in the records table, each assembled in one buffer of the size the manifest
+    gives (a part at a time: at a million entries the inverted file is ~1.5 GB), and checked against its
+    sha256. ValueError when a file is not whole."""
+    files = {name: bytearray(int(manifest["files"][name]["bytes"])) for name in names}
+    filled = dict.fromkeys(names, 0)
+    parts = conn.execute(
+        sql.SQL("SELECT file, part FROM {} WHERE file = ANY(%s) ORDER BY file, part").format(records_table),
+        (list(names),),
+    ).fetchall()
+    for name, part in parts:  # one part per query: the server sends each as one message
+        (data,) = _one(
+            conn.execute(
+                sql.SQL("SELECT bytes FROM {} WHERE file = %s AND part = %s").format(records_table),
+                (name, part),
+                binary=True,
+            )
+        )
+        end = filled[name] + len(data)
+        if part * RECORD_PART_BYTES != filled[name] or end > len(files[name]):
+            raise ValueError(f"{name}'s parts are not the ones written")
+        files[name][filled[name] : end] = data
+        filled[name] = end
+    for name, data in files.items():
+        if filled[name] != len(data) or hashlib.sha256(data).hexdigest() != manifest["files"][name]["sha256"]:
+            raise ValueError(f"{name} fails its checksum")
+    return files
 
 
 def _stored_lexical(conn: psycopg.Connection, generation: int) -> LexicalIndex | None:

@@ -28,7 +28,7 @@ does for a graph this size: docs/storage.md). Measured:
   question and answer cosine); and the same over the "cluster" neighbours only, those of the exact top
   10 with cosine >= 0.3 (a query's cluster mates; the rest are the best of ~0 cosines, noise);
 - from 100,000 rows the store also keeps an inverted file searched in the client (postgres.py): the
-  figures above are taken with it left unread (`client_ivf=False`); then, on a second load, the time
+  figures above are taken with it left unread (`read_ivf=False`); then, on a second load, the time
   to read it (waited for), the dense path over it (row "client ivf") and the text queries with it
   (the text figures of the database path are kept as `hnsw_text_*` in the JSON).
 
@@ -370,7 +370,7 @@ def main() -> int:
         from indexer.defaults import DEFAULT_MODEL
         from indexer.engine import QAIndex
 
-        index = PgStore(url, NAME, client_ivf=False).load()  # nearest rows from the database: HNSW or exact
+        index = PgStore(url, NAME, read_ivf=False).load()  # nearest rows from the database: HNSW or exact
         row["index_type"], row["default_ef_search"] = index.manifest["index_type"], index.ef_search
         row["dense"] = dense(index, args.data, args.ef_search)
         index.ef_search = row["default_ef_search"]

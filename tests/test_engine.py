@@ -159,13 +159,3 @@ def test_the_no_match_evidence_does_not_change_with_case(real_index):
     queries = ("quantum entanglement", "Quantum Entanglement", "QUANTUM entanglement")
     evidence = [dict(zip(FEATURES, real_index.search(query).evidence)) for query in queries]
     assert evidence[0]["coverage_top"] == 0.0 and evidence[0] == evidence[1] == evidence[2]
-
-
-def test_work_started_unawaited_runs_on_a_daemon_thread_and_hands_back_its_result_or_its_error():
-    from indexer.background import started_unawaited
-
-    daemon: list[bool] = []
-    assert started_unawaited(lambda: daemon.append(threading.current_thread().daemon) or 7).result(timeout=10) == 7
-    assert daemon == [True]  # a process exits without waiting for it
-    with pytest.raises(ZeroDivisionError):
-        started_unawaited(lambda: 1 // 0).result(timeout=10)

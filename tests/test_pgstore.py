@@ -861,11 +861,6 @@ def _query(url: str, name: str, expected_path: str, done: str) -> None:
     )
 
 
-if __name__ == "__main__":
-    url, name, role, *rest = sys.argv[1:]
-    (_rebuild if role == "rebuild" else _query)(url, name, *rest)
-
-
 def write_synthetic(store: PgStore, entries: int) -> tuple[RowTable, np.ndarray]:
     records, rows, vectors, manifest = synthetic(entries)
     with store.lock():
@@ -873,9 +868,25 @@ def write_synthetic(store: PgStore, entries: int) -> tuple[RowTable, np.ndarray]
     return rows, vectors
 
 
+def exact_positions(rows: RowTable, vectors: np.ndarray, query: np.ndarray, depth: int) -> list[int]:
+    return sorted(rows.positions[np.argsort(-(vectors @ query))[:depth]].tolist())
+
+
+def unstored_queries(vectors: np.ndarray, count: int) -> np.ndarray:
+    queries = vectors[:count] @ np.eye(vectors.shape[1], dtype=np.float32)[::-1]  # not stored rows
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+IVF_WARNING = "inverted file cannot be read"
+
+
 def test_above_its_threshold_an_inverted_file_is_kept_and_nearest_rows_come_from_it_in_the_client(pg_url, monkeypatch):
+    monkeypatch.setattr(postgres, "RECORD_PART_BYTES", 64 * 1024)  # the inverted file (~0.2 MB) in parts
     store = fresh_pg_store(pg_url, ivf_min_rows=0)
     rows, vectors = write_synthetic(store, 2500)
+    with store.connect(autocommit=True) as conn:
+        query = f"SELECT count(*) FROM indexer_records_{current_generation(store)} WHERE file = 'ivf.faiss'"
+        assert conn.execute(query).fetchone()[0] > 2
     loaded = store.load()
     ivf = loaded.client_ivf(wait=True)
     assert ivf is not None and ivf.index.ntotal == 5000 and loaded.manifest["ivf"] == {"lists": 64}
@@ -888,47 +899,105 @@ def test_above_its_threshold_an_inverted_file_is_kept_and_nearest_rows_come_from
     loaded.close()
 
 
-def test_until_the_inverted_file_is_read_nearest_rows_come_from_the_database(pg_url, monkeypatch):
+def test_a_load_reads_the_inverted_file_only_once_it_is_searched_and_the_database_answers_until_then(
+    pg_url, monkeypatch
+):
     from concurrent.futures import Future
 
     store = fresh_pg_store(pg_url, ivf_min_rows=0)
     rows, vectors = write_synthetic(store, 2500)
-    monkeypatch.setattr(postgres, "started_unawaited", lambda work: Future())  # a read that never ends
+    reads: list[object] = []
+    monkeypatch.setattr(postgres, "started_unawaited", lambda work: reads.append(work) or Future())  # never ends
     loaded = store.load()
-    query = vectors[:3] @ np.eye(16, dtype=np.float32)[::-1]  # not stored rows
-    query /= np.linalg.norm(query, axis=1, keepdims=True)
-    assert loaded.client_ivf() is None
-    for q in query:  # exact (no HNSW at this size), as without an inverted file
-        oracle = rows.positions[np.argsort(-(vectors @ q))[:20]]
-        assert sorted(loaded.nearest_positions(q[None, :], 20).tolist()) == sorted(oracle.tolist())
+    loaded.verify_record_files()
+    assert reads == []  # a load that does not search (`info`, a build's look at its previous index) reads nothing
+    for query in unstored_queries(vectors, 3):  # exact (no HNSW at this size), as without an inverted file
+        assert sorted(loaded.nearest_positions(query[None, :], 20).tolist()) == exact_positions(
+            rows, vectors, query, 20
+        )
+    assert len(reads) == 1 and loaded.client_ivf() is None  # started once, not in yet
     loaded.close()
 
 
-def test_a_damaged_inverted_file_leaves_search_to_the_database_and_fails_verify(pg_url, caplog):
+@pytest.mark.parametrize("damage", ["a flipped byte", "a missing part"])
+def test_a_damaged_inverted_file_leaves_search_to_the_database_with_one_warning_and_fails_verify(
+    pg_url, caplog, monkeypatch, damage
+):
+    monkeypatch.setattr(postgres, "RECORD_PART_BYTES", 64 * 1024)
     store = fresh_pg_store(pg_url, ivf_min_rows=0)
     rows, vectors = write_synthetic(store, 2500)
+    change, reason = {
+        "a flipped byte": (
+            "SET bytes = overlay(bytes placing '\\xff'::bytea from 200) WHERE file = 'ivf.faiss' AND part = 0",
+            "ivf.faiss fails its checksum",
+        ),
+        "a missing part": (
+            "SET part = 99 WHERE file = 'ivf.faiss' AND part = 1",
+            "ivf.faiss's parts are not the ones written",
+        ),
+    }[damage]
     with store.connect(autocommit=True) as conn:
-        changed = conn.execute(
-            f"UPDATE indexer_records_{current_generation(store)} "
-            "SET bytes = overlay(bytes placing '\\xff'::bytea from 200) WHERE file = 'ivf.faiss'"
-        )
-        assert changed.rowcount == 1
+        assert conn.execute(f"UPDATE indexer_records_{current_generation(store)} {change}").rowcount == 1
     loaded = store.load()  # the records are whole
+    loaded.client_ivf()
     assert loaded.client_ivf(wait=True) is None
-    assert "inverted file cannot be read (ivf.faiss fails its checksum)" in caplog.text
-    q = vectors[7]
-    assert sorted(loaded.nearest_positions(q[None, :], 10).tolist()) == sorted(
-        rows.positions[np.argsort(-(vectors @ q))[:10]].tolist()
-    )
+    for query in unstored_queries(vectors, 3):
+        assert sorted(loaded.nearest_positions(query[None, :], 10).tolist()) == exact_positions(
+            rows, vectors, query, 10
+        )
+    assert [r.getMessage() for r in caplog.records if IVF_WARNING in r.getMessage()] == [
+        f"index at {store.location}: its inverted file cannot be read ({reason}); nearest rows come from the database"
+    ]
     loaded.close()
-    with pytest.raises(IndexCorruptError, match="ivf.faiss fails its checksum"):
+    with pytest.raises(IndexCorruptError, match="ivf.faiss"):
         store.verify()
+
+
+def test_an_unexpected_failure_of_the_read_leaves_search_to_the_database(pg_url, caplog, monkeypatch):
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    rows, vectors = write_synthetic(store, 2500)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(postgres, "_stored_files", out_of_memory)
+    loaded = store.load()
+    loaded.client_ivf()
+    assert loaded.client_ivf(wait=True) is None
+    query = unstored_queries(vectors, 1)[0]
+    for _ in range(2):  # every search, not only the first
+        assert sorted(loaded.nearest_positions(query[None, :], 10).tolist()) == exact_positions(
+            rows, vectors, query, 10
+        )
+    assert len([r for r in caplog.records if "(MemoryError)" in r.getMessage()]) == 1
+    loaded.close()
+
+
+def test_closing_an_index_stops_its_read_and_lets_go_of_it(pg_url, caplog):
+    import gc
+    import weakref
+
+    store = fresh_pg_store(pg_url, ivf_min_rows=0)
+    write_synthetic(store, 2500)
+    loaded = store.load()
+    loaded.client_ivf()  # the read starts
+    loaded.close()
+    assert loaded.client_ivf(wait=True) is None  # stopped, or read and let go
+    other = store.load()
+    other.client_ivf()
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None  # the read holds no reference to the index: it can be collected meanwhile
+    assert IVF_WARNING not in caplog.text
 
 
 def test_a_store_told_not_to_read_the_inverted_file_answers_from_the_database(pg_url):
     store = fresh_pg_store(pg_url, ivf_min_rows=0)
-    write_synthetic(store, 2500)
-    loaded = PgStore(store.url, store.name, client_ivf=False).load()
+    rows, vectors = write_synthetic(store, 2500)
+    loaded = PgStore(store.url, store.name, read_ivf=False).load()
+    query = unstored_queries(vectors, 1)[0]
+    assert sorted(loaded.nearest_positions(query[None, :], 20).tolist()) == exact_positions(rows, vectors, query, 20)
     assert "ivf.faiss" in loaded.manifest["files"] and loaded.client_ivf(wait=True) is None
     loaded.close()
 
@@ -940,3 +1009,8 @@ def test_below_its_threshold_no_inverted_file_is_kept(pg_url):
     assert "ivf" not in loaded.manifest and "ivf.faiss" not in loaded.manifest["files"]
     assert loaded.client_ivf(wait=True) is None
     loaded.close()
+
+
+if __name__ == "__main__":
+    url, name, role, *rest = sys.argv[1:]
+    (_rebuild if role == "rebuild" else _query)(url, name, *rest)

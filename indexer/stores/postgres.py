@@ -25,15 +25,19 @@ Vector contract as in store.py: normalised float32 vectors, score = inner produc
 `<#>` is the NEGATIVE inner product (so ascending order is best first).
 
 Records live in the client (search, lexical matching and display need them); vectors stay in the
-database: nearest rows and the cosines of candidate entries are SQL queries. From `ivf_min_rows` rows,
-nearest rows come from an inverted file the build stores beside the records and a load reads on a thread
-of its own: pgvector's HNSW found 0.38 of the exact top 10 at 100,000 near-duplicate-heavy entries and
-0.54 at a million (docs/benchmarks.md), and its IVFFlat needed a scan of an eighth of the rows. Until the
-inverted file is in (a million entries: ~1.5 GB), nearest rows come from HNSW, as before. A load reads the record
-files in one SELECT and holds them as a `RecordTable` (columns, texts decoded when shown), as the folder
-store does: a jsonb row per record (formats 1-3) took ~12 s to read at a million entries. It checks their
-sizes and shapes; `verify` (`info`) also their sha256. This module does not choose between stores
-(stores.py) and imports psycopg only when a PgStore is used.
+database: nearest rows and the cosines of candidate entries are SQL queries. From `ivf_min_rows` rows
+(50,000 entries) a build also stores an inverted file of the vectors (half-precision codes, ~0.75 KB a
+row) beside the records; the first search of a loaded index starts reading it on a thread of its own,
+and once it is in, nearest rows come from it, in the client. On near-duplicate-heavy vectors pgvector's
+HNSW found 0.43 of the exact top 10 at 100,000 entries and 0.54 at a million, and its IVFFlat needed an
+eighth of the rows scanned for 0.98 (docs/benchmarks.md). Until the file is in, nearest rows come from
+HNSW (exact below `hnsw_min_rows`).
+
+A load reads the record files in one SELECT and holds them as a `RecordTable` (columns, texts decoded
+when shown), as the folder store does: a jsonb row per record (formats 1-3) took ~12 s to read at a
+million entries. It checks their sizes and shapes; `verify` (`info`) also their sha256, and the inverted
+file's (which its read checks too). This module does not choose between stores (stores.py) and imports
+psycopg only when a PgStore is used.
 
 Format 4 is this store's own: the folder store's files did not change (it stays at 3). A generation
 of formats 1-3 is still read, so the build that replaces it (an older format: stale) reuses its vectors.
@@ -112,8 +116,12 @@ KEPT_POSITIONS = 1_000
 # codes, √rows lists, an eighth of them probed: the folder store's, recall@10 1.000 at a million entries),
 # searched in the client once a load has read it (~150 MB at 100,000 entries).
 IVF_MIN_ROWS = 100_000
-IVF_FILE, ROW_POSITIONS_FILE = "ivf.faiss", "row_positions.npy"  # row_positions: int32, little-endian
+IVF_FILE, ROW_POSITIONS_FILE = "ivf.faiss", "row_positions.npy"  # raw little-endian int32 (no .npy header)
 VECTOR_FILES = (IVF_FILE, ROW_POSITIONS_FILE)
+# A batch of this many nearest-row searches (`missing`'s hints, a batch search) waits for the inverted file
+# rather than asking the database once each, for at most IVF_WAIT_S (then the database answers).
+IVF_WAIT_MIN_QUERIES = 64
+IVF_WAIT_S = 300.0
 _GENERATIONS = "indexer_generations"
 _LOCK_BUILD, _LOCK_READ, _LOCK_SCHEMA = 0x1D5E_0001, 0x1D5E_0002, 0x1D5E_0003  # advisory lock namespaces
 
@@ -129,16 +137,16 @@ class PgStore:
         name: str | None = None,
         hnsw_min_rows: int = HNSW_MIN_ROWS,
         ivf_min_rows: int = IVF_MIN_ROWS,
-        client_ivf: bool = True,
+        read_ivf: bool = True,
     ) -> None:
-        """`ivf_min_rows`: builds from this many rows keep an inverted file; `client_ivf` False: loads leave
+        """`ivf_min_rows`: builds from this many rows keep an inverted file; `read_ivf` False: loads leave
         it unread, so nearest rows always come from the database (what bench/pgmillion.py compares with)."""
         base, _, fragment = url.partition("#")
         self.url = base
         self.name = name or fragment or DEFAULT_NAME
         self.hnsw_min_rows = hnsw_min_rows
         self.ivf_min_rows = ivf_min_rows
-        self.client_ivf = client_ivf
+        self.read_ivf = read_ivf
         self.location = re.sub(r"//([^:/@]*):[^@/]+@", r"//\1:***@", base) + (
             f"#{self.name}" if self.name != DEFAULT_NAME else ""
         )
@@ -160,8 +168,8 @@ class PgStore:
         return PgStoredIndex(self)
 
     def verify(self) -> None:
-        """Hash the record files against the manifest (a load checks their sizes and shapes, and the
-        counts); the rows and vectors are the database's to keep."""
+        """Hash the record files and the inverted file against the manifest (a load checks the records'
+        sizes and shapes, and the counts); the rows and vectors are the database's to keep."""
         loaded = self.load()
         try:
             loaded.verify_record_files()
@@ -197,11 +205,11 @@ class PgStore:
             raise ValueError(f"vectors {vectors.shape} do not match {len(rows.fields)} rows of {dimension}")
         index_type = "hnsw" if len(rows.fields) >= self.hnsw_min_rows else "flat"
         files: dict[str, bytes | memoryview] = {**record_files(records)}
-        about_ivf = {}
+        about_ivf: dict[str, dict] = {}
         if len(rows.fields) >= self.ivf_min_rows:
-            ivf = vector_index(vectors, "ivf", dimension)
-            about_ivf = {"ivf": {"lists": list_count(ivf)}}
-            files[IVF_FILE] = _serialized(ivf).data  # a view, not copied into bytes: ~1.5 GB at a million
+            serialized, lists = _inverted_file(vectors, dimension)
+            about_ivf = {"ivf": {"lists": lists}}
+            files[IVF_FILE] = serialized.data  # a view, not copied into bytes: ~1.5 GB at a million
             files[ROW_POSITIONS_FILE] = rows.positions.astype("<i4").tobytes()
         manifest = {
             **manifest,
@@ -279,10 +287,13 @@ class PgStore:
             _drop_unused_generations(conn, self.name)
 
 
-def _serialized(ivf) -> np.ndarray:
+def _inverted_file(vectors: np.ndarray, dimension: int) -> tuple[np.ndarray, int]:
+    """The inverted file of `vectors` serialized (uint8, FAISS's format), and its list count. Trained anew
+    by every build (the folder store updates its previous one); the index itself is freed on return."""
     import faiss
 
-    return faiss.serialize_index(ivf)  # uint8, FAISS's own format
+    ivf = vector_index(vectors, "ivf", dimension)
+    return faiss.serialize_index(ivf), list_count(ivf)
 
 
 def give_build_memory(conn: psycopg.Connection) -> None:
@@ -375,7 +386,8 @@ def _drop_unused_generations(conn: psycopg.Connection, name: str) -> None:
 
 
 class PgStoredIndex:
-    """A loaded generation: manifest and records in memory, vectors queried in the database.
+    """A loaded generation: manifest and records in memory, vectors queried in the database (nearest rows
+    in the client's copy of the inverted file once it is read).
 
     Offers what search.py and build.py use of `store.StoredIndex`. Safe to share between threads (one
     query at a time on its connection); reconnects once when the connection drops. `close()` releases
@@ -388,7 +400,7 @@ class PgStoredIndex:
         self._lock = threading.Lock()
         self._settings: tuple | None = None
         self._kept_vectors: dict[bytes, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._client_ivf: Future[ClientIvf | None] | None = None
+        self._ivf_read: _InvertedFileRead | None = None
         self._conn = store.connect(autocommit=True)
         self._closer = weakref.finalize(self, self._conn.close)
         try:
@@ -428,38 +440,13 @@ class PgStoredIndex:
         self.hnsw = self.manifest.get("index_type") == "hnsw"
         self._row_count = int(total)
         self.ef_search = min(HNSW_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, self._configured_ef_search()))
-        if self._store.client_ivf and all(name in self.manifest.get("files", {}) for name in VECTOR_FILES):
-            self._client_ivf = started_unawaited(self._read_client_ivf)  # a one-off search never waits for it
-
-    def _read_client_ivf(self) -> ClientIvf | None:
-        """The generation's inverted file and row positions, read on a connection of its own while this
-        index answers from the database; None (and one warning) when they cannot be read whole."""
-        import faiss
-
-        try:
-            with self._store.connect(autocommit=True) as conn:
-                files = _stored_files(conn, self._records_table, self.manifest, VECTOR_FILES)
-            ivf = set_probes(faiss.deserialize_index(np.frombuffer(files[IVF_FILE], dtype=np.uint8)))
-            positions = np.frombuffer(files[ROW_POSITIONS_FILE], dtype="<i4").astype(np.int64)
-            if ivf.ntotal != self._row_count or len(positions) != self._row_count:
-                raise ValueError("the inverted file does not hold the generation's rows")
-            return ClientIvf(ivf, positions)
-        except (IndexerError, psycopg.Error, RuntimeError, ValueError) as exc:
-            if self._closer.alive:  # else the generation was let go while this ran: nothing to report
-                logging.getLogger("indexer").warning(
-                    "index at %s: its inverted file cannot be read (%s); nearest rows come from the database",
-                    self.location,
-                    str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__,
-                )
-            return None
+        if self._store.read_ivf and all(name in self.manifest.get("files", {}) for name in VECTOR_FILES):
+            self._ivf_read = _InvertedFileRead(self._store, self._records_table, self.manifest, self._row_count)
 
     def client_ivf(self, wait: bool = False) -> ClientIvf | None:
-        """The inverted file searched in the client, once read (`wait`: block until it is); None before,
-        or for a generation without one."""
-        future = self._client_ivf
-        if future is None or not (wait or future.done()):
-            return None
-        return future.result()
+        """The inverted file searched in the client once it is read (the first call starts the read;
+        `wait`: block until it ends, at most `IVF_WAIT_S`); None before, or without one."""
+        return self._ivf_read.get(wait) if self._ivf_read is not None else None
 
     @functools.cached_property
     def position_of(self) -> dict[RecordId, int]:
@@ -508,7 +495,7 @@ class PgStoredIndex:
         if all(name in self.manifest["files"] for name in VECTOR_FILES):
             try:
                 with self._lock:
-                    _stored_files(self._conn, self._records_table, self.manifest, VECTOR_FILES)
+                    _stored_files(self._conn, self._records_table, self.manifest, VECTOR_FILES, keep=False)
             except ValueError as exc:
                 raise IndexCorruptError(f"index at {self.location} is corrupt: {exc}; rebuild it") from None
 
@@ -564,6 +551,8 @@ class PgStoredIndex:
         return True
 
     def close(self) -> None:
+        if self._ivf_read is not None:
+            self._ivf_read.stop()
         self._closer()
 
     def _query(
@@ -686,15 +675,14 @@ class PgStoredIndex:
         return np.asarray([position for rows in found for (position,) in rows], dtype=np.int64)
 
     def nearest_positions_each(self, query_vectors: np.ndarray, depth: int) -> list[np.ndarray]:
-        """Per query vector, the positions owning its `depth` nearest rows: batched over the inverted file
-        (waited for: at a million entries a database query each took ~15 ms, the whole file loads in
-        seconds), as the folder store batches them; else one query each."""
-        ivf = self.client_ivf(wait=len(query_vectors) > 1)  # many queries: worth waiting for
+        """Per query vector, the positions owning its `depth` nearest rows: batched over the inverted file as
+        the folder store batches them (for `IVF_WAIT_MIN_QUERIES` or more, waited for: a database query
+        each takes ~15 ms at a million entries), else one query each."""
+        ivf = self.client_ivf(wait=len(query_vectors) >= IVF_WAIT_MIN_QUERIES)
         if ivf is None:
             return [self.nearest_positions(vector[None, :], depth) for vector in np.asarray(query_vectors)]
         queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
-        # the inverted file keeps half-precision codes, which `ivf_nearest_rows` reads: no vectors needed
-        rows = ivf_nearest_rows(ivf.index, np.zeros((0, queries.shape[1]), np.float32), queries, depth)
+        rows = ivf_nearest_rows(ivf.index, None, queries, min(depth, self._row_count))  # read from its codes
         return [ivf.positions[found[found >= 0]] for found in rows]
 
     def question_vector(self, position: int) -> np.ndarray:
@@ -737,19 +725,87 @@ class ClientIvf:
     positions: np.ndarray  # int64, one per row
 
 
+class _Stopped(Exception):
+    """The read was stopped: the index that wanted it was closed."""
+
+
+class _InvertedFileRead:
+    """The read of a generation's inverted file on a daemon thread, started by the first search (a load
+    that never searches, as `info` or a build's look at the previous generation, reads nothing) and
+    stopped by `stop()`. It holds no reference to the loaded index, so garbage collection can close that
+    while the read runs; its connection is its own."""
+
+    def __init__(self, store: PgStore, records_table: sql.Identifier, manifest: dict, row_count: int) -> None:
+        self._store, self._records_table, self._manifest, self._row_count = store, records_table, manifest, row_count
+        self._stopped = threading.Event()
+        self._starting = threading.Lock()
+        self._future: Future[ClientIvf | None] | None = None
+
+    def get(self, wait: bool) -> ClientIvf | None:
+        with self._starting:
+            if self._future is None and not self._stopped.is_set():
+                self._future = started_unawaited(self._read)  # a one-off search never waits for it
+            future = self._future
+        if future is None or not (wait or future.done()):
+            return None
+        try:
+            return future.result(timeout=IVF_WAIT_S)
+        except TimeoutError:  # a stalled server: the database answers meanwhile
+            return None
+
+    def stop(self) -> None:
+        """Stop the read (at its next part) and let go of what it read."""
+        self._stopped.set()
+        with self._starting:
+            self._future = None
+
+    def _read(self) -> ClientIvf | None:
+        """The inverted file and row positions; None (and one warning) when they cannot be read whole."""
+        import faiss
+
+        try:
+            with self._store.connect(autocommit=True) as conn:
+                files = _stored_files(conn, self._records_table, self._manifest, VECTOR_FILES, self._stopped)
+            ivf = set_probes(faiss.deserialize_index(np.frombuffer(files[IVF_FILE], dtype=np.uint8)))
+            positions = np.frombuffer(files[ROW_POSITIONS_FILE], dtype="<i4").astype(np.int64)
+            if ivf.ntotal != self._row_count or len(positions) != self._row_count:
+                raise ValueError("the inverted file does not hold the generation's rows")
+            return ClientIvf(ivf, positions)
+        except _Stopped:
+            return None
+        except Exception as exc:  # any failure (MemoryError for ~1.5 GB included) leaves search to the database
+            if not self._stopped.is_set():
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                logging.getLogger("indexer").warning(
+                    "index at %s: its inverted file cannot be read (%s); nearest rows come from the database",
+                    self._store.location,
+                    reason,
+                )
+            return None
+
+
 def _stored_files(
-    conn: psycopg.Connection, records_table: sql.Identifier, manifest: dict, names: Sequence[str]
+    conn: psycopg.Connection,
+    records_table: sql.Identifier,
+    manifest: dict,
+    names: Sequence[str],
+    stopped: threading.Event | None = None,
+    keep: bool = True,
 ) -> dict[str, bytearray]:
     """Files stored in parts in the records table, each assembled in one buffer of the size the manifest
-    gives (a part at a time: at a million entries the inverted file is ~1.5 GB), and checked against its
-    sha256. ValueError when a file is not whole."""
-    files = {name: bytearray(int(manifest["files"][name]["bytes"])) for name in names}
-    filled = dict.fromkeys(names, 0)
+    gives (`keep` False: only checked), hashed as the parts arrive. One part per query: psycopg holds a
+    whole result in the client, which for the inverted file of a million entries would be ~1.5 GB more.
+    ValueError when a file is not whole or fails its sha256; `_Stopped` once `stopped` is set."""
+    files = {name: bytearray(int(manifest["files"][name]["bytes"]) if keep else 0) for name in names}
+    filled, digests = dict.fromkeys(names, 0), {name: hashlib.sha256() for name in names}
     parts = conn.execute(
         sql.SQL("SELECT file, part FROM {} WHERE file = ANY(%s) ORDER BY file, part").format(records_table),
         (list(names),),
     ).fetchall()
-    for name, part in parts:  # one part per query: the server sends each as one message
+    expected = dict.fromkeys(names, 0)
+    for name, part in parts:
+        if stopped is not None and stopped.is_set():
+            raise _Stopped
         (data,) = _one(
             conn.execute(
                 sql.SQL("SELECT bytes FROM {} WHERE file = %s AND part = %s").format(records_table),
@@ -758,12 +814,15 @@ def _stored_files(
             )
         )
         end = filled[name] + len(data)
-        if part * RECORD_PART_BYTES != filled[name] or end > len(files[name]):
+        if part != expected[name] or end > int(manifest["files"][name]["bytes"]):
             raise ValueError(f"{name}'s parts are not the ones written")
-        files[name][filled[name] : end] = data
-        filled[name] = end
-    for name, data in files.items():
-        if filled[name] != len(data) or hashlib.sha256(data).hexdigest() != manifest["files"][name]["sha256"]:
+        if keep:
+            files[name][filled[name] : end] = data
+        digests[name].update(data)
+        filled[name], expected[name] = end, part + 1
+    for name in names:
+        entry = manifest["files"][name]
+        if filled[name] != int(entry["bytes"]) or digests[name].hexdigest() != entry["sha256"]:
             raise ValueError(f"{name} fails its checksum")
     return files
 

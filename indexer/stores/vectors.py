@@ -230,14 +230,15 @@ def exact_nearest_rows(vectors: np.ndarray, queries: np.ndarray, depth: int, blo
     return found
 
 
-def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth: int) -> np.ndarray:
+def ivf_nearest_rows(ivf_index, vectors: np.ndarray | None, queries: np.ndarray, depth: int) -> np.ndarray:
     """(queries, depth) nearest rows, -1 padded, among the members of the lists nearest each query, scored
     with one matrix product per list. For thousands of queries this beats FAISS's own search, which
     decodes half-precision codes one query at a time (10,000 queries at 190k rows: 14 s with the query
     path's probes). It probes `BATCH_PROBE_DIVISOR` times fewer lists than a single query does.
 
     A list's rows are scored as the inverted file keeps them (`_list_rows`), as FAISS's search scores them:
-    callers score the candidates exactly afterwards.
+    callers score the candidates exactly afterwards. `vectors` (the rows in full) are read only for an
+    inverted file without half-precision codes; None when the caller holds no copy of them.
 
     The queries are split between the cores (`_BATCH_WORKERS_MIN_QUERIES` each at least), every worker with
     BLAS on one thread: ~1,000 small products ran at 30-37 GMAC/s on one BLAS thread here and at 16-18 on
@@ -257,7 +258,9 @@ def ivf_nearest_rows(ivf_index, vectors: np.ndarray, queries: np.ndarray, depth:
         return np.vstack(_side_by_side(nearest, _core_shares(np.arange(len(queries)), _BATCH_WORKERS_MIN_QUERIES)))
 
 
-def _probed_nearest_rows(ivf, vectors: np.ndarray, queries: np.ndarray, probes: np.ndarray, depth: int) -> np.ndarray:
+def _probed_nearest_rows(
+    ivf, vectors: np.ndarray | None, queries: np.ndarray, probes: np.ndarray, depth: int
+) -> np.ndarray:
     """`ivf_nearest_rows` of these queries over the lists `probes` (theirs, nearest first), in two passes:
     each query's nearest list first, which sets a high bar, so that in the second pass (its other lists)
     only the few queries a list improves are merged."""
@@ -282,7 +285,7 @@ def _list_members(invlists, lst: int) -> np.ndarray:
     return faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy() if size else np.zeros(0, dtype=np.int64)
 
 
-def _list_rows(ivf, lst: int, members: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+def _list_rows(ivf, lst: int, members: np.ndarray, vectors: np.ndarray | None) -> np.ndarray:
     """The vectors of a list's `members`. From the list's own half-precision codes (a residual from the
     list's centre) when the file keeps those: they lie together, where the same rows of `vectors` are
     scattered over the whole mapped file, a page (and a TLB miss) each (100,000 entries, every missing
@@ -291,6 +294,8 @@ def _list_rows(ivf, lst: int, members: np.ndarray, vectors: np.ndarray) -> np.nd
 
     quantizer = getattr(faiss.downcast_index(ivf), "sq", None)
     if quantizer is None or quantizer.qtype != faiss.ScalarQuantizer.QT_fp16:
+        if vectors is None:
+            raise ValueError("this inverted file keeps no half-precision codes: its rows' vectors are needed")
         return vectors[members]
     codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(lst), len(members) * ivf.code_size)
     rows = np.frombuffer(codes, dtype=np.float16).reshape(len(members), ivf.d).astype(np.float32)

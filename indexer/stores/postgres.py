@@ -444,8 +444,8 @@ class PgStoredIndex:
             self._ivf_read = _InvertedFileRead(self._store, self._records_table, self.manifest, self._row_count)
 
     def client_ivf(self, wait: bool = False) -> ClientIvf | None:
-        """The inverted file searched in the client once it is read (the first call starts the read;
-        `wait`: block until it ends, at most `IVF_WAIT_S`); None before, or without one."""
+        """The inverted file searched in the client once it is read (the second call starts the read, or a
+        first that waits; `wait`: block until it ends, at most `IVF_WAIT_S`); None before, or without one."""
         return self._ivf_read.get(wait) if self._ivf_read is not None else None
 
     @functools.cached_property
@@ -730,21 +730,24 @@ class _Stopped(Exception):
 
 
 class _InvertedFileRead:
-    """The read of a generation's inverted file on a daemon thread, started by the first search (a load
-    that never searches, as `info` or a build's look at the previous generation, reads nothing) and
-    stopped by `stop()`. It holds no reference to the loaded index, so garbage collection can close that
-    while the read runs; its connection is its own."""
+    """The read of a generation's inverted file on a daemon thread, started when nearest rows are asked for
+    a second time, or for a batch (a load that never searches, as `info` or a build's look at the previous
+    generation, reads nothing; nor does a one-off `search`, whose one query the read slowed from 0.23 to
+    1.1 s at a million entries), and stopped by `stop()`. It holds no reference to the loaded index, so
+    garbage collection can close that while the read runs; its connection is its own."""
 
     def __init__(self, store: PgStore, records_table: sql.Identifier, manifest: dict, row_count: int) -> None:
         self._store, self._records_table, self._manifest, self._row_count = store, records_table, manifest, row_count
         self._stopped = threading.Event()
         self._starting = threading.Lock()
         self._future: Future[ClientIvf | None] | None = None
+        self._asked = False
 
     def get(self, wait: bool) -> ClientIvf | None:
         with self._starting:
-            if self._future is None and not self._stopped.is_set():
-                self._future = started_unawaited(self._read)  # a one-off search never waits for it
+            if self._future is None and not self._stopped.is_set() and (self._asked or wait):
+                self._future = started_unawaited(self._read)
+            self._asked = True
             future = self._future
         if future is None or not (wait or future.done()):
             return None

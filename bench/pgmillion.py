@@ -157,7 +157,7 @@ def sample_data(entries: int, query_count: int) -> tuple[np.ndarray, np.ndarray]
     return vectors, SentenceTransformerEncoder().encode(texts)
 
 
-def build_child(url: str, entries: str, query_count: str, work: str, kind: str) -> None:
+def build_child(url: str, entries: str, query_count: str, work: str, kind: str, hnsw_min_rows: str) -> None:
     """Make the synthetic index, save the queries with their exact top 10, write the store."""
     from indexer.retrieval.lexical import LexicalIndex
     from indexer.stores.postgres import PgStore
@@ -184,7 +184,7 @@ def build_child(url: str, entries: str, query_count: str, work: str, kind: str) 
     times["client_rss_before_write_mb"] = status_mb("VmRSS")
     print(json.dumps({"write_started": time.time()}), flush=True)
     mark = time.perf_counter()
-    store = PgStore(url, NAME)
+    store = PgStore(url, NAME, **({} if hnsw_min_rows == "default" else {"hnsw_min_rows": int(hnsw_min_rows)}))
     with store.lock():
         store.write(records, rows, vectors, manifest, lexical)
     times["write_s"] = time.perf_counter() - mark
@@ -222,10 +222,13 @@ def child(name: str, *args: str) -> subprocess.Popen:
 # ---- the measurements ----------------------------------------------------------------------------
 
 
-def build(url: str, postmaster: int, entries: int, query_count: int, work: Path, kind: str) -> dict:
+def build(
+    url: str, postmaster: int, entries: int, query_count: int, work: Path, kind: str, hnsw_min_rows: int | None
+) -> dict:
     watch = ServerWatch(url, postmaster)
     watch.start()
-    proc = child("_build", url, str(entries), str(query_count), str(work), kind)
+    threshold = "default" if hnsw_min_rows is None else str(hnsw_min_rows)
+    proc = child("_build", url, str(entries), str(query_count), str(work), kind, threshold)
     assert proc.stdout is not None
     lines = [json.loads(line) for line in proc.stdout]
     if proc.wait():
@@ -333,6 +336,12 @@ def main() -> int:
     parser.add_argument("--build-memory", default="5GB", help="maintenance_work_mem for the build (in the URL)")
     parser.add_argument("--keep", action="store_true", help="keep the server's data (a rerun reuses the index)")
     parser.add_argument(
+        "--hnsw-min-rows",
+        type=int,
+        help="the store's HNSW threshold (default: the store's); above the row count no graph is built "
+        "(minutes, not ~40 at a million), and the database path is exact",
+    )
+    parser.add_argument(
         "--vectors",
         choices=["clusters", "sample"],
         default="clusters",
@@ -361,7 +370,9 @@ def main() -> int:
             built = {**json.loads(saved.read_text()), "build_reused": True}
         else:
             memory = with_options(url, maintenance_work_mem=args.build_memory)
-            built = build(memory, server.get_pid(), args.entries, args.queries, args.data, args.vectors)
+            built = build(
+                memory, server.get_pid(), args.entries, args.queries, args.data, args.vectors, args.hnsw_min_rows
+            )
             saved.write_text(json.dumps(built))
         row.update(built)
         row["load_after_build"] = os.getloadavg()

@@ -27,8 +27,8 @@ Vector contract as in store.py: normalised float32 vectors, score = inner produc
 Records live in the client (search, lexical matching and display need them); vectors stay in the
 database: nearest rows and the cosines of candidate entries are SQL queries. From `ivf_min_rows` rows
 (50,000 entries) a build also stores an inverted file of the vectors (half-precision codes, ~0.75 KB a
-row) beside the records; the first search of a loaded index starts reading it on a thread of its own,
-and once it is in, nearest rows come from it, in the client. On near-duplicate-heavy vectors pgvector's
+row) beside the records; a loaded index starts reading it on a thread of its own at its second search
+(or a batch), and once it is in, nearest rows come from it, in the client. On near-duplicate-heavy vectors pgvector's
 HNSW found 0.43 of the exact top 10 at 100,000 entries and 0.54 at a million, and its IVFFlat needed an
 eighth of the rows scanned for 0.98 (docs/benchmarks.md). Until the file is in, nearest rows come from
 HNSW (exact below `hnsw_min_rows`).
@@ -479,25 +479,17 @@ class PgStoredIndex:
         return {name: b"".join(chunks) for name, chunks in parts.items()}
 
     def verify_record_files(self) -> None:
-        """IndexCorruptError when a record file's (or the inverted file's) bytes are not those the build hashed."""
+        """IndexCorruptError when a record file's (or the inverted file's) bytes are not those the build
+        hashed (format 4), each file read a part at a time and hashed as it comes, as the inverted file's
+        read checks it."""
         if self.manifest["format_version"] < RECORDS_AS_FILES:
             return
-        with self._lock:
-            try:
-                files = self._record_files()
-            except ValueError:
-                raise IndexCorruptError(
-                    f"index at {self.location} is corrupt: its record files are not whole"
-                ) from None
-        for name, data in files.items():
-            if hashlib.sha256(data).hexdigest() != self.manifest["files"][name]["sha256"]:
-                raise IndexCorruptError(f"index at {self.location} is corrupt: {name} fails its checksum; rebuild it")
-        if all(name in self.manifest["files"] for name in VECTOR_FILES):
-            try:
-                with self._lock:
-                    _stored_files(self._conn, self._records_table, self.manifest, VECTOR_FILES, keep=False)
-            except ValueError as exc:
-                raise IndexCorruptError(f"index at {self.location} is corrupt: {exc}; rebuild it") from None
+        names = [*RECORD_FILES, *(VECTOR_FILES if all(n in self.manifest["files"] for n in VECTOR_FILES) else ())]
+        try:
+            with self._lock:
+                _stored_files(self._conn, self._records_table, self.manifest, names, keep=False)
+        except ValueError as exc:
+            raise IndexCorruptError(f"index at {self.location} is corrupt: {exc}; rebuild it") from None
 
     def _configured_ef_search(self) -> int:
         """hnsw.ef_search as the connection was configured (`?options=-c hnsw.ef_search=400` in the URL,
